@@ -1,0 +1,74 @@
+import CrowsnestWire
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Follows Docker's event stream and keeps the events until the next sweep takes them into its batch.
+///
+/// Events carry Docker's own timestamps, which is what makes downtime exact to the second. The stream is
+/// re-opened with backoff when Docker restarts, resuming from the last event seen so none are missed.
+public final class DockerEventWatcher: Service, Sendable {
+    /// At most this many events wait for a sweep; older ones are dropped (and counted) beyond it.
+    public static let bufferLimit = 10_000
+
+    private let docker: DockerClient
+    private let logger: Logger
+    private let state = Mutex<(events: [Crowsnest_V1_ContainerEvent], dropped: Int, lastNano: Int64?)>(([], 0, nil))
+
+    public init(docker: DockerClient, logger: Logger) {
+        self.docker = docker
+        self.logger = logger
+    }
+
+    /// Removes and returns the events gathered since the last call, oldest first.
+    public func drain() -> [Crowsnest_V1_ContainerEvent] {
+        state.withLock { value in
+            defer { value.events.removeAll(keepingCapacity: true) }
+            return value.events
+        }
+    }
+
+    public func run() async throws {
+        var backoff = Backoff(base: .seconds(1), cap: .seconds(30))
+        var reportedFailure = false
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let since = state.withLock { $0.lastNano.map { $0 + 1 } }
+            do {
+                for try await event in docker.events(since: since).cancelOnGracefulShutdown() {
+                    if reportedFailure {
+                        logger.info("docker event stream restored")
+                        reportedFailure = false
+                    }
+                    backoff.reset()
+                    record(Crowsnest_V1_ContainerEvent(event))
+                }
+                if Task.isShuttingDownGracefully { return }
+            } catch is CancellationError {
+                return
+            } catch {
+                if !reportedFailure {
+                    logger.warning("docker event stream unavailable; exact stop times fall back to inspect data until it returns",
+                                   metadata: ["error": "\(error)"])
+                    reportedFailure = true
+                }
+            }
+            do { try await Task.sleep(for: backoff.nextDelay()) } catch { return }
+        }
+    }
+
+    private func record(_ event: Crowsnest_V1_ContainerEvent) {
+        let dropped: Bool = state.withLock { value in
+            value.lastNano = max(value.lastNano ?? 0, event.timeUnixNano)
+            value.events.append(event)
+            if value.events.count > Self.bufferLimit {
+                value.events.removeFirst(value.events.count - Self.bufferLimit)
+                value.dropped += 1
+                return value.dropped == 1
+            }
+            return false
+        }
+        if dropped {
+            logger.warning("docker event buffer full; dropping the oldest events", metadata: ["limit": "\(Self.bufferLimit)"])
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import CrowsnestWire
+import Logging
+import ServiceLifecycle
+import Synchronization
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// One sweep's worth of container figures, or why there are none.
+public struct ContainerSweep: Sendable {
+    public var containers: [Crowsnest_V1_ContainerSample]
+    public var unavailableReason: String
+}
+
+/// Samples the host and every container on wall-clock-aligned ticks and spools each sweep as a batch.
+///
+/// Counters are read raw from cgroup files and `/proc/<pid>/net/dev` (the server derives rates); where those
+/// cannot be read it falls back to Docker's one-shot stats and says once why. A Docker engine that cannot be
+/// reached leaves host figures flowing, with the reason in the batch.
+public final class Sampler: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var interval: Duration
+        public var cgroupRoot: String = "/sys/fs/cgroup"
+        public var procRoot: String = "/proc"
+        public init(interval: Duration) { self.interval = interval }
+    }
+
+    private let configuration: Configuration
+    private let docker: DockerClient
+    private let events: DockerEventWatcher
+    private let spool: Spool
+    private let sequence: SequenceStore
+    private let doorbell: Doorbell
+    private let hostReader: HostReader
+    private let statsReader: ContainerStatsReader
+    private let logger: Logger
+    private let warned = Mutex<Set<String>>([])
+
+    public init(configuration: Configuration, docker: DockerClient, events: DockerEventWatcher, spool: Spool,
+                sequence: SequenceStore, doorbell: Doorbell, logger: Logger) {
+        self.configuration = configuration
+        self.docker = docker
+        self.events = events
+        self.spool = spool
+        self.sequence = sequence
+        self.doorbell = doorbell
+        self.hostReader = HostReader(procRoot: configuration.procRoot)
+        self.statsReader = ContainerStatsReader(cgroupRoot: configuration.cgroupRoot, procRoot: configuration.procRoot)
+        self.logger = logger
+    }
+
+    /// The next wall-clock multiple of `interval` strictly after `nowMillis`.
+    public static func nextTick(afterMillis nowMillis: Int64, intervalMillis: Int64) -> Int64 {
+        (nowMillis / intervalMillis + 1) * intervalMillis
+    }
+
+    public func run() async throws {
+        let intervalMillis = Int64(configuration.interval.components.seconds * 1000)
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let tick = Self.nextTick(afterMillis: now, intervalMillis: intervalMillis)
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(tick - now)) }
+            } catch { return }
+            do {
+                try await sweep(tickMillis: tick)
+            } catch {
+                logger.error("sweep failed; its batch was not spooled", metadata: ["tick": "\(tick)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Samples once and spools the batch; returns it (tests and benchmarks call this directly).
+    @discardableResult
+    public func sweep(tickMillis: Int64) async throws -> Crowsnest_V1_SampleBatch {
+        var batch = Crowsnest_V1_SampleBatch()
+        batch.tsUnixMs = tickMillis
+        batch.intervalSeconds = UInt32(configuration.interval.components.seconds)
+        do {
+            batch.host = try hostReader.read()
+        } catch {
+            warnOnce("host", "cannot read host figures", error: "\(error)")
+        }
+        let containers = await sampleContainers()
+        batch.containers = containers.containers
+        batch.containersUnavailableReason = containers.unavailableReason
+        batch.events = events.drain()
+        batch.spoolDroppedBatches = try spool.takeDroppedSinceLastReport()
+        batch.seq = try sequence.next()
+        let bytes: [UInt8] = try Crowsnest_V1_Frame.with(.batch(batch)).serializedBytes()
+        try spool.append(seq: batch.seq, payload: bytes)
+        doorbell.ring()
+        return batch
+    }
+
+    /// Lists and inspects every container, then reads its counters.
+    public func sampleContainers() async -> ContainerSweep {
+        let summaries: [DockerContainerSummary]
+        do {
+            summaries = try await docker.listContainers(all: true)
+            clearWarning("docker", message: "Docker engine reachable again; container figures resume")
+        } catch {
+            let reason = "Docker engine unavailable: \(error)"
+            warnOnce("docker", "container figures missing: the Docker engine cannot be reached; host figures keep flowing",
+                     error: "\(error)")
+            return ContainerSweep(containers: [], unavailableReason: reason)
+        }
+        var samples: [Crowsnest_V1_ContainerSample] = []
+        samples.reserveCapacity(summaries.count)
+        for summary in summaries {
+            let details: DockerContainerDetails
+            do {
+                details = try await docker.inspect(summary.id)
+            } catch {
+                // Removed between list and inspect: skip it this tick.
+                continue
+            }
+            var sample = Crowsnest_V1_ContainerSample()
+            sample.setIdentityAndState(from: details)
+            if details.state == "running" || details.state == "paused", details.pid > 0 {
+                do {
+                    let stats = try statsReader.read(pid: Int32(details.pid), dockerID: details.id)
+                    let limit = sample.memoryLimitBytes
+                    sample.apply(stats)
+                    if limit > 0 { sample.memoryLimitBytes = limit }
+                } catch {
+                    warnOnce("cgroup", "cannot read container cgroup files; using Docker's stats API instead (slower)",
+                             error: "\(error)")
+                    if let stats = try? await docker.oneShotStats(details.id) {
+                        let limit = sample.memoryLimitBytes
+                        sample.setCounters(from: stats)
+                        if limit > 0 { sample.memoryLimitBytes = limit }
+                    }
+                }
+            }
+            samples.append(sample)
+        }
+        return ContainerSweep(containers: samples, unavailableReason: "")
+    }
+
+    private func warnOnce(_ key: String, _ message: Logger.Message, error: String) {
+        let first = warned.withLock { $0.insert(key).inserted }
+        if first { logger.warning(message, metadata: ["error": "\(error)"]) }
+    }
+
+    private func clearWarning(_ key: String, message: Logger.Message) {
+        let was = warned.withLock { $0.remove(key) != nil }
+        if was { logger.info(message) }
+    }
+}

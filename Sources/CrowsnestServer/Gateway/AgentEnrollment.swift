@@ -1,0 +1,44 @@
+import CrowsnestWire
+import Foundation
+import Logging
+import PostgresNIO
+import X509
+
+/// Turns an enrollment token and a CSR into an agent row and a client certificate, all or nothing.
+public struct AgentEnrollment: Sendable {
+    public let client: PostgresClient
+    public let authority: CertificateAuthority
+    public let logger: Logger
+
+    public init(client: PostgresClient, authority: CertificateAuthority, logger: Logger) {
+        self.client = client
+        self.authority = authority
+        self.logger = logger
+    }
+
+    /// Consumes the token and signs the CSR in one transaction: a refused token leaves nothing behind, and a
+    /// token can be used once only.
+    public func enroll(_ request: Crowsnest_V1_EnrollRequest) async throws -> Crowsnest_V1_EnrollResponse {
+        guard !request.token.isEmpty, request.token.utf8.count <= 256 else {
+            throw StoreError(.tokenRejected, "enrollment token is missing or too long")
+        }
+        let agentID = UUID()
+        let authority = self.authority
+        let logger = self.logger
+        return try await client.withTransaction(logger: logger) { connection in
+            let tenantID = try await EnrollmentTokenStore.consume(token: request.token, agentID: agentID,
+                                                                  on: connection, logger: logger)
+            let certificatePEM = try authority.signAgentCSR(csrPEM: request.csrPem, agentID: agentID, tenantID: tenantID)
+            let serial = (try? Certificate(pemEncoded: certificatePEM)).map { "\($0.serialNumber)" } ?? ""
+            try await AgentStore.insert(tenantID: tenantID, agentID: agentID, host: request.host,
+                                        agentVersion: request.agentVersion, certificateSerial: serial,
+                                        on: connection, logger: logger)
+            var response = Crowsnest_V1_EnrollResponse()
+            response.agentID = agentID.uuidString.lowercased()
+            response.tenantID = tenantID.uuidString.lowercased()
+            response.certificatePem = certificatePEM
+            response.caCertificatePem = authority.caCertificatePEM
+            return response
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import ServiceLifecycle
+
+/// Where and how the agent gateway listens.
+public struct GatewayConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// A TLS handshake must finish within this time.
+    public var handshakeTimeout: TimeAmount
+    /// A connection that sends nothing (not even heartbeats) for this long is closed.
+    public var idleTimeout: TimeAmount
+
+    public init(host: String = "0.0.0.0", port: Int = 7443, handshakeTimeout: TimeAmount = .seconds(10),
+                idleTimeout: TimeAmount = .seconds(90)) {
+        self.host = host
+        self.port = port
+        self.handshakeTimeout = handshakeTimeout
+        self.idleTimeout = idleTimeout
+    }
+}
+
+/// The TLS listener agents connect to: mutual TLS, one `AgentSession` per connection.
+///
+/// Each connection runs in its own child task and its errors stay there, so one misbehaving agent never
+/// disturbs the others. On graceful shutdown the listener stops accepting and open sessions are closed;
+/// their unacknowledged batches stay in the agents' spools and are replayed on reconnect.
+public final class AgentGateway: Service, Sendable {
+    private let configuration: GatewayConfiguration
+    private let sslContext: NIOSSLContext
+    private let sessions: AgentSessionHandler
+    private let logger: Logger
+    private let onBound: @Sendable (SocketAddress) -> Void
+
+    public init(configuration: GatewayConfiguration, tlsConfiguration: TLSConfiguration, sessions: AgentSessionHandler,
+                logger: Logger, onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }) throws {
+        self.configuration = configuration
+        self.sslContext = try NIOSSLContext(configuration: tlsConfiguration)
+        self.sessions = sessions
+        self.logger = logger
+        self.onBound = onBound
+    }
+
+    public func run() async throws {
+        let sslContext = self.sslContext
+        let configuration = self.configuration
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: configuration.host, port: configuration.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(NIOSSLServerHandler(context: sslContext))
+                    try sync.addHandler(HandshakeTimeoutHandler(timeout: configuration.handshakeTimeout))
+                    try sync.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
+                    try sync.addHandler(IdleCloseHandler())
+                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        if let address = server.channel.localAddress {
+            logger.info("agent gateway listening", metadata: ["gateway.address": "\(address)"])
+            onBound(address)
+        }
+        let sessions = self.sessions
+        let logger = self.logger
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await server.executeThenClose { inbound in
+                    for try await connection in inbound {
+                        group.addTask {
+                            await withGracefulShutdownHandler {
+                                await sessions.handle(connection)
+                            } onGracefulShutdown: {
+                                connection.channel.close(promise: nil)
+                            }
+                        }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            logger.info("agent gateway stopping: no new connections")
+            server.channel.close(promise: nil)
+        }
+    }
+}

@@ -1,0 +1,198 @@
+import CrowsnestWire
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOSSL
+import X509
+
+/// Runs one agent connection: enrollment, or `Hello` → `Welcome` → batches and acks.
+///
+/// Identity and tenant come from the client certificate only. A batch is acknowledged only after the
+/// ingest transaction committed; when the database fails the session ends without an ack, so the batch stays
+/// in the agent's spool and is sent again after reconnecting.
+public struct AgentSessionHandler: Sendable {
+    public let agents: AgentStore
+    public let ingest: IngestWriter
+    public let enrollment: AgentEnrollment
+    public let logger: Logger
+    /// Heartbeat interval told to agents in `Welcome`.
+    public var heartbeatSeconds: UInt32 = 15
+
+    private let batchesCommitted = Counter(label: "crowsnest_ingest_batches_total", dimensions: [("outcome", "committed")])
+    private let batchesReplayed = Counter(label: "crowsnest_ingest_batches_total", dimensions: [("outcome", "replay")])
+    private let samplesCommitted = Counter(label: "crowsnest_ingest_container_samples_total")
+    private let sessionsRefused = Counter(label: "crowsnest_gateway_sessions_refused_total")
+
+    public init(agents: AgentStore, ingest: IngestWriter, enrollment: AgentEnrollment, logger: Logger) {
+        self.agents = agents
+        self.ingest = ingest
+        self.enrollment = enrollment
+        self.logger = logger
+    }
+
+    /// Reasons a session ends early; each is sent to the agent in `Goodbye` or `Reject`.
+    struct SessionEnd: Error, CustomStringConvertible {
+        var reason: String
+        var reject = false
+        var permanent = false
+        var description: String { reason }
+    }
+
+    public func handle(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+        var logger = self.logger
+        logger[metadataKey: "peer.address"] = "\(connection.channel.remoteAddress.map { "\($0)" } ?? "unknown")"
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var session = SessionIO(inbound: inbound.makeAsyncIterator(), outbound: outbound)
+                do {
+                    try await run(&session, connection: connection, logger: &logger)
+                } catch let end as SessionEnd {
+                    sessionsRefused.increment()
+                    logger.warning("agent session refused", metadata: ["reason": "\(end.reason)"])
+                    if end.reject {
+                        var reject = Crowsnest_V1_Reject()
+                        reject.reason = end.reason
+                        reject.permanent = end.permanent
+                        try? await session.send(.with(.reject(reject)))
+                    } else {
+                        var goodbye = Crowsnest_V1_Goodbye()
+                        goodbye.reason = end.reason
+                        try? await session.send(.with(.goodbye(goodbye)))
+                    }
+                } catch let error as FrameError {
+                    sessionsRefused.increment()
+                    logger.warning("agent sent invalid frames; closing", metadata: ["reason": "\(error)"])
+                    var goodbye = Crowsnest_V1_Goodbye()
+                    goodbye.reason = "protocol error: \(error)"
+                    try? await session.send(.with(.goodbye(goodbye)))
+                }
+            }
+        } catch {
+            logger.info("agent connection closed", metadata: ["reason": "\(error)"])
+        }
+    }
+
+    private func run(_ session: inout SessionIO, connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>,
+                     logger: inout Logger) async throws {
+        guard let first = try await session.next() else { return }
+        let peer = try await connection.channel.nioSSL_peerCertificate().get()
+        guard let peer else {
+            guard case .enrollRequest(let request) = first.message else {
+                throw SessionEnd(reason: "no client certificate: connect with the certificate issued at enrollment, or enroll first", reject: true, permanent: true)
+            }
+            do {
+                let response = try await enrollment.enroll(request)
+                logger.info("agent enrolled", metadata: ["agent.id": "\(response.agentID)", "tenant.id": "\(response.tenantID)",
+                                                         "agent.hostname": "\(request.host.hostname)"])
+                try await session.send(.with(.enrollResponse(response)))
+            } catch let error as StoreError {
+                throw SessionEnd(reason: "enrollment refused: \(error.message)", reject: true, permanent: true)
+            } catch let error as CertificateAuthorityError {
+                throw SessionEnd(reason: "enrollment refused: \(error)", reject: true, permanent: true)
+            }
+            return
+        }
+        let identity: AgentCertificateIdentity
+        do {
+            identity = try AgentCertificateIdentity.parse(certificate: try Certificate(derEncoded: try peer.toDERBytes()))
+        } catch {
+            throw SessionEnd(reason: "client certificate carries no agent identity: \(error)", reject: true, permanent: true)
+        }
+        logger[metadataKey: "agent.id"] = "\(identity.agentID.uuidString.lowercased())"
+        logger[metadataKey: "tenant.id"] = "\(identity.tenantID.uuidString.lowercased())"
+
+        guard case .hello(let hello) = first.message else {
+            throw SessionEnd(reason: "expected hello as the first frame, got \(first.messageName)")
+        }
+        guard hello.protocolVersion == FrameLimits.protocolVersion || hello.protocolVersion + 1 == FrameLimits.protocolVersion else {
+            throw SessionEnd(reason: "protocol version \(hello.protocolVersion) is not supported (server speaks \(FrameLimits.protocolVersion - 1) and \(FrameLimits.protocolVersion))", reject: true, permanent: true)
+        }
+        let record: AgentRecord?
+        do {
+            record = try await agents.recordHello(tenantID: identity.tenantID, agentID: identity.agentID, hello: hello)
+        } catch {
+            logger.error("cannot record agent hello: database unavailable", metadata: ["error": "\(String(reflecting: error))"])
+            throw SessionEnd(reason: "server storage is unavailable; retry later", reject: true)
+        }
+        guard let record else {
+            throw SessionEnd(reason: "agent \(identity.agentID) is not registered with this server", reject: true, permanent: true)
+        }
+        if record.revoked {
+            throw SessionEnd(reason: "agent \(identity.agentID) has been revoked", reject: true, permanent: true)
+        }
+        var welcome = Crowsnest_V1_Welcome()
+        welcome.agentID = identity.agentID.uuidString.lowercased()
+        welcome.tenantID = identity.tenantID.uuidString.lowercased()
+        welcome.serverTimeUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+        welcome.committedSeq = record.committedSeq
+        welcome.settings.heartbeatIntervalSeconds = heartbeatSeconds
+        welcome.settings.maxFrameBytes = UInt32(FrameLimits.established)
+        welcome.settings.ackWindow = 32
+        try await session.send(.with(.welcome(welcome)))
+        session.reader.maximumFrameLength = FrameLimits.established
+        logger.info("agent session established", metadata: ["agent.hostname": "\(record.hostname)",
+                                                             "agent.committed_seq": "\(record.committedSeq)"])
+
+        var memory = CounterMemory()
+        while let frame = try await session.next() {
+            switch frame.message {
+            case .batch(let batch):
+                guard batch.seq > 0 else { throw SessionEnd(reason: "batch sequence 0 is not allowed") }
+                let outcome: IngestOutcome
+                do {
+                    outcome = try await ingest.write(batch, tenantID: identity.tenantID, agentID: identity.agentID, memory: &memory)
+                } catch {
+                    logger.error("cannot store batch; closing without ack so the agent keeps it",
+                                 metadata: ["batch.seq": "\(batch.seq)", "error": "\(String(reflecting: error))"])
+                    throw SessionEnd(reason: "server could not store batch \(batch.seq); retry later")
+                }
+                switch outcome {
+                case .committed(let samples):
+                    batchesCommitted.increment()
+                    samplesCommitted.increment(by: samples)
+                case .replay:
+                    batchesReplayed.increment()
+                    logger.debug("batch already committed; acknowledging replay", metadata: ["batch.seq": "\(batch.seq)"])
+                }
+                var ack = Crowsnest_V1_Ack()
+                ack.seq = batch.seq
+                try await session.send(.with(.ack(ack)))
+            case .heartbeat:
+                var heartbeat = Crowsnest_V1_Heartbeat()
+                heartbeat.sentUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+                try await session.send(.with(.heartbeat(heartbeat)))
+            case .goodbye(let goodbye):
+                logger.info("agent said goodbye", metadata: ["reason": "\(goodbye.reason)"])
+                return
+            case .checkResults:
+                // Checks arrive with leases in a later protocol step; ignore until then.
+                continue
+            default:
+                throw SessionEnd(reason: "unexpected \(frame.messageName) frame in an established session")
+            }
+        }
+    }
+}
+
+/// Frame-level reading and writing over one connection.
+struct SessionIO {
+    var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    var reader = FrameReader(maximumFrameLength: FrameLimits.beforeSession)
+
+    mutating func next() async throws -> Crowsnest_V1_Frame? {
+        while true {
+            if let frame = try reader.next() { return frame }
+            guard let bytes = try await inbound.next() else {
+                try reader.finish()
+                return nil
+            }
+            reader.append(bytes)
+        }
+    }
+
+    func send(_ frame: Crowsnest_V1_Frame) async throws {
+        try await outbound.write(try FrameCodec.encode(frame))
+    }
+}

@@ -1,0 +1,61 @@
+import CrowsnestWire
+import Foundation
+import Logging
+
+/// Everything `crowsnest-server` needs to run, merged from YAML file, `CROWSNEST_*` environment and flags.
+public struct ServerConfiguration: Sendable {
+    /// Where the CA, serving certificate and (embedded mode) the PostgreSQL cluster live.
+    public var dataDirectory: String
+    /// External PostgreSQL; nil means the embedded cluster in the data directory.
+    public var databaseURL: String?
+    public var agentListen: (host: String, port: Int)
+    public var httpListen: (host: String, port: Int)
+    /// Extra DNS names and IP addresses for the serving certificate (agents verify the name they dial).
+    public var serverNames: [String]
+    /// Unprivileged user that runs the embedded PostgreSQL when the server runs as root.
+    public var postgresUser: String?
+    public var logLevel: Logger.Level
+
+    /// Settings a configuration file may hold.
+    public static let knownKeys: Set<String> = [
+        "data_dir", "database_url", "agent_listen", "http_listen", "server_names", "postgres_user", "log_level",
+    ]
+
+    public static let defaultDataDirectory = "/var/lib/crowsnest"
+
+    /// Merges the layers; one `ConfigurationError` line for the first bad value.
+    public static func load(file: String?, environment: [String: String], flags: [String: String?]) throws -> ServerConfiguration {
+        let layers = try LayeredConfiguration(file: file, environment: environment, flags: flags, knownKeys: knownKeys)
+        let levelText = layers.string("log_level", default: "info")
+        guard let level = Logger.Level(rawValue: levelText) else {
+            throw ConfigurationError("\(layers.source(of: "log_level")): log level must be one of trace, debug, info, notice, warning, error, critical; got '\(levelText)'")
+        }
+        let dataDirectory = layers.string("data_dir", default: defaultDataDirectory)
+        guard !dataDirectory.isEmpty else { throw ConfigurationError("\(layers.source(of: "data_dir")): data directory must not be empty") }
+        var databaseURL = layers.string("database_url")
+        if databaseURL?.isEmpty == true { databaseURL = nil }
+        if let url = databaseURL {
+            do { _ = try DatabaseConnection.clientConfiguration(url: url) } catch {
+                throw ConfigurationError("\(layers.source(of: "database_url")): \(error)")
+            }
+        }
+        return ServerConfiguration(
+            dataDirectory: URL(fileURLWithPath: dataDirectory).standardizedFileURL.path,
+            databaseURL: databaseURL,
+            agentListen: try layers.hostPort("agent_listen", default: "0.0.0.0:7443"),
+            httpListen: try layers.hostPort("http_listen", default: "0.0.0.0:8080"),
+            serverNames: layers.list("server_names") ?? [],
+            postgresUser: layers.string("postgres_user"),
+            logLevel: level)
+    }
+}
+
+extension ServerConfiguration {
+    /// Loads (or on first start creates) the CA and serving certificate, with the configured extra names:
+    /// entries that parse as IP addresses become IP SANs, the rest DNS names.
+    public static func loadAuthority(dataDirectory: String, serverNames: [String], logger: Logger) throws -> CertificateAuthority {
+        let ips = serverNames.filter { $0.contains(":") || $0.split(separator: ".").count == 4 && $0.allSatisfy { $0.isNumber || $0 == "." } }
+        let names = serverNames.filter { !ips.contains($0) }
+        return try CertificateAuthority.loadOrCreate(directory: dataDirectory, serverNames: names, serverIPs: ips, logger: logger)
+    }
+}

@@ -1,0 +1,102 @@
+import CrowsnestWire
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOSSL
+import PostgresNIO
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
+import Synchronization
+
+/// Runs `crowsnest-server serve`: database, CA, agent gateway and HTTP API under one service group that
+/// stops gracefully on SIGTERM/SIGINT.
+public struct ServerRunner: Sendable {
+    public var configuration: ServerConfiguration
+    public var logger: Logger
+    public var metricsRegistry: PrometheusCollectorRegistry
+    /// Called with the bound addresses once both listeners are up (tests bind port 0).
+    public var onReady: @Sendable (_ agentAddress: SocketAddress, _ httpPort: Int) -> Void = { _, _ in }
+    /// Signals that stop the server; tests pass none and cancel instead.
+    public var shutdownSignals: [UnixSignal] = [.sigterm, .sigint]
+
+    public init(configuration: ServerConfiguration, logger: Logger, metricsRegistry: PrometheusCollectorRegistry) {
+        self.configuration = configuration
+        self.logger = logger
+        self.metricsRegistry = metricsRegistry
+    }
+
+    public func run() async throws {
+        let configuration = self.configuration
+        let logger = self.logger
+        let authority = try ServerConfiguration.loadAuthority(
+            dataDirectory: configuration.dataDirectory, serverNames: configuration.serverNames, logger: logger)
+        logger.info("certificate authority ready", metadata: ["ca.pin": "\(authority.caPin)"])
+        let tls = try ServerTLS.makeGatewayConfiguration(ca: authority)
+        let registry = metricsRegistry
+        let onReady = self.onReady
+        let signals = self.shutdownSignals
+        try await ServerDatabase.with(configuration, logger: logger) { client in
+            let partitions = PartitionStore(client: client, logger: logger)
+            let sessions = AgentSessionHandler(
+                agents: AgentStore(client: client, logger: logger),
+                ingest: IngestWriter(client: client, partitions: partitions, logger: logger),
+                enrollment: AgentEnrollment(client: client, authority: authority, logger: logger),
+                logger: logger)
+            let readiness = Readiness()
+            let gatewayBound = BoundAddresses()
+            let gateway = try AgentGateway(
+                configuration: GatewayConfiguration(host: configuration.agentListen.host, port: configuration.agentListen.port),
+                tlsConfiguration: tls, sessions: sessions, logger: logger,
+                onBound: { address in
+                    if let port = gatewayBound.agentBound(address) { onReady(address, port) }
+                })
+            let router = makeAPIRouter(database: client, registry: registry, readiness: { await readiness.isReady(client) }, logger: logger)
+            let http = Application(
+                router: router,
+                configuration: .init(address: .hostname(configuration.httpListen.host, port: configuration.httpListen.port),
+                                     serverName: "crowsnest"),
+                onServerRunning: { channel in
+                    if let port = channel.localAddress?.port, let agent = gatewayBound.httpBound(port) { onReady(agent, port) }
+                },
+                logger: logger)
+            let group = ServiceGroup(configuration: .init(services: [gateway, http], gracefulShutdownSignals: signals, logger: logger))
+            try await group.run()
+        }
+    }
+}
+
+/// Remembers which listener came up first, so `onReady` fires once when both are bound.
+final class BoundAddresses: Sendable {
+    private let state = Mutex<(agent: SocketAddress?, http: Int?)>((nil, nil))
+
+    /// Returns the HTTP port when it is already known.
+    func agentBound(_ address: SocketAddress) -> Int? {
+        state.withLock { value in
+            value.agent = address
+            return value.http
+        }
+    }
+
+    /// Returns the agent address when it is already known.
+    func httpBound(_ port: Int) -> SocketAddress? {
+        state.withLock { value in
+            value.http = port
+            return value.agent
+        }
+    }
+}
+
+/// `/readyz`: the database answers and the schema is migrated.
+actor Readiness {
+    func isReady(_ client: PostgresClient) async -> Bool {
+        do {
+            let rows = try await client.query("SELECT count(*) FROM schema_migrations")
+            for try await count in rows.decode(Int64.self) { return count > 0 }
+            return false
+        } catch {
+            return false
+        }
+    }
+}

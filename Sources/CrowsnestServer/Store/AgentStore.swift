@@ -1,0 +1,81 @@
+import CrowsnestWire
+import Foundation
+import Logging
+import PostgresNIO
+
+/// What the server knows of an agent when its session starts.
+public struct AgentRecord: Sendable, Equatable {
+    public var tenantID: UUID
+    public var agentID: UUID
+    public var hostname: String
+    /// Highest batch sequence committed for this agent.
+    public var committedSeq: UInt64
+    public var revoked: Bool
+}
+
+/// SQL for the `agents` table.
+public struct AgentStore: Sendable {
+    public let client: PostgresClient
+    public let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Inserts a newly enrolled agent inside the caller's transaction.
+    public static func insert(tenantID: UUID, agentID: UUID, host: Crowsnest_V1_HostFacts, agentVersion: String,
+                              certificateSerial: String, on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query("""
+            INSERT INTO agents (tenant_id, id, hostname, agent_version, os, kernel, architecture, cpu_count,
+                                memory_total_bytes, docker_version, certificate_serial)
+            VALUES (\(tenantID), \(agentID), \(host.hostname), \(agentVersion), \(host.os), \(host.kernel),
+                    \(host.architecture), \(Int32(clamping: host.cpuCount)), \(Int64(clamping: host.memoryTotalBytes)),
+                    \(host.dockerVersion), \(certificateSerial))
+            """, logger: logger)
+    }
+
+    /// Records a `Hello`: refreshes the host facts and `last_seen`; returns the agent or nil when unknown.
+    public func recordHello(tenantID: UUID, agentID: UUID, hello: Crowsnest_V1_Hello) async throws -> AgentRecord? {
+        let host = hello.host
+        let rows = try await client.query("""
+            UPDATE agents SET hostname = \(host.hostname), agent_version = \(hello.agentVersion), os = \(host.os),
+                kernel = \(host.kernel), architecture = \(host.architecture), cpu_count = \(Int32(clamping: host.cpuCount)),
+                memory_total_bytes = \(Int64(clamping: host.memoryTotalBytes)), docker_version = \(host.dockerVersion),
+                boot_id = \(hello.bootID), last_seen = now()
+            WHERE tenant_id = \(tenantID) AND id = \(agentID)
+            RETURNING hostname, committed_seq, revoked_at IS NOT NULL
+            """, logger: logger)
+        for try await (hostname, committed, revoked) in rows.decode((String, Int64, Bool).self) {
+            return AgentRecord(tenantID: tenantID, agentID: agentID, hostname: hostname,
+                               committedSeq: UInt64(max(0, committed)), revoked: revoked)
+        }
+        return nil
+    }
+
+    /// Marks a batch sequence committed inside the ingest transaction.
+    ///
+    /// Returns false when `seq` is not above the committed sequence: the batch is a replay and must be skipped.
+    /// The row lock this takes also serialises two replicas ingesting for the same agent.
+    public static func advance(tenantID: UUID, agentID: UUID, to seq: UInt64, batch: Crowsnest_V1_SampleBatch,
+                               on connection: PostgresConnection, logger: Logger) async throws -> Bool {
+        let rows = try await connection.query("""
+            UPDATE agents SET committed_seq = \(Int64(clamping: seq)), last_seen = now(),
+                spool_dropped_batches = spool_dropped_batches + \(Int64(clamping: batch.spoolDroppedBatches)),
+                containers_unavailable_reason = \(batch.containersUnavailableReason),
+                interval_seconds = \(Int32(clamping: max(1, batch.intervalSeconds)))
+            WHERE tenant_id = \(tenantID) AND id = \(agentID) AND committed_seq < \(Int64(clamping: seq))
+            RETURNING 1
+            """, logger: logger)
+        for try await _ in rows { return true }
+        return false
+    }
+
+    /// The highest committed sequence of an agent (0 when none).
+    public func committedSeq(tenantID: UUID, agentID: UUID) async throws -> UInt64 {
+        let rows = try await client.query(
+            "SELECT committed_seq FROM agents WHERE tenant_id = \(tenantID) AND id = \(agentID)", logger: logger)
+        for try await seq in rows.decode(Int64.self) { return UInt64(max(0, seq)) }
+        return 0
+    }
+}

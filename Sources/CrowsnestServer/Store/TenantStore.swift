@@ -1,0 +1,35 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// SQL for the `tenants` table.
+public struct TenantStore: Sendable {
+    public let client: PostgresClient
+    public let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Creates a tenant; names are unique. Returns its id.
+    public func create(name: String) async throws -> UUID {
+        let trimmed = name.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty, trimmed.count <= 100 else {
+            throw StoreError(.invalid, "tenant name must be 1 to 100 characters")
+        }
+        let id = UUID()
+        let rows = try await client.query(
+            "INSERT INTO tenants (id, name) VALUES (\(id), \(trimmed)) ON CONFLICT (name) DO NOTHING RETURNING id",
+            logger: logger)
+        for try await _ in rows { return id }
+        throw StoreError(.alreadyExists, "a tenant named \"\(trimmed)\" already exists")
+    }
+
+    /// The id of the tenant called `name`.
+    public func id(named name: String) async throws -> UUID {
+        let rows = try await client.query("SELECT id FROM tenants WHERE name = \(name)", logger: logger)
+        for try await id in rows.decode(UUID.self) { return id }
+        throw StoreError(.notFound, "no tenant named \"\(name)\": create it with 'crowsnest-server tenant create \(name)'")
+    }
+}

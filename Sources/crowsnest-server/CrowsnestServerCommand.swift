@@ -1,0 +1,154 @@
+import ArgumentParser
+import CrowsnestServer
+import CrowsnestWire
+import Foundation
+import Logging
+import Metrics
+import Prometheus
+
+/// Options shared by every subcommand: where the configuration and the data live.
+struct ServerOptions: ParsableArguments {
+    @Option(name: .long, help: "YAML configuration file.")
+    var config: String?
+
+    @Option(name: .long, help: "Data directory (CA, certificates, embedded PostgreSQL). Default /var/lib/crowsnest.")
+    var dataDir: String?
+
+    @Option(name: .long, help: "PostgreSQL URL; without it the server runs an embedded cluster in the data directory.")
+    var databaseURL: String?
+
+    func load(extra: [String: String?] = [:]) throws -> ServerConfiguration {
+        var flags: [String: String?] = ["data_dir": dataDir, "database_url": databaseURL]
+        flags.merge(extra) { _, new in new }
+        do {
+            return try ServerConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment, flags: flags)
+        } catch let error as ConfigurationError {
+            throw ValidationError("configuration: \(error.message)")
+        }
+    }
+}
+
+@main
+struct CrowsnestServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crowsnest-server",
+        abstract: "Crowsnest central server: agent gateway, ingest, API.",
+        subcommands: [Serve.self, Tenant.self, Token.self, APIKey.self])
+}
+
+/// Sets up logging once for the process.
+func bootstrapLogging(level: Logger.Level) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    return Logger(label: "crowsnest.server")
+}
+
+/// Runs an administrative action against the database, printing one clear line on failure.
+func administer<T: Sendable>(_ options: ServerOptions, _ action: @escaping @Sendable (ServerAdministration, ServerConfiguration) async throws -> T) async throws -> T {
+    let configuration = try options.load()
+    let logger = bootstrapLogging(level: configuration.logLevel == .info ? .warning : configuration.logLevel)
+    do {
+        return try await ServerDatabase.with(configuration, logger: logger) { client in
+            try await action(ServerAdministration(client: client, logger: logger), configuration)
+        }
+    } catch let error as StoreError {
+        throw AdminFailure(message: error.message)
+    }
+}
+
+/// A refused administrative action; ArgumentParser prints it as one line and exits non-zero.
+struct AdminFailure: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+func printJSON(_ object: [String: String]) throws {
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the server.")
+
+    @OptionGroup var options: ServerOptions
+
+    @Option(name: .long, help: "Agent gateway address, HOST:PORT (default 0.0.0.0:7443).")
+    var agentListen: String?
+
+    @Option(name: .long, help: "HTTP API address, HOST:PORT (default 0.0.0.0:8080).")
+    var httpListen: String?
+
+    func run() async throws {
+        let configuration = try options.load(extra: ["agent_listen": agentListen, "http_listen": httpListen])
+        let logger = bootstrapLogging(level: configuration.logLevel)
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        try await ServerRunner(configuration: configuration, logger: logger, metricsRegistry: registry).run()
+    }
+}
+
+struct Tenant: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage tenants.", subcommands: [Create.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a tenant.")
+        @OptionGroup var options: ServerOptions
+        @Argument(help: "Tenant name (unique).") var name: String
+        @Flag(name: .long, help: "Print one JSON object.") var json = false
+
+        func run() async throws {
+            let name = self.name
+            let id = try await administer(options) { admin, _ in try await admin.createTenant(name: name) }
+            if json { try printJSON(["tenant": name, "id": id.uuidString.lowercased()]) } else { print("created tenant \(name) (\(id.uuidString.lowercased()))") }
+        }
+    }
+}
+
+struct Token: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage enrollment tokens.", subcommands: [Create.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a single-use enrollment token and print the CA pin.")
+        @OptionGroup var options: ServerOptions
+        @Option(name: .long, help: "Tenant the enrolled agent will belong to.") var tenant: String
+        @Option(name: .long, help: "Hours until the token expires (default 24).") var expiresInHours: Int = 24
+        @Flag(name: .long, help: "Print one JSON object.") var json = false
+
+        func run() async throws {
+            guard (1...24 * 365).contains(expiresInHours) else {
+                throw ValidationError("--expires-in-hours must be between 1 and 8760")
+            }
+            let tenant = self.tenant
+            let hours = expiresInHours
+            let (token, pin) = try await administer(options) { admin, configuration in
+                try await admin.createEnrollmentToken(tenant: tenant, dataDirectory: configuration.dataDirectory,
+                                                      serverNames: configuration.serverNames, lifetime: .seconds(hours * 3600))
+            }
+            if json { try printJSON(["token": token, "ca_pin": pin]) } else {
+                print("token:  \(token)\nca pin: \(pin)\nenroll: crowsnest-agent enroll --server HOST:7443 --token \(token) --ca-pin \(pin)")
+            }
+        }
+    }
+}
+
+struct APIKey: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "apikey", abstract: "Manage API keys.", subcommands: [Create.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an API key (printed once).")
+        @OptionGroup var options: ServerOptions
+        @Option(name: .long, help: "Tenant the key belongs to.") var tenant: String
+        @Option(name: .long, help: "admin or read.") var role: String = "read"
+        @Flag(name: .long, help: "Print one JSON object.") var json = false
+
+        func run() async throws {
+            guard let role = APIKeyRole(rawValue: role) else { throw ValidationError("--role must be admin or read, got '\(role)'") }
+            let tenant = self.tenant
+            let key = try await administer(options) { admin, _ in try await admin.createAPIKey(tenant: tenant, role: role) }
+            if json { try printJSON(["key": key]) } else { print(key) }
+        }
+    }
+}
