@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build and tests use, when missing (idempotent).
+set -euo pipefail
+missing=()
+command -v protoc >/dev/null || missing+=(protobuf-compiler)
+command -v psql >/dev/null || missing+=(postgresql-client)
+command -v runuser >/dev/null || missing+=(util-linux)
+[ -x /bin/busybox ] || missing+=(busybox-static)
+command -v curl >/dev/null || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { echo "ensure-packages: missing ${missing[*]} and installing needs root" >&2; exit 1; }
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || { echo "ensure-packages: apt-get update failed" >&2; exit 1; }
+  apt-get install -y -qq "${missing[@]}" >/dev/null || { echo "ensure-packages: apt-get install ${missing[*]} failed" >&2; exit 1; }
+fi

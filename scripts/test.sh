@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs and starts what the tests need (PostgreSQL binaries, a Docker
+# engine, the busybox test image), builds, and runs every test. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v swift >/dev/null || { echo "test: the Swift toolchain is missing (swift not on PATH)" >&2; exit 1; }
+scripts/ensure-packages.sh
+scripts/ensure-postgres.sh
+scripts/ensure-docker.sh
+scripts/build-test-image.sh
+
+swift build --build-tests 2>&1 | grep -v '^\[' || true
+swift build --build-tests >/dev/null  # fail here (with the compiler's output above) if the build broke
+swift test --skip-build "$@"
