@@ -37,6 +37,8 @@ public struct AgentRunner: Sendable {
         defer { spool.close() }
         let sequence = try SequenceStore(stateDirectory: configuration.stateDirectory)
         defer { try? sequence.close() }
+        // A lost sequence file must not reuse numbers the spool already holds.
+        try sequence.raise(above: spool.highestSeq)
         let docker = DockerClient(socketPath: configuration.dockerSocket, logger: logger)
         let doorbell = Doorbell()
         let events = DockerEventWatcher(docker: docker, logger: logger)

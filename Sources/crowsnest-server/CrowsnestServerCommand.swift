@@ -56,6 +56,10 @@ func administer<T: Sendable>(_ options: ServerOptions, _ action: @escaping @Send
         }
     } catch let error as StoreError {
         throw AdminFailure(message: error.message)
+    } catch let error as AdminFailure {
+        throw error
+    } catch {
+        throw AdminFailure(message: DatabaseConnection.describe(error))
     }
 }
 

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Logging
+import NIOCore
 import PostgresNIO
 
 /// SQL for the `enrollment_tokens` table: single-use, expiring tokens that let a new agent get a certificate.
@@ -19,7 +20,7 @@ public struct EnrollmentTokenStore: Sendable {
     /// Creates a token for `tenantID`; only its hash is stored. Returns the token (shown once).
     public func create(tenantID: UUID, lifetime: Duration = defaultLifetime) async throws -> String {
         let token = "cne_" + SecretGenerator.hex(byteCount: 24)
-        let hash = Array(SHA256.hash(data: Array(token.utf8)))
+        let hash = ByteBuffer(bytes: SHA256.hash(data: Array(token.utf8)))
         let seconds = Double(lifetime.components.seconds)
         try await client.query("""
             INSERT INTO enrollment_tokens (tenant_id, id, token_hash, expires_at)
@@ -33,7 +34,7 @@ public struct EnrollmentTokenStore: Sendable {
     /// Throws `tokenRejected` when the token is unknown, expired or already used; the caller's transaction
     /// then rolls back, so a refused enrollment leaves nothing behind.
     public static func consume(token: String, agentID: UUID, on connection: PostgresConnection, logger: Logger) async throws -> UUID {
-        let hash = Array(SHA256.hash(data: Array(token.utf8)))
+        let hash = ByteBuffer(bytes: SHA256.hash(data: Array(token.utf8)))
         let rows = try await connection.query("""
             UPDATE enrollment_tokens SET used_at = now(), used_by = \(agentID)
             WHERE token_hash = \(hash) AND used_at IS NULL AND expires_at > now()

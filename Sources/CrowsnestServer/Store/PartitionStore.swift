@@ -37,7 +37,7 @@ public actor PartitionStore {
         let to = String(format: "%04d-%02d-%02d 00:00:00+00", nextParts.year!, nextParts.month!, nextParts.day!)
         try await client.withConnection { connection in
             // Serialise creators across replicas; IF NOT EXISTS alone races.
-            try await connection.query("SELECT pg_advisory_lock(7_001_001)", logger: logger)
+            try await connection.query("SELECT pg_advisory_lock(7001001)", logger: logger)
             do {
                 for table in Self.tables {
                     // Names and bounds come from integers formatted above, never from input.
@@ -47,10 +47,10 @@ public actor PartitionStore {
                         """), logger: logger)
                 }
             } catch {
-                try? await connection.query("SELECT pg_advisory_unlock(7_001_001)", logger: logger)
+                try? await connection.query("SELECT pg_advisory_unlock(7001001)", logger: logger)
                 throw error
             }
-            try await connection.query("SELECT pg_advisory_unlock(7_001_001)", logger: logger)
+            try await connection.query("SELECT pg_advisory_unlock(7001001)", logger: logger)
         }
         logger.debug("partitions ready", metadata: ["partition.day": "\(suffix)"])
     }

@@ -1,0 +1,270 @@
+import Foundation
+import XCTest
+
+/// The whole system as an operator runs it: real server and agent processes, embedded PostgreSQL, real dockerd.
+final class EndToEndTests: XCTestCase {
+    private var deployment: Deployment!
+    private var containers: [String] = []
+    private let prefix = "crowsnest-e2e-" + String(UUID().uuidString.prefix(6)).lowercased()
+
+    override func setUpWithError() throws {
+        try requireServices()
+        continueAfterFailure = false
+        deployment = try Deployment()
+    }
+
+    override func tearDown() {
+        for name in containers { Shell.docker("rm", "-f", name) }
+        if let deployment {
+            if testRun?.hasSucceeded == false { print(deployment.logs) }
+            deployment.tearDown()
+        }
+        super.tearDown()
+    }
+
+    private func startContainer(_ suffix: String, _ arguments: [String], command: String) throws -> String {
+        let name = "\(prefix)-\(suffix)"
+        containers.append(name)
+        let result = Shell.run("/usr/bin/env", ["docker", "run", "-d", "--name", name] + arguments + [testImage, "sh", "-c", command])
+        XCTAssertEqual(result.status, 0, "docker run \(name) failed: \(result.error)")
+        return name
+    }
+
+    private func infrastructureContainers() throws -> [String: [String: Any]] {
+        let hosts = try deployment.http("/api/v1/infrastructure").json["hosts"] as? [[String: Any]] ?? []
+        var byName: [String: [String: Any]] = [:]
+        for host in hosts {
+            for container in host["containers"] as? [[String: Any]] ?? [] {
+                if let name = container["name"] as? String { byName[name] = container }
+            }
+        }
+        return byName
+    }
+
+    private func parseRFC3339(_ text: String?) -> Date? {
+        guard let text else { return nil }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)
+    }
+
+    /// Docker's own timestamp with nanoseconds, e.g. 2026-11-25T13:40:01.123456789Z.
+    private func parseDockerTime(_ text: String) -> Date? {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let dot = trimmed.firstIndex(of: ".") else { return parseRFC3339(trimmed) }
+        let base = String(trimmed[..<dot]) + "Z"
+        let fraction = trimmed[trimmed.index(after: dot)...].prefix { $0.isNumber }
+        guard let date = parseRFC3339(base) else { return nil }
+        return date.addingTimeInterval(Double("0." + fraction) ?? 0)
+    }
+
+    func testThreeContainersShowRealFiguresHealthAndExactStopTime() throws {
+        let burner = try startContainer("burner", [], command: "while :; do :; done")
+        let unhealthy = try startContainer("unhealthy", ["--health-cmd", "exit 1", "--health-interval", "1s", "--health-retries", "1"],
+                                           command: "sleep 3600")
+        let stopped = try startContainer("stopped", [], command: "trap 'exit 3' TERM; sleep 3600 & wait")
+        try deployment.startServer()
+        try deployment.provision()
+        try deployment.startAgent(interval: 1)
+
+        let seen = try eventually(timeout: 60, "all three containers in /infrastructure") { () -> [String: [String: Any]]? in
+            let all = try infrastructureContainers()
+            return [burner, unhealthy, stopped].allSatisfy { all[$0] != nil } ? all : nil
+        }
+        XCTAssertEqual(seen[burner]?["state"] as? String, "running")
+        XCTAssertEqual(seen[burner]?["image"] as? String, testImage)
+        XCTAssertEqual((seen[burner]?["docker_id"] as? String)?.count, 64)
+        let burnerID = try XCTUnwrap(seen[burner]?["id"] as? String)
+        let stoppedID = try XCTUnwrap(seen[stopped]?["id"] as? String)
+
+        // CPU: the burner spins one core; the idle ones stay near zero.
+        let burnerCPU = try eventually(timeout: 30, "burner cpu_percent") { () -> Double? in
+            let metrics = try deployment.http("/api/v1/metrics/\(burnerID)")
+            guard metrics.status == 200, let cpu = metrics.json["cpu_percent"] as? Double else { return nil }
+            return cpu
+        }
+        XCTAssertGreaterThan(burnerCPU, 40, "a busy loop should use well over 40 % of a core")
+        let idleID = try XCTUnwrap(seen[unhealthy]?["id"] as? String)
+        let idle = try eventually(timeout: 30, "idle container metrics") { () -> [String: Any]? in
+            let metrics = try deployment.http("/api/v1/metrics/\(idleID)")
+            return metrics.status == 200 && metrics.json["cpu_percent"] is Double ? metrics.json : nil
+        }
+        XCTAssertLessThan(idle["cpu_percent"] as? Double ?? 100, 10)
+        XCTAssertGreaterThan(idle["memory_bytes"] as? Double ?? 0, 0)
+        XCTAssertGreaterThan(idle["pids"] as? Double ?? 0, 0)
+
+        // Health: the failing HEALTHCHECK shows as unhealthy.
+        _ = try eventually(timeout: 45, "unhealthy container reported unhealthy") { () -> Bool? in
+            (try infrastructureContainers()[unhealthy]?["health"] as? String) == "unhealthy" ? true : nil
+        }
+        let health = try deployment.http("/api/v1/health/\(idleID)")
+        XCTAssertEqual(health.status, 200)
+        XCTAssertEqual(health.json["health"] as? String, "unhealthy")
+
+        // Stop: exit code 3 from the trap, and the stop time within a second of Docker's own.
+        let stop = Shell.docker("stop", "-t", "5", stopped)
+        XCTAssertEqual(stop.status, 0, stop.error)
+        let dockerFinished = try XCTUnwrap(parseDockerTime(Shell.docker("inspect", "-f", "{{.State.FinishedAt}}", stopped).output))
+        let exited = try eventually(timeout: 30, "stopped container reported exited") { () -> [String: Any]? in
+            let container = try infrastructureContainers()[stopped]
+            return container?["state"] as? String == "exited" ? container : nil
+        }
+        XCTAssertEqual(exited["exit_code"] as? Int, 3)
+        let reportedFinish = try XCTUnwrap(parseRFC3339(exited["finished_at"] as? String))
+        XCTAssertEqual(reportedFinish.timeIntervalSince1970, dockerFinished.timeIntervalSince1970, accuracy: 1.0)
+
+        // The status span recording the stop starts at Docker's event time, not at the next tick.
+        let spanStart = try eventually(timeout: 20, "down span for the stopped container") { () -> Double? in
+            let value = try deployment.sql("""
+                SELECT extract(epoch FROM started_at) FROM status_spans
+                WHERE target_id = '\(stoppedID)' AND state = 'down' ORDER BY started_at DESC LIMIT 1
+                """)
+            return Double(value)
+        }
+        XCTAssertEqual(spanStart, dockerFinished.timeIntervalSince1970, accuracy: 1.0)
+        let cause = try deployment.sql("SELECT cause FROM status_spans WHERE target_id = '\(stoppedID)' AND state = 'down' ORDER BY started_at DESC LIMIT 1")
+        XCTAssertTrue(cause.contains("exited with code 3"), "cause was: \(cause)")
+    }
+
+    /// Largest gap between consecutive host samples of the agent, and the sample count and distinct count.
+    private func hostSampleContinuity() throws -> (maxGap: Double, count: Int, distinct: Int, first: Double, last: Double) {
+        let row = try deployment.sql("""
+            SELECT coalesce(max(gap), 0), count(*), count(DISTINCT ts), extract(epoch FROM min(ts)), extract(epoch FROM max(ts))
+            FROM (SELECT ts, extract(epoch FROM ts - lag(ts) OVER (ORDER BY ts)) AS gap FROM host_samples) s
+            """)
+        let parts = row.split(separator: "|").map(String.init)
+        return (Double(parts[0]) ?? -1, Int(parts[1]) ?? -1, Int(parts[2]) ?? -1, Double(parts[3]) ?? 0, Double(parts[4]) ?? 0)
+    }
+
+    private func waitUntilCaughtUp(after date: Date) throws {
+        _ = try eventually(timeout: 60, "samples caught up to \(date)") { () -> Bool? in
+            let newest = Double(try deployment.sql("SELECT coalesce(extract(epoch FROM max(ts)), 0) FROM host_samples")) ?? 0
+            return newest >= date.timeIntervalSince1970 ? true : nil
+        }
+    }
+
+    func testServerKilledMidStreamLosesAndDuplicatesNothing() throws {
+        try deployment.startServer()
+        try deployment.provision()
+        try deployment.startAgent(interval: 1)
+        _ = try eventually(timeout: 30, "first batches committed") { () -> Bool? in
+            (Int(try deployment.sql("SELECT count(*) FROM host_samples")) ?? 0) >= 3 ? true : nil
+        }
+        deployment.server?.kill9()
+        let killedAt = Date()
+        Thread.sleep(forTimeInterval: 5)  // the agent keeps sampling into its spool
+        try deployment.startServer()
+        try waitUntilCaughtUp(after: Date().addingTimeInterval(2))
+
+        let continuity = try hostSampleContinuity()
+        XCTAssertEqual(continuity.count, continuity.distinct, "a batch was stored twice")
+        XCTAssertLessThanOrEqual(continuity.maxGap, 2.0, "ticks were lost around the server crash")
+        XCTAssertLessThan(continuity.first, killedAt.timeIntervalSince1970 - 1)
+        XCTAssertGreaterThan(continuity.last, killedAt.timeIntervalSince1970 + 5)
+        let duplicates = try deployment.sql("SELECT count(*) - count(DISTINCT (name, ts)) FROM container_samples")
+        XCTAssertEqual(duplicates, "0")
+        let committed = try deployment.sql("SELECT committed_seq FROM agents")
+        XCTAssertGreaterThanOrEqual(Int(committed) ?? 0, continuity.count, "every stored tick came with a committed sequence")
+    }
+
+    func testAgentKilledWhileServerDownReplaysItsSpool() throws {
+        try deployment.startServer()
+        try deployment.provision()
+        try deployment.startAgent(interval: 1)
+        _ = try eventually(timeout: 30, "first batches committed") { () -> Bool? in
+            (Int(try deployment.sql("SELECT count(*) FROM host_samples")) ?? 0) >= 2 ? true : nil
+        }
+        // Server down: batches pile up in the spool. Then the agent dies hard, too.
+        deployment.server?.terminate()
+        let outageStart = Date()
+        Thread.sleep(forTimeInterval: 5)
+        deployment.agent?.kill9()
+        let spoolFiles = (try? FileManager.default.contentsOfDirectory(atPath: deployment.stateDir + "/spool")) ?? []
+        XCTAssertFalse(spoolFiles.isEmpty, "the spool should hold the unacknowledged batches")
+        try deployment.startServer()
+        try deployment.startAgent(interval: 1)
+        try waitUntilCaughtUp(after: Date().addingTimeInterval(2))
+
+        // The ticks sampled during the outage, before the kill, arrived from the spool after the restart.
+        let during = Int(try deployment.sql("""
+            SELECT count(*) FROM host_samples WHERE ts > to_timestamp(\(outageStart.timeIntervalSince1970 + 0.5))
+              AND ts < to_timestamp(\(outageStart.timeIntervalSince1970 + 4.5))
+            """)) ?? 0
+        XCTAssertGreaterThanOrEqual(during, 3, "spooled batches from the outage were not replayed")
+        let continuity = try hostSampleContinuity()
+        XCTAssertEqual(continuity.count, continuity.distinct)
+    }
+
+    func testDatabaseOutageWithholdsAcksAndLosesNothing() throws {
+        try deployment.startServer()
+        try deployment.provision()
+        try deployment.startAgent(interval: 1)
+        _ = try eventually(timeout: 30, "first batches committed") { () -> Bool? in
+            (Int(try deployment.sql("SELECT count(*) FROM host_samples")) ?? 0) >= 2 ? true : nil
+        }
+        let bin = try XCTUnwrap(((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []).sorted().last)
+        let pgCtl = "/usr/lib/postgresql/\(bin)/bin/pg_ctl"
+        let pgData = deployment.dataDir + "/postgres/data"
+        func pgctl(_ arguments: [String]) -> Shell.Result {
+            getuid() == 0
+                ? Shell.run("/usr/sbin/runuser", ["-u", "postgres", "--", pgCtl] + arguments)
+                : Shell.run(pgCtl, arguments)
+        }
+        let stop = pgctl(["-D", pgData, "stop", "-m", "fast", "-w"])
+        XCTAssertEqual(stop.status, 0, stop.error)
+        let outageStart = Date()
+        Thread.sleep(forTimeInterval: 6)
+        let spooled = (try? FileManager.default.contentsOfDirectory(atPath: deployment.stateDir + "/spool")) ?? []
+        XCTAssertFalse(spooled.isEmpty, "without acks the batches stay in the spool")
+        XCTAssertTrue(deployment.server?.isRunning ?? false, "the server must survive a database outage")
+        let start = pgctl(["-D", pgData, "-l", deployment.dataDir + "/postgres/server.log", "start", "-w"])
+        XCTAssertEqual(start.status, 0, start.error)
+        try waitUntilCaughtUp(after: Date().addingTimeInterval(2))
+        let continuity = try hostSampleContinuity()
+        XCTAssertEqual(continuity.count, continuity.distinct)
+        XCTAssertLessThanOrEqual(continuity.maxGap, 2.0, "ticks were lost during the database outage")
+        XCTAssertLessThan(continuity.first, outageStart.timeIntervalSince1970)
+    }
+
+    func testAgentWithoutDockerKeepsSendingHostFiguresAndSaysWhy() throws {
+        try deployment.startServer()
+        try deployment.provision()
+        deployment.agentEnvironment["DOCKER_HOST"] = "unix://\(deployment.root)/no-such-docker.sock"
+        try deployment.startAgent(interval: 1)
+        let host = try eventually(timeout: 30, "host with a reason for missing containers") { () -> [String: Any]? in
+            let hosts = try deployment.http("/api/v1/infrastructure").json["hosts"] as? [[String: Any]] ?? []
+            guard let host = hosts.first, let reason = host["containers_unavailable_reason"] as? String, !reason.isEmpty else { return nil }
+            return host
+        }
+        XCTAssertTrue((host["containers_unavailable_reason"] as? String ?? "").contains("no-such-docker.sock"))
+        XCTAssertEqual((host["containers"] as? [Any])?.count, 0)
+        let hostID = try XCTUnwrap(host["id"] as? String)
+        let metrics = try eventually(timeout: 20, "host metrics") { () -> [String: Any]? in
+            let result = try deployment.http("/api/v1/metrics/\(hostID)")
+            return result.status == 200 && result.json["cpu_percent"] is Double ? result.json : nil
+        }
+        XCTAssertGreaterThan(metrics["memory_limit_bytes"] as? Double ?? 0, 0)
+        XCTAssertTrue(deployment.agent?.log.contains("Docker engine cannot be reached") ?? false, "the agent should say why containers are missing")
+    }
+
+    func testMalformedConfigurationPrintsOneClearLineAndExitsNonZero() throws {
+        let config = deployment.root + "/bad.yaml"
+        try "interval: often\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let agent = Shell.run(Binaries.agent, ["run", "--config", config, "--state-dir", deployment.stateDir])
+        XCTAssertNotEqual(agent.status, 0)
+        let agentLines = agent.error.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        XCTAssertTrue(agentLines.first?.contains("interval") ?? false, "agent said: \(agent.error)")
+        XCTAssertTrue(agentLines.first?.contains("often") ?? false, "agent said: \(agent.error)")
+
+        try "listen_everywhere: true\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let server = Shell.run(Binaries.server, ["serve", "--config", config, "--data-dir", deployment.dataDir])
+        XCTAssertNotEqual(server.status, 0)
+        XCTAssertTrue(server.error.contains("unknown setting 'listen_everywhere'"), "server said: \(server.error)")
+
+        let token = Shell.run(Binaries.agent, ["enroll", "--server", "nowhere", "--token", "x", "--ca-pin", "sha256:00"])
+        XCTAssertNotEqual(token.status, 0)
+        XCTAssertTrue(token.error.contains("--server"), "agent said: \(token.error)")
+    }
+}

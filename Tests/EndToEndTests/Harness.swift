@@ -1,0 +1,253 @@
+import Foundation
+import XCTest
+
+/// Test image built by `scripts/build-test-image.sh` (static busybox, no registry needed).
+let testImage = "crowsnest-test/busybox:latest"
+
+/// Fails under CI=true, skips elsewhere: a missing service is a broken CI but only an absence on a laptop.
+func requireServices(file: StaticString = #filePath, line: UInt = #line) throws {
+    var missing: [String] = []
+    if Shell.run("/usr/bin/env", ["docker", "image", "inspect", testImage]).status != 0 {
+        missing.append("Docker engine or test image \(testImage) (run scripts/ensure-docker.sh and scripts/build-test-image.sh)")
+    }
+    if (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))?.isEmpty ?? true {
+        missing.append("PostgreSQL server binaries (run scripts/ensure-postgres.sh)")
+    }
+    for binary in ["crowsnest-server", "crowsnest-agent"] where !FileManager.default.isExecutableFile(atPath: Binaries.directory + "/" + binary) {
+        missing.append("\(binary) in \(Binaries.directory) (run swift build)")
+    }
+    guard !missing.isEmpty else { return }
+    let reason = missing.joined(separator: "; ")
+    if ProcessInfo.processInfo.environment["CI"] == "true" {
+        XCTFail("end-to-end tests need: \(reason)", file: file, line: line)
+    }
+    throw XCTSkip("end-to-end tests skipped, missing: \(reason)")
+}
+
+/// Where the built executables are: next to the test bundle, or `CROWSNEST_BIN_DIR`.
+enum Binaries {
+    static let directory: String = {
+        if let dir = ProcessInfo.processInfo.environment["CROWSNEST_BIN_DIR"] { return dir }
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        while url.path != "/" {
+            url.deleteLastPathComponent()
+            if FileManager.default.isExecutableFile(atPath: url.path + "/crowsnest-server") { return url.path }
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.path + "/.build/debug"
+    }()
+    static var server: String { directory + "/crowsnest-server" }
+    static var agent: String { directory + "/crowsnest-agent" }
+}
+
+/// Runs short commands to completion.
+enum Shell {
+    struct Result {
+        var status: Int32
+        var output: String
+        var error: String
+    }
+
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        do { try process.run() } catch { return Result(status: -1, output: "", error: "\(error)") }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
+                      error: String(decoding: errData, as: UTF8.self))
+    }
+
+    static func docker(_ arguments: String...) -> Result {
+        run("/usr/bin/env", ["docker"] + arguments)
+    }
+}
+
+/// A long-running child process with its output in a log file.
+final class ChildProcess: @unchecked Sendable {
+    let process = Process()
+    let logPath: String
+
+    init(executable: String, arguments: [String], logPath: String, environment: [String: String]? = nil) throws {
+        self.logPath = logPath
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        try log.seekToEnd()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var isRunning: Bool { process.isRunning }
+
+    /// SIGKILL: no cleanup, no flush — a crash.
+    func kill9() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM and wait for a graceful exit (SIGKILL after `timeout`).
+    func terminate(timeout: TimeInterval = 20) {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(50_000) }
+        kill9()
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+}
+
+/// A free TCP port on loopback (bound, then released).
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Polls `condition` until it returns a value or `timeout` passes.
+func eventually<T>(timeout: TimeInterval, interval: TimeInterval = 0.5, _ what: String,
+                   file: StaticString = #filePath, line: UInt = #line, _ condition: () throws -> T?) throws -> T {
+    let deadline = Date().addingTimeInterval(timeout)
+    var lastError: Error?
+    while Date() < deadline {
+        do {
+            if let value = try condition() { return value }
+        } catch {
+            lastError = error
+        }
+        Thread.sleep(forTimeInterval: interval)
+    }
+    XCTFail("timed out after \(timeout) s waiting for \(what)\(lastError.map { " (last error: \($0))" } ?? "")", file: file, line: line)
+    throw XCTSkip("gave up waiting for \(what)")
+}
+
+/// One server (embedded PostgreSQL) plus one enrolled agent, all real processes, in a temp directory.
+final class Deployment: @unchecked Sendable {
+    let root: String
+    let agentPort = freePort()
+    let httpPort = freePort()
+    var server: ChildProcess?
+    var agent: ChildProcess?
+    var apiKey = ""
+    var agentEnvironment: [String: String] = ProcessInfo.processInfo.environment
+    private var serverStarts = 0
+    private var agentStarts = 0
+
+    init() throws {
+        // Short path: the embedded PostgreSQL socket path must stay under 107 bytes.
+        root = "/tmp/cn-e2e-" + String(UUID().uuidString.prefix(8)).lowercased()
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+
+    var dataDir: String { root + "/server" }
+    var stateDir: String { root + "/agent" }
+
+    func startServer() throws {
+        serverStarts += 1
+        server = try ChildProcess(executable: Binaries.server,
+                                  arguments: ["serve", "--data-dir", dataDir, "--agent-listen", "127.0.0.1:\(agentPort)",
+                                              "--http-listen", "127.0.0.1:\(httpPort)"],
+                                  logPath: root + "/server-\(serverStarts).log")
+        _ = try eventually(timeout: 90, "server /readyz") { () -> Bool? in
+            guard server?.isRunning == true else { throw DeploymentError("server exited: \(server?.log.suffix(2000) ?? "")") }
+            return try? http("/readyz").status == 200 ? true : nil
+        }
+    }
+
+    /// Runs an administrative subcommand with `--json`, returning the printed object.
+    func admin(_ arguments: [String]) throws -> [String: String] {
+        let result = Shell.run(Binaries.server, arguments + ["--data-dir", dataDir, "--json"])
+        guard result.status == 0 else { throw DeploymentError("crowsnest-server \(arguments.joined(separator: " ")) failed: \(result.error)") }
+        let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: String]
+        return try XCTUnwrap(object, "not a JSON object: \(result.output)")
+    }
+
+    /// Creates a tenant, an API key and an enrolled agent state directory.
+    func provision(tenant: String = "e2e") throws {
+        _ = try admin(["tenant", "create", tenant])
+        apiKey = try XCTUnwrap(try admin(["apikey", "create", "--tenant", tenant, "--role", "read"])["key"])
+        let token = try admin(["token", "create", "--tenant", tenant])
+        let enroll = Shell.run(Binaries.agent, ["enroll", "--server", "127.0.0.1:\(agentPort)", "--token", token["token"]!,
+                                                "--ca-pin", token["ca_pin"]!, "--state-dir", stateDir])
+        guard enroll.status == 0 else { throw DeploymentError("enroll failed: \(enroll.error)") }
+    }
+
+    func startAgent(interval: Int = 1) throws {
+        agentStarts += 1
+        agent = try ChildProcess(executable: Binaries.agent,
+                                 arguments: ["run", "--state-dir", stateDir, "--interval", "\(interval)"],
+                                 logPath: root + "/agent-\(agentStarts).log", environment: agentEnvironment)
+    }
+
+    struct HTTPResult {
+        var status: Int
+        var body: Data
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:] }
+    }
+
+    /// A GET against the server's HTTP API with the deployment's API key.
+    func http(_ path: String) throws -> HTTPResult {
+        let result = Shell.run("/usr/bin/env", ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "-H", "Authorization: Bearer \(apiKey)",
+                                                "http://127.0.0.1:\(httpPort)\(path)"])
+        guard result.status == 0 else { throw DeploymentError("curl \(path): \(result.error)") }
+        guard let split = result.output.lastIndex(of: "\n"), let status = Int(result.output[result.output.index(after: split)...]) else {
+            throw DeploymentError("curl \(path): unreadable output")
+        }
+        return HTTPResult(status: status, body: Data(result.output[..<split].utf8))
+    }
+
+    /// Runs SQL on the embedded cluster through its unix socket and returns psql's unaligned output.
+    func sql(_ statement: String) throws -> String {
+        let result = Shell.run("/usr/bin/env", ["psql", "-X", "-At", "-h", dataDir + "/postgres/run", "-U", "crowsnest",
+                                                "-d", "crowsnest", "-v", "ON_ERROR_STOP=1", "-c", statement])
+        guard result.status == 0 else { throw DeploymentError("psql failed: \(result.error)") }
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func tearDown() {
+        agent?.terminate()
+        server?.terminate()
+        // The embedded cluster outlives a killed server by design; stop it here.
+        let pidFile = dataDir + "/postgres/data/postmaster.pid"
+        if let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = Int32(text.split(separator: "\n").first ?? "") {
+            kill(pid, SIGINT)
+            for _ in 0..<100 where kill(pid, 0) == 0 { usleep(100_000) }
+        }
+        if ProcessInfo.processInfo.environment["CROWSNEST_KEEP_E2E"] == nil {
+            try? FileManager.default.removeItem(atPath: root)
+        }
+    }
+
+    /// Logs of every process, for failure messages.
+    var logs: String {
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0.hasSuffix(".log") }.sorted()
+        return files.map { "=== \($0)\n" + String(((try? String(contentsOfFile: root + "/" + $0, encoding: .utf8)) ?? "").suffix(3000)) }
+            .joined(separator: "\n")
+    }
+}
+
+struct DeploymentError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
