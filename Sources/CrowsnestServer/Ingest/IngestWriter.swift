@@ -47,6 +47,7 @@ public struct IngestWriter: Sendable {
     /// Writes `batch` for the agent; `memory` carries counters between batches of one session.
     public func write(_ batch: Crowsnest_V1_SampleBatch, tenantID: UUID, agentID: UUID,
                       memory: inout CounterMemory) async throws -> IngestOutcome {
+        let batch = Self.withoutNulBytes(batch)
         try await partitions.ensurePartitions(forMillis: [batch.tsUnixMs])
         let loaded = memory.loaded
         let known = memory.snapshots
@@ -196,6 +197,20 @@ public struct IngestWriter: Sendable {
                                                 on: connection, logger: logger)
             }
         }
+    }
+
+    /// PostgreSQL text cannot hold NUL: a health check printing one would make the batch fail forever and block
+    /// the agent's spool, so NUL bytes are dropped from the free-text fields.
+    static func withoutNulBytes(_ batch: Crowsnest_V1_SampleBatch) -> Crowsnest_V1_SampleBatch {
+        func clean(_ text: String) -> String { text.contains("\u{0}") ? String(text.unicodeScalars.filter { $0 != "\u{0}" }) : text }
+        var batch = batch
+        for index in batch.containers.indices where batch.containers[index].healthOutput.contains("\u{0}") {
+            batch.containers[index].healthOutput = clean(batch.containers[index].healthOutput)
+        }
+        for index in batch.events.indices where batch.events[index].detail.contains("\u{0}") {
+            batch.events[index].detail = clean(batch.events[index].detail)
+        }
+        return batch
     }
 
     /// The newest counters of each of the agent's containers in the day before `before`.

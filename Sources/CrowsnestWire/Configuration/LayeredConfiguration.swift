@@ -30,7 +30,7 @@ public struct LayeredConfiguration: Sendable {
             }
             let node: Any?
             do {
-                node = try Yams.load(yaml: text)
+                node = try Yams.load(yaml: text, .default, Self.constructor)
             } catch let error as YamlError {
                 throw ConfigurationError("configuration file \(file) is not valid YAML: \(Self.oneLine(error))")
             }
@@ -42,6 +42,8 @@ public struct LayeredConfiguration: Sendable {
                     guard knownKeys.contains(key) else {
                         throw ConfigurationError("unknown setting '\(key)' in \(file); known settings: \(knownKeys.sorted().joined(separator: ", "))")
                     }
+                    // `key:` with no value (YAML null) leaves the setting unset.
+                    if value is UnsetSetting { continue }
                     values[key] = (try Self.scalar(value, key: key, file: file), "\(file): \(key)")
                 }
             }
@@ -54,6 +56,17 @@ public struct LayeredConfiguration: Sendable {
             if let value { values[key] = (value, "--\(key.replacingOccurrences(of: "_", with: "-"))") }
         }
     }
+
+    /// YAML null becomes `UnsetSetting`; timestamps and binary stay the text the operator wrote.
+    private static var constructor: Constructor {
+        var scalars = Constructor.defaultScalarMap
+        scalars[.null] = { _ in UnsetSetting() }
+        scalars[.timestamp] = { String.construct(from: $0) }
+        scalars[.binary] = { String.construct(from: $0) }
+        return Constructor(scalars)
+    }
+
+    private struct UnsetSetting {}
 
     private static func scalar(_ value: Any, key: String, file: String) throws -> String {
         switch value {
@@ -128,7 +141,8 @@ public enum HostPort {
             host = String(text[..<colon])
             portText = String(text[text.index(after: colon)...])
         }
-        guard let port = Int(portText), (0...65535).contains(port) else { return nil }
+        guard !portText.isEmpty, portText.utf8.count <= 5, portText.utf8.allSatisfy({ (48...57).contains($0) }),
+              let port = Int(portText), (0...65535).contains(port) else { return nil }
         return (host.isEmpty ? defaultHost : host, port)
     }
 }

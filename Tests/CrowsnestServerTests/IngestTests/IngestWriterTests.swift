@@ -1,0 +1,279 @@
+import CrowsnestWire
+import Foundation
+import Logging
+import PostgresNIO
+import XCTest
+
+@testable import CrowsnestServer
+
+/// The ingest writer against a real PostgreSQL: one transaction per batch, idempotent, exact rates and spans.
+final class IngestWriterTests: XCTestCase {
+    /// 2024-03-10 12:00:00 UTC.
+    private let t0: Int64 = 1_710_072_000_000
+    private let logger = IngestFixtures.logger
+
+    private func withWriter(_ body: (PostgresClient, IngestWriter, UUID, UUID) async throws -> Void) async throws {
+        try await TestPostgres.withTestDatabase { client in
+            let (tenantID, agentID) = try await IngestFixtures.seedAgent(client)
+            let writer = IngestWriter(client: client, partitions: PartitionStore(client: client, logger: logger), logger: logger)
+            try await body(client, writer, tenantID, agentID)
+        }
+    }
+
+    /// Unix µs of a timestamp expression, exactly.
+    private func micros(_ client: PostgresClient, _ query: PostgresQuery) async throws -> Int64? {
+        let rows = try await client.query(query, logger: logger)
+        for try await value in rows.decode(Int64?.self) { return value }
+        return nil
+    }
+
+    func testABatchWritesSamplesHostContainersEventsAndSpansInOneGo() async throws {
+        try await withWriter { client, writer, tenantID, agentID in
+            let dieAt = (t0 - 5_000) * 1000 + 123
+            let batch = IngestFixtures.batch(
+                seq: 1, tsMillis: t0,
+                containers: [
+                    IngestFixtures.container("web", startedAtMillis: t0 - 3_600_000, cpuNanos: 1_000),
+                    IngestFixtures.container("db", health: "healthy", cpuNanos: 2_000),
+                    IngestFixtures.container("job", state: "exited", startedAtMillis: t0 - 60_000,
+                                             finishedAtMillis: t0 - 5_000, exitCode: 1),
+                ],
+                events: [
+                    IngestFixtures.event("job", "start", atMicros: (t0 - 60_000) * 1000),
+                    IngestFixtures.event("job", "die", atMicros: dieAt, exitCode: 1),
+                ],
+                host: IngestFixtures.host())
+            var memory = CounterMemory()
+            let outcome = try await writer.write(batch, tenantID: tenantID, agentID: agentID, memory: &memory)
+            XCTAssertEqual(outcome, .committed(containerSamples: 3))
+
+            let counts = try await IngestFixtures.counts(client)
+            XCTAssertEqual(counts, ["container_samples": 3, "host_samples": 1, "containers": 3, "container_events": 2,
+                                    "status_spans": 4])
+            let committedSeq = try await IngestFixtures.integer(client, "SELECT committed_seq FROM agents WHERE id = \(agentID)")
+            XCTAssertEqual(committedSeq, 1)
+
+            let dbRows = try await client.query(
+                "SELECT health, labels->>'com.docker.compose.service', image FROM containers WHERE name = 'db'", logger: logger)
+            for try await (health, service, image) in dbRows.decode((String, String?, String).self) {
+                XCTAssertEqual(health, "healthy")
+                XCTAssertEqual(service, "db")
+                XCTAssertEqual(image, "example/db:1")
+            }
+            let target = TargetID.container(agentID: agentID, name: "job").description
+            let openDown = try await micros(client, """
+                SELECT (extract(epoch FROM started_at) * 1000000)::bigint FROM status_spans
+                WHERE target_id = \(target) AND ended_at IS NULL AND state = 'down' AND cause = 'exited with code 1'
+                """)
+            XCTAssertEqual(openDown, dieAt, "the down span starts at the die event's microsecond")
+            let webSince = try await micros(client, """
+                SELECT (extract(epoch FROM started_at) * 1000000)::bigint FROM status_spans
+                WHERE target_id = \(TargetID.container(agentID: agentID, name: "web").description) AND ended_at IS NULL AND state = 'up'
+                """)
+            XCTAssertEqual(webSince, (t0 - 3_600_000) * 1000, "a first-seen container is up since it started")
+            let hostFilesystems = try await IngestFixtures.integer(
+                client, "SELECT jsonb_array_length(filesystems)::bigint FROM host_samples WHERE agent_id = \(agentID)")
+            XCTAssertEqual(hostFilesystems, 1)
+        }
+    }
+
+    func testTheSameBatchAgainIsAReplayAndChangesNothing() async throws {
+        try await withWriter { client, writer, tenantID, agentID in
+            let batch = IngestFixtures.batch(
+                seq: 5, tsMillis: t0, containers: [IngestFixtures.container("web"), IngestFixtures.container("db")],
+                events: [IngestFixtures.event("web", "start", atMicros: (t0 - 1_000) * 1000)], host: IngestFixtures.host())
+            var memory = CounterMemory()
+            let firstOutcome = try await writer.write(batch, tenantID: tenantID, agentID: agentID, memory: &memory)
+            XCTAssertEqual(firstOutcome, .committed(containerSamples: 2))
+            let before = try await IngestFixtures.counts(client)
+
+            var fresh = CounterMemory()
+            let replayOutcome = try await writer.write(batch, tenantID: tenantID, agentID: agentID, memory: &fresh)
+            XCTAssertEqual(replayOutcome, .replay)
+            let countsAfterReplay = try await IngestFixtures.counts(client)
+            XCTAssertEqual(countsAfterReplay, before)
+
+            // A lower sequence with new content is a replay too: never written.
+            let older = IngestFixtures.batch(seq: 4, tsMillis: t0 + 30_000, containers: [IngestFixtures.container("other")],
+                                             host: IngestFixtures.host())
+            let olderOutcome = try await writer.write(older, tenantID: tenantID, agentID: agentID, memory: &memory)
+            XCTAssertEqual(olderOutcome, .replay)
+            let countsAfterOlder = try await IngestFixtures.counts(client)
+            XCTAssertEqual(countsAfterOlder, before)
+            let otherContainers = try await IngestFixtures.integer(client, "SELECT count(*) FROM containers WHERE name = 'other'")
+            XCTAssertEqual(otherContainers, 0)
+            let committedSeq = try await IngestFixtures.integer(client, "SELECT committed_seq FROM agents WHERE id = \(agentID)")
+            XCTAssertEqual(committedSeq, 5)
+        }
+    }
+
+    private func rateBatches() -> (Crowsnest_V1_SampleBatch, Crowsnest_V1_SampleBatch) {
+        let first = IngestFixtures.batch(
+            seq: 1, tsMillis: t0,
+            containers: [IngestFixtures.container("web", cpuNanos: 10_000_000_000, rx: 1_000, tx: 500, read: 0, write: 4_096)],
+            host: IngestFixtures.host(cpuTotalNanos: 1_000_000_000_000, idleNanos: 800_000_000_000, rx: 1_000, tx: 2_000))
+        // 30 s later: 60 s of CPU (two busy cores), 30 000 bytes received, 3 000 sent, 30 000 read, nothing written.
+        let second = IngestFixtures.batch(
+            seq: 2, tsMillis: t0 + 30_000,
+            containers: [IngestFixtures.container("web", cpuNanos: 70_000_000_000, rx: 31_000, tx: 3_500, read: 30_000, write: 4_096)],
+            host: IngestFixtures.host(cpuTotalNanos: 1_120_000_000_000, idleNanos: 860_000_000_000, rx: 61_000, tx: 2_000,
+                                      uptime: 10_030))
+        return (first, second)
+    }
+
+    private func assertRates(_ client: PostgresClient, agentID: UUID, file: StaticString = #filePath, line: UInt = #line) async throws {
+        let rows = try await client.query("""
+            SELECT cpu_percent, net_rx_bytes_per_second, net_tx_bytes_per_second, block_read_bytes_per_second,
+                   block_write_bytes_per_second
+            FROM container_samples WHERE agent_id = \(agentID) AND name = 'web' ORDER BY ts
+            """, logger: logger)
+        var samples: [[Double?]] = []
+        for try await (cpu, rx, tx, read, write) in rows.decode((Double?, Double?, Double?, Double?, Double?).self) {
+            samples.append([cpu, rx, tx, read, write])
+        }
+        XCTAssertEqual(samples.count, 2, file: file, line: line)
+        XCTAssertEqual(samples.first, [nil, nil, nil, nil, nil], "no previous counters: no rates", file: file, line: line)
+        XCTAssertEqual(samples.last, [200, 1_000, 100, 1_000, 0], file: file, line: line)
+
+        let hostRows = try await client.query("""
+            SELECT cpu_percent, net_rx_bytes_per_second, net_tx_bytes_per_second FROM host_samples
+            WHERE agent_id = \(agentID) ORDER BY ts
+            """, logger: logger)
+        var host: [[Double?]] = []
+        for try await (cpu, rx, tx) in hostRows.decode((Double?, Double?, Double?).self) { host.append([cpu, rx, tx]) }
+        // 120 s of CPU time over 30 s, 60 s of it idle: 60 busy seconds = two cores = 200 %.
+        XCTAssertEqual(host, [[nil, nil, nil], [200, 2_000, 0]], file: file, line: line)
+    }
+
+    func testRatesComeFromCounterDeltasOverOneInterval() async throws {
+        try await withWriter { client, writer, tenantID, agentID in
+            let (first, second) = rateBatches()
+            var memory = CounterMemory()
+            _ = try await writer.write(first, tenantID: tenantID, agentID: agentID, memory: &memory)
+            _ = try await writer.write(second, tenantID: tenantID, agentID: agentID, memory: &memory)
+            try await assertRates(client, agentID: agentID)
+        }
+    }
+
+    func testRatesInANewSessionUseTheCountersStoredInTheDatabase() async throws {
+        try await withWriter { client, writer, tenantID, agentID in
+            let (first, second) = rateBatches()
+            var session1 = CounterMemory()
+            _ = try await writer.write(first, tenantID: tenantID, agentID: agentID, memory: &session1)
+            var session2 = CounterMemory()  // reconnected: nothing in memory
+            _ = try await writer.write(second, tenantID: tenantID, agentID: agentID, memory: &session2)
+            try await assertRates(client, agentID: agentID)
+        }
+    }
+
+    func testABatchWithoutDockerDoesNotMarkContainersRemoved() async throws {
+        try await withWriter { client, writer, tenantID, agentID in
+            var memory = CounterMemory()
+            _ = try await writer.write(
+                IngestFixtures.batch(seq: 1, tsMillis: t0, containers: [IngestFixtures.container("web"), IngestFixtures.container("db")]),
+                tenantID: tenantID, agentID: agentID, memory: &memory)
+            let blind = IngestFixtures.batch(seq: 2, tsMillis: t0 + 30_000, host: IngestFixtures.host(),
+                                             unavailableReason: "cannot reach /var/run/docker.sock: connection refused")
+            let blindOutcome = try await writer.write(blind, tenantID: tenantID, agentID: agentID, memory: &memory)
+            XCTAssertEqual(blindOutcome, .committed(containerSamples: 0))
+            let removedCount = try await IngestFixtures.integer(client, "SELECT count(*) FROM containers WHERE removed_at IS NOT NULL")
+            XCTAssertEqual(removedCount, 0)
+            let reasonRows = try await client.query("SELECT containers_unavailable_reason FROM agents WHERE id = \(agentID)", logger: logger)
+            for try await reason in reasonRows.decode(String.self) {
+                XCTAssertEqual(reason, "cannot reach /var/run/docker.sock: connection refused")
+            }
+
+            // A complete batch without "db": db is gone since that tick; web stays.
+            _ = try await writer.write(
+                IngestFixtures.batch(seq: 3, tsMillis: t0 + 60_000, containers: [IngestFixtures.container("web")]),
+                tenantID: tenantID, agentID: agentID, memory: &memory)
+            let removed = try await micros(client, "SELECT (extract(epoch FROM removed_at) * 1000000)::bigint FROM containers WHERE name = 'db'")
+            XCTAssertEqual(removed, (t0 + 60_000) * 1000)
+            let webPresent = try await IngestFixtures.integer(client, "SELECT count(*) FROM containers WHERE name = 'web' AND removed_at IS NULL")
+            XCTAssertEqual(webPresent, 1)
+
+            // It comes back: no longer removed.
+            _ = try await writer.write(
+                IngestFixtures.batch(seq: 4, tsMillis: t0 + 90_000, containers: [IngestFixtures.container("web"), IngestFixtures.container("db")]),
+                tenantID: tenantID, agentID: agentID, memory: &memory)
+            let removedAfterReturn = try await IngestFixtures.integer(client, "SELECT count(*) FROM containers WHERE removed_at IS NOT NULL")
+            XCTAssertEqual(removedAfterReturn, 0)
+        }
+    }
+
+    func testAStopClosesTheUpSpanAtTheDieEventsExactTime() async throws {
+        try await withWriter { client, writer, tenantID, agentID in
+            var memory = CounterMemory()
+            _ = try await writer.write(
+                IngestFixtures.batch(seq: 1, tsMillis: t0, containers: [IngestFixtures.container("web", startedAtMillis: t0 - 60_000)]),
+                tenantID: tenantID, agentID: agentID, memory: &memory)
+            let killAt = t0 * 1000 + 12_345_678
+            let dieAt = killAt + 211
+            let stop = IngestFixtures.batch(
+                seq: 2, tsMillis: t0 + 30_000,
+                containers: [IngestFixtures.container("web", state: "exited", startedAtMillis: t0 - 60_000,
+                                                      finishedAtMillis: dieAt / 1000, exitCode: 143)],
+                events: [
+                    IngestFixtures.event("web", "kill", atMicros: killAt, detail: "15"),
+                    IngestFixtures.event("web", "die", atMicros: dieAt, exitCode: 143),
+                    IngestFixtures.event("web", "stop", atMicros: dieAt + 300),
+                ])
+            _ = try await writer.write(stop, tenantID: tenantID, agentID: agentID, memory: &memory)
+
+            let target = TargetID.container(agentID: agentID, name: "web").description
+            let rows = try await client.query("""
+                SELECT state, (extract(epoch FROM started_at) * 1000000)::bigint,
+                       (extract(epoch FROM ended_at) * 1000000)::bigint, cause
+                FROM status_spans WHERE target_id = \(target) ORDER BY started_at
+                """, logger: logger)
+            var spans: [String] = []
+            for try await (state, started, ended, cause) in rows.decode((String, Int64, Int64?, String).self) {
+                spans.append("\(state) \(started) \(ended.map(String.init) ?? "open") \(cause)")
+            }
+            XCTAssertEqual(spans, [
+                "up \((t0 - 60_000) * 1000) \(dieAt) running",
+                "down \(dieAt) open exited with code 143",
+            ])
+            let webEvents = try await IngestFixtures.integer(client, "SELECT count(*) FROM container_events WHERE name = 'web'")
+            XCTAssertEqual(webEvents, 3)
+        }
+    }
+
+    func testPartitionsAreCreatedForTheBatchDayEvenFarInThePast() async throws {
+        try await withWriter { client, writer, tenantID, agentID in
+            var memory = CounterMemory()
+            let old: Int64 = 1_577_836_800_500  // 2020-01-01 00:00:00.5 UTC
+            for (seq, ts) in [(UInt64(1), old), (2, t0)] {
+                let outcome = try await writer.write(
+                    IngestFixtures.batch(seq: seq, tsMillis: ts, containers: [IngestFixtures.container("web")], host: IngestFixtures.host()),
+                    tenantID: tenantID, agentID: agentID, memory: &memory)
+                XCTAssertEqual(outcome, .committed(containerSamples: 1))
+            }
+            let rows = try await client.query("""
+                SELECT tableoid::regclass::text, (extract(epoch FROM ts) * 1000)::bigint FROM container_samples
+                UNION ALL SELECT tableoid::regclass::text, (extract(epoch FROM ts) * 1000)::bigint FROM host_samples
+                ORDER BY 1
+                """, logger: logger)
+            var placed: [String] = []
+            for try await (partition, ts) in rows.decode((String, Int64).self) { placed.append("\(partition) \(ts)") }
+            XCTAssertEqual(placed, [
+                "container_samples_20200101 \(old)", "container_samples_20240310 \(t0)",
+                "host_samples_20200101 \(old)", "host_samples_20240310 \(t0)",
+            ])
+        }
+    }
+
+    func testAHealthOutputWithANulByteDoesNotPoisonTheBatch() async throws {
+        try await withWriter { client, writer, tenantID, agentID in
+            var sample = IngestFixtures.container("web", health: "unhealthy")
+            sample.healthOutput = "binary\u{0}garbage\n"
+            var memory = CounterMemory()
+            let outcome = try await writer.write(IngestFixtures.batch(seq: 1, tsMillis: t0, containers: [sample]),
+                                                 tenantID: tenantID, agentID: agentID, memory: &memory)
+            XCTAssertEqual(outcome, .committed(containerSamples: 1))
+            let unhealthyContainers = try await IngestFixtures.integer(
+                client, "SELECT count(*) FROM containers WHERE health = 'unhealthy' AND health_output = \("binarygarbage\n")")
+            XCTAssertEqual(unhealthyContainers, 1)
+        }
+    }
+}
