@@ -1,0 +1,63 @@
+import Foundation
+import Hummingbird
+import Logging
+import PostgresNIO
+import Prometheus
+
+/// Builds the HTTP API router: `/healthz`, `/readyz` and `/metrics` without authentication, and the
+/// tenant-scoped read routes under `/api/v1` behind `APIKeyAuthMiddleware`.
+///
+/// Every error leaves as `{"error":{"code","message"}}` (`APIErrorMiddleware`, installed first so it also
+/// covers unknown routes). Further `/api/v1` routes can be added to the returned router with
+/// `router.group("api/v1").add(middleware: APIKeyAuthMiddleware(keys: APIKeyStore(database:logger:)))`.
+///
+/// - Parameters:
+///   - database: a running `PostgresClient` (its `run()` is the caller's to schedule).
+///   - registry: the registry swift-metrics is bootstrapped with; `/metrics` emits it.
+///   - readiness: true when the database is reachable and migrations are applied; `/readyz` answers 503 otherwise.
+///   - logger: logger for the stores' queries.
+public func makeAPIRouter(
+    database: PostgresClient,
+    registry: PrometheusCollectorRegistry,
+    readiness: @escaping @Sendable () async -> Bool,
+    logger: Logger
+) -> Router<APIRequestContext> {
+    let router = Router(context: APIRequestContext.self)
+    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: APIErrorMiddleware())
+
+    router.get("healthz") { _, _ in
+        jsonResponse(status: .ok, body: #"{"status":"ok"}"#)
+    }
+    router.get("readyz") { _, _ in
+        guard await readiness() else {
+            throw APIError.unavailable("not ready: the database is unreachable or migrations are not applied yet")
+        }
+        return jsonResponse(status: .ok, body: #"{"status":"ready"}"#)
+    }
+    router.get("metrics") { _, _ in
+        var bytes: [UInt8] = []
+        registry.emit(into: &bytes)
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes))
+        )
+    }
+
+    let infrastructure = InfrastructureQueries(database: database, logger: logger)
+    let api = router.group("api/v1").add(middleware: APIKeyAuthMiddleware(keys: APIKeyStore(database: database, logger: logger)))
+    InfrastructureRoutes(infrastructure: infrastructure).register(on: api)
+    MetricsRoutes(infrastructure: infrastructure, metrics: MetricsQueries(database: database, logger: logger)).register(on: api)
+    HealthRoutes(infrastructure: infrastructure, health: HealthQueries(database: database, logger: logger)).register(on: api)
+    return router
+}
+
+/// A JSON response from a literal body.
+private func jsonResponse(status: HTTPResponse.Status, body: String) -> Response {
+    Response(
+        status: status,
+        headers: [.contentType: "application/json; charset=utf-8"],
+        body: .init(byteBuffer: ByteBuffer(string: body))
+    )
+}
