@@ -1,0 +1,460 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import AsyncHTTPClient
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Client for the Docker Engine API over its unix socket: container list, inspect, one-shot
+/// stats, the container event stream and the engine version.
+///
+/// Talks API version 1.41 (Docker 20.10 and later answer it). Every answer is capped in size and
+/// every call but the event stream has a timeout. Call `shutdown()` before dropping the client.
+public final class DockerClient: Sendable {
+    /// Where Docker listens when DOCKER_HOST is not set.
+    public static let defaultSocketPath = "/var/run/docker.sock"
+    /// API version prefix of every request path; 1.41 is Docker 20.10's and newer engines accept it.
+    public static let apiVersionPrefix = "/v1.41"
+    /// Default cap on a response body (8 MiB): far above a big host's container list.
+    public static let defaultMaxResponseBytes = 8 << 20
+    /// Event actions the event stream asks for by default: what changes a container's uptime or health.
+    ///
+    /// Docker matches "health_status" as a prefix of "health_status: healthy", and leaves out
+    /// the exec_* events that every health probe run emits.
+    public static let defaultEventActions = [
+        "create", "start", "restart", "stop", "kill", "die", "oom", "health_status",
+        "pause", "unpause", "destroy",
+    ]
+
+    /// The unix socket this client talks to.
+    public let socketPath: String
+    /// How long a call (other than the event stream) may take before it fails with `.timeout`.
+    public let requestTimeout: Duration
+    /// Largest response body accepted; larger ones fail with `.responseTooLarge`.
+    public let maxResponseBytes: Int
+
+    private let httpClient: HTTPClient
+    private let logger: Logger
+
+    /// Creates a client for the engine at `socketPath`.
+    ///
+    /// - Parameters:
+    ///   - socketPath: the engine's unix socket, default `/var/run/docker.sock`.
+    ///   - requestTimeout: limit for each call except the event stream (default 10 s; one-shot
+    ///     stats take about a second on busy engines).
+    ///   - maxResponseBytes: cap on each response body.
+    ///   - eventLoopGroup: where the connections live; the process-wide NIO singleton by default.
+    ///   - logger: where the client logs; it never bootstraps logging.
+    public init(
+        socketPath: String = DockerClient.defaultSocketPath,
+        requestTimeout: Duration = .seconds(10),
+        maxResponseBytes: Int = DockerClient.defaultMaxResponseBytes,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger
+    ) {
+        self.socketPath = socketPath
+        self.requestTimeout = requestTimeout
+        self.maxResponseBytes = maxResponseBytes
+        self.logger = logger
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        configuration.decompression = .disabled
+        configuration.httpVersion = .http1Only
+        // No read timeout: the event stream may stay quiet for hours. Calls have their own deadline.
+        configuration.timeout = .init(connect: .seconds(5), read: nil)
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 4)
+        // A local socket either accepts at once or is down: fail the call now instead of retrying
+        // until the connect timeout; the caller's next tick retries anyway.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        self.httpClient = HTTPClient(
+            eventLoopGroup: eventLoopGroup,
+            configuration: configuration,
+            backgroundActivityLogger: logger
+        )
+    }
+
+    /// Creates a client for the socket named by `dockerHost` (the DOCKER_HOST value), or the default
+    /// socket when it is nil or empty. Throws `.unsupportedDockerHost` for tcp://, ssh:// and the like.
+    public convenience init(
+        dockerHost: String?,
+        requestTimeout: Duration = .seconds(10),
+        maxResponseBytes: Int = DockerClient.defaultMaxResponseBytes,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger
+    ) throws {
+        self.init(
+            socketPath: try Self.socketPath(dockerHost: dockerHost),
+            requestTimeout: requestTimeout,
+            maxResponseBytes: maxResponseBytes,
+            eventLoopGroup: eventLoopGroup,
+            logger: logger
+        )
+    }
+
+    /// The DOCKER_HOST environment variable of this process, or nil when unset.
+    public static var dockerHostFromEnvironment: String? {
+        getenv("DOCKER_HOST").map { String(cString: $0) }
+    }
+
+    /// Unix socket path for a DOCKER_HOST value: "unix:///run/docker.sock" → "/run/docker.sock";
+    /// nil or empty → the default socket. Only unix sockets are supported.
+    public static func socketPath(dockerHost: String?) throws -> String {
+        guard let dockerHost, !dockerHost.isEmpty else { return defaultSocketPath }
+        if dockerHost.hasPrefix("unix://") {
+            let path = String(dockerHost.dropFirst("unix://".count))
+            if path.hasPrefix("/") { return path }
+        } else if dockerHost.hasPrefix("/") {
+            return dockerHost
+        }
+        throw DockerClientError(
+            code: .unsupportedDockerHost,
+            socketPath: dockerHost,
+            call: "read DOCKER_HOST",
+            reason: "DOCKER_HOST=\(dockerHost) is not supported: the agent talks to Docker over a local unix socket only (unix:///path/to/docker.sock)"
+        )
+    }
+
+    /// Closes connections and ends open event streams. Safe to call more than once.
+    public func shutdown() async throws {
+        do {
+            try await httpClient.shutdown()
+        } catch let error as HTTPClientError where error == .alreadyShutdown {
+            return
+        }
+    }
+
+    // MARK: - Calls
+
+    /// Lists containers (`GET /containers/json`); with `all` false only running ones.
+    public func listContainers(all: Bool = true) async throws -> [DockerContainerSummary] {
+        let call = "list containers"
+        let body = try await get("/containers/json", query: [("all", all ? "true" : "false")], call: call)
+        return try decode(call: call) { try DockerResponseDecoder.containerList(from: body) }
+    }
+
+    /// Inspects one container by id or name (`GET /containers/{id}/json`); `.notFound` when it is gone.
+    public func inspect(_ id: String) async throws -> DockerContainerDetails {
+        let call = "inspect container \(id)"
+        let body = try await get("/containers/\(Self.percentEncoded(id))/json", query: [], call: call)
+        return try decode(call: call) { try DockerResponseDecoder.containerDetails(from: body) }
+    }
+
+    /// One snapshot of a container's counters (`GET /containers/{id}/stats?stream=false&one-shot=true`).
+    ///
+    /// The fallback when the agent cannot read cgroup files. For a container that is not running,
+    /// Docker answers with empty figures: `hasFigures` is false then.
+    public func oneShotStats(_ id: String) async throws -> DockerStats {
+        let call = "read stats of container \(id)"
+        let body = try await get(
+            "/containers/\(Self.percentEncoded(id))/stats",
+            query: [("stream", "false"), ("one-shot", "true")],
+            call: call
+        )
+        return try decode(call: call) { try DockerResponseDecoder.stats(from: body) }
+    }
+
+    /// The engine's version (`GET /version`), e.g. "20.10.24+dfsg1".
+    public func version() async throws -> String {
+        let call = "read engine version"
+        let body = try await get("/version", query: [], call: call)
+        return try decode(call: call) { try DockerResponseDecoder.serverVersion(from: body) }
+    }
+
+    /// Streams container events (`GET /events`) as they happen.
+    ///
+    /// - Parameters:
+    ///   - since: replay events from this Unix time in nanoseconds (Docker keeps the last 1000
+    ///     or so); nil starts with what happens from now on. Pass the last seen `timeUnixNano`
+    ///     when reconnecting, and drop duplicates of that instant.
+    ///   - until: end the stream at this Unix time in nanoseconds; the stream then finishes
+    ///     normally. Without it, the engine closing the stream is an `.eventStreamEnded` error.
+    ///   - actions: which actions to ask for (default `defaultEventActions`); empty asks for all.
+    ///
+    /// Cancelling the consuming task, or the consumer dropping the stream, closes the connection.
+    public func events(
+        since: Int64? = nil,
+        until: Int64? = nil,
+        actions: [String] = DockerClient.defaultEventActions
+    ) -> AsyncThrowingStream<DockerEvent, Error> {
+        let call = "watch container events"
+        var query: [(String, String)] = []
+        if let since { query.append(("since", Self.dockerTimestamp(unixNano: since))) }
+        if let until { query.append(("until", Self.dockerTimestamp(unixNano: until))) }
+        query.append(("filters", Self.eventFilters(actions: actions)))
+        let url = requestURL("/events", query: query)
+
+        let (stream, continuation) = AsyncThrowingStream<DockerEvent, Error>.makeStream()
+        let task = Task { [httpClient, logger, socketPath, requestTimeout, maxResponseBytes] in
+            do {
+                var request = HTTPClientRequest(url: url)
+                request.method = .GET
+                request.headers.add(name: "Host", value: "localhost")
+                let response = try await httpClient.execute(request, deadline: .now() + Self.timeAmount(requestTimeout))
+                guard response.status == .ok else {
+                    let body = try? await response.body.collect(upTo: 64 * 1024)
+                    throw Self.statusError(status: response.status, body: body, socketPath: socketPath, call: call)
+                }
+                logger.debug("docker event stream open", metadata: ["docker.socket": "\(socketPath)"])
+                var splitter = DockerEventLineSplitter(maxLineBytes: min(maxResponseBytes, 1 << 20))
+                func emit(_ line: [UInt8]) {
+                    do {
+                        continuation.yield(try DockerResponseDecoder.event(fromLine: Data(line)))
+                    } catch {
+                        logger.warning(
+                            "docker event line not understood, skipped",
+                            metadata: [
+                                "docker.socket": "\(socketPath)", "error": "\(error)",
+                                "line": "\(String(decoding: line.prefix(512), as: UTF8.self))",
+                            ]
+                        )
+                    }
+                }
+                for try await chunk in response.body {
+                    for line in try splitter.append(chunk.readableBytesView) { emit(line) }
+                }
+                if let line = splitter.finish() { emit(line) }
+                logger.debug("docker event stream closed by the engine", metadata: ["docker.socket": "\(socketPath)"])
+                if until != nil {
+                    continuation.finish()
+                } else {
+                    continuation.finish(
+                        throwing: DockerClientError(
+                            code: .eventStreamEnded,
+                            socketPath: socketPath,
+                            call: call,
+                            reason: "the engine closed the event stream (restarted?); reconnect with since"
+                        )
+                    )
+                }
+            } catch let error as DockerEventLineSplitter.LineTooLong {
+                continuation.finish(
+                    throwing: DockerClientError(
+                        code: .responseTooLarge, socketPath: socketPath, call: call, reason: error.description
+                    )
+                )
+            } catch {
+                continuation.finish(throwing: Self.mapTransportError(error, socketPath: socketPath, call: call))
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    // MARK: - Plumbing
+
+    private func decode<T>(call: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch {
+            throw DockerClientError(
+                code: .decoding,
+                socketPath: socketPath,
+                call: call,
+                reason: "unexpected answer: \(error)"
+            )
+        }
+    }
+
+    private func requestURL(_ path: String, query: [(String, String)]) -> String {
+        var uri = Self.apiVersionPrefix + path
+        if !query.isEmpty {
+            uri += "?" + query.map { "\(Self.percentEncoded($0.0))=\(Self.percentEncoded($0.1))" }.joined(separator: "&")
+        }
+        if let url = URL(httpURLWithSocketPath: socketPath, uri: uri) {
+            return url.absoluteString
+        }
+        // URL refused the socket path; encode it as the host by hand, the way AsyncHTTPClient does.
+        return "http+unix://\(Self.percentEncoded(socketPath))\(uri)"
+    }
+
+    /// GET with timeout and size cap; returns the body of a 200 answer, throws DockerClientError otherwise.
+    private func get(_ path: String, query: [(String, String)], call: String) async throws -> Data {
+        let url = requestURL(path, query: query)
+        let timeout = requestTimeout
+        let deadline = NIODeadline.now() + Self.timeAmount(timeout)
+        let limit = maxResponseBytes
+        let client = httpClient
+        let socketPath = socketPath
+
+        do {
+            let (status, body) = try await Self.withTimeout(timeout) {
+                var request = HTTPClientRequest(url: url)
+                request.method = .GET
+                request.headers.add(name: "Host", value: "localhost")
+                let response = try await client.execute(request, deadline: deadline)
+                let body = try await response.body.collect(upTo: limit)
+                return (response.status, body)
+            }
+            guard status == .ok else {
+                throw Self.statusError(status: status, body: body, socketPath: socketPath, call: call)
+            }
+            return Data(body.readableBytesView)
+        } catch is NIOTooManyBytesError {
+            throw DockerClientError(
+                code: .responseTooLarge,
+                socketPath: socketPath,
+                call: call,
+                reason: "the answer exceeded \(limit) bytes"
+            )
+        } catch is TimeoutReached {
+            throw DockerClientError(
+                code: .timeout, socketPath: socketPath, call: call, reason: "no answer within \(timeout)"
+            )
+        } catch {
+            throw Self.mapTransportError(error, socketPath: socketPath, call: call)
+        }
+    }
+
+    private struct TimeoutReached: Error {}
+
+    private static func withTimeout<T: Sendable>(
+        _ timeout: Duration,
+        _ operation: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await operation() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                throw TimeoutReached()
+            }
+            return value
+        }
+    }
+
+    private static func statusError(
+        status: HTTPResponseStatus,
+        body: ByteBuffer?,
+        socketPath: String,
+        call: String
+    ) -> DockerClientError {
+        let bodyData = body.map { Data($0.readableBytesView) } ?? Data()
+        let message =
+            DockerResponseDecoder.errorMessage(from: bodyData)
+            ?? String(decoding: bodyData.prefix(512), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return DockerClientError(
+            code: status == .notFound ? .notFound : .httpStatus,
+            socketPath: socketPath,
+            call: call,
+            httpStatus: Int(status.code),
+            reason: message.isEmpty ? status.reasonPhrase : message
+        )
+    }
+
+    /// Turns what AsyncHTTPClient and NIO throw into a DockerClientError with a plain reason.
+    static func mapTransportError(_ error: any Error, socketPath: String, call: String) -> any Error {
+        if error is DockerClientError || error is CancellationError { return error }
+        if let ioError = error as? IOError {
+            return DockerClientError(
+                code: .socketUnreachable,
+                socketPath: socketPath,
+                call: call,
+                reason: errnoReason(ioError.errnoCode)
+            )
+        }
+        if let httpError = error as? HTTPClientError {
+            switch httpError {
+            case .deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout:
+                return DockerClientError(code: .timeout, socketPath: socketPath, call: call, reason: "\(httpError)")
+            case .cancelled:
+                return CancellationError()
+            case .remoteConnectionClosed:
+                return DockerClientError(
+                    code: .socketUnreachable,
+                    socketPath: socketPath,
+                    call: call,
+                    reason: "the engine closed the connection"
+                )
+            case .alreadyShutdown:
+                return DockerClientError(
+                    code: .socketUnreachable,
+                    socketPath: socketPath,
+                    call: call,
+                    reason: "the Docker client was shut down"
+                )
+            default:
+                break
+            }
+        }
+        // NIO wraps connect failures in other shapes on some paths; find an errno in the text.
+        let text = "\(error)"
+        for (code, _) in [(ENOENT, ""), (ECONNREFUSED, ""), (EACCES, ""), (ENOTSOCK, "")] {
+            if text.contains("errno: \(code))") {
+                return DockerClientError(
+                    code: .socketUnreachable,
+                    socketPath: socketPath,
+                    call: call,
+                    reason: errnoReason(code)
+                )
+            }
+        }
+        return DockerClientError(code: .socketUnreachable, socketPath: socketPath, call: call, reason: text)
+    }
+
+    private static func errnoReason(_ code: Int32) -> String {
+        switch code {
+        case ENOENT: return "no such socket (is dockerd running?)"
+        case ECONNREFUSED: return "connection refused (is dockerd running?)"
+        case EACCES, EPERM: return "permission denied (run as root or add the user to the docker group)"
+        default:
+            let text = String(cString: strerror(code))
+            return text.prefix(1).lowercased() + text.dropFirst()
+        }
+    }
+
+    static func timeAmount(_ duration: Duration) -> TimeAmount {
+        let (seconds, attoseconds) = duration.components
+        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
+    /// Docker's "seconds.nanoseconds" form for since/until.
+    static func dockerTimestamp(unixNano: Int64) -> String {
+        let seconds = unixNano / 1_000_000_000
+        let nanos = unixNano % 1_000_000_000
+        let fraction = String(nanos)
+        return "\(seconds).\(String(repeating: "0", count: 9 - fraction.count))\(fraction)"
+    }
+
+    /// The JSON filter for /events: containers only, and the chosen actions.
+    static func eventFilters(actions: [String]) -> String {
+        func quoted(_ text: String) -> String {
+            "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
+        var filters = "{\"type\":[\"container\"]"
+        if !actions.isEmpty {
+            filters += ",\"event\":[" + actions.map(quoted).joined(separator: ",") + "]"
+        }
+        return filters + "}"
+    }
+
+    /// Percent-encodes everything but RFC 3986 unreserved characters.
+    static func percentEncoded(_ text: String) -> String {
+        var result = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "~"):
+                result.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = String(byte, radix: 16, uppercase: true)
+                result += "%" + (hex.count == 1 ? "0" + hex : hex)
+            }
+        }
+        return result
+    }
+}
