@@ -106,7 +106,12 @@ let package = Package(
         ),
         .testTarget(
             name: "CrowsnestAgentTests",
-            dependencies: ["CrowsnestAgent", "CrowsnestWire", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl")],
+            dependencies: [
+                "CrowsnestAgent", "CrowsnestWire",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -115,6 +120,7 @@ let package = Package(
                 "CrowsnestServer", "CrowsnestWire",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -207,10 +207,13 @@ final class EndToEndTests: XCTestCase {
         let bin = try XCTUnwrap(((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []).sorted().last)
         let pgCtl = "/usr/lib/postgresql/\(bin)/bin/pg_ctl"
         let pgData = deployment.dataDir + "/postgres/data"
+        // pg_ctl start leaves a daemon that would inherit Foundation's internal descriptors and keep
+        // Process.waitUntilExit from returning; python's subprocess closes them (close_fds) first.
         func pgctl(_ arguments: [String]) -> Shell.Result {
-            getuid() == 0
-                ? Shell.run("/usr/sbin/runuser", ["-u", "postgres", "--", pgCtl] + arguments)
-                : Shell.run(pgCtl, arguments)
+            let command = (getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] : []) + [pgCtl] + arguments
+            return Shell.run("/usr/bin/env", ["python3", "-c",
+                "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode)"]
+                + command)
         }
         let stop = pgctl(["-D", pgData, "stop", "-m", "fast", "-w"])
         XCTAssertEqual(stop.status, 0, stop.error)
@@ -248,18 +251,35 @@ final class EndToEndTests: XCTestCase {
         XCTAssertGreaterThan(metrics["memory_limit_bytes"] as? Double ?? 0, 0)
         XCTAssertTrue(deployment.agent?.log.contains("Docker engine cannot be reached") ?? false, "the agent should say why containers are missing")
     }
+}
+
+/// Command-line behaviour of both executables; needs only the built binaries.
+final class CommandLineTests: XCTestCase {
+    private let root = "/tmp/cn-cli-" + String(UUID().uuidString.prefix(8)).lowercased()
+
+    override func setUpWithError() throws {
+        for binary in [Binaries.server, Binaries.agent] where !FileManager.default.isExecutableFile(atPath: binary) {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("\(binary) is missing: run swift build") }
+            throw XCTSkip("\(binary) is missing: run swift build")
+        }
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(atPath: root)
+    }
 
     func testMalformedConfigurationPrintsOneClearLineAndExitsNonZero() throws {
-        let config = deployment.root + "/bad.yaml"
+        let config = root + "/bad.yaml"
         try "interval: often\n".write(toFile: config, atomically: true, encoding: .utf8)
-        let agent = Shell.run(Binaries.agent, ["run", "--config", config, "--state-dir", deployment.stateDir])
+        let agent = Shell.run(Binaries.agent, ["run", "--config", config, "--state-dir", root + "/agent"])
         XCTAssertNotEqual(agent.status, 0)
         let agentLines = agent.error.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
         XCTAssertTrue(agentLines.first?.contains("interval") ?? false, "agent said: \(agent.error)")
         XCTAssertTrue(agentLines.first?.contains("often") ?? false, "agent said: \(agent.error)")
 
         try "listen_everywhere: true\n".write(toFile: config, atomically: true, encoding: .utf8)
-        let server = Shell.run(Binaries.server, ["serve", "--config", config, "--data-dir", deployment.dataDir])
+        let server = Shell.run(Binaries.server, ["serve", "--config", config, "--data-dir", root + "/server"])
         XCTAssertNotEqual(server.status, 0)
         XCTAssertTrue(server.error.contains("unknown setting 'listen_everywhere'"), "server said: \(server.error)")
 
