@@ -1,0 +1,420 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Crypto
+import CrowsnestWire
+import NIOCore
+import NIOSSL
+import Synchronization
+import X509
+
+/// What an enrolled agent keeps in its state directory to talk to the server over mutual TLS.
+///
+/// Files: `agent-key.pem` (the agent's P-256 private key, mode 0600), `agent.pem` (its client certificate),
+/// `ca.pem` (the server's CA, the only CA the agent trusts) and `identity.json` (agent id, tenant id and server
+/// addresses). `identity.json` is written last, so its presence means enrollment completed.
+public struct AgentCredentials: Sendable, Hashable {
+    /// File name of the agent's private key.
+    public static let privateKeyFileName = "agent-key.pem"
+    /// File name of the agent's client certificate.
+    public static let certificateFileName = "agent.pem"
+    /// File name of the pinned CA certificate.
+    public static let caCertificateFileName = "ca.pem"
+    /// File name of the identity record.
+    public static let identityFileName = "identity.json"
+
+    /// The agent's private key in PEM (PKCS#8) form.
+    public let privateKeyPEM: String
+    /// The agent's client certificate issued by the server's CA, in PEM form.
+    public let certificatePEM: String
+    /// The server's CA certificate in PEM form.
+    public let caCertificatePEM: String
+    /// The agent id and tenant id, read from the client certificate.
+    public let identity: AgentCertificateIdentity
+    /// The server addresses (`host:port`) the agent tries in turn.
+    public let serverAddresses: [String]
+    /// When the client certificate expires.
+    public let certificateNotValidAfter: Date
+    /// The pin of the CA certificate.
+    public let caPin: CAPin
+
+    /// Assembles credentials after enrollment, checking that they fit together.
+    ///
+    /// The key must belong to the certificate, the certificate must be an agent certificate signed by the CA,
+    /// and the identity is read from the certificate.
+    public init(
+        privateKeyPEM: String,
+        certificatePEM: String,
+        caCertificatePEM: String,
+        serverAddresses: [String]
+    ) throws(AgentCredentialsError) {
+        let key: P256.Signing.PrivateKey
+        do {
+            key = try P256.Signing.PrivateKey(pemRepresentation: privateKeyPEM)
+        } catch {
+            throw .invalid("the private key is not a P-256 key in PEM form (\(error))")
+        }
+        let certificate: Certificate
+        let ca: Certificate
+        do {
+            certificate = try Certificate(pemEncoded: certificatePEM)
+        } catch {
+            throw .invalid("the client certificate is not a readable PEM certificate (\(error))")
+        }
+        do {
+            ca = try Certificate(pemEncoded: caCertificatePEM)
+        } catch {
+            throw .invalid("the CA certificate is not a readable PEM certificate (\(error))")
+        }
+        guard certificate.publicKey == Certificate.PublicKey(key.publicKey) else {
+            throw .invalid("the private key does not belong to the client certificate")
+        }
+        guard certificate.issuer == ca.subject, ca.publicKey.isValidSignature(certificate.signature, for: certificate)
+        else {
+            throw .invalid("the client certificate was not issued by the CA in \(Self.caCertificateFileName)")
+        }
+        do {
+            self.identity = try AgentCertificateIdentity.parse(certificate: certificate)
+            self.caPin = CAPin.compute(derBytes: try ca.serializeAsPEM().derBytes)
+        } catch {
+            throw .invalid(String(describing: error))
+        }
+        self.privateKeyPEM = privateKeyPEM
+        self.certificatePEM = certificatePEM
+        self.caCertificatePEM = caCertificatePEM
+        self.serverAddresses = serverAddresses
+        self.certificateNotValidAfter = certificate.notValidAfter
+    }
+
+    /// Creates a fresh P-256 key and a certificate signing request for it.
+    ///
+    /// The request's subject is `CN=<hostname>` for the operator's benefit only: the server sets the real subject.
+    public static func generateKeyAndCSR(hostname: String) throws -> (privateKeyPEM: String, csrPEM: String) {
+        let key = P256.Signing.PrivateKey()
+        let subject = try DistinguishedName {
+            CommonName(hostname.isEmpty ? "crowsnest-agent" : hostname)
+        }
+        let request = try CertificateSigningRequest(
+            version: .v1,
+            subject: subject,
+            privateKey: Certificate.PrivateKey(key),
+            attributes: CertificateSigningRequest.Attributes()
+        )
+        return (key.pemRepresentation, try request.serializeAsPEM().pemString)
+    }
+
+    /// Loads the credentials from `stateDirectory`, or returns nil when the agent has not enrolled yet
+    /// (no `identity.json`).
+    public static func load(stateDirectory: String) throws(AgentCredentialsError) -> AgentCredentials? {
+        let identityPath = CredentialFile.join(stateDirectory, identityFileName)
+        let identityText: String?
+        do {
+            identityText = try CredentialFile.readIfPresent(identityPath)
+        } catch {
+            throw .file(error)
+        }
+        guard let identityText else { return nil }
+        let record: IdentityRecord
+        do {
+            record = try JSONDecoder().decode(IdentityRecord.self, from: Data(identityText.utf8))
+        } catch {
+            throw .invalid("\(identityPath) is not a valid identity record (\(error))")
+        }
+        let credentials: AgentCredentials
+        do {
+            credentials = try AgentCredentials(
+                privateKeyPEM: try CredentialFile.readRequired(CredentialFile.join(stateDirectory, privateKeyFileName)),
+                certificatePEM: try CredentialFile.readRequired(CredentialFile.join(stateDirectory, certificateFileName)),
+                caCertificatePEM: try CredentialFile.readRequired(
+                    CredentialFile.join(stateDirectory, caCertificateFileName)
+                ),
+                serverAddresses: record.servers
+            )
+        } catch let error as CredentialFileError {
+            throw .file(error)
+        } catch let error as AgentCredentialsError {
+            throw error
+        } catch {
+            throw .invalid(String(describing: error))
+        }
+        guard record.agentID == credentials.identity.agentID, record.tenantID == credentials.identity.tenantID else {
+            throw .invalid(
+                "\(identityPath) names \(record.agentID)/\(record.tenantID) but the certificate is for \(credentials.identity)"
+            )
+        }
+        return credentials
+    }
+
+    /// Saves the credentials into `stateDirectory` (created with mode 0700 if missing).
+    ///
+    /// Each file is replaced atomically; the key gets mode 0600; `identity.json` is written last.
+    public func save(stateDirectory: String) throws(AgentCredentialsError) {
+        let record = IdentityRecord(
+            agentID: identity.agentID,
+            tenantID: identity.tenantID,
+            servers: serverAddresses
+        )
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let json: String
+        do {
+            json = String(decoding: try encoder.encode(record), as: UTF8.self) + "\n"
+        } catch {
+            throw .invalid("cannot encode the identity record (\(error))")
+        }
+        do {
+            try CredentialFile.createDirectory(stateDirectory, mode: 0o700)
+            try CredentialFile.writeAtomically(
+                privateKeyPEM,
+                to: CredentialFile.join(stateDirectory, Self.privateKeyFileName),
+                mode: 0o600
+            )
+            try CredentialFile.writeAtomically(
+                caCertificatePEM,
+                to: CredentialFile.join(stateDirectory, Self.caCertificateFileName),
+                mode: 0o644
+            )
+            try CredentialFile.writeAtomically(
+                certificatePEM,
+                to: CredentialFile.join(stateDirectory, Self.certificateFileName),
+                mode: 0o644
+            )
+            try CredentialFile.writeAtomically(
+                json,
+                to: CredentialFile.join(stateDirectory, Self.identityFileName),
+                mode: 0o644
+            )
+        } catch {
+            throw .file(error)
+        }
+    }
+
+    /// The TLS configuration for normal operation: presents the client certificate, trusts only the pinned CA,
+    /// TLS 1.2 minimum (1.3 preferred) and checks the server's name.
+    ///
+    /// Create the handler with ``serverNameIndication(for:)`` as `serverHostname`: for an IP address it is nil
+    /// and NIOSSL then checks the connected IP against the certificate's IP SANs.
+    public func makeClientTLSConfiguration() throws -> TLSConfiguration {
+        let certificate = try NIOSSLCertificate(bytes: Array(certificatePEM.utf8), format: .pem)
+        let ca = try NIOSSLCertificate(bytes: Array(caCertificatePEM.utf8), format: .pem)
+        let key = try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem)
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.certificateVerification = .fullVerification
+        configuration.trustRoots = .certificates([ca])
+        configuration.certificateChain = [.certificate(certificate)]
+        configuration.privateKey = .privateKey(key)
+        return configuration
+    }
+
+    /// The TLS configuration for the first contact, before the agent has a certificate.
+    ///
+    /// It presents no client certificate and trusts nothing by itself: verification is left entirely to the
+    /// callback installed by ``EnrollmentTLS/makeHandler(serverHost:)``, which checks the server against the pin.
+    /// Use it only through ``EnrollmentTLS``.
+    public static func makeEnrollmentTLSConfiguration() -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        // Verification must be on for BoringSSL to call the custom verification callback; the callback replaces
+        // the chain and name checks, so no trust roots (in particular not the system's) are loaded.
+        configuration.certificateVerification = .noHostnameVerification
+        configuration.trustRoots = .certificates([])
+        return configuration
+    }
+
+    /// The value to pass as `serverHostname` to `NIOSSLClientHandler` for `host`: the host itself for a DNS name,
+    /// nil for an IP address (TLS forbids IP addresses in SNI; NIOSSL then verifies the connected IP).
+    public static func serverNameIndication(for host: String) -> String? {
+        isIPAddress(host) ? nil : host
+    }
+
+    static func isIPAddress(_ host: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+    }
+
+    private struct IdentityRecord: Codable {
+        var agentID: UUID
+        var tenantID: UUID
+        var servers: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case agentID = "agent_id"
+            case tenantID = "tenant_id"
+            case servers
+        }
+    }
+}
+
+/// Why the agent's credentials could not be loaded, assembled or saved.
+public enum AgentCredentialsError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A credential file could not be read or written.
+    case file(CredentialFileError)
+    /// The credentials do not fit together or cannot be parsed.
+    case invalid(String)
+
+    /// A human-readable explanation of the failure.
+    public var description: String {
+        switch self {
+        case .file(let error): return "agent credentials: \(error)"
+        case .invalid(let reason): return "invalid agent credentials: \(reason)"
+        }
+    }
+}
+
+/// TLS for enrollment: trusts a server only if it presents the CA certificate matching the operator's pin and a
+/// serving certificate signed by that CA, valid now and for the host the agent dialled.
+///
+/// Create one per enrollment attempt, call ``makeHandler(serverHost:)`` in the channel initializer, and after
+/// the handshake read ``verifiedCACertificatePEM`` to save as `ca.pem`.
+public final class EnrollmentTLS: Sendable {
+    /// The pin the server's CA must match.
+    public let pin: CAPin
+    /// The shared TLS context (no client certificate, no trust roots).
+    public let sslContext: NIOSSLContext
+    private let state: Mutex<State>
+
+    private struct State {
+        var verifiedCA: [UInt8]?
+        var failure: String?
+    }
+
+    /// Creates the enrollment TLS state for a pin.
+    public init(pin: CAPin) throws {
+        self.pin = pin
+        self.sslContext = try NIOSSLContext(configuration: AgentCredentials.makeEnrollmentTLSConfiguration())
+        self.state = Mutex(State())
+    }
+
+    /// A client TLS handler for one connection to `serverHost` (a DNS name or an IP address, without port).
+    ///
+    /// Its verification callback accepts the server only if the chain it presents contains the pinned CA and
+    /// the leaf is a different certificate, signed by that CA, currently valid, and valid for `serverHost`.
+    public func makeHandler(serverHost: String) throws -> NIOSSLClientHandler {
+        let isIP = AgentCredentials.isIPAddress(serverHost)
+        let pin = self.pin
+        return try NIOSSLClientHandler(
+            context: sslContext,
+            serverHostname: isIP ? nil : serverHost,
+            customVerificationCallback: { presented, promise in
+                let ders: [[UInt8]]
+                do {
+                    ders = try presented.map { try $0.toDERBytes() }
+                } catch {
+                    self.state.withLock { $0.failure = "cannot read the server's certificates: \(error)" }
+                    promise.succeed(.failed)
+                    return
+                }
+                promise.completeWithTask {
+                    let outcome = await EnrollmentTLS.verify(
+                        presented: ders,
+                        pin: pin,
+                        serverHostname: isIP ? nil : serverHost,
+                        serverIP: isIP ? serverHost : nil
+                    )
+                    switch outcome {
+                    case .success(let caDER):
+                        self.state.withLock {
+                            $0.verifiedCA = caDER
+                            $0.failure = nil
+                        }
+                        return .certificateVerified
+                    case .failure(let reason):
+                        self.state.withLock { $0.failure = "server \(serverHost): \(reason.description)" }
+                        return .failed
+                    }
+                }
+            }
+        )
+    }
+
+    /// The CA certificate (DER) seen and verified during a handshake, or nil before one succeeded.
+    public var verifiedCACertificateDER: [UInt8]? {
+        state.withLock { $0.verifiedCA }
+    }
+
+    /// The CA certificate seen and verified during a handshake, in PEM form, ready to save as `ca.pem`.
+    public var verifiedCACertificatePEM: String? {
+        guard let der = verifiedCACertificateDER, let certificate = try? Certificate(derEncoded: der) else {
+            return nil
+        }
+        return try? certificate.serializeAsPEM().pemString
+    }
+
+    /// Why the last refused server was refused, for the operator (the TLS error itself only says
+    /// "certificate verify failed"); nil when no server was refused since the last success.
+    public var lastVerificationFailure: String? {
+        state.withLock { $0.failure }
+    }
+
+    /// Checks a presented chain against the pin; returns the pinned CA's DER when the server is trusted.
+    static func verify(
+        presented: [[UInt8]],
+        pin: CAPin,
+        serverHostname: String?,
+        serverIP: String?
+    ) async -> Result<[UInt8], EnrollmentVerificationFailure> {
+        guard let leafDER = presented.first else {
+            return .failure(.noCertificate)
+        }
+        guard let caDER = presented.dropFirst().first(where: { pin.matches(derBytes: $0) }) else {
+            return .failure(
+                .noCertificateMatchesPin(pin: pin, presented: presented.map { CAPin.compute(derBytes: $0) })
+            )
+        }
+        guard let leaf = try? Certificate(derEncoded: leafDER), let ca = try? Certificate(derEncoded: caDER) else {
+            return .failure(.notVerifiable("unreadable certificate"))
+        }
+        guard leaf != ca else {
+            return .failure(.notVerifiable("it presented the CA certificate itself instead of a serving certificate"))
+        }
+        var verifier = Verifier(rootCertificates: CertificateStore([ca])) {
+            RFC5280Policy()
+            ServerIdentityPolicy(serverHostname: serverHostname, serverIP: serverIP)
+        }
+        switch await verifier.validate(leaf: leaf, intermediates: CertificateStore()) {
+        case .validCertificate:
+            return .success(caDER)
+        case .couldNotValidate(let failures):
+            let reasons = Set(failures.map { String(describing: $0.policyFailureReason) }).sorted()
+            return .failure(
+                .notVerifiable(
+                    reasons.isEmpty
+                        ? "its certificate is not signed by the pinned CA" : reasons.joined(separator: "; ")
+                )
+            )
+        }
+    }
+}
+
+/// Why a server was refused during enrollment.
+public enum EnrollmentVerificationFailure: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The server presented no certificate.
+    case noCertificate
+    /// No certificate in the server's chain matches the pin.
+    case noCertificateMatchesPin(pin: CAPin, presented: [CAPin])
+    /// The serving certificate does not verify against the pinned CA (signature, validity or name).
+    case notVerifiable(String)
+
+    /// A human-readable explanation for the operator.
+    public var description: String {
+        switch self {
+        case .noCertificate:
+            return "the server presented no certificate"
+        case .noCertificateMatchesPin(let pin, let presented):
+            return "the server's CA does not match the pin \(pin) (the server presented certificates \(presented.map(\.description).joined(separator: ", "))); check --ca-pin and the server address"
+        case .notVerifiable(let reason):
+            return "the server's certificate does not verify against the pinned CA: \(reason)"
+        }
+    }
+}

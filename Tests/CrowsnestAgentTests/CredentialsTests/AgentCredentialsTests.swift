@@ -1,0 +1,163 @@
+import CrowsnestAgent
+import CrowsnestWire
+import Crypto
+import Foundation
+import NIOSSL
+import X509
+import XCTest
+
+final class AgentCredentialsTests: XCTestCase {
+    private var directory = ""
+
+    override func setUpWithError() throws {
+        directory = NSTemporaryDirectory() + "crowsnest-agent-credentials-" + UUID().uuidString
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private func enroll(with ca: TestCA, agentID: UUID = UUID(), tenantID: UUID = UUID()) throws -> AgentCredentials {
+        let (keyPEM, csrPEM) = try AgentCredentials.generateKeyAndCSR(hostname: "docker-host-1")
+        return try AgentCredentials(
+            privateKeyPEM: keyPEM,
+            certificatePEM: try ca.signAgent(csrPEM: csrPEM, agentID: agentID, tenantID: tenantID),
+            caCertificatePEM: try ca.pem,
+            serverAddresses: ["localhost:7443", "127.0.0.1:7443"]
+        )
+    }
+
+    func testGeneratesAP256KeyAndACSRSignedByIt() throws {
+        let (keyPEM, csrPEM) = try AgentCredentials.generateKeyAndCSR(hostname: "docker-host-1")
+        let key = try P256.Signing.PrivateKey(pemRepresentation: keyPEM)
+        let request = try CertificateSigningRequest(pemEncoded: csrPEM)
+        XCTAssertEqual(request.publicKey, Certificate.PublicKey(key.publicKey))
+        XCTAssertTrue(request.publicKey.isValidSignature(request.signature, for: request))
+        XCTAssertEqual(String(describing: request.subject), "CN=docker-host-1")
+        let (otherKeyPEM, _) = try AgentCredentials.generateKeyAndCSR(hostname: "docker-host-1")
+        XCTAssertNotEqual(keyPEM, otherKeyPEM, "every call makes a new key")
+    }
+
+    func testLoadReturnsNilBeforeEnrollment() throws {
+        XCTAssertNil(try AgentCredentials.load(stateDirectory: directory))
+    }
+
+    func testSaveThenLoadRoundTripsWithAPrivateKeyFile() throws {
+        let ca = try TestCA()
+        let agentID = UUID()
+        let tenantID = UUID()
+        let credentials = try enroll(with: ca, agentID: agentID, tenantID: tenantID)
+        try credentials.save(stateDirectory: directory)
+
+        XCTAssertEqual(CredentialFile.permissions(of: directory + "/agent-key.pem"), 0o600)
+        XCTAssertEqual(CredentialFile.permissions(of: directory), 0o700)
+        let loaded = try XCTUnwrap(try AgentCredentials.load(stateDirectory: directory))
+        XCTAssertEqual(loaded, credentials)
+        XCTAssertEqual(loaded.identity, AgentCertificateIdentity(agentID: agentID, tenantID: tenantID))
+        XCTAssertEqual(loaded.serverAddresses, ["localhost:7443", "127.0.0.1:7443"])
+        XCTAssertEqual(loaded.caPin, try ca.pin)
+        let json = try String(contentsOfFile: directory + "/identity.json", encoding: .utf8)
+        XCTAssertTrue(json.contains(agentID.uuidString), json)
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: directory).sorted(),
+            ["agent-key.pem", "agent.pem", "ca.pem", "identity.json"],
+            "no temporary files are left behind"
+        )
+    }
+
+    func testRefusesAKeyThatDoesNotBelongToTheCertificate() throws {
+        let ca = try TestCA()
+        let credentials = try enroll(with: ca)
+        let (strangerKeyPEM, _) = try AgentCredentials.generateKeyAndCSR(hostname: "x")
+        XCTAssertThrowsError(
+            try AgentCredentials(
+                privateKeyPEM: strangerKeyPEM,
+                certificatePEM: credentials.certificatePEM,
+                caCertificatePEM: credentials.caCertificatePEM,
+                serverAddresses: []
+            )
+        ) { error in
+            XCTAssertTrue(String(describing: error).contains("does not belong to the client certificate"), "\(error)")
+        }
+    }
+
+    func testRefusesACertificateFromAnotherCA() throws {
+        let credentials = try enroll(with: try TestCA())
+        XCTAssertThrowsError(
+            try AgentCredentials(
+                privateKeyPEM: credentials.privateKeyPEM,
+                certificatePEM: credentials.certificatePEM,
+                caCertificatePEM: try TestCA(name: "Other CA").pem,
+                serverAddresses: []
+            )
+        ) { error in
+            XCTAssertTrue(String(describing: error).contains("not issued by the CA"), "\(error)")
+        }
+    }
+
+    func testServerNameIndicationIsOmittedForIPAddresses() {
+        XCTAssertEqual(AgentCredentials.serverNameIndication(for: "crowsnest.example.internal"), "crowsnest.example.internal")
+        XCTAssertNil(AgentCredentials.serverNameIndication(for: "127.0.0.1"))
+        XCTAssertNil(AgentCredentials.serverNameIndication(for: "::1"))
+    }
+
+    // MARK: - Real handshakes
+
+    func testClientConfigurationAuthenticatesTheAgentToAServerOfItsCA() async throws {
+        let ca = try TestCA()
+        let credentials = try enroll(with: ca)
+        let serving = try ca.issueServingCertificate()
+        let clientContext = try NIOSSLContext(configuration: try credentials.makeClientTLSConfiguration())
+        for host in ["localhost", "127.0.0.1"] {
+            let result = try await LoopbackTLS.run(
+                serverConfiguration: try LoopbackTLS.serverConfiguration(
+                    chain: [serving.certificate, ca.certificate],
+                    key: serving.key,
+                    clientCA: ca.certificate
+                ),
+                makeClientHandler: {
+                    try NIOSSLClientHandler(
+                        context: clientContext,
+                        serverHostname: AgentCredentials.serverNameIndication(for: host)
+                    )
+                }
+            )
+            XCTAssertNil(result.clientError, host)
+            XCTAssertEqual(result.server, .completed(peer: credentials.identity), host)
+        }
+    }
+
+    func testClientConfigurationRefusesAServerOfAnotherCA() async throws {
+        let ca = try TestCA()
+        let credentials = try enroll(with: ca)
+        let impostorCA = try TestCA(name: "Impostor CA")
+        let serving = try impostorCA.issueServingCertificate()
+        let clientContext = try NIOSSLContext(configuration: try credentials.makeClientTLSConfiguration())
+        let result = try await LoopbackTLS.run(
+            serverConfiguration: try LoopbackTLS.serverConfiguration(
+                chain: [serving.certificate, impostorCA.certificate],
+                key: serving.key,
+                clientCA: ca.certificate
+            ),
+            makeClientHandler: { try NIOSSLClientHandler(context: clientContext, serverHostname: "localhost") }
+        )
+        let clientError = try XCTUnwrap(result.clientError)
+        XCTAssertTrue(clientError.contains("CERTIFICATE_VERIFY_FAILED"), clientError)
+    }
+
+    func testClientConfigurationChecksTheServerName() async throws {
+        let ca = try TestCA()
+        let credentials = try enroll(with: ca)
+        let serving = try ca.issueServingCertificate(dnsNames: ["elsewhere.example.internal"], ipAddresses: [])
+        let clientContext = try NIOSSLContext(configuration: try credentials.makeClientTLSConfiguration())
+        let result = try await LoopbackTLS.run(
+            serverConfiguration: try LoopbackTLS.serverConfiguration(
+                chain: [serving.certificate, ca.certificate],
+                key: serving.key,
+                clientCA: ca.certificate
+            ),
+            makeClientHandler: { try NIOSSLClientHandler(context: clientContext, serverHostname: "localhost") }
+        )
+        XCTAssertNotNil(result.clientError)
+    }
+}

@@ -1,0 +1,83 @@
+// Certificates made with the openssl command line tool (not with swift-certificates), so parsing is also
+// checked against another implementation. All are issued by "Fixture CA" and valid until 2125.
+enum IdentityFixtures {
+    static let caCertificatePEM = """
+        -----BEGIN CERTIFICATE-----
+        MIIBgTCCASegAwIBAgIUHUOFNC67D0bNX4HOHUBn+CcxfxAwCgYIKoZIzj0EAwIw
+        FTETMBEGA1UEAwwKRml4dHVyZSBDQTAgFw0yNjExMjUxMzMwNDVaGA8yMTI2MTEw
+        MTEzMzA0NVowFTETMBEGA1UEAwwKRml4dHVyZSBDQTBZMBMGByqGSM49AgEGCCqG
+        SM49AwEHA0IABF4pJEyyvFWGJezJUlfVx2tVpgNp0Ot143b+P+A4TzZwazLBYeTA
+        tgWlPQwd1XARJkFUyAyi1ePFAxIiM7UMFMCjUzBRMB0GA1UdDgQWBBQUVyr+RUE/
+        VRETy2Dg5o2VtMe7fTAfBgNVHSMEGDAWgBQUVyr+RUE/VRETy2Dg5o2VtMe7fTAP
+        BgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIG/VxMUbeErELeUKnZxE
+        XydgAAxxgK0IiB3xjYTMmrTlAiEA8ml4B4x1/LmVkMiE67g+EOFuquTdy55DUnzl
+        MiP8L7c=
+        -----END CERTIFICATE-----
+        """
+
+    static let agentCertificatePEM = """
+        -----BEGIN CERTIFICATE-----
+        MIIB9jCCAZygAwIBAgIUNbiHhsMT4muNapgx68Us4KmpkeAwCgYIKoZIzj0EAwIw
+        FTETMBEGA1UEAwwKRml4dHVyZSBDQTAgFw0yNjExMjUxMzMwNDVaGA8yMTI2MTEw
+        MTEzMzA0NVoweDEtMCsGA1UEAwwkNmYxZDJjM2EtOWI4ZS00ZjdhLThjNmQtNWU0
+        ZjNhMmIxYzBkMS0wKwYDVQQKDCQwYTFiMmMzZC00ZTVmLTRhNmItOGM3ZC05ZTBm
+        MWEyYjNjNGQxGDAWBgNVBAsMD2Nyb3dzbmVzdC1hZ2VudDBZMBMGByqGSM49AgEG
+        CCqGSM49AwEHA0IABAa2aCmeB72cEfbgVzXnaaKcuEBba305tlld8kbbTOZULnoZ
+        AKFXB84yDbzqMqQg1RX+NnvcwLA/N0jK6Is5u0qjZTBjMAwGA1UdEwEB/wQCMAAw
+        EwYDVR0lBAwwCgYIKwYBBQUHAwIwHQYDVR0OBBYEFKZpklYxIUyq3dQwMPkFal+Z
+        N51mMB8GA1UdIwQYMBaAFBRXKv5FQT9VERPLYODmjZW0x7t9MAoGCCqGSM49BAMC
+        A0gAMEUCIQCZxursbrxbCyqDLDdkqQJiUK+A7hlDsXDBRAE2ZFVZrwIgY0tTp3Ct
+        gOJHNqzC32yo3AIrIwJnEA424+6xFnHTHIw=
+        -----END CERTIFICATE-----
+        """
+
+    static let certificateWithoutAgentUnitPEM = """
+        -----BEGIN CERTIFICATE-----
+        MIIB3TCCAYKgAwIBAgIUNbiHhsMT4muNapgx68Us4KmpkeEwCgYIKoZIzj0EAwIw
+        FTETMBEGA1UEAwwKRml4dHVyZSBDQTAgFw0yNjExMjUxMzMwNDVaGA8yMTI2MTEw
+        MTEzMzA0NVowXjEtMCsGA1UEAwwkNmYxZDJjM2EtOWI4ZS00ZjdhLThjNmQtNWU0
+        ZjNhMmIxYzBkMS0wKwYDVQQKDCQwYTFiMmMzZC00ZTVmLTRhNmItOGM3ZC05ZTBm
+        MWEyYjNjNGQwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARnz7nXvGWA454D68E7
+        XellcoAkNZaCBbC1h1z3Gf12ZNMmg+j5bg92H0zgUsHtkTwrARtkD7Lb4VC0qvIE
+        e8pAo2UwYzAMBgNVHRMBAf8EAjAAMBMGA1UdJQQMMAoGCCsGAQUFBwMCMB0GA1Ud
+        DgQWBBQDxAuli0r5dRfeIhB0f61L4VYR3DAfBgNVHSMEGDAWgBQUVyr+RUE/VRET
+        y2Dg5o2VtMe7fTAKBggqhkjOPQQDAgNJADBGAiEAqv3LeBuuA1XgLskClbmA3ZTP
+        zw9P2eYWyPDBHc+WDoYCIQDg7Ug8JFxET/5iL8QTWbRgXzCrx8DQ0Th/hN9vgSFI
+        TQ==
+        -----END CERTIFICATE-----
+        """
+
+    static let serverAuthOnlyCertificatePEM = """
+        -----BEGIN CERTIFICATE-----
+        MIIB9jCCAZygAwIBAgIUNbiHhsMT4muNapgx68Us4KmpkeIwCgYIKoZIzj0EAwIw
+        FTETMBEGA1UEAwwKRml4dHVyZSBDQTAgFw0yNjExMjUxMzMwNDVaGA8yMTI2MTEw
+        MTEzMzA0NVoweDEtMCsGA1UEAwwkNmYxZDJjM2EtOWI4ZS00ZjdhLThjNmQtNWU0
+        ZjNhMmIxYzBkMS0wKwYDVQQKDCQwYTFiMmMzZC00ZTVmLTRhNmItOGM3ZC05ZTBm
+        MWEyYjNjNGQxGDAWBgNVBAsMD2Nyb3dzbmVzdC1hZ2VudDBZMBMGByqGSM49AgEG
+        CCqGSM49AwEHA0IABMmp5NP05EsNgMw2Vtl8bXb2O1/q0cnfA2kNwQ/Ml4JgrHs4
+        XfXYQ6bA79TmJyFav4nsMI0yoeRiUUV186crDUKjZTBjMAwGA1UdEwEB/wQCMAAw
+        EwYDVR0lBAwwCgYIKwYBBQUHAwEwHQYDVR0OBBYEFNMoXAaCK/x/JsvzNCluLD6q
+        peyOMB8GA1UdIwQYMBaAFBRXKv5FQT9VERPLYODmjZW0x7t9MAoGCCqGSM49BAMC
+        A0gAMEUCIQC1qm9jxGquw2Y7HK+3PBPQFIlvsMswGpWbSr6ZiDk6NwIgfcY4+R4L
+        pqsIiFIfPBlHhiQRLtPHf8a3BM4N6U+6ztQ=
+        -----END CERTIFICATE-----
+        """
+
+    static let certificateWithNonUUIDCommonNamePEM = """
+        -----BEGIN CERTIFICATE-----
+        MIIB2zCCAYKgAwIBAgIUNbiHhsMT4muNapgx68Us4KmpkeMwCgYIKoZIzj0EAwIw
+        FTETMBEGA1UEAwwKRml4dHVyZSBDQTAgFw0yNjExMjUxMzMwNDVaGA8yMTI2MTEw
+        MTEzMzA0NVowXjETMBEGA1UEAwwKbm90LWEtdXVpZDEtMCsGA1UECgwkMGExYjJj
+        M2QtNGU1Zi00YTZiLThjN2QtOWUwZjFhMmIzYzRkMRgwFgYDVQQLDA9jcm93c25l
+        c3QtYWdlbnQwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQMqSv/9ncpqKjF+klo
+        CIz3tOZGw9LzYkFM3wpDn924H+w83+WN1DwbSmHY7Vj6x5OCxjJ+bMV9768kBWUb
+        6E5Ro2UwYzAMBgNVHRMBAf8EAjAAMBMGA1UdJQQMMAoGCCsGAQUFBwMCMB0GA1Ud
+        DgQWBBQ4wTOkHYrByKm7337o2pz6Pk65ATAfBgNVHSMEGDAWgBQUVyr+RUE/VRET
+        y2Dg5o2VtMe7fTAKBggqhkjOPQQDAgNHADBEAiBneHehtNN8PPys+NUMyxVvh35j
+        4pW1Ddc755eKci68TAIgbrTKsmI5YeQl6JSuBqcv1MzbjjXGVkCY7RdUxOeDI9c=
+        -----END CERTIFICATE-----
+        """
+
+    /// `sha256sum` of `openssl x509 -in ca.pem -outform der`.
+    static let caCertificateSHA256Hex = "1f96267d2156b99ea0e2574eb52f3151cfa1218740d4fce2bc060a841df84687"
+}
