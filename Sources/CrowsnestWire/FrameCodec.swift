@@ -18,6 +18,16 @@ public enum FrameCodec {
         return buffer
     }
 
+    /// Adds the length prefix to an already serialized `Frame` (as the agent keeps them in its spool).
+    public static func frame(serialized payload: [UInt8]) -> ByteBuffer {
+        precondition(payload.count <= Int(UInt32.max), "frame payload exceeds 4 GiB")
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(4 + payload.count)
+        buffer.writeInteger(UInt32(payload.count))
+        buffer.writeBytes(payload)
+        return buffer
+    }
+
     /// Decodes one payload (without its length prefix); unknown fields are ignored.
     public static func decodeFrame(_ payload: ByteBuffer) throws -> Crowsnest_V1_Frame {
         let frame: Crowsnest_V1_Frame

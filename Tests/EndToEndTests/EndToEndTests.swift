@@ -231,6 +231,28 @@ final class EndToEndTests: XCTestCase {
         XCTAssertLessThan(continuity.first, outageStart.timeIntervalSince1970)
     }
 
+    func testReusedEnrollmentTokenIsRefusedWithAReasonAndStoresNothing() throws {
+        try deployment.startServer()
+        try deployment.provision()
+        let agentsBefore = try deployment.sql("SELECT count(*) FROM agents")
+        let second = Shell.run(Binaries.agent, ["enroll", "--server", "127.0.0.1:\(deployment.agentPort)",
+                                                "--token", deployment.usedToken["token"]!, "--ca-pin", deployment.usedToken["ca_pin"]!,
+                                                "--state-dir", deployment.root + "/second-agent"])
+        XCTAssertNotEqual(second.status, 0)
+        XCTAssertTrue(second.error.contains("already used"), "agent said: \(second.error)")
+        XCTAssertEqual(try deployment.sql("SELECT count(*) FROM agents"), agentsBefore)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: deployment.root + "/second-agent/agent.pem"))
+
+        // A pin for another CA: the agent refuses the server before sending its token.
+        let wrongPin = "sha256:" + String(repeating: "ab", count: 32)
+        let token = try deployment.admin(["token", "create", "--tenant", "e2e"])
+        let pinned = Shell.run(Binaries.agent, ["enroll", "--server", "127.0.0.1:\(deployment.agentPort)", "--token", token["token"]!,
+                                                "--ca-pin", wrongPin, "--state-dir", deployment.root + "/third-agent"])
+        XCTAssertNotEqual(pinned.status, 0)
+        XCTAssertTrue(pinned.error.contains("pin"), "agent said: \(pinned.error)")
+        XCTAssertEqual(try deployment.sql("SELECT count(*) FROM enrollment_tokens WHERE used_at IS NULL"), "1", "the unused token stays unused")
+    }
+
     func testAgentWithoutDockerKeepsSendingHostFiguresAndSaysWhy() throws {
         try deployment.startServer()
         try deployment.provision()

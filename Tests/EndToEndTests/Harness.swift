@@ -150,6 +150,8 @@ final class Deployment: @unchecked Sendable {
     var server: ChildProcess?
     var agent: ChildProcess?
     var apiKey = ""
+    /// The token and pin the agent enrolled with (already used).
+    var usedToken: [String: String] = [:]
     var agentEnvironment: [String: String] = ProcessInfo.processInfo.environment
     private var serverStarts = 0
     private var agentStarts = 0
@@ -188,6 +190,7 @@ final class Deployment: @unchecked Sendable {
         _ = try admin(["tenant", "create", tenant])
         apiKey = try XCTUnwrap(try admin(["apikey", "create", "--tenant", tenant, "--role", "read"])["key"])
         let token = try admin(["token", "create", "--tenant", tenant])
+        usedToken = token
         let enroll = Shell.run(Binaries.agent, ["enroll", "--server", "127.0.0.1:\(agentPort)", "--token", token["token"]!,
                                                 "--ca-pin", token["ca_pin"]!, "--state-dir", stateDir])
         guard enroll.status == 0 else { throw DeploymentError("enroll failed: \(enroll.error)") }

@@ -78,7 +78,11 @@ public struct Enroller: Sendable {
             } catch let error as EnrollmentError {
                 throw error  // the server answered: retrying elsewhere with the same token will not help
             } catch {
-                failures.append("\(server): \(Self.explain(error))")
+                if let why = tls.lastVerificationFailure {
+                    failures.append("\(server): refused the server: \(why) (is the CA pin right for this server?)")
+                } else {
+                    failures.append("\(server): \(Self.explain(error))")
+                }
             }
         }
         throw EnrollmentError("cannot enroll with any server: " + failures.joined(separator: "; "))

@@ -28,50 +28,6 @@ public struct ServerConnection: Sendable {
     }
 }
 
-/// Reads and writes whole frames over an async channel.
-public struct FrameChannel {
-    var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
-    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
-    var reader = FrameReader(maximumFrameLength: FrameLimits.beforeSession)
-
-    public init(inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
-        self.inbound = inbound.makeAsyncIterator()
-        self.outbound = outbound
-    }
-
-    /// The largest frame accepted from the server.
-    public var maximumFrameLength: Int {
-        get { reader.maximumFrameLength }
-        set { reader.maximumFrameLength = newValue }
-    }
-
-    /// The next frame, or nil when the server closed the connection cleanly.
-    public mutating func next() async throws -> Crowsnest_V1_Frame? {
-        while true {
-            if let frame = try reader.next() { return frame }
-            guard let bytes = try await inbound.next() else {
-                try reader.finish()
-                return nil
-            }
-            reader.append(bytes)
-        }
-    }
-
-    /// Sends one frame.
-    public func send(_ frame: Crowsnest_V1_Frame) async throws {
-        try await outbound.write(try FrameCodec.encode(frame))
-    }
-
-    /// Sends an already serialized `Frame` (as kept in the spool), adding the length prefix.
-    public func send(serializedFrame bytes: [UInt8]) async throws {
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(4 + bytes.count)
-        buffer.writeInteger(UInt32(bytes.count))
-        buffer.writeBytes(bytes)
-        try await outbound.write(buffer)
-    }
-}
-
 /// A server address the agent dials.
 public struct ServerAddress: Sendable, Equatable, CustomStringConvertible {
     public var host: String

@@ -202,7 +202,7 @@ public final class Shipper: Service, Sendable {
             let inFlightRoom = window
             let records = try spool.pending(after: acked, limit: inFlightRoom)
             for record in records where record.seq > lastSent {
-                try await outbound.write(Self.framed(record.payload))
+                try await outbound.write(FrameCodec.frame(serialized: record.payload))
                 lastSent = record.seq
                 if awaitingSince == nil { awaitingSince = ContinuousClock.now }
             }
@@ -248,13 +248,5 @@ public final class Shipper: Service, Sendable {
             }
         }
         throw CancellationError()
-    }
-
-    static func framed(_ payload: [UInt8]) -> ByteBuffer {
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(4 + payload.count)
-        buffer.writeInteger(UInt32(payload.count))
-        buffer.writeBytes(payload)
-        return buffer
     }
 }

@@ -25,7 +25,19 @@ public struct AgentEnrollment: Sendable {
         let agentID = UUID()
         let authority = self.authority
         let logger = self.logger
-        return try await client.withTransaction(logger: logger) { connection in
+        do {
+            return try await transaction(request, agentID: agentID, authority: authority, logger: logger)
+        } catch let error as PostgresTransactionError {
+            // Surface the refusal itself (bad token, bad CSR), not the transaction wrapper around it.
+            if let refusal = error.closureError as? StoreError { throw refusal }
+            if let refusal = error.closureError as? CertificateAuthorityError { throw refusal }
+            throw error
+        }
+    }
+
+    private func transaction(_ request: Crowsnest_V1_EnrollRequest, agentID: UUID, authority: CertificateAuthority,
+                             logger: Logger) async throws -> Crowsnest_V1_EnrollResponse {
+        try await client.withTransaction(logger: logger) { connection in
             let tenantID = try await EnrollmentTokenStore.consume(token: request.token, agentID: agentID,
                                                                   on: connection, logger: logger)
             let certificatePEM = try authority.signAgentCSR(csrPEM: request.csrPem, agentID: agentID, tenantID: tenantID)

@@ -1,0 +1,41 @@
+import NIOCore
+
+/// Reads and writes whole frames over one connection (used by the gateway's sessions and the agent's enroller).
+public struct FrameChannel {
+    private var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+    private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    private var reader = FrameReader(maximumFrameLength: FrameLimits.beforeSession)
+
+    public init(inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
+        self.inbound = inbound.makeAsyncIterator()
+        self.outbound = outbound
+    }
+
+    /// The largest frame accepted from the peer; raise it once the session is established.
+    public var maximumFrameLength: Int {
+        get { reader.maximumFrameLength }
+        set { reader.maximumFrameLength = newValue }
+    }
+
+    /// The next frame, or nil when the peer closed the connection cleanly.
+    public mutating func next() async throws -> Crowsnest_V1_Frame? {
+        while true {
+            if let frame = try reader.next() { return frame }
+            guard let bytes = try await inbound.next() else {
+                try reader.finish()
+                return nil
+            }
+            reader.append(bytes)
+        }
+    }
+
+    /// Sends one frame.
+    public func send(_ frame: Crowsnest_V1_Frame) async throws {
+        try await outbound.write(try FrameCodec.encode(frame))
+    }
+
+    /// Sends an already serialized `Frame` (as kept in the spool), adding the length prefix.
+    public func send(serializedFrame bytes: [UInt8]) async throws {
+        try await outbound.write(FrameCodec.frame(serialized: bytes))
+    }
+}
