@@ -7,6 +7,7 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 command -v runuser >/dev/null || missing+=(util-linux)
 [ -x /bin/busybox ] || missing+=(busybox-static)
 command -v curl >/dev/null || missing+=(curl)
+command -v python3 >/dev/null || missing+=(python3)
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "ensure-packages: missing ${missing[*]} and installing needs root" >&2; exit 1; }
   export DEBIAN_FRONTEND=noninteractive
