@@ -18,6 +18,10 @@ public struct AgentSessionHandler: Sendable {
     public let logger: Logger
     /// Heartbeat interval told to agents in `Welcome`.
     public var heartbeatSeconds: UInt32 = 15
+    /// How long one database step (enrolling, recording a hello, storing a batch) may take before the session gives
+    /// up. PostgresClient waits for a connection indefinitely while the database is down; without this deadline a
+    /// session would hang instead of telling the agent to retry later (its batches stay in its spool).
+    public var storageTimeout: Duration = .seconds(20)
 
     private let batchesCommitted = Counter(label: "crowsnest_ingest_batches_total", dimensions: [("outcome", "committed")])
     private let batchesReplayed = Counter(label: "crowsnest_ingest_batches_total", dimensions: [("outcome", "replay")])
@@ -44,7 +48,7 @@ public struct AgentSessionHandler: Sendable {
         logger[metadataKey: "peer.address"] = "\(connection.channel.remoteAddress.map { "\($0)" } ?? "unknown")"
         do {
             try await connection.executeThenClose { inbound, outbound in
-                var session = SessionIO(inbound: inbound.makeAsyncIterator(), outbound: outbound)
+                var session = FrameChannel(inbound: inbound, outbound: outbound)
                 do {
                     try await run(&session, connection: connection, logger: &logger)
                 } catch let end as SessionEnd {
@@ -73,7 +77,7 @@ public struct AgentSessionHandler: Sendable {
         }
     }
 
-    private func run(_ session: inout SessionIO, connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>,
+    private func run(_ session: inout FrameChannel, connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>,
                      logger: inout Logger) async throws {
         guard let first = try await session.next() else { return }
         let peer = try await connection.channel.nioSSL_peerCertificate().get()
@@ -82,7 +86,8 @@ public struct AgentSessionHandler: Sendable {
                 throw SessionEnd(reason: "no client certificate: connect with the certificate issued at enrollment, or enroll first", reject: true, permanent: true)
             }
             do {
-                let response = try await enrollment.enroll(request)
+                let enrollment = self.enrollment
+                let response = try await Self.withDeadline(storageTimeout) { try await enrollment.enroll(request) }
                 logger.info("agent enrolled", metadata: ["agent.id": "\(response.agentID)", "tenant.id": "\(response.tenantID)",
                                                          "agent.hostname": "\(request.host.hostname)"])
                 try await session.send(.with(.enrollResponse(response)))
@@ -90,6 +95,8 @@ public struct AgentSessionHandler: Sendable {
                 throw SessionEnd(reason: "enrollment refused: \(error.message)", reject: true, permanent: true)
             } catch let error as CertificateAuthorityError {
                 throw SessionEnd(reason: "enrollment refused: \(error)", reject: true, permanent: true)
+            } catch is StorageDeadlineExceeded {
+                throw SessionEnd(reason: "server storage is unavailable; retry enrollment later", reject: true)
             }
             return
         }
@@ -110,7 +117,10 @@ public struct AgentSessionHandler: Sendable {
         }
         let record: AgentRecord?
         do {
-            record = try await agents.recordHello(tenantID: identity.tenantID, agentID: identity.agentID, hello: hello)
+            let agents = self.agents
+            record = try await Self.withDeadline(storageTimeout) {
+                try await agents.recordHello(tenantID: identity.tenantID, agentID: identity.agentID, hello: hello)
+            }
         } catch {
             logger.error("cannot record agent hello: database unavailable", metadata: ["error": "\(String(reflecting: error))"])
             throw SessionEnd(reason: "server storage is unavailable; retry later", reject: true)
@@ -130,7 +140,7 @@ public struct AgentSessionHandler: Sendable {
         welcome.settings.maxFrameBytes = UInt32(FrameLimits.established)
         welcome.settings.ackWindow = 32
         try await session.send(.with(.welcome(welcome)))
-        session.reader.maximumFrameLength = FrameLimits.established
+        session.maximumFrameLength = FrameLimits.established
         logger.info("agent session established", metadata: ["agent.hostname": "\(record.hostname)",
                                                              "agent.committed_seq": "\(record.committedSeq)"])
 
@@ -141,7 +151,13 @@ public struct AgentSessionHandler: Sendable {
                 guard batch.seq > 0 else { throw SessionEnd(reason: "batch sequence 0 is not allowed") }
                 let outcome: IngestOutcome
                 do {
-                    outcome = try await ingest.write(batch, tenantID: identity.tenantID, agentID: identity.agentID, memory: &memory)
+                    let (ingest, before) = (self.ingest, memory)
+                    (outcome, memory) = try await Self.withDeadline(storageTimeout) {
+                        var memory = before
+                        let outcome = try await ingest.write(batch, tenantID: identity.tenantID, agentID: identity.agentID,
+                                                             memory: &memory)
+                        return (outcome, memory)
+                    }
                 } catch {
                     logger.error("cannot store batch; closing without ack so the agent keeps it",
                                  metadata: ["batch.seq": "\(batch.seq)", "error": "\(String(reflecting: error))"])
@@ -175,24 +191,23 @@ public struct AgentSessionHandler: Sendable {
     }
 }
 
-/// Frame-level reading and writing over one connection.
-struct SessionIO {
-    var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
-    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
-    var reader = FrameReader(maximumFrameLength: FrameLimits.beforeSession)
-
-    mutating func next() async throws -> Crowsnest_V1_Frame? {
-        while true {
-            if let frame = try reader.next() { return frame }
-            guard let bytes = try await inbound.next() else {
-                try reader.finish()
-                return nil
+extension AgentSessionHandler {
+    /// Runs `body`, throwing `StorageDeadlineExceeded` (and cancelling `body`) when it takes longer than `timeout`.
+    static func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw StorageDeadlineExceeded(timeout: timeout)
             }
-            reader.append(bytes)
+            defer { group.cancelAll() }
+            return try await group.next()!
         }
     }
+}
 
-    func send(_ frame: Crowsnest_V1_Frame) async throws {
-        try await outbound.write(try FrameCodec.encode(frame))
-    }
+/// A database step did not finish in time (the database is down or unreachable).
+struct StorageDeadlineExceeded: Error, CustomStringConvertible {
+    var timeout: Duration
+    var description: String { "the database did not answer within \(timeout.components.seconds) s" }
 }

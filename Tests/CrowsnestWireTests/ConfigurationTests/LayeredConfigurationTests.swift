@@ -112,6 +112,12 @@ final class LayeredConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.list("server"), ["a.example:7443", "b.example:7443"])
     }
 
+    func testADateLikeValueStaysTheTextTheOperatorWrote() throws {
+        let path = try file("state_dir: 2024-01-01\n")
+        let configuration = try LayeredConfiguration(file: path, environment: [:], flags: [:], knownKeys: known)
+        XCTAssertEqual(configuration.string("state_dir"), "2024-01-01")
+    }
+
     func testANestedMappingIsAnError() throws {
         let path = try file("server:\n  host: a\n")
         let message = try XCTUnwrap(error { try LayeredConfiguration(file: path, environment: [:], flags: [:], knownKeys: self.known) })

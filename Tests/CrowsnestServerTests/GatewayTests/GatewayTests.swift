@@ -1,0 +1,410 @@
+import CrowsnestWire
+import Foundation
+import NIOSSL
+import PostgresNIO
+import X509
+import XCTest
+
+@testable import CrowsnestServer
+
+/// The agent gateway end to end: real TLS on loopback, real PostgreSQL, the server in-process.
+final class GatewayTests: XCTestCase {
+    private func withGateway(storageTimeout: Duration = .seconds(20),
+                             _ body: (GatewayHarness) async throws -> Void) async throws {
+        try await TestPostgres.withTestDatabase { client in
+            try await GatewayHarness.run(client: client, storageTimeout: storageTimeout, body)
+        }
+    }
+
+    private func count(_ client: PostgresClient, _ query: PostgresQuery) async throws -> Int64 {
+        try await IngestFixtures.integer(client, query)
+    }
+
+    /// Sends Hello and returns the Welcome (failing the test on anything else).
+    private func establish(_ wire: inout AgentWire, file: StaticString = #filePath, line: UInt = #line) async throws -> Crowsnest_V1_Welcome? {
+        try await wire.send(GatewayHarness.hello())
+        let answer = await wire.nextOrEnd()
+        guard case .success(let frame) = answer, case .welcome(let welcome) = frame.message else {
+            XCTFail("expected welcome, got \(answer)", file: file, line: line)
+            return nil
+        }
+        return welcome
+    }
+
+    private func batch(seq: UInt64, tsMillis: Int64 = 1_710_072_000_000) -> Crowsnest_V1_Frame {
+        .with(.batch(IngestFixtures.batch(
+            seq: seq, tsMillis: tsMillis,
+            containers: [IngestFixtures.container("web", cpuNanos: 1_000), IngestFixtures.container("db", cpuNanos: 2_000)],
+            events: [IngestFixtures.event("web", "start", atMicros: (tsMillis - 1_000) * 1000)],
+            host: IngestFixtures.host())))
+    }
+
+    // MARK: Enrollment
+
+    func testEnrollmentWithAValidTokenReturnsACertificateAndCreatesTheAgent() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let token = try await gateway.createToken(tenantID: tenantID)
+            let answer = try await gateway.connect(tls: try gateway.enrollmentTLS) { wire in
+                try await wire.send(try GatewayHarness.enrollRequest(token: token))
+                return await wire.nextOrEnd()
+            }
+            guard case .success(let frame) = answer, case .enrollResponse(let response) = frame.message else {
+                return XCTFail("expected an enroll response, got \(answer)")
+            }
+            XCTAssertEqual(response.tenantID, tenantID.uuidString.lowercased())
+            XCTAssertEqual(response.caCertificatePem, gateway.ca.caCertificatePEM)
+            let identity = try AgentCertificateIdentity.parse(certificate: try Certificate(pemEncoded: response.certificatePem))
+            XCTAssertEqual(identity.agentID.uuidString.lowercased(), response.agentID)
+            XCTAssertEqual(identity.tenantID, tenantID)
+            let agentID = try XCTUnwrap(UUID(uuidString: response.agentID))
+            let rows = try await count(gateway.client,
+                                       "SELECT count(*) FROM agents WHERE id = \(agentID) AND tenant_id = \(tenantID) AND hostname = 'new-host'")
+            XCTAssertEqual(rows, 1)
+        }
+    }
+
+    func testAReusedTokenIsRejectedPermanentlyAndCreatesNoSecondAgent() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let token = try await gateway.createToken(tenantID: tenantID)
+            let first = try await gateway.connect(tls: try gateway.enrollmentTLS) { wire in
+                try await wire.send(try GatewayHarness.enrollRequest(token: token))
+                return await wire.nextOrEnd()
+            }
+            guard case .success(let frame) = first, case .enrollResponse = frame.message else {
+                return XCTFail("the first enrollment failed: \(first)")
+            }
+            let second = try await gateway.connect(tls: try gateway.enrollmentTLS) { wire in
+                try await wire.send(try GatewayHarness.enrollRequest(token: token))
+                return await wire.nextOrEnd()
+            }
+            guard case .success(let again) = second, case .reject(let reject) = again.message else {
+                return XCTFail("expected reject, got \(second)")
+            }
+            XCTAssertTrue(reject.permanent)
+            XCTAssertTrue(reject.reason.contains("already used"), reject.reason)
+            let agents = try await count(gateway.client, "SELECT count(*) FROM agents")
+            XCTAssertEqual(agents, 1)
+        }
+    }
+
+    func testAnUnknownTokenIsRejectedAndLeavesNothingBehind() async throws {
+        try await withGateway { gateway in
+            _ = try await gateway.createTenant()
+            let answer = try await gateway.connect(tls: try gateway.enrollmentTLS) { wire in
+                try await wire.send(try GatewayHarness.enrollRequest(token: "cne_not-a-real-token"))
+                return await wire.nextOrEnd()
+            }
+            guard case .success(let frame) = answer, case .reject(let reject) = frame.message else {
+                return XCTFail("expected reject, got \(answer)")
+            }
+            XCTAssertTrue(reject.permanent)
+            let agents = try await count(gateway.client, "SELECT count(*) FROM agents")
+            XCTAssertEqual(agents, 0)
+        }
+    }
+
+    func testAHelloWithoutAClientCertificateIsRejected() async throws {
+        try await withGateway { gateway in
+            let answer = try await gateway.connect(tls: try gateway.enrollmentTLS) { wire in
+                try await wire.send(GatewayHarness.hello())
+                return await wire.nextOrEnd()
+            }
+            guard case .success(let frame) = answer, case .reject(let reject) = frame.message else {
+                return XCTFail("expected reject, got \(answer)")
+            }
+            XCTAssertTrue(reject.reason.contains("no client certificate"), reject.reason)
+        }
+    }
+
+    // MARK: Sessions
+
+    func testAnEnrolledAgentsHelloIsWelcomedWithTheCommittedSequence() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let agent = try await gateway.enrolledAgent(tenantID: tenantID, committedSeq: 41)
+            let welcome = try await gateway.connect(tls: agent.tls) { wire in try await establish(&wire) }
+            XCTAssertEqual(welcome?.committedSeq, 41)
+            XCTAssertEqual(welcome?.agentID, agent.agentID.uuidString.lowercased())
+            XCTAssertEqual(welcome?.tenantID, tenantID.uuidString.lowercased())
+            XCTAssertEqual(welcome?.settings.maxFrameBytes, UInt32(FrameLimits.established))
+            let seen = try await count(gateway.client,
+                                       "SELECT count(*) FROM agents WHERE id = \(agent.agentID) AND last_seen IS NOT NULL AND boot_id = 'boot-1'")
+            XCTAssertEqual(seen, 1)
+        }
+    }
+
+    func testABatchIsAcknowledgedOnlyAfterItsRowsAreCommitted() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let agent = try await gateway.enrolledAgent(tenantID: tenantID)
+            try await gateway.connect(tls: agent.tls) { wire in
+                guard try await establish(&wire) != nil else { return }
+                try await wire.send(batch(seq: 1))
+                let answer = await wire.nextOrEnd()
+                guard case .success(let frame) = answer, case .ack(let ack) = frame.message else {
+                    return XCTFail("expected ack, got \(answer)")
+                }
+                XCTAssertEqual(ack.seq, 1)
+                // Right after the ack, on another connection: everything is there.
+                let counts = try await IngestFixtures.counts(gateway.client)
+                XCTAssertEqual(counts["container_samples"], 2)
+                XCTAssertEqual(counts["host_samples"], 1)
+                XCTAssertEqual(counts["container_events"], 1)
+                let committed = try await count(gateway.client, "SELECT committed_seq FROM agents WHERE id = \(agent.agentID)")
+                XCTAssertEqual(committed, 1)
+
+                // The same batch again (a lost ack): acknowledged, nothing written twice.
+                try await wire.send(batch(seq: 1))
+                guard case .success(let replay) = await wire.nextOrEnd(), case .ack(let replayAck) = replay.message else {
+                    return XCTFail("expected an ack for the replay")
+                }
+                XCTAssertEqual(replayAck.seq, 1)
+                let after = try await IngestFixtures.counts(gateway.client)
+                XCTAssertEqual(after, counts)
+
+                // Heartbeats are answered.
+                try await wire.send(.with(.heartbeat(Crowsnest_V1_Heartbeat())))
+                guard case .success(let beat) = await wire.nextOrEnd(), case .heartbeat = beat.message else {
+                    return XCTFail("expected a heartbeat back")
+                }
+            }
+        }
+    }
+
+    func testARevokedAgentIsRejectedPermanently() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let agent = try await gateway.enrolledAgent(tenantID: tenantID)
+            try await gateway.client.query("UPDATE agents SET revoked_at = now() WHERE id = \(agent.agentID)", logger: gateway.logger)
+            let answer = try await gateway.connect(tls: agent.tls) { wire in
+                try await wire.send(GatewayHarness.hello())
+                let first = await wire.nextOrEnd()
+                // The gateway closes after rejecting; a batch sent anyway is never stored.
+                try? await wire.send(batch(seq: 1))
+                _ = await wire.nextOrEnd()
+                return first
+            }
+            guard case .success(let frame) = answer, case .reject(let reject) = frame.message else {
+                return XCTFail("expected reject, got \(answer)")
+            }
+            XCTAssertTrue(reject.permanent)
+            XCTAssertTrue(reject.reason.contains("revoked"), reject.reason)
+            let samples = try await count(gateway.client, "SELECT count(*) FROM container_samples")
+            XCTAssertEqual(samples, 0)
+        }
+    }
+
+    func testACertificateForAnAgentTheServerDoesNotKnowIsRejected() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let agent = try await gateway.enrolledAgent(tenantID: tenantID)
+            try await gateway.client.query("DELETE FROM agents WHERE id = \(agent.agentID)", logger: gateway.logger)
+            let answer = try await gateway.connect(tls: agent.tls) { wire in
+                try await wire.send(GatewayHarness.hello())
+                return await wire.nextOrEnd()
+            }
+            guard case .success(let frame) = answer, case .reject(let reject) = frame.message else {
+                return XCTFail("expected reject, got \(answer)")
+            }
+            XCTAssertTrue(reject.permanent)
+            XCTAssertTrue(reject.reason.contains("not registered"), reject.reason)
+        }
+    }
+
+    // MARK: Misbehaving peers
+
+    func testGarbageAfterTLSGetsAGoodbyeAndStoresNothing() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let agent = try await gateway.enrolledAgent(tenantID: tenantID)
+            let (first, end) = try await gateway.connect(tls: agent.tls) { wire in
+                // A plausible length, then bytes that are not a protobuf Frame.
+                try await wire.send(raw: [0, 0, 0, 8, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
+                let first = await wire.nextOrEnd()
+                let end = await wire.nextOrEnd()
+                return (first, end)
+            }
+            guard case .success(let frame) = first, case .goodbye(let goodbye) = frame.message else {
+                return XCTFail("expected goodbye, got \(first)")
+            }
+            XCTAssertTrue(goodbye.reason.hasPrefix("protocol error"), goodbye.reason)
+            XCTAssertEqual(end, .failure(EndOfConnection(reason: "closed")), "the gateway closes after its goodbye")
+            let seen = try await count(gateway.client, "SELECT count(*) FROM agents WHERE last_seen IS NOT NULL")
+            XCTAssertEqual(seen, 0)
+            let counts = try await IngestFixtures.counts(gateway.client)
+            XCTAssertEqual(counts.values.reduce(0, +), 0)
+        }
+    }
+
+    func testAHugeLengthPrefixIsRefusedAtOnceWithoutWaitingForThePayload() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let agent = try await gateway.enrolledAgent(tenantID: tenantID)
+            let started = ContinuousClock.now
+            let (first, end) = try await gateway.connect(tls: agent.tls, deadline: .seconds(10)) { wire in
+                // Announce 4 GiB and send nothing more: the answer must come without any payload arriving.
+                try await wire.send(raw: [0xFF, 0xFF, 0xFF, 0xFF])
+                let first = await wire.nextOrEnd()
+                let end = await wire.nextOrEnd()
+                return (first, end)
+            }
+            guard case .success(let frame) = first, case .goodbye(let goodbye) = frame.message else {
+                return XCTFail("expected goodbye, got \(first)")
+            }
+            XCTAssertTrue(goodbye.reason.contains("exceeds the limit"), goodbye.reason)
+            XCTAssertTrue(goodbye.reason.contains("4294967295"), goodbye.reason)
+            XCTAssertEqual(end, .failure(EndOfConnection(reason: "closed")))
+            XCTAssertLessThan(ContinuousClock.now - started, .seconds(5), "refused before the client's deadline closed it")
+        }
+    }
+
+    func testAnEstablishedSessionStillRefusesFramesAboveFourMebibytes() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let agent = try await gateway.enrolledAgent(tenantID: tenantID)
+            let first = try await gateway.connect(tls: agent.tls, deadline: .seconds(10)) { wire in
+                guard try await establish(&wire) != nil else { return Result<Crowsnest_V1_Frame, EndOfConnection>.failure(.init(reason: "no welcome")) }
+                let length = UInt32(FrameLimits.established + 1)
+                try await wire.send(raw: withUnsafeBytes(of: length.bigEndian) { Array($0) })
+                return await wire.nextOrEnd()
+            }
+            guard case .success(let frame) = first, case .goodbye(let goodbye) = frame.message else {
+                return XCTFail("expected goodbye, got \(first)")
+            }
+            XCTAssertTrue(goodbye.reason.contains("exceeds the limit of \(FrameLimits.established) bytes"), goodbye.reason)
+        }
+    }
+
+    func testAClientCertificateFromAnotherCAFailsTheHandshake() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let agent = try await gateway.enrolledAgent(tenantID: tenantID)
+            let otherDirectory = try TestPostgres.makeTemporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: otherDirectory) }
+            let otherCA = try CertificateAuthority.loadOrCreate(directory: otherDirectory, logger: gateway.logger)
+            // Same agent and tenant ids, a well-formed certificate, but signed by a CA the gateway does not trust.
+            let (key, csr) = try GatewayHarness.makeCSR()
+            let forged = try otherCA.signAgentCSR(csrPEM: csr, agentID: agent.agentID, tenantID: tenantID)
+            let tls = try GatewayHarness.clientTLS(certificatePEM: forged, key: key, caPEM: gateway.ca.caCertificatePEM)
+            var answer: Result<Crowsnest_V1_Frame, EndOfConnection>
+            do {
+                answer = try await gateway.connect(tls: tls, deadline: .seconds(10)) { wire in
+                    try? await wire.send(GatewayHarness.hello())
+                    return await wire.nextOrEnd()
+                }
+            } catch {
+                answer = .failure(EndOfConnection(reason: "\(error)"))
+            }
+            guard case .failure(let end) = answer else {
+                return XCTFail("the gateway answered a foreign certificate: \(answer)")
+            }
+            XCTAssertNotEqual(end.reason, "closed", "expected a TLS failure, got a clean close")
+            let seen = try await count(gateway.client, "SELECT count(*) FROM agents WHERE last_seen IS NOT NULL")
+            XCTAssertEqual(seen, 0)
+        }
+    }
+
+    func testABadClientDoesNotDisturbAGoodClientsSession() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let good = try await gateway.enrolledAgent(tenantID: tenantID)
+            let bad = try await gateway.enrolledAgent(tenantID: tenantID)
+            try await gateway.connect(tls: good.tls) { wire in
+                guard try await establish(&wire) != nil else { return }
+                // While the good session is open, another agent misbehaves in every way we know.
+                async let oversized: Result<Crowsnest_V1_Frame, EndOfConnection> = gateway.connect(tls: bad.tls) { badWire in
+                    try await badWire.send(raw: [0xFF, 0xFF, 0xFF, 0xFF])
+                    return await badWire.nextOrEnd()
+                }
+                async let garbage: Result<Crowsnest_V1_Frame, EndOfConnection> = gateway.connect(tls: bad.tls) { badWire in
+                    try await badWire.send(raw: Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+                    return await badWire.nextOrEnd()
+                }
+                async let halfFrame: Result<Crowsnest_V1_Frame, EndOfConnection> = gateway.connect(tls: bad.tls) { badWire in
+                    try await badWire.send(GatewayHarness.hello())
+                    _ = await badWire.nextOrEnd()
+                    try await badWire.send(raw: [0, 0, 1, 0, 1, 2, 3])  // then hang up mid-frame
+                    return .failure(EndOfConnection(reason: "hung up"))
+                }
+                let results = try await [oversized, garbage, halfFrame]
+                for result in results.prefix(2) {
+                    guard case .success(let frame) = result, case .goodbye = frame.message else {
+                        return XCTFail("expected goodbye for the bad client, got \(result)")
+                    }
+                }
+                try await wire.send(batch(seq: 7))
+                guard case .success(let frame) = await wire.nextOrEnd(), case .ack(let ack) = frame.message else {
+                    return XCTFail("the good session did not survive")
+                }
+                XCTAssertEqual(ack.seq, 7)
+            }
+            let goodSamples = try await count(gateway.client, "SELECT count(*) FROM container_samples WHERE agent_id = \(good.agentID)")
+            XCTAssertEqual(goodSamples, 2)
+            let badSamples = try await count(gateway.client, "SELECT count(*) FROM container_samples WHERE agent_id = \(bad.agentID)")
+            XCTAssertEqual(badSamples, 0)
+        }
+    }
+
+    // MARK: Database outage
+
+    func testWhileTheDatabaseIsDownNothingIsAcknowledgedAndTheResentBatchIsStoredOnceAfterwards() async throws {
+        try await TestPostgres.withEmbeddedCluster { cluster, _ in
+            try await cluster.start()
+            let configuration = DatabaseConnection.clientConfiguration(embedded: cluster)
+            try await TestPostgres.withRunningClient(configuration) { client in
+                _ = try await MigrationRunner(logger: GatewayHarness.logger).migrate(client)
+                try await GatewayHarness.run(client: client, storageTimeout: .seconds(3)) { gateway in
+                    let tenantID = try await gateway.createTenant()
+                    let agent = try await gateway.enrolledAgent(tenantID: tenantID)
+
+                    typealias Answer = Result<Crowsnest_V1_Frame, EndOfConnection>
+                    let (during, end) = try await gateway.connect(tls: agent.tls, deadline: .seconds(60)) { wire -> (Answer, Answer) in
+                        guard try await establish(&wire) != nil else {
+                            return (.failure(EndOfConnection(reason: "no welcome")), .failure(EndOfConnection(reason: "no welcome")))
+                        }
+                        try await cluster.stop()
+                        XCTAssertFalse(cluster.isRunning)
+                        try await wire.send(batch(seq: 1))
+                        let during = await wire.nextOrEnd()
+                        let end = await wire.nextOrEnd()
+                        return (during, end)
+                    }
+                    guard case .success(let frame) = during, case .goodbye(let goodbye) = frame.message else {
+                        return XCTFail("expected goodbye (and no ack) while the database is down, got \(during)")
+                    }
+                    XCTAssertTrue(goodbye.reason.contains("could not store batch 1"), goodbye.reason)
+                    XCTAssertEqual(end, .failure(EndOfConnection(reason: "closed")))
+
+                    try await cluster.start()
+                    // Like the agent: reconnect until welcomed (the pool may still be backing off), then resend.
+                    var acknowledged: UInt64?
+                    let deadline = ContinuousClock.now + .seconds(45)
+                    while acknowledged == nil, ContinuousClock.now < deadline {
+                        acknowledged = try await gateway.connect(tls: agent.tls) { wire -> UInt64? in
+                            try await wire.send(GatewayHarness.hello())
+                            guard case .success(let frame) = await wire.nextOrEnd(), case .welcome(let welcome) = frame.message else {
+                                return nil
+                            }
+                            XCTAssertEqual(welcome.committedSeq, 0, "the failed batch was never committed")
+                            try await wire.send(batch(seq: 1))
+                            guard case .success(let reply) = await wire.nextOrEnd(), case .ack(let ack) = reply.message else {
+                                return nil
+                            }
+                            return ack.seq
+                        }
+                        if acknowledged == nil { try await Task.sleep(for: .milliseconds(500)) }
+                    }
+                    XCTAssertEqual(acknowledged, 1)
+                    let counts = try await IngestFixtures.counts(client)
+                    XCTAssertEqual(counts["container_samples"], 2, "stored exactly once")
+                    XCTAssertEqual(counts["host_samples"], 1)
+                    XCTAssertEqual(counts["container_events"], 1)
+                    let committed = try await count(client, "SELECT committed_seq FROM agents WHERE id = \(agent.agentID)")
+                    XCTAssertEqual(committed, 1)
+                }
+            }
+        }
+    }
+}
