@@ -16,6 +16,9 @@ public enum IngestOutcome: Sendable, Equatable {
 public struct CounterMemory: Sendable {
     var loaded = false
     var snapshots: [String: CounterSnapshot] = [:]
+    /// Identity and state of each container as last written to `containers` in this session: unchanged
+    /// containers are not rewritten on every batch (that rewrite was the largest cost of a batch).
+    var written: [String: Crowsnest_V1_ContainerSample] = [:]
     public init() {}
 }
 
@@ -51,6 +54,12 @@ public struct IngestWriter: Sendable {
         try await partitions.ensurePartitions(forMillis: [batch.tsUnixMs])
         let loaded = memory.loaded
         let known = memory.snapshots
+        let written = memory.written
+        let current = Dictionary(batch.containers.filter { !$0.name.isEmpty }.map { ($0.name, Self.identityAndState(of: $0)) },
+                                 uniquingKeysWith: { _, last in last })
+        // First batch of a session: write everything (the table may hold anything). Afterwards only changes.
+        let changed = batch.containers.filter { !$0.name.isEmpty && (!loaded || written[$0.name] != current[$0.name]) }
+        let membershipChanged = !loaded || Set(written.keys) != Set(current.keys)
         let result: (IngestOutcome, [String: CounterSnapshot])? = try await client.withTransaction(logger: logger) { connection in
             guard try await AgentStore.advance(tenantID: tenantID, agentID: agentID, to: batch.seq, batch: batch,
                                                on: connection, logger: logger)
@@ -63,16 +72,49 @@ public struct IngestWriter: Sendable {
             let written = try await writeSamples(batch, tenantID: tenantID, agentID: agentID, previous: &previous,
                                                  on: connection)
             try await writeHostSample(batch, tenantID: tenantID, agentID: agentID, on: connection)
-            try await ContainerStore.upsert(batch: batch, tenantID: tenantID, agentID: agentID, on: connection, logger: logger)
+            try await ContainerStore.upsert(changed, tsMillis: batch.tsUnixMs, tenantID: tenantID, agentID: agentID,
+                                            on: connection, logger: logger)
+            // A batch made without Docker says nothing about which containers exist.
+            if membershipChanged && batch.containersUnavailableReason.isEmpty {
+                try await ContainerStore.markRemoved(exceptNames: Array(current.keys), tsMillis: batch.tsUnixMs,
+                                                     tenantID: tenantID, agentID: agentID, on: connection, logger: logger)
+            }
             try await ContainerEventStore.insert(batch.events, tenantID: tenantID, agentID: agentID,
                                                  on: connection, logger: logger)
-            try await recordTransitions(batch, tenantID: tenantID, agentID: agentID, on: connection)
+            // A container whose state did not change and that had no events cannot change span.
+            try await recordTransitions(batch, only: loaded ? Set(changed.map(\.name)) : nil,
+                                        tenantID: tenantID, agentID: agentID, on: connection)
             return (.committed(containerSamples: written), previous)
         }
         guard let (outcome, snapshots) = result else { return .replay }
         memory.loaded = true
         memory.snapshots = snapshots
+        if batch.containersUnavailableReason.isEmpty {
+            memory.written = current
+        } else {
+            memory.written.merge(current) { _, new in new }
+        }
         return outcome
+    }
+
+    /// The fields of a sample that the `containers` row holds (everything but the counters).
+    static func identityAndState(of sample: Crowsnest_V1_ContainerSample) -> Crowsnest_V1_ContainerSample {
+        var row = Crowsnest_V1_ContainerSample()
+        row.dockerID = sample.dockerID
+        row.name = sample.name
+        row.image = sample.image
+        row.labels = sample.labels
+        row.state = sample.state
+        row.health = sample.health
+        row.healthOutput = sample.healthOutput
+        row.restartCount = sample.restartCount
+        row.exitCode = sample.exitCode
+        row.oomKilled = sample.oomKilled
+        row.startedAtUnixMs = sample.startedAtUnixMs
+        row.finishedAtUnixMs = sample.finishedAtUnixMs
+        row.cpuLimitCores = sample.cpuLimitCores
+        row.memoryLimitBytes = sample.memoryLimitBytes
+        return row
     }
 
     private func writeSamples(_ batch: Crowsnest_V1_SampleBatch, tenantID: UUID, agentID: UUID,
@@ -178,12 +220,17 @@ public struct IngestWriter: Sendable {
             """, logger: logger)
     }
 
-    private func recordTransitions(_ batch: Crowsnest_V1_SampleBatch, tenantID: UUID, agentID: UUID,
+    /// Applies the span transitions the batch implies; `only` limits the containers looked at (plus those with
+    /// events), nil means all of them.
+    private func recordTransitions(_ batch: Crowsnest_V1_SampleBatch, only: Set<String>?, tenantID: UUID, agentID: UUID,
                                    on connection: PostgresConnection) async throws {
         var eventsByName: [String: [Crowsnest_V1_ContainerEvent]] = [:]
         for event in batch.events where !event.name.isEmpty { eventsByName[event.name, default: []].append(event) }
         var samplesByName: [String: Crowsnest_V1_ContainerSample] = [:]
-        for sample in batch.containers where !sample.name.isEmpty { samplesByName[sample.name] = sample }
+        for sample in batch.containers
+        where !sample.name.isEmpty && ((only?.contains(sample.name) ?? true) || eventsByName[sample.name] != nil) {
+            samplesByName[sample.name] = sample
+        }
         let names = Set(eventsByName.keys).union(samplesByName.keys).sorted()
         guard !names.isEmpty else { return }
         let targets = names.map { TargetID.container(agentID: agentID, name: $0).description }

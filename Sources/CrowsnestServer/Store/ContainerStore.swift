@@ -5,11 +5,11 @@ import PostgresNIO
 
 /// SQL that writes the `containers` table: the current state of every container, keyed by host and name.
 public enum ContainerStore {
-    /// Upserts every container in the batch; containers missing from a complete batch are marked removed.
-    public static func upsert(batch: Crowsnest_V1_SampleBatch, tenantID: UUID, agentID: UUID,
+    /// Upserts the given containers' identity and state as of the tick `tsMillis`.
+    public static func upsert(_ samples: [Crowsnest_V1_ContainerSample], tsMillis: Int64, tenantID: UUID, agentID: UUID,
                               on connection: PostgresConnection, logger: Logger) async throws {
-        let samples = batch.containers.filter { !$0.name.isEmpty }
-        let ts = Double(batch.tsUnixMs) / 1000
+        let samples = samples.filter { !$0.name.isEmpty }
+        let ts = Double(tsMillis) / 1000
         if !samples.isEmpty {
             let labels = try samples.map { sample -> String in
                 String(decoding: try JSONSerialization.data(withJSONObject: sample.labels, options: [.sortedKeys]), as: UTF8.self)
@@ -41,14 +41,16 @@ public enum ContainerStore {
                 WHERE containers.updated_at <= EXCLUDED.updated_at
                 """, logger: logger)
         }
-        // A batch made without Docker says nothing about which containers exist.
-        if batch.containersUnavailableReason.isEmpty {
-            try await connection.query("""
-                UPDATE containers SET removed_at = to_timestamp(\(ts))
-                WHERE tenant_id = \(tenantID) AND agent_id = \(agentID) AND removed_at IS NULL
-                  AND NOT (name = ANY(\(samples.map(\.name))))
-                """, logger: logger)
-        }
+    }
+
+    /// Marks the agent's containers not in `names` as removed (gone from Docker's list) at `tsMillis`.
+    public static func markRemoved(exceptNames names: [String], tsMillis: Int64, tenantID: UUID, agentID: UUID,
+                                   on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query("""
+            UPDATE containers SET removed_at = to_timestamp(\(Double(tsMillis) / 1000))
+            WHERE tenant_id = \(tenantID) AND agent_id = \(agentID) AND removed_at IS NULL
+              AND NOT (name = ANY(\(names)))
+            """, logger: logger)
     }
 }
 

@@ -1,0 +1,72 @@
+import CrowsnestWire
+import Foundation
+import PostgresNIO
+import XCTest
+
+@testable import CrowsnestServer
+
+/// Within one session the writer rewrites a `containers` row only when the container's identity or state changed.
+final class IngestWriterChangeTrackingTests: XCTestCase {
+    private let t0: Int64 = 1_710_072_000_000
+    private let logger = IngestFixtures.logger
+
+    /// The row version (xmin) of each container row; it changes whenever the row is rewritten.
+    private func rowVersions(_ client: PostgresClient) async throws -> [String: String] {
+        let rows = try await client.query("SELECT name, xmin::text FROM containers", logger: logger)
+        var result: [String: String] = [:]
+        for try await (name, version) in rows.decode((String, String).self) { result[name] = version }
+        return result
+    }
+
+    func testUnchangedContainersAreNotRewrittenAndChangedOnesAre() async throws {
+        try await TestPostgres.withTestDatabase { client in
+            let (tenantID, agentID) = try await IngestFixtures.seedAgent(client)
+            let writer = IngestWriter(client: client, partitions: PartitionStore(client: client, logger: logger), logger: logger)
+            var memory = CounterMemory()
+            let web = IngestFixtures.container("web", cpuNanos: 1_000)
+            let db = IngestFixtures.container("db", cpuNanos: 2_000)
+            _ = try await writer.write(IngestFixtures.batch(seq: 1, tsMillis: t0, containers: [web, db]),
+                                       tenantID: tenantID, agentID: agentID, memory: &memory)
+            let first = try await rowVersions(client)
+            XCTAssertEqual(Set(first.keys), ["web", "db"])
+
+            // Same state, new counters: no container row is rewritten, samples still land.
+            let web2 = IngestFixtures.container("web", cpuNanos: 5_000)
+            var db2 = IngestFixtures.container("db", cpuNanos: 9_000)
+            _ = try await writer.write(IngestFixtures.batch(seq: 2, tsMillis: t0 + 30_000, containers: [web2, db2]),
+                                       tenantID: tenantID, agentID: agentID, memory: &memory)
+            let second = try await rowVersions(client)
+            XCTAssertEqual(second, first)
+            let samples = try await IngestFixtures.integer(client, "SELECT count(*) FROM container_samples")
+            XCTAssertEqual(samples, 4)
+
+            // db stops: only its row is rewritten, and the new state is stored.
+            db2.state = "exited"
+            db2.exitCode = 137
+            db2.finishedAtUnixMs = t0 + 45_000
+            _ = try await writer.write(IngestFixtures.batch(seq: 3, tsMillis: t0 + 60_000, containers: [web2, db2]),
+                                       tenantID: tenantID, agentID: agentID, memory: &memory)
+            let third = try await rowVersions(client)
+            XCTAssertEqual(third["web"], first["web"])
+            XCTAssertNotEqual(third["db"], first["db"])
+            let exitCode = try await IngestFixtures.integer(client, "SELECT exit_code FROM containers WHERE name = 'db'")
+            XCTAssertEqual(exitCode, 137)
+            let downSpans = try await IngestFixtures.integer(
+                client, "SELECT count(*) FROM status_spans WHERE state = 'down' AND ended_at IS NULL")
+            XCTAssertEqual(downSpans, 1)
+
+            // web disappears from Docker's list: it is marked removed.
+            _ = try await writer.write(IngestFixtures.batch(seq: 4, tsMillis: t0 + 90_000, containers: [db2]),
+                                       tenantID: tenantID, agentID: agentID, memory: &memory)
+            let removed = try await IngestFixtures.integer(client, "SELECT count(*) FROM containers WHERE removed_at IS NOT NULL")
+            XCTAssertEqual(removed, 1)
+
+            // A new session (fresh memory) writes every container once again.
+            var fresh = CounterMemory()
+            _ = try await writer.write(IngestFixtures.batch(seq: 5, tsMillis: t0 + 120_000, containers: [db2]),
+                                       tenantID: tenantID, agentID: agentID, memory: &fresh)
+            let fifth = try await rowVersions(client)
+            XCTAssertNotEqual(fifth["db"], third["db"])
+        }
+    }
+}
