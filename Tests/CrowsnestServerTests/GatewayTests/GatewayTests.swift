@@ -366,6 +366,8 @@ final class GatewayTests: XCTestCase {
                         }
                         try await cluster.stop()
                         XCTAssertFalse(cluster.isRunning)
+                        let ready = await Readiness().isReady(client)
+                        XCTAssertFalse(ready, "/readyz answers not ready (instead of hanging) while the database is down")
                         try await wire.send(batch(seq: 1))
                         let during = await wire.nextOrEnd()
                         let end = await wire.nextOrEnd()
