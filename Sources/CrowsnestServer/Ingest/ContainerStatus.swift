@@ -81,7 +81,8 @@ public enum ContainerStatus {
                 move(.up, at, "started")
             case "die":
                 lastExitCode = event.exitCode
-                var cause = "exited with code \(event.exitCode)"
+                // Docker's die event normally carries exitCode; -1 means the agent saw none.
+                var cause = event.exitCode >= 0 ? "exited with code \(event.exitCode)" : "exited (exit code not reported)"
                 if oomSeen { cause += " (OOM killed)" }
                 move(.down, at, cause)
             case "oom":

@@ -51,6 +51,13 @@ final class ContainerStatusTests: XCTestCase {
         XCTAssertEqual(transitions, [StateTransition(state: .down, atMicros: dieAt, cause: "exited with code 137")])
     }
 
+    func testADieEventWithoutAnExitCodeSaysSoInsteadOfMinusOne() {
+        let dieAt = tick - 1_000_000
+        let transitions = ContainerStatus.transitions(
+            current: .up, currentSince: openedAt, events: [event("die", atMicros: dieAt)], sample: nil, tickMicros: tick)
+        XCTAssertEqual(transitions, [StateTransition(state: .down, atMicros: dieAt, cause: "exited (exit code not reported)")])
+    }
+
     func testAnOOMBeforeDieIsNamedInTheCause() {
         let transitions = ContainerStatus.transitions(
             current: .up, currentSince: openedAt,
