@@ -508,7 +508,12 @@ struct SpoolCore {
         guard seq > acked else { return }
         acked = seq
         highest = max(highest, seq)
+        // Persist the acknowledgement before deleting anything: a crash in between must leave the files
+        // agreeing with the recorded position (recovery then removes the fully acknowledged segments).
+        try writeState()
+        var removedAny = false
         while let oldest = segments.first, oldest.recordCount == 0 || oldest.lastSeq <= seq {
+            removedAny = true
             segments.removeFirst()
             if segments.isEmpty, let fd = activeFD {
                 SpoolFileSystem.close(fd)
@@ -537,7 +542,7 @@ struct SpoolCore {
             segment.firstPendingOffset = offset
             segments[0] = segment
         }
-        try writeState()
+        if removedAny { try SpoolFileSystem.syncDirectory(directory) }
     }
 
     mutating func takeDroppedSinceLastReport() throws -> UInt64 {
