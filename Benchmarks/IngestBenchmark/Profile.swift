@@ -12,7 +12,7 @@ import PostgresNIO
 func profileTransaction(agent: SimulatedAgent, client: PostgresClient, batches: Int, logger: Logger) async throws -> [(String, Double)] {
     let identity = agent.credentials.identity
     var totals: [String: Double] = [:]
-    let order = ["BEGIN + agents UPDATE (advance seq)", "COPY 100 container_samples", "containers upsert (100 rows) + removed_at",
+    let order = ["BEGIN + agents lock and UPDATE (committed seq)", "COPY 100 container_samples", "containers upsert (100 rows) + removed_at",
                  "status_spans open-span lookup", "COMMIT", "whole transaction"]
     let clock = ContinuousClock()
     func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
@@ -28,8 +28,11 @@ func profileTransaction(agent: SimulatedAgent, client: PostgresClient, batches: 
                 mark = now
             }
             try await connection.query("BEGIN", logger: logger)
-            _ = try await AgentStore.advance(tenantID: identity.tenantID, agentID: identity.agentID, to: batch.seq, batch: batch,
-                                             on: connection, logger: logger)
+            _ = try await AgentStore.lockCommittedSeq(tenantID: identity.tenantID, agentID: identity.agentID,
+                                                      on: connection, logger: logger)
+            try await AgentStore.recordCommitted(tenantID: identity.tenantID, agentID: identity.agentID, seq: batch.seq,
+                                                 spoolDroppedBatches: 0, containersUnavailableReason: "",
+                                                 intervalSeconds: batch.intervalSeconds, on: connection, logger: logger)
             lap(order[0])
             var buffer = ByteBuffer()
             let tenant = identity.tenantID.uuidString

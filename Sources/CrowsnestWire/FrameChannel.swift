@@ -29,6 +29,24 @@ public struct FrameChannel {
         }
     }
 
+    /// The sending half, for a task that writes while another one reads.
+    public var sender: FrameSender { FrameSender(outbound: outbound) }
+
+    /// Sends one frame.
+    public func send(_ frame: Crowsnest_V1_Frame) async throws {
+        try await sender.send(frame)
+    }
+
+    /// Sends an already serialized `Frame` (as kept in the spool), adding the length prefix.
+    public func send(serializedFrame bytes: [UInt8]) async throws {
+        try await sender.send(serializedFrame: bytes)
+    }
+}
+
+/// Writes whole frames to one connection; several tasks may send through it at once.
+public struct FrameSender: Sendable {
+    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+
     /// Sends one frame.
     public func send(_ frame: Crowsnest_V1_Frame) async throws {
         try await outbound.write(try FrameCodec.encode(frame))

@@ -22,6 +22,11 @@ public struct AgentSessionHandler: Sendable {
     /// up. PostgresClient waits for a connection indefinitely while the database is down; without this deadline a
     /// session would hang instead of telling the agent to retry later (its batches stay in its spool).
     public var storageTimeout: Duration = .seconds(20)
+    /// Unacknowledged batches an agent may have in flight (told in `Welcome`); also how many a session queues.
+    public var ackWindow: UInt32 = 32
+    /// At most this many queued batches, and about this many container samples, go into one ingest transaction.
+    public var maxBatchesPerTransaction = 16
+    public var maxSamplesPerTransaction = 5_000
 
     private let batchesCommitted = Counter(label: "crowsnest_ingest_batches_total", dimensions: [("outcome", "committed")])
     private let batchesReplayed = Counter(label: "crowsnest_ingest_batches_total", dimensions: [("outcome", "replay")])
@@ -49,8 +54,10 @@ public struct AgentSessionHandler: Sendable {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var session = FrameChannel(inbound: inbound, outbound: outbound)
+                let sender = session.sender
                 do {
-                    try await run(&session, connection: connection, logger: &logger)
+                    guard let identity = try await handshake(&session, connection: connection, logger: &logger) else { return }
+                    try await receiveBatches(from: session, sender: sender, identity: identity, logger: logger)
                 } catch let end as SessionEnd {
                     sessionsRefused.increment()
                     logger.warning("agent session refused", metadata: ["reason": "\(end.reason)"])
@@ -58,18 +65,18 @@ public struct AgentSessionHandler: Sendable {
                         var reject = Crowsnest_V1_Reject()
                         reject.reason = end.reason
                         reject.permanent = end.permanent
-                        try? await session.send(.with(.reject(reject)))
+                        try? await sender.send(.with(.reject(reject)))
                     } else {
                         var goodbye = Crowsnest_V1_Goodbye()
                         goodbye.reason = end.reason
-                        try? await session.send(.with(.goodbye(goodbye)))
+                        try? await sender.send(.with(.goodbye(goodbye)))
                     }
                 } catch let error as FrameError {
                     sessionsRefused.increment()
                     logger.warning("agent sent invalid frames; closing", metadata: ["reason": "\(error)"])
                     var goodbye = Crowsnest_V1_Goodbye()
                     goodbye.reason = "protocol error: \(error)"
-                    try? await session.send(.with(.goodbye(goodbye)))
+                    try? await sender.send(.with(.goodbye(goodbye)))
                 }
             }
         } catch {
@@ -77,9 +84,11 @@ public struct AgentSessionHandler: Sendable {
         }
     }
 
-    private func run(_ session: inout FrameChannel, connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>,
-                     logger: inout Logger) async throws {
-        guard let first = try await session.next() else { return }
+    /// Enrolls an agent without a certificate (returns nil), or checks `Hello` and sends `Welcome` (returns the
+    /// agent's identity, with the session's frame limit raised).
+    private func handshake(_ session: inout FrameChannel, connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>,
+                           logger: inout Logger) async throws -> AgentCertificateIdentity? {
+        guard let first = try await session.next() else { return nil }
         let peer = try await connection.channel.nioSSL_peerCertificate().get()
         guard let peer else {
             guard case .enrollRequest(let request) = first.message else {
@@ -98,7 +107,7 @@ public struct AgentSessionHandler: Sendable {
             } catch is StorageDeadlineExceeded {
                 throw SessionEnd(reason: "server storage is unavailable; retry enrollment later", reject: true)
             }
-            return
+            return nil
         }
         let identity: AgentCertificateIdentity
         do {
@@ -138,54 +147,114 @@ public struct AgentSessionHandler: Sendable {
         welcome.committedSeq = record.committedSeq
         welcome.settings.heartbeatIntervalSeconds = heartbeatSeconds
         welcome.settings.maxFrameBytes = UInt32(FrameLimits.established)
-        welcome.settings.ackWindow = 32
+        welcome.settings.ackWindow = ackWindow
         try await session.send(.with(.welcome(welcome)))
         session.maximumFrameLength = FrameLimits.established
         logger.info("agent session established", metadata: ["agent.hostname": "\(record.hostname)",
                                                              "agent.committed_seq": "\(record.committedSeq)"])
 
+        return identity
+    }
+
+    /// The established session: a reader task takes frames off the connection (answering heartbeats itself) and
+    /// queues batches; this task stores whatever has queued up in one transaction and then acknowledges each of
+    /// those batches — only after COMMIT. A storage failure ends the session without acks for the unstored batches.
+    private func receiveBatches(from session: sending FrameChannel, sender: FrameSender, identity: AgentCertificateIdentity,
+                                logger: Logger) async throws {
+        let inbox = SessionInbox(capacity: max(1, Int(ackWindow)))
+        // Leaving this scope (normally or by an error) cancels the reader and waits for it.
+        async let reading: Void = Self.readFrames(from: session, into: inbox, sender: sender, logger: logger)
+        do {
+            try await storeBatches(from: inbox, sender: sender, identity: identity, logger: logger)
+        } catch {
+            await inbox.cancel()
+            throw error
+        }
+        await inbox.cancel()
+        await reading
+    }
+
+    /// Reads frames until the connection ends; batches and the reason the session ends go into `inbox`, in order.
+    private static func readFrames(from session: sending FrameChannel, into inbox: SessionInbox, sender: FrameSender,
+                                   logger: Logger) async {
+        var session = session
+        do {
+            while let frame = try await session.next() {
+                switch frame.message {
+                case .batch(let batch):
+                    guard batch.seq > 0 else {
+                        await inbox.push(.failed(SessionEnd(reason: "batch sequence 0 is not allowed")))
+                        return
+                    }
+                    await inbox.push(.batch(batch))
+                case .heartbeat:
+                    var heartbeat = Crowsnest_V1_Heartbeat()
+                    heartbeat.sentUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+                    try await sender.send(.with(.heartbeat(heartbeat)))
+                case .goodbye(let goodbye):
+                    logger.info("agent said goodbye", metadata: ["reason": "\(goodbye.reason)"])
+                    await inbox.push(.closed)
+                    return
+                case .checkResults:
+                    // Checks arrive with leases in a later protocol step; ignore until then.
+                    continue
+                default:
+                    await inbox.push(.failed(SessionEnd(reason: "unexpected \(frame.messageName) frame in an established session")))
+                    return
+                }
+            }
+            await inbox.push(.closed)
+        } catch {
+            await inbox.push(.failed(error))
+        }
+    }
+
+    /// Stores queued batches group by group and acknowledges each after its group committed.
+    private func storeBatches(from inbox: SessionInbox, sender: FrameSender, identity: AgentCertificateIdentity,
+                              logger: Logger) async throws {
         var memory = CounterMemory()
-        while let frame = try await session.next() {
-            switch frame.message {
-            case .batch(let batch):
-                guard batch.seq > 0 else { throw SessionEnd(reason: "batch sequence 0 is not allowed") }
-                let outcome: IngestOutcome
+        while true {
+            let items = await inbox.take(maxBatches: maxBatchesPerTransaction, maxSamples: maxSamplesPerTransaction)
+            guard !items.isEmpty else { return }
+            var batches: [Crowsnest_V1_SampleBatch] = []
+            var end: SessionInbox.Item?
+            for item in items {
+                if case .batch(let batch) = item { batches.append(batch) } else { end = item }
+            }
+            if !batches.isEmpty {
+                let outcomes: [IngestOutcome]
                 do {
-                    let (ingest, before) = (self.ingest, memory)
-                    (outcome, memory) = try await Self.withDeadline(storageTimeout) {
+                    let (ingest, before, group) = (self.ingest, memory, batches)
+                    (outcomes, memory) = try await Self.withDeadline(storageTimeout) {
                         var memory = before
-                        let outcome = try await ingest.write(batch, tenantID: identity.tenantID, agentID: identity.agentID,
-                                                             memory: &memory)
-                        return (outcome, memory)
+                        let outcomes = try await ingest.write(group: group, tenantID: identity.tenantID,
+                                                              agentID: identity.agentID, memory: &memory)
+                        return (outcomes, memory)
                     }
                 } catch {
-                    logger.error("cannot store batch; closing without ack so the agent keeps it",
-                                 metadata: ["batch.seq": "\(batch.seq)", "error": "\(String(reflecting: error))"])
-                    throw SessionEnd(reason: "server could not store batch \(batch.seq); retry later")
+                    let seqs = batches.count == 1 ? "\(batches[0].seq)" : "\(batches[0].seq)–\(batches[batches.count - 1].seq)"
+                    logger.error("cannot store batches; closing without ack so the agent keeps them",
+                                 metadata: ["batch.seq": "\(seqs)", "error": "\(String(reflecting: error))"])
+                    throw SessionEnd(reason: "server could not store batch \(seqs); retry later")
                 }
-                switch outcome {
-                case .committed(let samples):
-                    batchesCommitted.increment()
-                    samplesCommitted.increment(by: samples)
-                case .replay:
-                    batchesReplayed.increment()
-                    logger.debug("batch already committed; acknowledging replay", metadata: ["batch.seq": "\(batch.seq)"])
+                for (batch, outcome) in zip(batches, outcomes) {
+                    switch outcome {
+                    case .committed(let samples):
+                        batchesCommitted.increment()
+                        samplesCommitted.increment(by: samples)
+                    case .replay:
+                        batchesReplayed.increment()
+                        logger.debug("batch already committed; acknowledging replay", metadata: ["batch.seq": "\(batch.seq)"])
+                    }
+                    var ack = Crowsnest_V1_Ack()
+                    ack.seq = batch.seq
+                    try await sender.send(.with(.ack(ack)))
                 }
-                var ack = Crowsnest_V1_Ack()
-                ack.seq = batch.seq
-                try await session.send(.with(.ack(ack)))
-            case .heartbeat:
-                var heartbeat = Crowsnest_V1_Heartbeat()
-                heartbeat.sentUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
-                try await session.send(.with(.heartbeat(heartbeat)))
-            case .goodbye(let goodbye):
-                logger.info("agent said goodbye", metadata: ["reason": "\(goodbye.reason)"])
-                return
-            case .checkResults:
-                // Checks arrive with leases in a later protocol step; ignore until then.
-                continue
-            default:
-                throw SessionEnd(reason: "unexpected \(frame.messageName) frame in an established session")
+            }
+            switch end {
+            case .failed(let error): throw error
+            case .closed: return
+            case .batch, nil: continue
             }
         }
     }

@@ -10,6 +10,15 @@ struct CopyTextRow {
         self.buffer = buffer
     }
 
+    /// Appends one row to `buffer` in place. The row takes the buffer over while it is built, so appending does not
+    /// copy everything written before (building from a copy would make a large COPY quadratic).
+    static func append(to buffer: inout ByteBuffer, _ build: (inout CopyTextRow) -> Void) {
+        var row = CopyTextRow(into: ByteBuffer())
+        swap(&row.buffer, &buffer)
+        build(&row)
+        buffer = row.endRow()
+    }
+
     private mutating func separator() {
         if first { first = false } else { buffer.writeInteger(UInt8(ascii: "\t")) }
     }

@@ -50,51 +50,94 @@ public struct IngestWriter: Sendable {
     /// Writes `batch` for the agent; `memory` carries counters between batches of one session.
     public func write(_ batch: Crowsnest_V1_SampleBatch, tenantID: UUID, agentID: UUID,
                       memory: inout CounterMemory) async throws -> IngestOutcome {
-        let batch = Self.withoutNulBytes(batch)
-        try await partitions.ensurePartitions(forMillis: [batch.tsUnixMs])
+        try await write(group: [batch], tenantID: tenantID, agentID: agentID, memory: &memory)[0]
+    }
+
+    /// Writes several batches of one agent in one transaction (one sequence check, one COPY, one COMMIT) and
+    /// returns one outcome per batch, in order. Batches whose sequence is not above the committed one (or above
+    /// an earlier batch of the group) are replays and write nothing. Nothing is written when it throws.
+    public func write(group batches: [Crowsnest_V1_SampleBatch], tenantID: UUID, agentID: UUID,
+                      memory: inout CounterMemory) async throws -> [IngestOutcome] {
+        guard !batches.isEmpty else { return [] }
+        let batches = batches.map(Self.withoutNulBytes)
+        try await partitions.ensurePartitions(forMillis: batches.map(\.tsUnixMs))
+        let before = memory
+        let result: ([IngestOutcome], CounterMemory)? = try await client.withTransaction(logger: logger) { connection in
+            guard let committed = try await AgentStore.lockCommittedSeq(tenantID: tenantID, agentID: agentID,
+                                                                        on: connection, logger: logger)
+            else { return nil }
+            var memory = before
+            var highest = committed
+            var accepted: [Crowsnest_V1_SampleBatch] = []
+            var outcomes: [IngestOutcome] = []
+            var rows = ByteBufferAllocator().buffer(capacity: batches.reduce(0) { $0 + $1.containers.count } * 400)
+            for batch in batches {
+                guard batch.seq > highest else {
+                    outcomes.append(.replay)
+                    continue
+                }
+                highest = batch.seq
+                accepted.append(batch)
+                if !memory.loaded {
+                    memory.snapshots = try await Self.latestCounters(tenantID: tenantID, agentID: agentID,
+                                                                     before: batch.tsUnixMs, on: connection, logger: logger)
+                }
+                let samples = Self.appendSampleRows(batch, tenantID: tenantID, agentID: agentID,
+                                                    previous: &memory.snapshots, to: &rows)
+                try await writeHostSample(batch, tenantID: tenantID, agentID: agentID, on: connection)
+                try await writeContainerState(batch, tenantID: tenantID, agentID: agentID, memory: &memory, on: connection)
+                outcomes.append(.committed(containerSamples: samples))
+            }
+            guard let last = accepted.last else { return (outcomes, before) }
+            if rows.readableBytes > 0 {
+                let copied = rows
+                try await connection.copyFrom(table: "container_samples", columns: Self.sampleColumns, logger: logger) { writer in
+                    try await writer.write(copied)
+                }
+            }
+            try await AgentStore.recordCommitted(
+                tenantID: tenantID, agentID: agentID, seq: highest,
+                spoolDroppedBatches: accepted.reduce(UInt64(0)) { $0 &+ $1.spoolDroppedBatches },
+                containersUnavailableReason: last.containersUnavailableReason, intervalSeconds: last.intervalSeconds,
+                on: connection, logger: logger)
+            return (outcomes, memory)
+        }
+        guard let (outcomes, after) = result else {
+            throw StoreError(.notFound, "agent \(agentID) of tenant \(tenantID) is not registered; its batches cannot be stored")
+        }
+        memory = after
+        return outcomes
+    }
+
+    /// Writes what changed in the `containers` rows, events and status spans for one batch, and remembers
+    /// what was written so the next batch of the session writes only changes.
+    private func writeContainerState(_ batch: Crowsnest_V1_SampleBatch, tenantID: UUID, agentID: UUID,
+                                     memory: inout CounterMemory, on connection: PostgresConnection) async throws {
         let loaded = memory.loaded
-        let known = memory.snapshots
         let written = memory.written
         let current = Dictionary(batch.containers.filter { !$0.name.isEmpty }.map { ($0.name, Self.identityAndState(of: $0)) },
                                  uniquingKeysWith: { _, last in last })
         // First batch of a session: write everything (the table may hold anything). Afterwards only changes.
         let changed = batch.containers.filter { !$0.name.isEmpty && (!loaded || written[$0.name] != current[$0.name]) }
         let membershipChanged = !loaded || Set(written.keys) != Set(current.keys)
-        let result: (IngestOutcome, [String: CounterSnapshot])? = try await client.withTransaction(logger: logger) { connection in
-            guard try await AgentStore.advance(tenantID: tenantID, agentID: agentID, to: batch.seq, batch: batch,
-                                               on: connection, logger: logger)
-            else { return nil }
-            var previous = known
-            if !loaded {
-                previous = try await Self.latestCounters(tenantID: tenantID, agentID: agentID, before: batch.tsUnixMs,
-                                                         on: connection, logger: logger)
-            }
-            let written = try await writeSamples(batch, tenantID: tenantID, agentID: agentID, previous: &previous,
-                                                 on: connection)
-            try await writeHostSample(batch, tenantID: tenantID, agentID: agentID, on: connection)
-            try await ContainerStore.upsert(changed, tsMillis: batch.tsUnixMs, tenantID: tenantID, agentID: agentID,
-                                            on: connection, logger: logger)
-            // A batch made without Docker says nothing about which containers exist.
-            if membershipChanged && batch.containersUnavailableReason.isEmpty {
-                try await ContainerStore.markRemoved(exceptNames: Array(current.keys), tsMillis: batch.tsUnixMs,
-                                                     tenantID: tenantID, agentID: agentID, on: connection, logger: logger)
-            }
-            try await ContainerEventStore.insert(batch.events, tenantID: tenantID, agentID: agentID,
-                                                 on: connection, logger: logger)
-            // A container whose state did not change and that had no events cannot change span.
-            try await recordTransitions(batch, only: loaded ? Set(changed.map(\.name)) : nil,
-                                        tenantID: tenantID, agentID: agentID, on: connection)
-            return (.committed(containerSamples: written), previous)
+        try await ContainerStore.upsert(changed, tsMillis: batch.tsUnixMs, tenantID: tenantID, agentID: agentID,
+                                        on: connection, logger: logger)
+        // A batch made without Docker says nothing about which containers exist.
+        if membershipChanged && batch.containersUnavailableReason.isEmpty {
+            try await ContainerStore.markRemoved(exceptNames: Array(current.keys), tsMillis: batch.tsUnixMs,
+                                                 tenantID: tenantID, agentID: agentID, on: connection, logger: logger)
         }
-        guard let (outcome, snapshots) = result else { return .replay }
+        try await ContainerEventStore.insert(batch.events, tenantID: tenantID, agentID: agentID,
+                                             on: connection, logger: logger)
+        // A container whose state did not change and that had no events cannot change span.
+        try await recordTransitions(batch, only: loaded ? Set(changed.map(\.name)) : nil,
+                                    tenantID: tenantID, agentID: agentID, on: connection)
         memory.loaded = true
-        memory.snapshots = snapshots
         if batch.containersUnavailableReason.isEmpty {
             memory.written = current
         } else {
             memory.written.merge(current) { _, new in new }
         }
-        return outcome
     }
 
     /// The fields of a sample that the `containers` row holds (everything but the counters).
@@ -117,13 +160,14 @@ public struct IngestWriter: Sendable {
         return row
     }
 
-    private func writeSamples(_ batch: Crowsnest_V1_SampleBatch, tenantID: UUID, agentID: UUID,
-                              previous: inout [String: CounterSnapshot], on connection: PostgresConnection) async throws -> Int {
+    /// Appends the batch's container samples, with rates against `previous`, as COPY text rows; returns how many.
+    static func appendSampleRows(_ batch: Crowsnest_V1_SampleBatch, tenantID: UUID, agentID: UUID,
+                                 previous: inout [String: CounterSnapshot], to buffer: inout ByteBuffer) -> Int {
         let samples = batch.containers.filter { !$0.name.isEmpty }
         guard !samples.isEmpty else { return 0 }
         let tenant = tenantID.uuidString
         let agent = agentID.uuidString
-        var buffer = ByteBufferAllocator().buffer(capacity: samples.count * 400)
+        let timestamp = CopyTextRow.format(millis: batch.tsUnixMs)
         for sample in samples {
             var rates = CounterRates.unknown
             if sample.hasStats_p {
@@ -136,42 +180,38 @@ public struct IngestWriter: Sendable {
             }
             let stats = sample.hasStats_p
             func counter(_ value: UInt64) -> Int64? { stats ? Int64(clamping: value) : nil }
-            var row = CopyTextRow(into: buffer)
-            row.text(tenant)
-            row.text(agent)
-            row.text(sample.name)
-            row.timestamp(millis: batch.tsUnixMs)
-            row.text(sample.dockerID)
-            row.text(sample.state)
-            row.integer(counter(sample.cpuUsageNs))
-            row.integer(counter(sample.cpuThrottledPeriods))
-            row.integer(counter(sample.cpuThrottledNs))
-            row.integer(counter(sample.memoryUsageBytes))
-            row.integer(counter(sample.memoryWorkingSetBytes))
-            row.integer(sample.memoryLimitBytes > 0 ? Int64(clamping: sample.memoryLimitBytes) : nil)
-            row.integer(counter(sample.netRxBytes))
-            row.integer(counter(sample.netTxBytes))
-            row.integer(counter(sample.netRxPackets))
-            row.integer(counter(sample.netTxPackets))
-            row.integer(counter(sample.netRxErrors))
-            row.integer(counter(sample.netTxErrors))
-            row.integer(counter(sample.netRxDropped))
-            row.integer(counter(sample.netTxDropped))
-            row.integer(counter(sample.blockReadBytes))
-            row.integer(counter(sample.blockWriteBytes))
-            row.integer(counter(sample.blockReadOps))
-            row.integer(counter(sample.blockWriteOps))
-            row.integer(counter(sample.pids))
-            row.double(rates.cpuPercent)
-            row.double(rates.netRxBytesPerSecond)
-            row.double(rates.netTxBytesPerSecond)
-            row.double(rates.blockReadBytesPerSecond)
-            row.double(rates.blockWriteBytesPerSecond)
-            buffer = row.endRow()
-        }
-        let rows = buffer
-        try await connection.copyFrom(table: "container_samples", columns: Self.sampleColumns, logger: logger) { writer in
-            try await writer.write(rows)
+            CopyTextRow.append(to: &buffer) { row in
+                row.text(tenant)
+                row.text(agent)
+                row.text(sample.name)
+                row.text(timestamp)
+                row.text(sample.dockerID)
+                row.text(sample.state)
+                row.integer(counter(sample.cpuUsageNs))
+                row.integer(counter(sample.cpuThrottledPeriods))
+                row.integer(counter(sample.cpuThrottledNs))
+                row.integer(counter(sample.memoryUsageBytes))
+                row.integer(counter(sample.memoryWorkingSetBytes))
+                row.integer(sample.memoryLimitBytes > 0 ? Int64(clamping: sample.memoryLimitBytes) : nil)
+                row.integer(counter(sample.netRxBytes))
+                row.integer(counter(sample.netTxBytes))
+                row.integer(counter(sample.netRxPackets))
+                row.integer(counter(sample.netTxPackets))
+                row.integer(counter(sample.netRxErrors))
+                row.integer(counter(sample.netTxErrors))
+                row.integer(counter(sample.netRxDropped))
+                row.integer(counter(sample.netTxDropped))
+                row.integer(counter(sample.blockReadBytes))
+                row.integer(counter(sample.blockWriteBytes))
+                row.integer(counter(sample.blockReadOps))
+                row.integer(counter(sample.blockWriteOps))
+                row.integer(counter(sample.pids))
+                row.double(rates.cpuPercent)
+                row.double(rates.netRxBytesPerSecond)
+                row.double(rates.netTxBytesPerSecond)
+                row.double(rates.blockReadBytesPerSecond)
+                row.double(rates.blockWriteBytesPerSecond)
+            }
         }
         return samples.count
     }

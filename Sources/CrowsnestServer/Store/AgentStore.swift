@@ -53,22 +53,30 @@ public struct AgentStore: Sendable {
         return nil
     }
 
-    /// Marks a batch sequence committed inside the ingest transaction.
-    ///
-    /// Returns false when `seq` is not above the committed sequence: the batch is a replay and must be skipped.
-    /// The row lock this takes also serialises two replicas ingesting for the same agent.
-    public static func advance(tenantID: UUID, agentID: UUID, to seq: UInt64, batch: Crowsnest_V1_SampleBatch,
-                               on connection: PostgresConnection, logger: Logger) async throws -> Bool {
+    /// Inside the ingest transaction: the agent's committed sequence, with its row locked until COMMIT, or nil
+    /// when the agent is not registered. Batches at or below it are replays. The row lock serialises two sessions
+    /// (or replicas) ingesting for the same agent, so one batch can never be committed twice.
+    public static func lockCommittedSeq(tenantID: UUID, agentID: UUID, on connection: PostgresConnection,
+                                        logger: Logger) async throws -> UInt64? {
         let rows = try await connection.query("""
-            UPDATE agents SET committed_seq = \(Int64(clamping: seq)), last_seen = now(),
-                spool_dropped_batches = spool_dropped_batches + \(Int64(clamping: batch.spoolDroppedBatches)),
-                containers_unavailable_reason = \(batch.containersUnavailableReason),
-                interval_seconds = \(Int32(clamping: max(1, batch.intervalSeconds)))
-            WHERE tenant_id = \(tenantID) AND id = \(agentID) AND committed_seq < \(Int64(clamping: seq))
-            RETURNING 1
+            SELECT committed_seq FROM agents WHERE tenant_id = \(tenantID) AND id = \(agentID) FOR UPDATE
             """, logger: logger)
-        for try await _ in rows { return true }
-        return false
+        for try await seq in rows.decode(Int64.self) { return UInt64(max(0, seq)) }
+        return nil
+    }
+
+    /// Inside the ingest transaction, after `lockCommittedSeq`: records `seq` as committed, the agent as seen now,
+    /// and what the newly stored batches reported (batches its spool dropped, why containers are missing, interval).
+    public static func recordCommitted(tenantID: UUID, agentID: UUID, seq: UInt64, spoolDroppedBatches: UInt64,
+                                       containersUnavailableReason: String, intervalSeconds: UInt32,
+                                       on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query("""
+            UPDATE agents SET committed_seq = \(Int64(clamping: seq)), last_seen = now(),
+                spool_dropped_batches = spool_dropped_batches + \(Int64(clamping: spoolDroppedBatches)),
+                containers_unavailable_reason = \(containersUnavailableReason),
+                interval_seconds = \(Int32(clamping: max(1, intervalSeconds)))
+            WHERE tenant_id = \(tenantID) AND id = \(agentID)
+            """, logger: logger)
     }
 
     /// The highest committed sequence of an agent (0 when none).

@@ -173,6 +173,63 @@ final class GatewayTests: XCTestCase {
         }
     }
 
+    func testBatchesSentWithoutWaitingAreAllAcknowledgedInOrderAndStoredOnce() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let agent = try await gateway.enrolledAgent(tenantID: tenantID)
+            try await gateway.connect(tls: agent.tls) { wire in
+                guard let welcome = try await establish(&wire) else { return }
+                // A whole ack window at once, as an agent replaying its spool does: the server may store them in
+                // groups, but every batch gets its own ack, in order, after its rows are committed.
+                let sent = UInt64(welcome.settings.ackWindow)
+                XCTAssertEqual(sent, 32)
+                for seq in 1...sent {
+                    try await wire.send(batch(seq: seq, tsMillis: 1_710_072_000_000 + Int64(seq) * 1_000))
+                }
+                var acked: [UInt64] = []
+                while acked.count < Int(sent) {
+                    guard case .success(let frame) = await wire.nextOrEnd(), case .ack(let ack) = frame.message else {
+                        return XCTFail("expected \(sent) acks, got \(acked.count)")
+                    }
+                    acked.append(ack.seq)
+                }
+                XCTAssertEqual(acked, Array(1...sent))
+                let counts = try await IngestFixtures.counts(gateway.client)
+                XCTAssertEqual(counts["container_samples"], Int64(sent) * 2)
+                XCTAssertEqual(counts["host_samples"], Int64(sent))
+                let committed = try await count(gateway.client, "SELECT committed_seq FROM agents WHERE id = \(agent.agentID)")
+                XCTAssertEqual(committed, Int64(sent))
+                // The rates of each batch come from the batch before it, also inside one group.
+                let rated = try await count(gateway.client, "SELECT count(cpu_percent) FROM container_samples WHERE name = 'web'")
+                XCTAssertEqual(rated, Int64(sent) - 1)
+            }
+        }
+    }
+
+    func testBatchesQueuedBeforeABadFrameAreStoredAndAcknowledgedBeforeTheGoodbye() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let agent = try await gateway.enrolledAgent(tenantID: tenantID)
+            try await gateway.connect(tls: agent.tls) { wire in
+                guard try await establish(&wire) != nil else { return }
+                try await wire.send(batch(seq: 1))
+                try await wire.send(batch(seq: 2, tsMillis: 1_710_072_001_000))
+                try await wire.send(.with(.welcome(Crowsnest_V1_Welcome())))
+                var frames: [String] = []
+                while case .success(let frame) = await wire.nextOrEnd() {
+                    switch frame.message {
+                    case .ack(let ack): frames.append("ack \(ack.seq)")
+                    case .goodbye(let goodbye): frames.append("goodbye \(goodbye.reason)")
+                    default: frames.append(frame.messageName)
+                    }
+                }
+                XCTAssertEqual(frames, ["ack 1", "ack 2", "goodbye unexpected welcome frame in an established session"])
+                let committed = try await count(gateway.client, "SELECT committed_seq FROM agents WHERE id = \(agent.agentID)")
+                XCTAssertEqual(committed, 2)
+            }
+        }
+    }
+
     func testARevokedAgentIsRejectedPermanently() async throws {
         try await withGateway { gateway in
             let tenantID = try await gateway.createTenant()
