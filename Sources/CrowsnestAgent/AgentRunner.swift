@@ -50,7 +50,7 @@ public struct AgentRunner: Sendable {
         let dockerVersion = (try? await docker.version()) ?? ""
         let facts = HostFactsReader.read(procRoot: configuration.procRoot, dockerVersion: dockerVersion)
         let bootID = (try? String(contentsOfFile: configuration.procRoot + "/sys/kernel/random/boot_id", encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            .trimmingWhitespace() ?? ""
         let shipper = try Shipper(
             configuration: .init(servers: servers), credentials: credentials, spool: spool, sequence: sequence,
             doorbell: doorbell,

@@ -1,7 +1,11 @@
 import ArgumentParser
 import CrowsnestAgent
 import CrowsnestWire
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 
 @main

@@ -11,6 +11,7 @@ import Musl
 import Darwin
 #endif
 import AsyncHTTPClient
+import CrowsnestWire
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -345,7 +346,7 @@ public final class DockerClient: Sendable {
         let bodyData = body.map { Data($0.readableBytesView) } ?? Data()
         let message =
             DockerResponseDecoder.errorMessage(from: bodyData)
-            ?? String(decoding: bodyData.prefix(512), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            ?? String(decoding: bodyData.prefix(512), as: UTF8.self).trimmingWhitespace()
         return DockerClientError(
             code: status == .notFound ? .notFound : .httpStatus,
             socketPath: socketPath,
@@ -432,7 +433,7 @@ public final class DockerClient: Sendable {
     /// The JSON filter for /events: containers only, and the chosen actions.
     static func eventFilters(actions: [String]) -> String {
         func quoted(_ text: String) -> String {
-            "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+            "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
         }
         var filters = "{\"type\":[\"container\"]"
         if !actions.isEmpty {

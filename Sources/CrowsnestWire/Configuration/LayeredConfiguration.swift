@@ -3,7 +3,13 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import Yams
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A configuration problem, printed to the operator as one line.
 public struct ConfigurationError: Error, CustomStringConvertible, Sendable, Equatable {
@@ -22,29 +28,21 @@ public struct LayeredConfiguration: Sendable {
     /// Merges the three layers; unknown keys in the file are an error (a typo should not pass silently).
     public init(file: String?, environment: [String: String], flags: [String: String?], knownKeys: Set<String>) throws {
         if let file {
-            let text: String
+            let text = try Self.contents(ofFile: file)
+            let parsed: ConfigurationFile
             do {
-                text = try String(contentsOfFile: file, encoding: .utf8)
-            } catch {
-                throw ConfigurationError("cannot read configuration file \(file): \(error.localizedDescription)")
+                parsed = try ConfigurationFile(parsing: text)
+            } catch let error as ConfigurationFile.SyntaxError {
+                throw ConfigurationError("configuration file \(file), \(error)")
             }
-            let node: Any?
-            do {
-                node = try Yams.load(yaml: text, .default, Self.constructor)
-            } catch let error as YamlError {
-                throw ConfigurationError("configuration file \(file) is not valid YAML: \(Self.oneLine(error))")
-            }
-            if let node {
-                guard let mapping = node as? [String: Any] else {
-                    throw ConfigurationError("configuration file \(file) must be a mapping of settings (key: value)")
+            for entry in parsed.entries {
+                guard knownKeys.contains(entry.key) else {
+                    throw ConfigurationError("unknown setting '\(entry.key)' in \(file) line \(entry.line); known settings: \(knownKeys.sorted().joined(separator: ", "))")
                 }
-                for (key, value) in mapping {
-                    guard knownKeys.contains(key) else {
-                        throw ConfigurationError("unknown setting '\(key)' in \(file); known settings: \(knownKeys.sorted().joined(separator: ", "))")
-                    }
-                    // `key:` with no value (YAML null) leaves the setting unset.
-                    if value is UnsetSetting { continue }
-                    values[key] = (try Self.scalar(value, key: key, file: file), "\(file): \(key)")
+                switch entry.value {
+                case .unset: continue  // `key:` with no value leaves the setting unset.
+                case .scalar(let text): values[entry.key] = (text, "\(file): \(entry.key)")
+                case .list(let items): values[entry.key] = (items.joined(separator: ","), "\(file): \(entry.key)")
                 }
             }
         }
@@ -53,36 +51,35 @@ public struct LayeredConfiguration: Sendable {
             if let value = environment[variable] { values[key] = (value, "environment variable \(variable)") }
         }
         for (key, value) in flags {
-            if let value { values[key] = (value, "--\(key.replacingOccurrences(of: "_", with: "-"))") }
+            if let value { values[key] = (value, "--\(key.replacing("_", with: "-"))") }
         }
     }
 
-    /// YAML null becomes `UnsetSetting`; timestamps and binary stay the text the operator wrote.
-    private static var constructor: Constructor {
-        var scalars = Constructor.defaultScalarMap
-        scalars[.null] = { _ in UnsetSetting() }
-        scalars[.timestamp] = { String.construct(from: $0) }
-        scalars[.binary] = { String.construct(from: $0) }
-        return Constructor(scalars)
-    }
-
-    private struct UnsetSetting {}
-
-    private static func scalar(_ value: Any, key: String, file: String) throws -> String {
-        switch value {
-        case let string as String: return string
-        case let int as Int: return String(int)
-        case let double as Double: return String(double)
-        case let bool as Bool: return bool ? "true" : "false"
-        case let list as [Any]:
-            return try list.map { try scalar($0, key: key, file: file) }.joined(separator: ",")
-        default:
-            throw ConfigurationError("setting '\(key)' in \(file) must be a plain value or a list, not a mapping")
+    /// The file's text; a missing, unreadable, oversized or non-UTF-8 file is one clear error.
+    private static func contents(ofFile path: String) throws -> String {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw ConfigurationError("cannot read configuration file \(path): \(String(cString: strerror(errno)))")
         }
-    }
-
-    private static func oneLine(_ error: Error) -> String {
-        String(describing: error).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+        defer { close(descriptor) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16 << 10)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw ConfigurationError("cannot read configuration file \(path): \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[..<count])
+            guard bytes.count <= ConfigurationFile.maximumBytes else {
+                throw ConfigurationError("configuration file \(path) is larger than \(ConfigurationFile.maximumBytes) bytes; is it the right file?")
+            }
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigurationError("configuration file \(path) is not UTF-8 text")
+        }
+        return text
     }
 
     /// The string value of `key`, or `defaultValue`.
@@ -98,7 +95,7 @@ public struct LayeredConfiguration: Sendable {
     /// An integer within `range`, with a one-line error naming where the bad value came from.
     public func integer(_ key: String, default defaultValue: Int, range: ClosedRange<Int>) throws -> Int {
         guard let entry = values[key] else { return defaultValue }
-        guard let value = Int(entry.value.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
+        guard let value = Int(entry.value.trimmingWhitespace()), range.contains(value) else {
             throw ConfigurationError("\(entry.source): expected a whole number from \(range.lowerBound) to \(range.upperBound), got '\(entry.value)'")
         }
         return value
@@ -106,7 +103,7 @@ public struct LayeredConfiguration: Sendable {
 
     /// A comma-separated list.
     public func list(_ key: String) -> [String]? {
-        values[key].map { $0.value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+        values[key].map { $0.value.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty } }
     }
 
     /// A `HOST:PORT` pair (`[::1]:7443` for IPv6; a bare `:7443` means all interfaces).
@@ -127,7 +124,7 @@ public struct LayeredConfiguration: Sendable {
 /// Parses `HOST:PORT` strings.
 public enum HostPort {
     public static func parse(_ text: String, defaultHost: String = "0.0.0.0") -> (host: String, port: Int)? {
-        let text = text.trimmingCharacters(in: .whitespaces)
+        let text = text.trimmingWhitespace()
         let host: String
         let portText: String
         if text.hasPrefix("[") {
