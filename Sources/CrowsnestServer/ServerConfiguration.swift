@@ -54,8 +54,11 @@ extension ServerConfiguration {
     /// Loads (or on first start creates) the CA and serving certificate, with the configured extra names:
     /// entries that parse as IP addresses become IP SANs, the rest DNS names.
     public static func loadAuthority(dataDirectory: String, serverNames: [String], logger: Logger) throws -> CertificateAuthority {
-        let ips = serverNames.filter { $0.contains(":") || $0.split(separator: ".").count == 4 && $0.allSatisfy { $0.isNumber || $0 == "." } }
-        let names = serverNames.filter { !ips.contains($0) }
+        // An address may be written in brackets ([::1]). Text with a colon is never a DNS name: a mistyped IPv6
+        // address is reported as an invalid address instead of going into the certificate as a name.
+        let entries = serverNames.map { $0.hasPrefix("[") && $0.hasSuffix("]") ? String($0.dropFirst().dropLast()) : $0 }
+        let ips = entries.filter { IPAddress($0) != nil || $0.contains(":") }
+        let names = entries.filter { !ips.contains($0) }
         return try CertificateAuthority.loadOrCreate(directory: dataDirectory, serverNames: names, serverIPs: ips, logger: logger)
     }
 }

@@ -238,9 +238,7 @@ public struct AgentCredentials: Sendable, Hashable {
     }
 
     static func isIPAddress(_ host: String) -> Bool {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+        IPAddress(host) != nil
     }
 
     private struct IdentityRecord: Codable {

@@ -1,3 +1,4 @@
+import CrowsnestWire
 import Foundation
 
 /// The validated query of `GET /api/v1/metrics/{target}/history`: range, bucket size and aggregate.

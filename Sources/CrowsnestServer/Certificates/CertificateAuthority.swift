@@ -403,25 +403,6 @@ public struct CertificateAuthority: Sendable {
     }
 }
 
-/// An IPv4 or IPv6 address in network byte order, as it goes into a certificate's subject alternative names.
-struct IPAddress: Hashable, Sendable {
-    let bytes: [UInt8]
-    let text: String
-
-    init?(_ text: String) {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 {
-            self.bytes = withUnsafeBytes(of: &v4) { Array($0) }
-        } else if inet_pton(AF_INET6, text, &v6) == 1 {
-            self.bytes = withUnsafeBytes(of: &v6) { Array($0) }
-        } else {
-            return nil
-        }
-        self.text = text
-    }
-}
-
 /// Why the certificate authority could not load, create or issue certificates.
 public enum CertificateAuthorityError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A certificate or key file exists but cannot be parsed.

@@ -83,6 +83,26 @@ final class CertificateAuthorityTests: XCTestCase {
         XCTAssertTrue(ca.caCertificate.publicKey.isValidSignature(certificate.signature, for: certificate))
     }
 
+    func testConfiguredServerNamesAreSplitIntoAddressesAndNamesByParsingNotByLooks() throws {
+        let ca = try ServerConfiguration.loadAuthority(
+            dataDirectory: directory, serverNames: ["[2001:db8::9]", "192.0.2.11", "10.0.0.1.example.net", "Status.Example.COM"],
+            logger: logger)
+        let names = try XCTUnwrap(try ca.serverCertificate.extensions.subjectAlternativeNames)
+        XCTAssertTrue(names.contains(.dnsName("10.0.0.1.example.net")), "four dotted parts do not make an address: \(names)")
+        XCTAssertTrue(names.contains(.dnsName("status.example.com")), "\(names)")
+        let ipAddresses = names.compactMap { name -> [UInt8]? in
+            if case .ipAddress(let value) = name { return Array(value.bytes) }
+            return nil
+        }
+        XCTAssertTrue(ipAddresses.contains([192, 0, 2, 11]), "\(ipAddresses)")
+        XCTAssertTrue(ipAddresses.contains([0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [9]), "a bracketed IPv6 address: \(ipAddresses)")
+        XCTAssertFalse(names.contains(where: { if case .dnsName(let value) = $0 { return value.contains(":") } else { return false } }))
+
+        XCTAssertThrowsError(try ServerConfiguration.loadAuthority(dataDirectory: directory, serverNames: ["2001:db8::zz"], logger: logger)) { error in
+            XCTAssertEqual(error as? CertificateAuthorityError, .invalidIPAddress("2001:db8::zz"), "a mistyped IPv6 address is refused, not made a name")
+        }
+    }
+
     func testServingCertificateIsReissuedWhenTheNamesChangeButTheCAStays() throws {
         let first = try CertificateAuthority.loadOrCreate(directory: directory, logger: logger)
         let second = try CertificateAuthority.loadOrCreate(

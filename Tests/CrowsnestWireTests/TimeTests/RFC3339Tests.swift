@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-@testable import CrowsnestServer
+@testable import CrowsnestWire
 
 final class RFC3339Tests: XCTestCase {
     func testFormatsWholeSecondsWithoutFraction() {
@@ -50,6 +50,29 @@ final class RFC3339Tests: XCTestCase {
             let text = RFC3339.string(from: date)
             let parsed = RFC3339.date(from: text)
             XCTAssertEqual(parsed.map { Int64(($0.timeIntervalSince1970 * 1_000_000).rounded()) }, micros, text)
+        }
+    }
+
+    func testNanosecondsKeepNineDigitsAndTruncateTheRest() {
+        XCTAssertEqual(RFC3339.unixNanoseconds(from: "2026-11-25T13:30:00.123456789Z"), 1_795_613_400_123_456_789)
+        XCTAssertEqual(RFC3339.unixNanoseconds(from: "2026-11-25T13:30:00.1234567891234Z"), 1_795_613_400_123_456_789)
+        XCTAssertEqual(RFC3339.unixNanoseconds(from: "2026-11-25T14:30:00.5+01:00"), 1_795_613_400_500_000_000)
+        XCTAssertEqual(RFC3339.unixNanoseconds(from: "1969-12-31T23:59:59.5Z"), -500_000_000)
+    }
+
+    func testNanosecondsRefuseInstantsOutsideSixtyFourBits() {
+        // 64-bit nanoseconds end at 2262-04-11T23:47:16.854775807Z and begin at 1677-09-21T00:12:43.145224192Z.
+        XCTAssertEqual(RFC3339.unixNanoseconds(from: "2262-04-11T23:47:16.854775807Z"), Int64.max)
+        XCTAssertNil(RFC3339.unixNanoseconds(from: "2262-04-11T23:47:16.854775808Z"))
+        XCTAssertNil(RFC3339.unixNanoseconds(from: "0001-01-01T00:00:00Z"))
+        XCTAssertNotNil(RFC3339.date(from: "0001-01-01T00:00:00Z"), "a Date holds what nanoseconds cannot")
+    }
+
+    func testTheMicrosecondAndNanosecondReadingsAgree() {
+        for text in ["2024-02-29T23:59:59.123456Z", "2000-01-01T00:00:00Z", "2026-11-25T08:00:00.25-05:30"] {
+            let nanoseconds = RFC3339.unixNanoseconds(from: text)!
+            let micros = Int64((RFC3339.date(from: text)!.timeIntervalSince1970 * 1_000_000).rounded())
+            XCTAssertEqual(micros, nanoseconds / 1_000, text)
         }
     }
 }

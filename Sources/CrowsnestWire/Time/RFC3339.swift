@@ -1,10 +1,15 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
-/// RFC 3339 timestamps as the API writes and reads them: always UTC (`Z`) on output, with fractional
-/// seconds only when the instant has them; any offset accepted on input.
+/// RFC 3339 timestamps, the one parser and formatter for the API (microseconds, PostgreSQL's precision) and for
+/// the Docker Engine's times (nanoseconds): always UTC (`Z`) on output, with fractional seconds only when the
+/// instant has them; any offset accepted on input.
 ///
-/// Hand-written rather than a `DateFormatter` so the output is exact to the microsecond (PostgreSQL's
-/// precision), identical on every platform, and free of shared mutable formatter state.
+/// Hand-written rather than a `DateFormatter` so the output is exact, identical on every platform, free of shared
+/// mutable formatter state, and available to the agent, which links FoundationEssentials only.
 public enum RFC3339 {
     /// Formats `date` as e.g. `2025-01-31T12:00:00Z`, `2025-01-31T12:00:00.250Z` or
     /// `2025-01-31T12:00:00.123456Z` (milliseconds when they suffice, else microseconds).
@@ -21,10 +26,26 @@ public enum RFC3339 {
         return text + "Z"
     }
 
-    /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; nil when the text is not such a timestamp
-    /// or names an impossible date. A space where the offset's `+` belongs is read as `+`, because
-    /// an unencoded `+` in a query string is often turned into a space on the way.
+    /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` to microseconds (more fraction digits are truncated);
+    /// nil when the text is not such a timestamp or names an impossible date. A space where the offset's `+`
+    /// belongs is read as `+`, because an unencoded `+` in a query string is often turned into a space on the way.
     public static func date(from text: some StringProtocol) -> Date? {
+        guard let (seconds, nanoseconds) = parse(text) else { return nil }
+        return Date(timeIntervalSince1970: Double(seconds) + Double(nanoseconds / 1_000) / 1_000_000)
+    }
+
+    /// Parses the same forms as `date(from:)` to nanoseconds since the Unix epoch (more fraction digits are
+    /// truncated); nil also when the instant is outside what 64-bit nanoseconds hold (years 1677–2262).
+    public static func unixNanoseconds(from text: some StringProtocol) -> Int64? {
+        guard let (seconds, nanoseconds) = parse(text) else { return nil }
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return nil }
+        let (total, overflowAdding) = scaled.addingReportingOverflow(nanoseconds)
+        return overflowAdding ? nil : total
+    }
+
+    /// Seconds since the epoch (floor) and the nanoseconds within that second.
+    static func parse(_ text: some StringProtocol) -> (seconds: Int64, nanoseconds: Int64)? {
         let bytes = Array(text.utf8)
         var index = 0
         func digits(_ count: Int) -> Int64? {
@@ -53,19 +74,19 @@ public enum RFC3339 {
               hour < 24, minute < 60, second < 60
         else { return nil }
 
-        var micros: Int64 = 0
+        var nanoseconds: Int64 = 0
         if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
             index += 1
             var fractionDigits = 0
             while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
-                if fractionDigits < 6 {
-                    micros = micros * 10 + Int64(bytes[index] - UInt8(ascii: "0"))
+                if fractionDigits < 9 {
+                    nanoseconds = nanoseconds * 10 + Int64(bytes[index] - UInt8(ascii: "0"))
                 }
                 fractionDigits += 1
                 index += 1
             }
             guard fractionDigits > 0 else { return nil }
-            for _ in fractionDigits..<max(fractionDigits, 6) { micros *= 10 }
+            for _ in fractionDigits..<max(fractionDigits, 9) { nanoseconds *= 10 }
         }
 
         var offsetSeconds: Int64 = 0
@@ -86,8 +107,7 @@ public enum RFC3339 {
         guard index == bytes.count else { return nil }
 
         let days = daysSinceEpoch(year: year, month: month, day: day)
-        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offsetSeconds
-        return Date(timeIntervalSince1970: Double(seconds) + Double(micros) / 1_000_000)
+        return (days * 86_400 + hour * 3600 + minute * 60 + second - offsetSeconds, nanoseconds)
     }
 
     // MARK: - Calendar arithmetic (proleptic Gregorian, Howard Hinnant's algorithms)
