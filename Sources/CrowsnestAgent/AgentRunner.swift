@@ -69,12 +69,6 @@ public struct AgentRunner: Sendable {
         ])
         let group = ServiceGroup(configuration: .init(services: [events, sampler, shipper],
                                                       gracefulShutdownSignals: shutdownSignals, logger: logger))
-        do {
-            try await group.run()
-        } catch {
-            try? await docker.shutdown()
-            throw error
-        }
-        try? await docker.shutdown()
+        try await group.run()
     }
 }

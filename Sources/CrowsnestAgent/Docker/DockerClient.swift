@@ -10,7 +10,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import AsyncHTTPClient
 import CrowsnestWire
 import Logging
 import NIOCore
@@ -21,7 +20,7 @@ import NIOPosix
 /// stats, the container event stream and the engine version.
 ///
 /// Talks API version 1.41 (Docker 20.10 and later answer it). Every answer is capped in size and
-/// every call but the event stream has a timeout. Call `shutdown()` before dropping the client.
+/// every call but the event stream has a timeout. Each call uses its own connection, closed when it ends.
 public final class DockerClient: Sendable {
     /// Where Docker listens when DOCKER_HOST is not set.
     public static let defaultSocketPath = "/var/run/docker.sock"
@@ -45,7 +44,7 @@ public final class DockerClient: Sendable {
     /// Largest response body accepted; larger ones fail with `.responseTooLarge`.
     public let maxResponseBytes: Int
 
-    private let httpClient: HTTPClient
+    private let transport: DockerSocketTransport
     private let logger: Logger
 
     /// Creates a client for the engine at `socketPath`.
@@ -68,21 +67,9 @@ public final class DockerClient: Sendable {
         self.requestTimeout = requestTimeout
         self.maxResponseBytes = maxResponseBytes
         self.logger = logger
-        var configuration = HTTPClient.Configuration()
-        configuration.redirectConfiguration = .disallow
-        configuration.decompression = .disabled
-        configuration.httpVersion = .http1Only
-        // No read timeout: the event stream may stay quiet for hours. Calls have their own deadline.
-        configuration.timeout = .init(connect: .seconds(5), read: nil)
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 4)
-        // A local socket either accepts at once or is down: fail the call now instead of retrying
-        // until the connect timeout; the caller's next tick retries anyway.
-        configuration.connectionPool.retryConnectionEstablishment = false
-        self.httpClient = HTTPClient(
-            eventLoopGroup: eventLoopGroup,
-            configuration: configuration,
-            backgroundActivityLogger: logger
-        )
+        // A local socket either accepts at once or is down: fail the call now; the caller's next tick retries.
+        self.transport = DockerSocketTransport(socketPath: socketPath, eventLoopGroup: eventLoopGroup,
+                                               connectTimeout: .seconds(5))
     }
 
     /// Creates a client for the socket named by `dockerHost` (the DOCKER_HOST value), or the default
@@ -124,15 +111,6 @@ public final class DockerClient: Sendable {
             call: "read DOCKER_HOST",
             reason: "DOCKER_HOST=\(dockerHost) is not supported: the agent talks to Docker over a local unix socket only (unix:///path/to/docker.sock)"
         )
-    }
-
-    /// Closes connections and ends open event streams. Safe to call more than once.
-    public func shutdown() async throws {
-        do {
-            try await httpClient.shutdown()
-        } catch let error as HTTPClientError where error == .alreadyShutdown {
-            return
-        }
     }
 
     // MARK: - Calls
@@ -193,38 +171,36 @@ public final class DockerClient: Sendable {
         if let since { query.append(("since", Self.dockerTimestamp(unixNano: since))) }
         if let until { query.append(("until", Self.dockerTimestamp(unixNano: until))) }
         query.append(("filters", Self.eventFilters(actions: actions)))
-        let url = requestURL("/events", query: query)
+        let uri = requestURI("/events", query: query)
 
         let (stream, continuation) = AsyncThrowingStream<DockerEvent, Error>.makeStream()
-        let task = Task { [httpClient, logger, socketPath, requestTimeout, maxResponseBytes] in
+        let task = Task { [transport, logger, socketPath, maxResponseBytes] in
             do {
-                var request = HTTPClientRequest(url: url)
-                request.method = .GET
-                request.headers.add(name: "Host", value: "localhost")
-                let response = try await httpClient.execute(request, deadline: .now() + Self.timeAmount(requestTimeout))
-                guard response.status == .ok else {
-                    let body = try? await response.body.collect(upTo: 64 * 1024)
-                    throw Self.statusError(status: response.status, body: body, socketPath: socketPath, call: call)
-                }
-                logger.debug("docker event stream open", metadata: ["docker.socket": "\(socketPath)"])
-                var splitter = DockerEventLineSplitter(maxLineBytes: min(maxResponseBytes, 1 << 20))
-                func emit(_ line: [UInt8]) {
-                    do {
-                        continuation.yield(try DockerResponseDecoder.event(fromLine: Data(line)))
-                    } catch {
-                        logger.warning(
-                            "docker event line not understood, skipped",
-                            metadata: [
-                                "docker.socket": "\(socketPath)", "error": "\(error)",
-                                "line": "\(String(decoding: line.prefix(512), as: UTF8.self))",
-                            ]
-                        )
+                try await transport.get(uri) { head, body in
+                    guard head.status == .ok else {
+                        let answer = try? await body.collect(upTo: 64 * 1024)
+                        throw Self.statusError(status: head.status, body: answer, socketPath: socketPath, call: call)
                     }
+                    logger.debug("docker event stream open", metadata: ["docker.socket": "\(socketPath)"])
+                    var splitter = DockerEventLineSplitter(maxLineBytes: min(maxResponseBytes, 1 << 20))
+                    func emit(_ line: [UInt8]) {
+                        do {
+                            continuation.yield(try DockerResponseDecoder.event(fromLine: Data(line)))
+                        } catch {
+                            logger.warning(
+                                "docker event line not understood, skipped",
+                                metadata: [
+                                    "docker.socket": "\(socketPath)", "error": "\(error)",
+                                    "line": "\(String(decoding: line.prefix(512), as: UTF8.self))",
+                                ]
+                            )
+                        }
+                    }
+                    while let chunk = try await body.next() {
+                        for line in try splitter.append(chunk.readableBytesView) { emit(line) }
+                    }
+                    if let line = splitter.finish() { emit(line) }
                 }
-                for try await chunk in response.body {
-                    for line in try splitter.append(chunk.readableBytesView) { emit(line) }
-                }
-                if let line = splitter.finish() { emit(line) }
                 logger.debug("docker event stream closed by the engine", metadata: ["docker.socket": "\(socketPath)"])
                 if until != nil {
                     continuation.finish()
@@ -267,41 +243,31 @@ public final class DockerClient: Sendable {
         }
     }
 
-    private func requestURL(_ path: String, query: [(String, String)]) -> String {
+    private func requestURI(_ path: String, query: [(String, String)]) -> String {
         var uri = Self.apiVersionPrefix + path
         if !query.isEmpty {
             uri += "?" + query.map { "\(Self.percentEncoded($0.0))=\(Self.percentEncoded($0.1))" }.joined(separator: "&")
         }
-        if let url = URL(httpURLWithSocketPath: socketPath, uri: uri) {
-            return url.absoluteString
-        }
-        // URL refused the socket path; encode it as the host by hand, the way AsyncHTTPClient does.
-        return "http+unix://\(Self.percentEncoded(socketPath))\(uri)"
+        return uri
     }
 
     /// GET with timeout and size cap; returns the body of a 200 answer, throws DockerClientError otherwise.
     private func get(_ path: String, query: [(String, String)], call: String) async throws -> Data {
-        let url = requestURL(path, query: query)
+        let uri = requestURI(path, query: query)
         let timeout = requestTimeout
-        let deadline = NIODeadline.now() + Self.timeAmount(timeout)
         let limit = maxResponseBytes
-        let client = httpClient
+        let transport = transport
         let socketPath = socketPath
 
         do {
             let (status, body) = try await Self.withTimeout(timeout) {
-                var request = HTTPClientRequest(url: url)
-                request.method = .GET
-                request.headers.add(name: "Host", value: "localhost")
-                let response = try await client.execute(request, deadline: deadline)
-                let body = try await response.body.collect(upTo: limit)
-                return (response.status, body)
+                try await transport.get(uri) { head, body in (head.status, try await body.collect(upTo: limit)) }
             }
             guard status == .ok else {
                 throw Self.statusError(status: status, body: body, socketPath: socketPath, call: call)
             }
             return Data(body.readableBytesView)
-        } catch is NIOTooManyBytesError {
+        } catch is DockerSocketTransport.TooLarge {
             throw DockerClientError(
                 code: .responseTooLarge,
                 socketPath: socketPath,
@@ -356,7 +322,7 @@ public final class DockerClient: Sendable {
         )
     }
 
-    /// Turns what AsyncHTTPClient and NIO throw into a DockerClientError with a plain reason.
+    /// Turns what NIO throws into a DockerClientError with a plain reason.
     static func mapTransportError(_ error: any Error, socketPath: String, call: String) -> any Error {
         if error is DockerClientError || error is CancellationError { return error }
         if let ioError = error as? IOError {
@@ -367,29 +333,11 @@ public final class DockerClient: Sendable {
                 reason: errnoReason(ioError.errnoCode)
             )
         }
-        if let httpError = error as? HTTPClientError {
-            switch httpError {
-            case .deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout:
-                return DockerClientError(code: .timeout, socketPath: socketPath, call: call, reason: "\(httpError)")
-            case .cancelled:
-                return CancellationError()
-            case .remoteConnectionClosed:
-                return DockerClientError(
-                    code: .socketUnreachable,
-                    socketPath: socketPath,
-                    call: call,
-                    reason: "the engine closed the connection"
-                )
-            case .alreadyShutdown:
-                return DockerClientError(
-                    code: .socketUnreachable,
-                    socketPath: socketPath,
-                    call: call,
-                    reason: "the Docker client was shut down"
-                )
-            default:
-                break
-            }
+        if let closed = error as? DockerSocketTransport.ClosedEarly {
+            return DockerClientError(code: .socketUnreachable, socketPath: socketPath, call: call, reason: closed.description)
+        }
+        if case ChannelError.connectTimeout = error {
+            return DockerClientError(code: .timeout, socketPath: socketPath, call: call, reason: "connecting took too long")
         }
         // NIO wraps connect failures in other shapes on some paths; find an errno in the text.
         let text = "\(error)"
@@ -415,11 +363,6 @@ public final class DockerClient: Sendable {
             let text = String(cString: strerror(code))
             return text.prefix(1).lowercased() + text.dropFirst()
         }
-    }
-
-    static func timeAmount(_ duration: Duration) -> TimeAmount {
-        let (seconds, attoseconds) = duration.components
-        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
     /// Docker's "seconds.nanoseconds" form for since/until.

@@ -106,6 +106,10 @@ public struct AgentSessionHandler: Sendable {
                 throw SessionEnd(reason: "enrollment refused: \(error)", reject: true, permanent: true)
             } catch is StorageDeadlineExceeded {
                 throw SessionEnd(reason: "server storage is unavailable; retry enrollment later", reject: true)
+            } catch {
+                // A database failure is not the agent's fault: say so (retryable) rather than just closing.
+                logger.error("cannot enroll agent: storage failed", metadata: ["error": "\(String(reflecting: error))"])
+                throw SessionEnd(reason: "server storage failed during enrollment; retry enrollment later", reject: true)
             }
             return nil
         }

@@ -121,7 +121,7 @@ public struct LayeredConfiguration: Sendable {
     }
 }
 
-/// Parses `HOST:PORT` strings.
+/// Parses `HOST:PORT` strings; an IPv6 address must be in brackets (`[::1]:7443`).
 public enum HostPort {
     public static func parse(_ text: String, defaultHost: String = "0.0.0.0") -> (host: String, port: Int)? {
         let text = text.trimmingWhitespace()
@@ -136,6 +136,8 @@ public enum HostPort {
         } else {
             guard let colon = text.lastIndex(of: ":") else { return nil }
             host = String(text[..<colon])
+            // "::1:7443" could be ::1 port 7443 or the address ::1:7443 without a port: IPv6 needs brackets.
+            guard !host.contains(":") else { return nil }
             portText = String(text[text.index(after: colon)...])
         }
         guard !portText.isEmpty, portText.utf8.count <= 5, portText.utf8.allSatisfy({ (48...57).contains($0) }),

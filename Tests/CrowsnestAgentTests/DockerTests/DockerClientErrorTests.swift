@@ -49,8 +49,6 @@ final class DockerClientErrorTests: XCTestCase {
         } catch {
             XCTFail("unexpected error: \(error)")
         }
-        try await client.shutdown()
-        try await client.shutdown()  // a second shutdown is harmless
     }
 
     func testSocketNobodyListensOnIsConnectionRefused() async throws {
@@ -69,7 +67,6 @@ final class DockerClientErrorTests: XCTestCase {
         } catch {
             XCTFail("unexpected error: \(error)")
         }
-        try await client.shutdown()
     }
 
     func testSilentEngineTimesOut() async throws {
@@ -87,7 +84,6 @@ final class DockerClientErrorTests: XCTestCase {
             XCTFail("unexpected error: \(error)")
         }
         XCTAssertLessThan(Date().timeIntervalSince(started), 5)
-        try await client.shutdown()
     }
 
     func testEventStreamFromMissingSocketEndsWithError() async throws {
@@ -102,6 +98,5 @@ final class DockerClientErrorTests: XCTestCase {
         } catch {
             XCTFail("unexpected error: \(error)")
         }
-        try await client.shutdown()
     }
 }

@@ -15,7 +15,6 @@ final class DockerEngineIntegrationTests: XCTestCase {
     }
 
     override func tearDown() async throws {
-        try await client?.shutdown()
         client = nil
     }
 

@@ -51,15 +51,12 @@ enum DockerTestSupport {
         do {
             _ = try await client.version()
         } catch let error as DockerClientError where error.code == .socketUnreachable || error.code == .timeout {
-            try? await client.shutdown()
             throw unavailable("\(error) (start it with scripts/ensure-docker.sh)")
         } catch {
             // The engine is there but the client cannot talk to it: that is a bug, not an absence.
-            try? await client.shutdown()
             throw error
         }
         guard (try? docker(["version", "--format", "{{.Server.Version}}"]))?.status == 0 else {
-            try? await client.shutdown()
             throw unavailable("the docker CLI is missing or cannot reach the engine")
         }
         if try docker(["image", "inspect", image]).status != 0 {
@@ -68,7 +65,6 @@ enum DockerTestSupport {
                 [repositoryRoot.appendingPathComponent("scripts/build-test-image.sh").path]
             )
             if build.status != 0 {
-                try? await client.shutdown()
                 throw unavailable("cannot build \(image): \(build.stderr)")
             }
         }

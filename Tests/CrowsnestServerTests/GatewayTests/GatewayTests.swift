@@ -105,6 +105,32 @@ final class GatewayTests: XCTestCase {
         }
     }
 
+    func testADatabaseFailureDuringEnrollmentIsARetryableRejectAndKeepsTheToken() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let token = try await gateway.createToken(tenantID: tenantID)
+            // A real failure inside the enrollment transaction: PostgreSQL refuses the new agent row.
+            try await gateway.client.query("""
+                CREATE FUNCTION refuse_agents() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN RAISE EXCEPTION 'refused by test trigger'; END $$
+                """, logger: IngestFixtures.logger)
+            try await gateway.client.query(
+                "CREATE TRIGGER refuse_agents BEFORE INSERT ON agents FOR EACH ROW EXECUTE FUNCTION refuse_agents()",
+                logger: IngestFixtures.logger)
+            let answer = try await gateway.connect(tls: try gateway.enrollmentTLS) { wire in
+                try await wire.send(try GatewayHarness.enrollRequest(token: token))
+                return await wire.nextOrEnd()
+            }
+            guard case .success(let frame) = answer, case .reject(let reject) = frame.message else {
+                return XCTFail("expected reject, got \(answer)")
+            }
+            XCTAssertFalse(reject.permanent, "the agent should retry: the token is still good")
+            XCTAssertTrue(reject.reason.contains("retry enrollment later"), reject.reason)
+            let unused = try await count(gateway.client, "SELECT count(*) FROM enrollment_tokens WHERE used_at IS NULL")
+            XCTAssertEqual(unused, 1, "the failed enrollment must not use up the token")
+        }
+    }
+
     func testAHelloWithoutAClientCertificateIsRejected() async throws {
         try await withGateway { gateway in
             let answer = try await gateway.connect(tls: try gateway.enrollmentTLS) { wire in

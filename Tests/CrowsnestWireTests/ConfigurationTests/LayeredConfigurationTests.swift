@@ -158,7 +158,7 @@ final class LayeredConfigurationTests: XCTestCase {
 
     func testHostPortRejectsBadPortsAndShapes() {
         for text in ["example.com", "example.com:", "example.com:65536", "example.com:-1", "example.com:http",
-                     "example.com:+80", "[::1]", "[::1]7443", "[::1:7443", "::1]:7443x", ""] {
+                     "example.com:+80", "[::1]", "[::1]7443", "[::1:7443", "::1]:7443x", "", "::1:7443", "2001:db8::1:80"] {
             XCTAssertNil(HostPort.parse(text), "'\(text)' should not parse")
         }
     }
