@@ -8,8 +8,8 @@
 #   SKIP_BUILD=1 Benchmarks/agent-footprint.sh   # reuse the binaries copied by the last run
 #   VARIANTS="dynamic static static:MALLOC_ARENA_MAX=2" Benchmarks/agent-footprint.sh
 #
-# A variant is `dynamic` (default link: shared Swift runtime and Foundation from the toolchain) or `static`
-# (`--static-swift-stdlib`), optionally followed by `:NAME=VALUE` environment for the agent process.
+# A variant is `dynamic` (plain `swift build -c release`: shared Swift runtime from the toolchain) or `static`
+# (the build installed on hosts, scripts/build-agent.sh), optionally followed by `:NAME=VALUE` environment for the agent.
 # Needs: root (cgroups, docker socket, embedded PostgreSQL), dockerd, the image crowsnest-test/busybox:latest
 # (scripts/build-test-image.sh), PostgreSQL server binaries, curl, jq, psql.
 # The CONTAINERS containers are named crowsnest-bench-N and removed on exit, also on failure or Ctrl-C.
@@ -61,9 +61,8 @@ if [ "$SKIP_BUILD" != 1 ]; then
   say "building crowsnest-server (release)"
   swift build -c release --product crowsnest-server >&2
   cp .build/release/crowsnest-server "$bin/crowsnest-server"
-  say "building crowsnest-agent (release, --static-swift-stdlib)"
-  swift build -c release --product crowsnest-agent --static-swift-stdlib >&2
-  cp .build/release/crowsnest-agent "$bin/crowsnest-agent-static"
+  say "building crowsnest-agent as installed on hosts (scripts/build-agent.sh: static Swift runtime, no PIE)"
+  cp "$(scripts/build-agent.sh)" "$bin/crowsnest-agent-static"
   say "building crowsnest-agent (release, dynamic)"
   swift build -c release --product crowsnest-agent >&2
   cp .build/release/crowsnest-agent "$bin/crowsnest-agent-dynamic"
@@ -133,6 +132,8 @@ for variant in $VARIANTS; do
     awk '/^[0-9a-f]+-[0-9a-f]+ / { name = ($6 == "" ? "[anon]" : $6) } /^Rss:/ { rss[name] += $2 }
          END { for (n in rss) if (rss[n] >= 256) printf "%8.1f MiB  %s\n", rss[n] / 1024, n }' "/proc/$agent_pid/smaps" \
       | sort -rn | head -12 >"$work/smaps-$variant-$run.txt"
+    # And the executable's resident pages by section and by module (Benchmarks/resident-pages.py).
+    python3 "$root/Benchmarks/resident-pages.py" "$agent_pid" "$binary" >"$work/pages-$variant-$run.txt" 2>&1 || true
     kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_pid=""
     sweeps=$((sweeps1 - sweeps0))
     [ "$sweeps" -gt 0 ] || die "no sweeps were stored during the run (see $work/agent-$variant-$run.log)"
@@ -159,6 +160,7 @@ for variant in $VARIANTS; do
 done
 for variant in $VARIANTS; do
   echo; echo "largest resident mappings, $variant, last run:"; cat "$work/smaps-$variant-$RUNS.txt"
+  echo; echo "the executable's resident pages, $variant, last run:"; cat "$work/pages-$variant-$RUNS.txt"
 done
 echo
 echo "per run:"

@@ -9,8 +9,7 @@
 #   BINARY | BUILD_DIR  the crowsnest-agent to install, or a directory holding it
 #                       (e.g. .build/release). Default: ./crowsnest-agent next to
 #                       this script, else ../.build/release/crowsnest-agent.
-#                       Build it with:
-#                         swift build -c release --static-swift-stdlib --product crowsnest-agent
+#                       Build it with scripts/build-agent.sh (prints its path).
 #   --server, --token, --ca-pin
 #                       enroll with the server ('crowsnest-server token create
 #                       --tenant NAME' prints the token and the pin). Skipped when
@@ -74,10 +73,10 @@ fi
 
 # --- Preconditions: checked before anything is changed. ---
 if [ -z "$SOURCE" ]; then
-  for candidate in "$HERE/crowsnest-agent" "$HERE/../.build/release/crowsnest-agent"; do
+  for candidate in "$HERE/crowsnest-agent" "$HERE/../.build-agent/release/crowsnest-agent" "$HERE/../.build/release/crowsnest-agent"; do
     if [ -f "$candidate" ]; then SOURCE="$candidate"; break; fi
   done
-  [ -n "$SOURCE" ] || die "no binary given and none next to this script or in .build/release; build one with 'swift build -c release --static-swift-stdlib --product crowsnest-agent' and pass its path"
+  [ -n "$SOURCE" ] || die "no binary given and none next to this script or in .build/release; build one with scripts/build-agent.sh and pass its path"
 fi
 BINARY="$SOURCE"
 [ -d "$BINARY" ] && BINARY="$BINARY/crowsnest-agent"

@@ -13,14 +13,14 @@ command -v swift >/dev/null || die "the Swift toolchain is missing (swift not on
 command -v docker >/dev/null || die "docker is missing"
 
 FLAGS=(-c release --static-swift-stdlib)
-for product in crowsnest-server crowsnest-agent; do
-  echo "building $product (release)..."
-  swift build "${FLAGS[@]}" --product "$product" >/dev/null || die "swift build of $product failed; run 'swift build ${FLAGS[*]} --product $product' to see why"
-done
+echo "building crowsnest-server (release)..."
+swift build "${FLAGS[@]}" --product crowsnest-server >/dev/null || die "swift build of crowsnest-server failed; run 'swift build ${FLAGS[*]} --product crowsnest-server' to see why"
 BIN="$(swift build "${FLAGS[@]}" --show-bin-path)"
-for product in crowsnest-server crowsnest-agent; do
-  if ldd "$BIN/$product" | grep -q 'libswiftCore'; then
-    die "$BIN/$product links the Swift runtime dynamically; it would not run in the image"
+echo "building crowsnest-agent (scripts/build-agent.sh)..."
+AGENT="$(scripts/build-agent.sh 2>/dev/null)" || die "the agent build failed; run scripts/build-agent.sh to see why"
+for binary in "$BIN/crowsnest-server" "$AGENT"; do
+  if ldd "$binary" | grep -q 'libswiftCore'; then
+    die "$binary links the Swift runtime dynamically; it would not run in the image"
   fi
 done
 [ -d "$BIN/crowsnest_CrowsnestServer.resources" ] || die "$BIN/crowsnest_CrowsnestServer.resources (the server's migrations) is missing"
@@ -28,7 +28,7 @@ done
 rm -rf server/dist agent/dist
 mkdir -p server/dist agent/dist
 cp -R "$BIN/crowsnest-server" "$BIN/crowsnest_CrowsnestServer.resources" server/dist/
-cp "$BIN/crowsnest-agent" agent/dist/
+cp "$AGENT" agent/dist/
 
 docker build -t "crowsnest-server:$TAG" server || die "docker build of crowsnest-server failed"
 docker build -t "crowsnest-agent:$TAG" agent || die "docker build of crowsnest-agent failed"
