@@ -24,6 +24,15 @@ enum IngestFixtures {
         return (tenantID, agentID)
     }
 
+    /// Runs `body` against a fresh test database holding one tenant and one agent, with an ingest writer on it.
+    static func withWriter(_ body: (PostgresClient, IngestWriter, _ tenantID: UUID, _ agentID: UUID) async throws -> Void) async throws {
+        try await TestPostgres.withTestDatabase { client in
+            let (tenantID, agentID) = try await seedAgent(client)
+            let writer = IngestWriter(client: client, partitions: PartitionStore(client: client, logger: logger), logger: logger)
+            try await body(client, writer, tenantID, agentID)
+        }
+    }
+
     /// A running container sample with counters.
     static func container(_ name: String, dockerID: String? = nil, state: String = "running", health: String = "none",
                           startedAtMillis: Int64 = 1_600_000_000_000, finishedAtMillis: Int64 = 0, exitCode: Int32 = 0,

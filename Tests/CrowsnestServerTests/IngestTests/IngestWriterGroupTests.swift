@@ -13,14 +13,6 @@ final class IngestWriterGroupTests: XCTestCase {
     private let t0: Int64 = 1_710_072_000_000
     private let logger = IngestFixtures.logger
 
-    private func withWriter(_ body: (PostgresClient, IngestWriter, UUID, UUID) async throws -> Void) async throws {
-        try await TestPostgres.withTestDatabase { client in
-            let (tenantID, agentID) = try await IngestFixtures.seedAgent(client)
-            let writer = IngestWriter(client: client, partitions: PartitionStore(client: client, logger: logger), logger: logger)
-            try await body(client, writer, tenantID, agentID)
-        }
-    }
-
     private func batch(_ seq: UInt64, cpuSeconds: UInt64, dropped: UInt64 = 0, events: [Crowsnest_V1_ContainerEvent] = []) -> Crowsnest_V1_SampleBatch {
         var batch = IngestFixtures.batch(
             seq: seq, tsMillis: t0 + Int64(seq) * 10_000,
@@ -33,7 +25,7 @@ final class IngestWriterGroupTests: XCTestCase {
     }
 
     func testAGroupStoresEveryBatchWithRatesBetweenThem() async throws {
-        try await withWriter { client, writer, tenantID, agentID in
+        try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
             var memory = CounterMemory()
             // 10 s apart, 5 s of CPU each time: 50 % of one core.
             let outcomes = try await writer.write(group: [batch(1, cpuSeconds: 10), batch(2, cpuSeconds: 15), batch(3, cpuSeconds: 20)],
@@ -61,7 +53,7 @@ final class IngestWriterGroupTests: XCTestCase {
     }
 
     func testReplaysInsideAGroupAreSkippedAndOnlyNewBatchesCount() async throws {
-        try await withWriter { client, writer, tenantID, agentID in
+        try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
             var memory = CounterMemory()
             _ = try await writer.write(group: [batch(5, cpuSeconds: 1, dropped: 4), batch(6, cpuSeconds: 2, dropped: 20)],
                                        tenantID: tenantID, agentID: agentID, memory: &memory)
@@ -89,7 +81,7 @@ final class IngestWriterGroupTests: XCTestCase {
     }
 
     func testWhenOneBatchOfAGroupFailsNothingOfTheGroupIsStored() async throws {
-        try await withWriter { client, writer, tenantID, agentID in
+        try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
             // A real failure inside the transaction: PostgreSQL refuses the second batch's event.
             try await client.query("""
                 CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -120,7 +112,7 @@ final class IngestWriterGroupTests: XCTestCase {
     }
 
     func testAGroupForAnAgentThatIsNotRegisteredFailsWithAClearError() async throws {
-        try await withWriter { client, writer, tenantID, _ in
+        try await IngestFixtures.withWriter { client, writer, tenantID, _ in
             var memory = CounterMemory()
             let stranger = UUID()
             do {

@@ -12,14 +12,6 @@ final class IngestWriterTests: XCTestCase {
     private let t0: Int64 = 1_710_072_000_000
     private let logger = IngestFixtures.logger
 
-    private func withWriter(_ body: (PostgresClient, IngestWriter, UUID, UUID) async throws -> Void) async throws {
-        try await TestPostgres.withTestDatabase { client in
-            let (tenantID, agentID) = try await IngestFixtures.seedAgent(client)
-            let writer = IngestWriter(client: client, partitions: PartitionStore(client: client, logger: logger), logger: logger)
-            try await body(client, writer, tenantID, agentID)
-        }
-    }
-
     /// Unix µs of a timestamp expression, exactly.
     private func micros(_ client: PostgresClient, _ query: PostgresQuery) async throws -> Int64? {
         let rows = try await client.query(query, logger: logger)
@@ -28,7 +20,7 @@ final class IngestWriterTests: XCTestCase {
     }
 
     func testABatchWritesSamplesHostContainersEventsAndSpansInOneGo() async throws {
-        try await withWriter { client, writer, tenantID, agentID in
+        try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
             let dieAt = (t0 - 5_000) * 1000 + 123
             let batch = IngestFixtures.batch(
                 seq: 1, tsMillis: t0,
@@ -78,7 +70,7 @@ final class IngestWriterTests: XCTestCase {
     }
 
     func testTheSameBatchAgainIsAReplayAndChangesNothing() async throws {
-        try await withWriter { client, writer, tenantID, agentID in
+        try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
             let batch = IngestFixtures.batch(
                 seq: 5, tsMillis: t0, containers: [IngestFixtures.container("web"), IngestFixtures.container("db")],
                 events: [IngestFixtures.event("web", "start", atMicros: (t0 - 1_000) * 1000)], host: IngestFixtures.host())
@@ -146,7 +138,7 @@ final class IngestWriterTests: XCTestCase {
     }
 
     func testRatesComeFromCounterDeltasOverOneInterval() async throws {
-        try await withWriter { client, writer, tenantID, agentID in
+        try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
             let (first, second) = rateBatches()
             var memory = CounterMemory()
             _ = try await writer.write(first, tenantID: tenantID, agentID: agentID, memory: &memory)
@@ -156,7 +148,7 @@ final class IngestWriterTests: XCTestCase {
     }
 
     func testRatesInANewSessionUseTheCountersStoredInTheDatabase() async throws {
-        try await withWriter { client, writer, tenantID, agentID in
+        try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
             let (first, second) = rateBatches()
             var session1 = CounterMemory()
             _ = try await writer.write(first, tenantID: tenantID, agentID: agentID, memory: &session1)
@@ -167,7 +159,7 @@ final class IngestWriterTests: XCTestCase {
     }
 
     func testABatchWithoutDockerDoesNotMarkContainersRemoved() async throws {
-        try await withWriter { client, writer, tenantID, agentID in
+        try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
             var memory = CounterMemory()
             _ = try await writer.write(
                 IngestFixtures.batch(seq: 1, tsMillis: t0, containers: [IngestFixtures.container("web"), IngestFixtures.container("db")]),
@@ -202,7 +194,7 @@ final class IngestWriterTests: XCTestCase {
     }
 
     func testAStopClosesTheUpSpanAtTheDieEventsExactTime() async throws {
-        try await withWriter { client, writer, tenantID, agentID in
+        try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
             var memory = CounterMemory()
             _ = try await writer.write(
                 IngestFixtures.batch(seq: 1, tsMillis: t0, containers: [IngestFixtures.container("web", startedAtMillis: t0 - 60_000)]),
@@ -240,7 +232,7 @@ final class IngestWriterTests: XCTestCase {
     }
 
     func testPartitionsAreCreatedForTheBatchDayEvenFarInThePast() async throws {
-        try await withWriter { client, writer, tenantID, agentID in
+        try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
             var memory = CounterMemory()
             let old: Int64 = 1_577_836_800_500  // 2020-01-01 00:00:00.5 UTC
             for (seq, ts) in [(UInt64(1), old), (2, t0)] {
@@ -264,7 +256,7 @@ final class IngestWriterTests: XCTestCase {
     }
 
     func testAHealthOutputWithANulByteDoesNotPoisonTheBatch() async throws {
-        try await withWriter { client, writer, tenantID, agentID in
+        try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
             var sample = IngestFixtures.container("web", health: "unhealthy")
             sample.healthOutput = "binary\u{0}garbage\n"
             var memory = CounterMemory()
