@@ -174,9 +174,9 @@ public final class DockerClient: Sendable {
         let uri = requestURI("/events", query: query)
 
         let (stream, continuation) = AsyncThrowingStream<DockerEvent, Error>.makeStream()
-        let task = Task { [transport, logger, socketPath, maxResponseBytes] in
+        let task = Task { [transport, logger, socketPath, maxResponseBytes, requestTimeout] in
             do {
-                try await transport.get(uri) { head, body in
+                try await transport.get(uri, headTimeout: requestTimeout) { head, body in
                     guard head.status == .ok else {
                         let answer = try? await body.collect(upTo: 64 * 1024)
                         throw Self.statusError(status: head.status, body: answer, socketPath: socketPath, call: call)
@@ -261,7 +261,7 @@ public final class DockerClient: Sendable {
 
         do {
             let (status, body) = try await Self.withTimeout(timeout) {
-                try await transport.get(uri) { head, body in (head.status, try await body.collect(upTo: limit)) }
+                try await transport.get(uri, headTimeout: timeout) { head, body in (head.status, try await body.collect(upTo: limit)) }
             }
             guard status == .ok else {
                 throw Self.statusError(status: status, body: body, socketPath: socketPath, call: call)
@@ -332,6 +332,9 @@ public final class DockerClient: Sendable {
                 call: call,
                 reason: errnoReason(ioError.errnoCode)
             )
+        }
+        if error is DockerSocketTransport.NoAnswer {
+            return DockerClientError(code: .timeout, socketPath: socketPath, call: call, reason: "the engine did not start answering in time")
         }
         if let closed = error as? DockerSocketTransport.ClosedEarly {
             return DockerClientError(code: .socketUnreachable, socketPath: socketPath, call: call, reason: closed.description)

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// HTTP/1.1 GET requests to the Docker Engine over its unix socket, one connection per request.
 ///
@@ -17,6 +18,9 @@ struct DockerSocketTransport: Sendable {
     struct ClosedEarly: Error, CustomStringConvertible {
         var description: String { "the engine closed the connection before the answer was complete" }
     }
+
+    /// The engine accepted the connection but did not start answering within the head timeout.
+    struct NoAnswer: Error {}
 
     /// An answer's body was larger than the caller accepts.
     struct TooLarge: Error {
@@ -55,8 +59,9 @@ struct DockerSocketTransport: Sendable {
     }
 
     /// Sends `GET uri` (path and query) and hands the answer's head and body to `handle`, which runs while the
-    /// connection is open; the connection is closed when it returns or throws.
-    func get<Result: Sendable>(_ uri: String,
+    /// connection is open; the connection is closed when it returns or throws. Without the answer's head within
+    /// `headTimeout` the connection is closed and `NoAnswer` thrown (a long body, like the event stream, is fine).
+    func get<Result: Sendable>(_ uri: String, headTimeout: Duration,
                                handle: (HTTPResponseHead, inout ResponseBody) async throws -> Result) async throws -> Result {
         let channel = try await ClientBootstrap(group: eventLoopGroup)
             .connectTimeout(connectTimeout)
@@ -73,15 +78,32 @@ struct DockerSocketTransport: Sendable {
             headers.add(name: "Connection", value: "close")
             try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: headers)))
             try await outbound.write(.end(nil))
+            let timedOut = TimedOut()
+            let (seconds, attoseconds) = headTimeout.components
+            let deadline = channel.channel.eventLoop.scheduleTask(
+                in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+            ) { [channel = channel.channel] in
+                timedOut.flag.store(true, ordering: .relaxed)
+                channel.close(promise: nil)
+            }
             var parts = inbound.makeAsyncIterator()
             var head: HTTPResponseHead?
-            while head == nil, let part = try await parts.next() {
-                // 1xx interim answers carry no body; the final head is the first with another status.
-                if case .head(let received) = part, received.status.code >= 200 { head = received }
+            do {
+                while head == nil, let part = try await parts.next() {
+                    // 1xx interim answers carry no body; the final head is the first with another status.
+                    if case .head(let received) = part, received.status.code >= 200 { head = received }
+                }
+            } catch where timedOut.flag.load(ordering: .relaxed) {
+                throw NoAnswer()
             }
-            guard let head else { throw ClosedEarly() }
+            deadline.cancel()
+            guard let head else { throw timedOut.flag.load(ordering: .relaxed) ? NoAnswer() : ClosedEarly() }
             var body = ResponseBody(parts: parts)
             return try await handle(head, &body)
         }
+    }
+
+    private final class TimedOut: Sendable {
+        let flag = Atomic<Bool>(false)
     }
 }

@@ -86,6 +86,23 @@ final class DockerClientErrorTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 5)
     }
 
+    func testEventStreamFromASilentEngineEndsWithATimeoutInsteadOfHanging() async throws {
+        let path = temporarySocketPath()
+        _ = try bindSocket(at: path, listen: true)
+        let client = DockerClient(socketPath: path, requestTimeout: .milliseconds(300), logger: DockerTestSupport.makeLogger())
+        let started = Date()
+        do {
+            for try await _ in client.events() {}
+            XCTFail("the event stream of an engine that never answers should fail")
+        } catch let error as DockerClientError {
+            XCTAssertEqual(error.code, .timeout)
+            XCTAssertTrue(error.description.hasPrefix("watch container events: the Docker engine at \(path) did not answer in time"), error.description)
+        } catch {
+            XCTFail("unexpected error: \(error)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5)
+    }
+
     func testEventStreamFromMissingSocketEndsWithError() async throws {
         let path = temporarySocketPath()
         let client = DockerClient(socketPath: path, logger: DockerTestSupport.makeLogger())
