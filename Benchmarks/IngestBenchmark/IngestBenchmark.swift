@@ -222,14 +222,6 @@ struct IngestBenchmark: AsyncParsableCommand {
         return (after - before, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     }
 
-    static let sampleColumns = [
-        "tenant_id", "agent_id", "name", "ts", "docker_id", "state", "cpu_usage_ns", "cpu_throttled_periods",
-        "cpu_throttled_ns", "memory_usage_bytes", "memory_working_set_bytes", "memory_limit_bytes", "net_rx_bytes",
-        "net_tx_bytes", "net_rx_packets", "net_tx_packets", "net_rx_errors", "net_tx_errors", "net_rx_dropped",
-        "net_tx_dropped", "block_read_bytes", "block_write_bytes", "block_read_ops", "block_write_ops", "pids",
-        "cpu_percent", "net_rx_bytes_per_second", "net_tx_bytes_per_second", "block_read_bytes_per_second",
-        "block_write_bytes_per_second",
-    ]
 
     /// Writes `rows` container rows with `COPY container_samples FROM STDIN` (text format, one autocommitted
     /// statement per `rowsPerStatement` rows) over `copyConnections` connections; returns rows per second.
@@ -280,7 +272,7 @@ struct IngestBenchmark: AsyncParsableCommand {
                 group.addTask {
                     try await client.withConnection { connection in
                         for statement in statements {
-                            try await connection.copyFrom(table: "container_samples", columns: Self.sampleColumns, logger: logger) { writer in
+                            try await connection.copyFrom(table: "container_samples", columns: IngestWriter.sampleColumns, logger: logger) { writer in
                                 try await writer.write(statement)
                             }
                         }

@@ -65,12 +65,3 @@ extension Crowsnest_V1_ContainerEvent {
         detail = event.healthStatus ?? event.signal ?? ""
     }
 }
-
-extension String {
-    fileprivate func trimmingWhitespace() -> String {
-        var scalars = Substring(self)
-        while let first = scalars.first, first.isWhitespace { scalars.removeFirst() }
-        while let last = scalars.last, last.isWhitespace { scalars.removeLast() }
-        return String(scalars)
-    }
-}

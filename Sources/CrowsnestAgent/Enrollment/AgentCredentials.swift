@@ -234,12 +234,9 @@ public struct AgentCredentials: Sendable, Hashable {
     /// The value to pass as `serverHostname` to `NIOSSLClientHandler` for `host`: the host itself for a DNS name,
     /// nil for an IP address (TLS forbids IP addresses in SNI; NIOSSL then verifies the connected IP).
     public static func serverNameIndication(for host: String) -> String? {
-        isIPAddress(host) ? nil : host
+        IPAddress(host) == nil ? host : nil
     }
 
-    static func isIPAddress(_ host: String) -> Bool {
-        IPAddress(host) != nil
-    }
 
     private struct IdentityRecord: Codable {
         var agentID: UUID
@@ -299,7 +296,7 @@ public final class EnrollmentTLS: Sendable {
     /// Its verification callback accepts the server only if the chain it presents contains the pinned CA and
     /// the leaf is a different certificate, signed by that CA, currently valid, and valid for `serverHost`.
     public func makeHandler(serverHost: String) throws -> NIOSSLClientHandler {
-        let isIP = AgentCredentials.isIPAddress(serverHost)
+        let isIP = IPAddress(serverHost) != nil
         let pin = self.pin
         return try NIOSSLClientHandler(
             context: sslContext,

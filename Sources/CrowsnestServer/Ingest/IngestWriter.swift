@@ -38,7 +38,8 @@ public struct IngestWriter: Sendable {
         self.logger = logger
     }
 
-    static let sampleColumns = [
+    /// The `container_samples` columns the writer COPYs, in order.
+    public static let sampleColumns = [
         "tenant_id", "agent_id", "name", "ts", "docker_id", "state", "cpu_usage_ns", "cpu_throttled_periods",
         "cpu_throttled_ns", "memory_usage_bytes", "memory_working_set_bytes", "memory_limit_bytes", "net_rx_bytes",
         "net_tx_bytes", "net_rx_packets", "net_tx_packets", "net_rx_errors", "net_tx_errors", "net_rx_dropped",

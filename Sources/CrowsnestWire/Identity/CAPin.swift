@@ -107,12 +107,3 @@ public enum CAPinError: Error, Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
-
-extension String {
-    fileprivate func trimmingWhitespace() -> String {
-        var scalars = Substring(self)
-        while let first = scalars.first, first.isWhitespace { scalars.removeFirst() }
-        while let last = scalars.last, last.isWhitespace { scalars.removeLast() }
-        return String(scalars)
-    }
-}
