@@ -93,7 +93,7 @@ actor Readiness {
     func isReady(_ client: PostgresClient) async -> Bool {
         do {
             // PostgresClient waits for a connection forever while the database is down: answer "not ready" instead.
-            return try await AgentSessionHandler.withDeadline(.seconds(3)) {
+            return try await withDeadline(.seconds(3)) {
                 let rows = try await client.query("SELECT count(*) FROM schema_migrations")
                 for try await count in rows.decode(Int64.self) { return count > 0 }
                 return false

@@ -260,7 +260,7 @@ public final class DockerClient: Sendable {
         let socketPath = socketPath
 
         do {
-            let (status, body) = try await Self.withTimeout(timeout) {
+            let (status, body) = try await withDeadline(timeout) {
                 try await transport.get(uri, headTimeout: timeout) { head, body in (head.status, try await body.collect(upTo: limit)) }
             }
             guard status == .ok else {
@@ -274,32 +274,12 @@ public final class DockerClient: Sendable {
                 call: call,
                 reason: "the answer exceeded \(limit) bytes"
             )
-        } catch is TimeoutReached {
+        } catch is DeadlineExceeded {
             throw DockerClientError(
                 code: .timeout, socketPath: socketPath, call: call, reason: "no answer within \(timeout)"
             )
         } catch {
             throw Self.mapTransportError(error, socketPath: socketPath, call: call)
-        }
-    }
-
-    private struct TimeoutReached: Error {}
-
-    private static func withTimeout<T: Sendable>(
-        _ timeout: Duration,
-        _ operation: @escaping @Sendable () async throws -> T
-    ) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await operation() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else {
-                throw TimeoutReached()
-            }
-            return value
         }
     }
 

@@ -96,7 +96,7 @@ public struct AgentSessionHandler: Sendable {
             }
             do {
                 let enrollment = self.enrollment
-                let response = try await Self.withDeadline(storageTimeout) { try await enrollment.enroll(request) }
+                let response = try await withDeadline(storageTimeout) { try await enrollment.enroll(request) }
                 logger.info("agent enrolled", metadata: ["agent.id": "\(response.agentID)", "tenant.id": "\(response.tenantID)",
                                                          "agent.hostname": "\(request.host.hostname)"])
                 try await session.send(.with(.enrollResponse(response)))
@@ -104,7 +104,7 @@ public struct AgentSessionHandler: Sendable {
                 throw SessionEnd(reason: "enrollment refused: \(error.message)", reject: true, permanent: true)
             } catch let error as CertificateAuthorityError {
                 throw SessionEnd(reason: "enrollment refused: \(error)", reject: true, permanent: true)
-            } catch is StorageDeadlineExceeded {
+            } catch is DeadlineExceeded {
                 throw SessionEnd(reason: "server storage is unavailable; retry enrollment later", reject: true)
             } catch {
                 // A database failure is not the agent's fault: say so (retryable) rather than just closing.
@@ -131,7 +131,7 @@ public struct AgentSessionHandler: Sendable {
         let record: AgentRecord?
         do {
             let agents = self.agents
-            record = try await Self.withDeadline(storageTimeout) {
+            record = try await withDeadline(storageTimeout) {
                 try await agents.recordHello(tenantID: identity.tenantID, agentID: identity.agentID, hello: hello)
             }
         } catch {
@@ -229,7 +229,7 @@ public struct AgentSessionHandler: Sendable {
                 let outcomes: [IngestOutcome]
                 do {
                     let (ingest, before, group) = (self.ingest, memory, batches)
-                    (outcomes, memory) = try await Self.withDeadline(storageTimeout) {
+                    (outcomes, memory) = try await withDeadline(storageTimeout) {
                         var memory = before
                         let outcomes = try await ingest.write(group: group, tenantID: identity.tenantID,
                                                               agentID: identity.agentID, memory: &memory)
@@ -262,25 +262,4 @@ public struct AgentSessionHandler: Sendable {
             }
         }
     }
-}
-
-extension AgentSessionHandler {
-    /// Runs `body`, throwing `StorageDeadlineExceeded` (and cancelling `body`) when it takes longer than `timeout`.
-    static func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                throw StorageDeadlineExceeded(timeout: timeout)
-            }
-            defer { group.cancelAll() }
-            return try await group.next()!
-        }
-    }
-}
-
-/// A database step did not finish in time (the database is down or unreachable).
-struct StorageDeadlineExceeded: Error, CustomStringConvertible {
-    var timeout: Duration
-    var description: String { "the database did not answer within \(timeout.components.seconds) s" }
 }
