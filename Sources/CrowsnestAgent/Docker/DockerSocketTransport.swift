@@ -35,7 +35,7 @@ struct DockerSocketTransport: Sendable {
         /// The next chunk, or nil at the end of the answer.
         mutating func next() async throws -> ByteBuffer? {
             guard !finished else { return nil }
-            while let part = try await parts.next() {
+            while let part = try await DockerSocketTransport.nextPart(&parts) {
                 switch part {
                 case .head: continue
                 case .body(let chunk): return chunk
@@ -76,8 +76,23 @@ struct DockerSocketTransport: Sendable {
             // HTTP/1.1 requires a Host; the engine ignores it on its socket.
             headers.add(name: "Host", value: "docker")
             headers.add(name: "Connection", value: "close")
-            try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: headers)))
-            try await outbound.write(.end(nil))
+            let request: [HTTPClientRequestPart] = [
+                .head(HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: headers)), .end(nil),
+            ]
+            // The engine answers a GET as soon as its head arrives and, as `Connection: close` asks, closes the socket
+            // right after the answer (about 0.1 ms later on a local socket). NIO closes the channel on that EOF, and
+            // from then on every write throws ChannelError.ioOnClosedChannel although the whole answer is already
+            // buffered in `inbound`. Head and end therefore go out as one write: one hop to the event loop that
+            // hands both to the pipeline before any byte reaches the engine, so the engine's close can no longer
+            // land between them (`.end` of a GET carries no bytes at all; as a second write it used to fail the
+            // call whenever this task was descheduled between the two writes for longer than the engine took).
+            do {
+                try await outbound.write(contentsOf: request)
+            } catch where !(error is CancellationError) {
+                // The channel was already closed (the engine hung up on accept): not a failure of its own. Whatever
+                // the engine sent is in `inbound`; with no answer there, the reads below end in ClosedEarly, which
+                // says what happened instead of NIO's bare "I/O on closed channel".
+            }
             let timedOut = TimedOut()
             let (seconds, attoseconds) = headTimeout.components
             let deadline = channel.channel.eventLoop.scheduleTask(
@@ -89,7 +104,7 @@ struct DockerSocketTransport: Sendable {
             var parts = inbound.makeAsyncIterator()
             var head: HTTPResponseHead?
             do {
-                while head == nil, let part = try await parts.next() {
+                while head == nil, let part = try await Self.nextPart(&parts) {
                     // 1xx interim answers carry no body; the final head is the first with another status.
                     if case .head(let received) = part, received.status.code >= 200 { head = received }
                 }
@@ -100,6 +115,18 @@ struct DockerSocketTransport: Sendable {
             guard let head else { throw timedOut.flag.load(ordering: .relaxed) ? NoAnswer() : ClosedEarly() }
             var body = ResponseBody(parts: parts)
             return try await handle(head, &body)
+        }
+    }
+
+    /// The next part of an answer. NIO's decoder reports a connection that ends inside a head or inside a
+    /// length-delimited or chunked body as `HTTPParserError.invalidEOFState`; that is ClosedEarly too.
+    fileprivate static func nextPart(
+        _ parts: inout NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator
+    ) async throws -> HTTPClientResponsePart? {
+        do {
+            return try await parts.next()
+        } catch HTTPParserError.invalidEOFState {
+            throw ClosedEarly()
         }
     }
 

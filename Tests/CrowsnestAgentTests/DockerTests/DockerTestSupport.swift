@@ -147,6 +147,36 @@ enum DockerTestSupport {
         }
     }
 
+    /// Runs `operation` `count` times, spread over `workers` concurrent tasks, and counts each outcome: "ok" for a
+    /// call that returned, the error's description for one that threw. A test asserts on the whole histogram, so a
+    /// failure shows every distinct error and how often it happened.
+    static func outcomes(
+        count: Int,
+        workers: Int,
+        _ operation: @escaping @Sendable () async throws -> Void
+    ) async -> [String: Int] {
+        await withTaskGroup(of: [String: Int].self) { group in
+            for worker in 0..<workers {
+                let share = count / workers + (worker < count % workers ? 1 : 0)
+                group.addTask {
+                    var seen: [String: Int] = [:]
+                    for _ in 0..<share {
+                        do {
+                            try await operation()
+                            seen["ok", default: 0] += 1
+                        } catch {
+                            seen["\(error)", default: 0] += 1
+                        }
+                    }
+                    return seen
+                }
+            }
+            var all: [String: Int] = [:]
+            for await seen in group { all.merge(seen, uniquingKeysWith: +) }
+            return all
+        }
+    }
+
     /// Polls `probe` every 200 ms until it returns a value, or fails after `seconds`.
     static func eventually<T>(
         seconds: Double,
