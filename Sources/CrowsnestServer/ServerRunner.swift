@@ -94,9 +94,7 @@ actor Readiness {
         do {
             // PostgresClient waits for a connection forever while the database is down: answer "not ready" instead.
             return try await withDeadline(.seconds(3)) {
-                let rows = try await client.query("SELECT count(*) FROM schema_migrations")
-                for try await count in rows.decode(Int64.self) { return count > 0 }
-                return false
+                try await SchemaStore.isMigrated(client, logger: Logger(label: "crowsnest.readiness"))
             }
         } catch {
             return false
