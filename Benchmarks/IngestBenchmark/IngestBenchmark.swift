@@ -272,7 +272,7 @@ struct IngestBenchmark: AsyncParsableCommand {
                 group.addTask {
                     try await client.withConnection { connection in
                         for statement in statements {
-                            try await connection.copyFrom(table: "container_samples", columns: IngestWriter.sampleColumns, logger: logger) { writer in
+                            try await connection.copyFrom(table: "container_samples", columns: SampleStore.containerSampleColumns, logger: logger) { writer in
                                 try await writer.write(statement)
                             }
                         }

@@ -49,7 +49,7 @@ func profileTransaction(agent: SimulatedAgent, client: PostgresClient, batches: 
                 buffer.writeString(fields.joined(separator: "\t") + "\n")
             }
             let rows = buffer
-            try await connection.copyFrom(table: "container_samples", columns: IngestWriter.sampleColumns, logger: logger) { writer in
+            try await connection.copyFrom(table: "container_samples", columns: SampleStore.containerSampleColumns, logger: logger) { writer in
                 try await writer.write(rows)
             }
             lap(order[1])

@@ -39,6 +39,7 @@ public struct AgentRunner: Sendable {
         defer { try? sequence.close() }
         // A lost sequence file must not reuse numbers the spool already holds.
         try sequence.raise(above: spool.highestSeq)
+        let deadLetters = try DeadLetterBox(stateDirectory: configuration.stateDirectory)
         let docker = DockerClient(socketPath: configuration.dockerSocket, logger: logger)
         let doorbell = Doorbell()
         let events = DockerEventWatcher(docker: docker, logger: logger)
@@ -46,14 +47,14 @@ public struct AgentRunner: Sendable {
         samplerConfiguration.cgroupRoot = configuration.cgroupRoot
         samplerConfiguration.procRoot = configuration.procRoot
         let sampler = Sampler(configuration: samplerConfiguration, docker: docker, events: events, spool: spool,
-                              sequence: sequence, doorbell: doorbell, logger: logger)
+                              sequence: sequence, deadLetters: deadLetters, doorbell: doorbell, logger: logger)
         let dockerVersion = (try? await docker.version()) ?? ""
         let facts = HostFactsReader.read(procRoot: configuration.procRoot, dockerVersion: dockerVersion)
         let bootID = (try? String(contentsOfFile: configuration.procRoot + "/sys/kernel/random/boot_id", encoding: .utf8))?
             .trimmingWhitespace() ?? ""
         let shipper = try Shipper(
             configuration: .init(servers: servers), credentials: credentials, spool: spool, sequence: sequence,
-            doorbell: doorbell,
+            deadLetters: deadLetters, doorbell: doorbell,
             makeHello: {
                 var hello = Crowsnest_V1_Hello()
                 hello.agentVersion = AgentRunner.version

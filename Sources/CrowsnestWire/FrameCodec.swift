@@ -56,6 +56,8 @@ extension Crowsnest_V1_Frame {
         case .checkResults: return "check_results"
         case .enrollRequest: return "enroll_request"
         case .enrollResponse: return "enroll_response"
+        case .renewRequest: return "renew_request"
+        case .renewResponse: return "renew_response"
         case .none: return "none"
         }
     }

@@ -12,6 +12,8 @@ import Foundation
 public struct ContainerSweep: Sendable {
     public var containers: [Crowsnest_V1_ContainerSample]
     public var unavailableReason: String
+    /// Containers Docker listed that have no sample in this sweep, with the reason.
+    public var missing: [Crowsnest_V1_MissingContainer] = []
 }
 
 /// Samples the host and every container on wall-clock-aligned ticks and spools each sweep as a batch.
@@ -32,6 +34,7 @@ public final class Sampler: Service, Sendable {
     private let events: DockerEventWatcher
     private let spool: Spool
     private let sequence: SequenceStore
+    private let deadLetters: DeadLetterBox
     private let doorbell: Doorbell
     private let hostReader: HostReader
     private let statsReader: ContainerStatsReader
@@ -39,12 +42,13 @@ public final class Sampler: Service, Sendable {
     private let warned = Mutex<Set<String>>([])
 
     public init(configuration: Configuration, docker: DockerClient, events: DockerEventWatcher, spool: Spool,
-                sequence: SequenceStore, doorbell: Doorbell, logger: Logger) {
+                sequence: SequenceStore, deadLetters: DeadLetterBox, doorbell: Doorbell, logger: Logger) {
         self.configuration = configuration
         self.docker = docker
         self.events = events
         self.spool = spool
         self.sequence = sequence
+        self.deadLetters = deadLetters
         self.doorbell = doorbell
         self.hostReader = HostReader(procRoot: configuration.procRoot)
         self.statsReader = ContainerStatsReader(cgroupRoot: configuration.cgroupRoot, procRoot: configuration.procRoot)
@@ -72,9 +76,13 @@ public final class Sampler: Service, Sendable {
         }
     }
 
-    /// Samples once and spools the batch; returns it (tests and benchmarks call this directly).
+    /// Largest encoded batch the sampler spools: a sweep above it goes out in parts (`SweepParts`).
+    public static let maxBatchBytes = FrameLimits.established - 64 * 1024
+
+    /// Samples once and spools the sweep as one batch or, when it is larger than a frame may be, as several
+    /// parts with consecutive sequences; returns the parts.
     @discardableResult
-    public func sweep(tickMillis: Int64) async throws -> Crowsnest_V1_SampleBatch {
+    public func sweep(tickMillis: Int64) async throws -> [Crowsnest_V1_SampleBatch] {
         var batch = Crowsnest_V1_SampleBatch()
         batch.tsUnixMs = tickMillis
         batch.intervalSeconds = UInt32(configuration.interval.components.seconds)
@@ -86,13 +94,24 @@ public final class Sampler: Service, Sendable {
         let containers = await sampleContainers()
         batch.containers = containers.containers
         batch.containersUnavailableReason = containers.unavailableReason
+        batch.missing = containers.missing
         batch.events = events.drain()
+        // Strings from containers are attacker-controlled: NUL removed and bounded before anything is encoded.
+        batch.truncatedValues = batch.sanitize()
         batch.spoolDroppedBatches = try spool.takeDroppedSinceLastReport()
-        batch.seq = try sequence.next()
-        let bytes: [UInt8] = try Crowsnest_V1_Frame.with(.batch(batch)).serializedBytes()
-        try spool.append(seq: batch.seq, payload: bytes)
+        batch.deadLetteredBatches = try deadLetters.takeUnreported()
+        var parts = SweepParts.split(batch, maxBytes: Self.maxBatchBytes)
+        if parts.count > 1 {
+            logger.info("sweep larger than one frame; sending it in parts",
+                        metadata: ["parts": "\(parts.count)", "containers": "\(batch.containers.count)"])
+        }
+        for index in parts.indices {
+            parts[index].seq = try sequence.next()
+            let bytes: [UInt8] = try Crowsnest_V1_Frame.with(.batch(parts[index])).serializedBytes()
+            try spool.append(seq: parts[index].seq, payload: bytes)
+        }
         doorbell.ring()
-        return batch
+        return parts
     }
 
     /// Lists and inspects every container, then reads its counters.
@@ -108,13 +127,20 @@ public final class Sampler: Service, Sendable {
             return ContainerSweep(containers: [], unavailableReason: reason)
         }
         var samples: [Crowsnest_V1_ContainerSample] = []
+        var missingContainers: [Crowsnest_V1_MissingContainer] = []
         samples.reserveCapacity(summaries.count)
         for summary in summaries {
             let details: DockerContainerDetails
             do {
                 details = try await docker.inspect(summary.id)
             } catch {
-                // Removed between list and inspect: skip it this tick.
+                // Removed between list and inspect, or the engine did not answer: say so rather than drop it
+                // silently, so the server does not take it for removed.
+                var missing = Crowsnest_V1_MissingContainer()
+                missing.name = summary.primaryName
+                missing.dockerID = summary.id
+                missing.reason = "inspect failed: \(error)"
+                missingContainers.append(missing)
                 continue
             }
             var sample = Crowsnest_V1_ContainerSample()
@@ -137,7 +163,7 @@ public final class Sampler: Service, Sendable {
             }
             samples.append(sample)
         }
-        return ContainerSweep(containers: samples, unavailableReason: "")
+        return ContainerSweep(containers: samples, unavailableReason: "", missing: missingContainers)
     }
 
     private func warnOnce(_ key: String, _ message: Logger.Message, error: String) {

@@ -10,9 +10,9 @@ public struct ServerConnection: Sendable {
     public static let connectTimeout: TimeAmount = .seconds(10)
 
     /// Opens a TLS connection to `host:port`; `makeTLSHandler` builds the client handler on the channel's loop.
-    public static func connect(host: String, port: Int,
+    public static func connect<Result: Sendable>(host: String, port: Int,
                                makeTLSHandler: @escaping @Sendable () throws -> NIOSSLClientHandler,
-                               body: (NIOAsyncChannelInboundStream<ByteBuffer>, NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws -> Void) async throws {
+                               body: (NIOAsyncChannelInboundStream<ByteBuffer>, NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws -> Result) async throws -> Result {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -22,7 +22,7 @@ public struct ServerConnection: Sendable {
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
-        try await channel.executeThenClose { inbound, outbound in
+        return try await channel.executeThenClose { inbound, outbound in
             try await body(inbound, outbound)
         }
     }

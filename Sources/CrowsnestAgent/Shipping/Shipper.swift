@@ -42,6 +42,7 @@ public final class Shipper: Service, Sendable {
     private let credentials: AgentCredentials
     private let spool: Spool
     private let sequence: SequenceStore
+    private let deadLetters: DeadLetterBox
     private let doorbell: Doorbell
     private let makeHello: @Sendable () -> Crowsnest_V1_Hello
     private let logger: Logger
@@ -49,12 +50,14 @@ public final class Shipper: Service, Sendable {
     private let connectedState = Mutex<Bool>(false)
 
     public init(configuration: Configuration, credentials: AgentCredentials, spool: Spool, sequence: SequenceStore,
-                doorbell: Doorbell, makeHello: @escaping @Sendable () -> Crowsnest_V1_Hello, logger: Logger) throws {
+                deadLetters: DeadLetterBox, doorbell: Doorbell, makeHello: @escaping @Sendable () -> Crowsnest_V1_Hello,
+                logger: Logger) throws {
         precondition(!configuration.servers.isEmpty, "at least one server address is required")
         self.configuration = configuration
         self.credentials = credentials
         self.spool = spool
         self.sequence = sequence
+        self.deadLetters = deadLetters
         self.doorbell = doorbell
         self.makeHello = makeHello
         self.logger = logger
@@ -65,34 +68,63 @@ public final class Shipper: Service, Sendable {
     public var isConnected: Bool { connectedState.withLock { $0 } }
 
     public func run() async throws {
-        var backoff = Backoff()
+        var policy = ReconnectPolicy()
         var index = 0
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let server = configuration.servers[index % configuration.servers.count]
             index += 1
-            let establishedFlag = Mutex(false)
-            defer { if establishedFlag.withLock({ $0 }) { backoff.reset() } }
+            let report = SessionReport()
+            var end: SessionEnd
             do {
-                try await cancelWhenGracefulShutdown {
-                    try await self.session(with: server) { establishedFlag.withLock { $0 = true } }
+                end = try await cancelWhenGracefulShutdown {
+                    try await self.session(with: server, report: report)
                 }
             } catch is CancellationError {
                 break
-            } catch let error as ShipperError where error.permanent {
-                logger.critical("server refused this agent permanently; stopping the shipper",
-                                metadata: ["server": "\(server)", "reason": "\(error.message)"])
-                throw error
             } catch {
-                let established = establishedFlag.withLock { $0 }
-                logger.warning(established ? "connection to server lost" : "cannot connect to server",
-                               metadata: ["server": "\(server)", "error": "\(error)",
-                                          "spool.pending": "\(spool.pendingCount)"])
+                end = .retry(reason: "\(error)")
             }
             connectedState.withLock { $0 = false }
             doorbell.attach(nil)
+            let (receivedAck, length) = report.summary
+            switch end {
+            case .permanent(let reason):
+                logger.critical("server refused this agent permanently; stopping the shipper",
+                                metadata: ["server": "\(server)", "reason": "\(reason)"])
+                throw ShipperError(reason, permanent: true)
+            case .malformedBatch(let reason):
+                logger.error("server could not decode the oldest unacknowledged batch",
+                             metadata: ["server": "\(server)", "reason": "\(reason)"])
+                setAsideOldestIfRefusedTooOften()
+            case .takenOver(let reason):
+                logger.warning("another session of this agent took over; waiting before reconnecting (is this host cloned?)",
+                               metadata: ["server": "\(server)", "reason": "\(reason)"])
+            case .retry(let reason):
+                if !Task.isCancelled && !Task.isShuttingDownGracefully {
+                    logger.warning(length != nil ? "connection to server lost" : "cannot connect to server",
+                                   metadata: ["server": "\(server)", "error": "\(reason)",
+                                              "spool.pending": "\(spool.pendingCount)"])
+                }
+            }
             if Task.isCancelled || Task.isShuttingDownGracefully { break }
-            let delay = backoff.nextDelay()
+            let delay = policy.delay(after: end, receivedAck: receivedAck, sessionLength: length)
             do { try await Task.sleep(for: delay) } catch { break }
+        }
+    }
+
+    /// After `Goodbye{MALFORMED_BATCH}`: counts a refusal against the oldest unacknowledged record and, after
+    /// `DeadLetterBox.maxRefusals` in a row, moves it to the dead-letter directory so the stream moves on.
+    private func setAsideOldestIfRefusedTooOften() {
+        do {
+            guard let record = try spool.pending(after: spool.acknowledgedSeq, limit: 1).first else { return }
+            let refusals = try deadLetters.countRefusal(of: record.seq)
+            guard refusals >= DeadLetterBox.maxRefusals else { return }
+            try deadLetters.setAside(seq: record.seq, payload: record.payload)
+            try spool.acknowledge(upTo: record.seq)
+            logger.error("server refused the same batch three times; moved it to the dead-letter directory",
+                         metadata: ["batch.seq": "\(record.seq)", "dead_letter.directory": "\(deadLetters.directory)"])
+        } catch {
+            logger.error("cannot set a refused batch aside", metadata: ["error": "\(error)"])
         }
     }
 
@@ -103,14 +135,24 @@ public final class Shipper: Service, Sendable {
         case tick
     }
 
-    private func session(with server: ServerAddress, onEstablished: () -> Void) async throws {
+    /// What a session told the reconnect loop: whether anything was acknowledged and how long it was established.
+    private final class SessionReport: Sendable {
+        private let state = Mutex<(acked: Bool, establishedAt: ContinuousClock.Instant?)>((false, nil))
+        func established() { state.withLock { $0.establishedAt = .now } }
+        func acked() { state.withLock { $0.acked = true } }
+        var summary: (receivedAck: Bool, length: Duration?) {
+            state.withLock { ($0.acked, $0.establishedAt.map { ContinuousClock.now - $0 }) }
+        }
+    }
+
+    private func session(with server: ServerAddress, report: SessionReport) async throws -> SessionEnd {
         let sslContext = self.sslContext
         let sni = AgentCredentials.serverNameIndication(for: server.host)
-        try await ServerConnection.connect(host: server.host, port: server.port, makeTLSHandler: {
+        return try await ServerConnection.connect(host: server.host, port: server.port, makeTLSHandler: {
             try NIOSSLClientHandler(context: sslContext, serverHostname: sni)
         }) { inbound, outbound in
             let (events, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            return try await withThrowingTaskGroup(of: Void.self) { group in
                 let limit = Mutex(FrameLimits.beforeSession)
                 group.addTask {
                     var reader = FrameReader(maximumFrameLength: FrameLimits.beforeSession)
@@ -136,117 +178,77 @@ public final class Shipper: Service, Sendable {
                     group.cancelAll()
                     continuation.finish()
                 }
-                try await self.converse(events: events, outbound: outbound, server: server, onEstablished: {
+                return try await self.converse(events: events, outbound: outbound, server: server, report: report,
+                                               onEstablished: {
                     limit.withLock { $0 = FrameLimits.established }
                     self.doorbell.attach { continuation.yield(.wake) }
-                    onEstablished()
                 })
             }
         }
     }
 
+    /// Drives a `ShipperSession` with the connection's events and performs its actions; returns how it ended.
     private func converse(events: AsyncStream<Event>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-                          server: ServerAddress, onEstablished: () -> Void) async throws {
-        var hello = makeHello()
-        hello.protocolVersion = FrameLimits.protocolVersion
-        hello.lastAckedSeq = spool.acknowledgedSeq
-        try await outbound.write(try FrameCodec.encode(.with(.hello(hello))))
-
-        var lastHeard = ContinuousClock.now
+                          server: ServerAddress, report: SessionReport, onEstablished: () -> Void) async throws -> SessionEnd {
+        var machine = ShipperSession(settings: .init(window: configuration.window, responseTimeout: configuration.responseTimeout),
+                                     now: .now)
+        var pending = machine.start()
         var iterator = events.makeAsyncIterator()
-        // Wait for Welcome.
-        let welcome: Crowsnest_V1_Welcome
         while true {
+            while !pending.isEmpty {
+                let action = pending.removeFirst()
+                switch action {
+                case .sendHello:
+                    var hello = makeHello()
+                    hello.protocolVersion = FrameLimits.protocolVersion
+                    hello.lastAckedSeq = spool.acknowledgedSeq
+                    hello.agentTimeUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+                    hello.sanitize()
+                    try await outbound.write(try FrameCodec.encode(.with(.hello(hello))))
+                case .establish(let welcome):
+                    // The server has everything up to committed_seq: drop it here, and never reuse those numbers.
+                    try spool.acknowledge(upTo: welcome.committedSeq)
+                    try sequence.raise(above: welcome.committedSeq)
+                    connectedState.withLock { $0 = true }
+                    report.established()
+                    onEstablished()
+                    let offset = Int64(Date().timeIntervalSince1970 * 1000) - welcome.serverTimeUnixMs
+                    logger.info("connected to server", metadata: [
+                        "server": "\(server)", "agent.id": "\(welcome.agentID)",
+                        "server.committed_seq": "\(welcome.committedSeq)", "spool.pending": "\(spool.pendingCount)",
+                    ])
+                    if welcome.serverTimeUnixMs != 0 && abs(offset) > 2_000 {
+                        logger.warning("this host's clock differs from the server's by more than 2 s; sample times will be off (check NTP/chrony)",
+                                       metadata: ["clock.offset_ms": "\(offset)"])
+                    }
+                    pending += machine.established(acknowledgedSeq: spool.acknowledgedSeq)
+                case .sendRecords(let after, let limit):
+                    guard limit > 0 else { continue }
+                    var last = after
+                    for record in try spool.pending(after: after, limit: limit) {
+                        try await outbound.write(FrameCodec.frame(serialized: record.payload))
+                        last = record.seq
+                    }
+                    machine.sent(upTo: last, now: .now)
+                case .acknowledge(let seq):
+                    try spool.acknowledge(upTo: seq)
+                    report.acked()
+                case .sendHeartbeat:
+                    var heartbeat = Crowsnest_V1_Heartbeat()
+                    heartbeat.sentUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+                    try await outbound.write(try FrameCodec.encode(.with(.heartbeat(heartbeat))))
+                case .end(let end):
+                    return end
+                }
+            }
             guard let event = await iterator.next() else { throw CancellationError() }
+            let now = ContinuousClock.now
             switch event {
-            case .frame(let frame):
-                switch frame.message {
-                case .welcome(let message):
-                    welcome = message
-                case .reject(let reject):
-                    throw ShipperError("server rejected the session: \(reject.reason)", permanent: reject.permanent)
-                case .goodbye(let goodbye):
-                    throw ShipperError("server closed the session: \(goodbye.reason)")
-                default:
-                    throw ShipperError("server sent \(frame.messageName) before welcome")
-                }
-            case .closed(let error):
-                throw ShipperError("server closed the connection before welcome\(error.map { ": \($0)" } ?? "")")
-            case .tick:
-                if ContinuousClock.now - lastHeard > configuration.responseTimeout {
-                    throw ShipperError("server did not answer hello within \(configuration.responseTimeout)")
-                }
-                continue
-            case .wake:
-                continue
-            }
-            break
-        }
-        // The server has everything up to committed_seq: drop it here, and never reuse those numbers.
-        try spool.acknowledge(upTo: welcome.committedSeq)
-        try sequence.raise(above: welcome.committedSeq)
-        connectedState.withLock { $0 = true }
-        onEstablished()
-        logger.info("connected to server", metadata: [
-            "server": "\(server)", "agent.id": "\(welcome.agentID)", "server.committed_seq": "\(welcome.committedSeq)",
-            "spool.pending": "\(spool.pendingCount)",
-        ])
-        let window = max(1, min(configuration.window, Int(welcome.settings.ackWindow == 0 ? 32 : welcome.settings.ackWindow)))
-        var lastSent = spool.acknowledgedSeq
-        lastHeard = ContinuousClock.now
-        var awaitingSince: ContinuousClock.Instant?
-
-        func sendPending() async throws {
-            let acked = spool.acknowledgedSeq
-            if lastSent < acked { lastSent = acked }
-            let inFlightRoom = window
-            let records = try spool.pending(after: acked, limit: inFlightRoom)
-            for record in records where record.seq > lastSent {
-                try await outbound.write(FrameCodec.frame(serialized: record.payload))
-                lastSent = record.seq
-                if awaitingSince == nil { awaitingSince = ContinuousClock.now }
+            case .frame(let frame): pending = machine.handle(.frame(frame), now: now)
+            case .wake: pending = machine.handle(.spoolGrew, now: now)
+            case .tick: pending = machine.handle(.tick, now: now)
+            case .closed(let error): pending = machine.handle(.closed(error: error.map { "\($0)" }), now: now)
             }
         }
-
-        try await sendPending()
-        while let event = await iterator.next() {
-            switch event {
-            case .frame(let frame):
-                lastHeard = ContinuousClock.now
-                switch frame.message {
-                case .ack(let ack):
-                    try spool.acknowledge(upTo: ack.seq)
-                    awaitingSince = spool.pendingCount > 0 && lastSent > ack.seq ? ContinuousClock.now : nil
-                    try await sendPending()
-                case .heartbeat:
-                    continue
-                case .goodbye(let goodbye):
-                    throw ShipperError("server closed the session: \(goodbye.reason)")
-                case .reject(let reject):
-                    throw ShipperError("server rejected the session: \(reject.reason)", permanent: reject.permanent)
-                case .assign:
-                    continue  // checks arrive in a later protocol step
-                default:
-                    throw ShipperError("server sent an unexpected \(frame.messageName) frame")
-                }
-            case .wake:
-                try await sendPending()
-            case .tick:
-                let now = ContinuousClock.now
-                if let since = awaitingSince, now - since > configuration.responseTimeout {
-                    throw ShipperError("no acknowledgement from the server for \(configuration.responseTimeout); reconnecting")
-                }
-                if now - lastHeard > configuration.responseTimeout * 2 {
-                    throw ShipperError("server silent for \(configuration.responseTimeout * 2); reconnecting")
-                }
-                var heartbeat = Crowsnest_V1_Heartbeat()
-                heartbeat.sentUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
-                try await outbound.write(try FrameCodec.encode(.with(.heartbeat(heartbeat))))
-                try await sendPending()
-            case .closed(let error):
-                throw ShipperError("server closed the connection\(error.map { ": \($0)" } ?? "")")
-            }
-        }
-        throw CancellationError()
     }
 }

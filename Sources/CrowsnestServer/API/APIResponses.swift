@@ -132,11 +132,19 @@ struct HostJSON: Encodable, Sendable {
         case lastSeen = "last_seen"
         case agentVersion = "agent_version"
         case containersUnavailableReason = "containers_unavailable_reason"
+        case clockOffsetMs = "clock_offset_ms"
+        case truncatedValues = "truncated_values"
+        case duplicateSamples = "duplicate_samples"
+        case ingestRejections = "ingest_rejections"
     }
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(TargetID.host(agentID: self.host.agentID).description, forKey: .id)
+        try c.encode(self.host.clockOffsetMillis, forKey: .clockOffsetMs)
+        try c.encode(self.host.truncatedValues, forKey: .truncatedValues)
+        try c.encode(self.host.duplicateSamples, forKey: .duplicateSamples)
+        try c.encode(self.host.ingestRejections, forKey: .ingestRejections)
         try c.encode(self.host.hostname, forKey: .hostname)
         try c.encode(self.host.state.rawValue, forKey: .state)
         try c.encode(self.host.lastSeen.map(RFC3339.string(from:)), forKey: .lastSeen)
@@ -219,6 +227,39 @@ struct HostHealthResponse: ResponseEncodable, Sendable {
             try item.encode(span.state, forKey: .state)
             try item.encode(span.endedAt.map(RFC3339.string(from:)), forKey: .endedAt)
             try item.encode(span.cause, forKey: .cause)
+        }
+    }
+}
+
+/// `GET /api/v1/agents/{target}/rejections`: what ingest refused from one agent, newest first.
+struct IngestRejectionsResponse: ResponseEncodable, Sendable {
+    let target: TargetDescriptor
+    let records: [IngestRejectionRecord]
+
+    enum CodingKeys: String, CodingKey { case target, rejections }
+    enum RecordKeys: String, CodingKey {
+        case part, sqlstate, reason
+        case batchSeq = "batch_seq"
+        case batchTs = "batch_ts"
+        case recordedAt = "recorded_at"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(TargetJSON(descriptor: self.target), forKey: .target)
+        var list = c.nestedUnkeyedContainer(forKey: .rejections)
+        for record in records {
+            var item = list.nestedContainer(keyedBy: RecordKeys.self)
+            let rejection = record.rejection
+            try item.encode(rejection.batchSeq, forKey: .batchSeq)
+            try item.encode(rejection.batchTsMillis == 0 ? nil
+                            : RFC3339.string(from: Date(timeIntervalSince1970: Double(rejection.batchTsMillis) / 1000)),
+                            forKey: .batchTs)
+            try item.encode(rejection.part.rawValue, forKey: .part)
+            try item.encode(rejection.sqlState, forKey: .sqlstate)
+            try item.encode(rejection.reason, forKey: .reason)
+            try item.encode(RFC3339.string(from: Date(timeIntervalSince1970: Double(record.recordedAtMicros) / 1_000_000)),
+                            forKey: .recordedAt)
         }
     }
 }

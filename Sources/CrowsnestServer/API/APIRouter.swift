@@ -50,6 +50,7 @@ public func makeAPIRouter(
     InfrastructureRoutes(infrastructure: infrastructure).register(on: api)
     MetricsRoutes(infrastructure: infrastructure, metrics: MetricsQueries(database: database, logger: logger)).register(on: api)
     HealthRoutes(infrastructure: infrastructure, health: HealthQueries(database: database, logger: logger)).register(on: api)
+    AgentRoutes(infrastructure: infrastructure, database: database, logger: logger).register(on: api)
     return router
 }
 

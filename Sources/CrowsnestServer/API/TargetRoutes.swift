@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import Logging
+import PostgresNIO
 
 /// `GET /api/v1/infrastructure`: the tenant's hosts and their containers with current state.
 struct InfrastructureRoutes: Sendable {
@@ -90,4 +92,32 @@ func resolveTarget(context: APIRequestContext, caller: APICaller, infrastructure
         throw APIError.notFound("no target with id \(text)")
     }
     return target
+}
+
+/// `GET /api/v1/agents/{target}/rejections`: the agent's ingest rejection log (what the server could not store
+/// from it, and why), newest first; `{target}` is the host's id (`h-…`). `limit` is 1–1000, default 100.
+struct AgentRoutes: Sendable {
+    let infrastructure: InfrastructureQueries
+    let database: PostgresClient
+    let logger: Logger
+
+    func register(on group: RouterGroup<APIRequestContext>) {
+        group.get("agents/:target/rejections") { request, context in
+            let caller = try context.requireCaller()
+            var limit = 100
+            if let text = request.uri.queryParameters.get("limit") {
+                guard let value = Int(text), (1...IngestRejectionStore.keptPerAgent).contains(value) else {
+                    throw APIError.badRequest("limit must be an integer from 1 to \(IngestRejectionStore.keptPerAgent)")
+                }
+                limit = value
+            }
+            let target = try await resolveTarget(context: context, caller: caller, infrastructure: self.infrastructure)
+            guard case .host(let agentID) = target.id else {
+                throw APIError.notFound("\(target.id) is not a host: rejections are kept per agent (h-… ids)")
+            }
+            let records = try await IngestRejectionStore.list(tenantID: caller.tenantID, agentID: agentID, limit: limit,
+                                                              client: self.database, logger: self.logger)
+            return IngestRejectionsResponse(target: target, records: records)
+        }
+    }
 }

@@ -30,6 +30,8 @@ public struct AgentSessionHandler: Sendable {
 
     private let batchesCommitted = Counter(label: "crowsnest_ingest_batches_total", dimensions: [("outcome", "committed")])
     private let batchesReplayed = Counter(label: "crowsnest_ingest_batches_total", dimensions: [("outcome", "replay")])
+    private let batchesPartial = Counter(label: "crowsnest_ingest_batches_total", dimensions: [("outcome", "partial")])
+    private let batchesRefused = Counter(label: "crowsnest_ingest_batches_total", dimensions: [("outcome", "refused")])
     private let samplesCommitted = Counter(label: "crowsnest_ingest_container_samples_total")
     private let sessionsRefused = Counter(label: "crowsnest_gateway_sessions_refused_total")
 
@@ -40,12 +42,36 @@ public struct AgentSessionHandler: Sendable {
         self.logger = logger
     }
 
-    /// Reasons a session ends early; each is sent to the agent in `Goodbye` or `Reject`.
+    /// Reasons a session ends early; each is sent to the agent in `Goodbye` (with its code) or `Reject`.
     struct SessionEnd: Error, CustomStringConvertible {
         var reason: String
         var reject = false
         var permanent = false
+        var code: Crowsnest_V1_GoodbyeCode = .protocolError
         var description: String { reason }
+    }
+
+    /// The Goodbye code for a stream that could not be read as frames: a frame that does not decode (or is
+    /// over the limit) is counted by the agent against its first unacknowledged batch; anything else is a
+    /// protocol error.
+    static func goodbyeCode(for error: FrameError) -> Crowsnest_V1_GoodbyeCode {
+        switch error {
+        case .malformedPayload, .emptyMessage, .frameTooLarge: return .malformedBatch
+        case .emptyFrame, .truncated: return .protocolError
+        }
+    }
+
+    /// Largest batch sequence accepted: sequences are stored as PostgreSQL bigint.
+    static let maximumSeq = UInt64(Int64.max)
+
+    /// Why a batch breaks the protocol (and ends the session), or nil when it does not.
+    static func protocolViolation(in batch: Crowsnest_V1_SampleBatch) -> String? {
+        if batch.seq == 0 { return "batch sequence 0 is not allowed (sequences start at 1)" }
+        if batch.seq > maximumSeq { return "batch sequence \(batch.seq) is above the largest allowed, \(maximumSeq)" }
+        if !(1...3600).contains(batch.intervalSeconds) {
+            return "batch interval \(batch.intervalSeconds) s is outside 1–3600 s"
+        }
+        return nil
     }
 
     public func handle(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
@@ -69,6 +95,7 @@ public struct AgentSessionHandler: Sendable {
                     } else {
                         var goodbye = Crowsnest_V1_Goodbye()
                         goodbye.reason = end.reason
+                        goodbye.code = end.code
                         try? await sender.send(.with(.goodbye(goodbye)))
                     }
                 } catch let error as FrameError {
@@ -76,6 +103,7 @@ public struct AgentSessionHandler: Sendable {
                     logger.warning("agent sent invalid frames; closing", metadata: ["reason": "\(error)"])
                     var goodbye = Crowsnest_V1_Goodbye()
                     goodbye.reason = "protocol error: \(error)"
+                    goodbye.code = Self.goodbyeCode(for: error)
                     try? await sender.send(.with(.goodbye(goodbye)))
                 }
             }
@@ -122,21 +150,26 @@ public struct AgentSessionHandler: Sendable {
         logger[metadataKey: "agent.id"] = "\(identity.agentID.uuidString.lowercased())"
         logger[metadataKey: "tenant.id"] = "\(identity.tenantID.uuidString.lowercased())"
 
-        guard case .hello(let hello) = first.message else {
+        guard case .hello(var hello) = first.message else {
             throw SessionEnd(reason: "expected hello as the first frame, got \(first.messageName)")
         }
         guard hello.protocolVersion == FrameLimits.protocolVersion || hello.protocolVersion + 1 == FrameLimits.protocolVersion else {
             throw SessionEnd(reason: "protocol version \(hello.protocolVersion) is not supported (server speaks \(FrameLimits.protocolVersion - 1) and \(FrameLimits.protocolVersion))", reject: true, permanent: true)
         }
+        hello.sanitize()
+        let cleanHello = hello
+        let serverNow = Int64(Date().timeIntervalSince1970 * 1000)
+        let clockOffset: Int64? = hello.agentTimeUnixMs == 0 ? nil : hello.agentTimeUnixMs &- serverNow
         let record: AgentRecord?
         do {
             let agents = self.agents
             record = try await withDeadline(storageTimeout) {
-                try await agents.recordHello(tenantID: identity.tenantID, agentID: identity.agentID, hello: hello)
+                try await agents.recordHello(tenantID: identity.tenantID, agentID: identity.agentID, hello: cleanHello,
+                                             clockOffsetMillis: clockOffset)
             }
         } catch {
             logger.error("cannot record agent hello: database unavailable", metadata: ["error": "\(String(reflecting: error))"])
-            throw SessionEnd(reason: "server storage is unavailable; retry later", reject: true)
+            throw SessionEnd(reason: "server storage is unavailable; retry later", reject: true, code: .retryLater)
         }
         guard let record else {
             throw SessionEnd(reason: "agent \(identity.agentID) is not registered with this server", reject: true, permanent: true)
@@ -148,6 +181,10 @@ public struct AgentSessionHandler: Sendable {
         welcome.agentID = identity.agentID.uuidString.lowercased()
         welcome.tenantID = identity.tenantID.uuidString.lowercased()
         welcome.serverTimeUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+        if let clockOffset, abs(clockOffset) > 2_000 {
+            logger.warning("agent clock differs from the server's; its batch times are off by as much",
+                           metadata: ["agent.clock_offset_ms": "\(clockOffset)"])
+        }
         welcome.committedSeq = record.committedSeq
         welcome.settings.heartbeatIntervalSeconds = heartbeatSeconds
         welcome.settings.maxFrameBytes = UInt32(FrameLimits.established)
@@ -167,7 +204,8 @@ public struct AgentSessionHandler: Sendable {
                                 logger: Logger) async throws {
         let inbox = SessionInbox(capacity: max(1, Int(ackWindow)))
         // Leaving this scope (normally or by an error) cancels the reader and waits for it.
-        async let reading: Void = Self.readFrames(from: session, into: inbox, sender: sender, logger: logger)
+        async let reading: Void = Self.readFrames(from: session, into: inbox, sender: sender, identity: identity,
+                                                  agents: agents, logger: logger)
         do {
             try await storeBatches(from: inbox, sender: sender, identity: identity, logger: logger)
         } catch {
@@ -180,21 +218,32 @@ public struct AgentSessionHandler: Sendable {
 
     /// Reads frames until the connection ends; batches and the reason the session ends go into `inbox`, in order.
     private static func readFrames(from session: sending FrameChannel, into inbox: SessionInbox, sender: FrameSender,
-                                   logger: Logger) async {
+                                   identity: AgentCertificateIdentity, agents: AgentStore, logger: Logger) async {
         var session = session
+        var lastOffset: Int64?
         do {
             while let frame = try await session.next() {
                 switch frame.message {
                 case .batch(let batch):
-                    guard batch.seq > 0 else {
-                        await inbox.push(.failed(SessionEnd(reason: "batch sequence 0 is not allowed")))
+                    if let violation = protocolViolation(in: batch) {
+                        await inbox.push(.failed(SessionEnd(reason: violation)))
                         return
                     }
                     await inbox.push(.batch(batch))
-                case .heartbeat:
+                case .heartbeat(let received):
                     var heartbeat = Crowsnest_V1_Heartbeat()
-                    heartbeat.sentUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+                    let now = Int64(Date().timeIntervalSince1970 * 1000)
+                    heartbeat.sentUnixMs = now
                     try await sender.send(.with(.heartbeat(heartbeat)))
+                    // The agent's clock against ours, kept for the API when it moved by more than half a second.
+                    if received.sentUnixMs != 0 {
+                        let offset = received.sentUnixMs &- now
+                        if lastOffset.map({ abs($0 &- offset) > 500 }) ?? true {
+                            lastOffset = offset
+                            try? await agents.recordClockOffset(tenantID: identity.tenantID, agentID: identity.agentID,
+                                                                 offsetMillis: offset)
+                        }
+                    }
                 case .goodbye(let goodbye):
                     logger.info("agent said goodbye", metadata: ["reason": "\(goodbye.reason)"])
                     await inbox.push(.closed)
@@ -239,7 +288,7 @@ public struct AgentSessionHandler: Sendable {
                     let seqs = batches.count == 1 ? "\(batches[0].seq)" : "\(batches[0].seq)–\(batches[batches.count - 1].seq)"
                     logger.error("cannot store batches; closing without ack so the agent keeps them",
                                  metadata: ["batch.seq": "\(seqs)", "error": "\(String(reflecting: error))"])
-                    throw SessionEnd(reason: "server could not store batch \(seqs); retry later")
+                    throw SessionEnd(reason: "server could not store batch \(seqs); retry later", code: .retryLater)
                 }
                 for (batch, outcome) in zip(batches, outcomes) {
                     switch outcome {
@@ -249,6 +298,11 @@ public struct AgentSessionHandler: Sendable {
                     case .replay:
                         batchesReplayed.increment()
                         logger.debug("batch already committed; acknowledging replay", metadata: ["batch.seq": "\(batch.seq)"])
+                    case .partial(let samples, _):
+                        batchesPartial.increment()
+                        samplesCommitted.increment(by: samples)
+                    case .refused:
+                        batchesRefused.increment()
                     }
                     var ack = Crowsnest_V1_Ack()
                     ack.seq = batch.seq

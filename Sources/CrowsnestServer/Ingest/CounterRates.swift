@@ -1,3 +1,4 @@
+import CrowsnestWire
 /// The cumulative counters of one container at one tick, as needed to derive rates.
 public struct CounterSnapshot: Sendable, Equatable {
     public var tsMillis: Int64
@@ -71,5 +72,22 @@ public struct CounterRates: Sendable, Equatable {
             blockReadBytesPerSecond: rate(current.blockReadBytes, previous?.blockReadBytes),
             blockWriteBytesPerSecond: rate(current.blockWriteBytes, previous?.blockWriteBytes)
         )
+    }
+}
+
+extension CounterSnapshot {
+    /// A host's counters in the same shape as a container's, so one rate engine serves both: busy CPU time
+    /// (total − idle − iowait) as CPU usage, every interface summed, and the boot time (tick − uptime) as the
+    /// start, so a reboot reads as a restart whose counters began at zero.
+    public static func host(_ host: Crowsnest_V1_HostSample, tsMillis: Int64) -> CounterSnapshot {
+        let idle = host.cpuIdleNs &+ host.cpuIowaitNs
+        let busy = host.cpuTotalNs >= idle ? host.cpuTotalNs - idle : 0
+        let uptimeMillis = Int64(clamping: host.uptimeSeconds).multipliedReportingOverflow(by: 1000)
+        return CounterSnapshot(
+            tsMillis: tsMillis, dockerID: "", startedAtMillis: uptimeMillis.overflow ? 0 : max(0, tsMillis - uptimeMillis.partialValue),
+            cpuUsageNanos: busy,
+            netRxBytes: host.interfaces.reduce(UInt64(0)) { $0 &+ $1.rxBytes },
+            netTxBytes: host.interfaces.reduce(UInt64(0)) { $0 &+ $1.txBytes },
+            blockReadBytes: 0, blockWriteBytes: 0)
     }
 }

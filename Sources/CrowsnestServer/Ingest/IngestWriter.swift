@@ -1,52 +1,129 @@
 import CrowsnestWire
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import PostgresNIO
 
-/// What happened to one batch.
+/// What happened to one batch. Every outcome is acknowledged: only a failure to store (thrown) is not.
 public enum IngestOutcome: Sendable, Equatable {
     /// Rows written and committed.
     case committed(containerSamples: Int)
     /// The batch's sequence was already committed: nothing written (a replay after a lost ack).
     case replay
+    /// Stored what PostgreSQL accepted; the parts it refused because of their data are recorded as rejections.
+    case partial(containerSamples: Int, rejected: [IngestRejection])
+    /// Nothing stored (its time is outside what the server keeps); recorded as a rejection.
+    case refused(IngestRejection)
 }
 
 /// Per-session memory of each container's last counters, so rates need no read-back from the database.
 public struct CounterMemory: Sendable {
     var loaded = false
     var snapshots: [String: CounterSnapshot] = [:]
+    /// The host's last counters (nil until the first host sample or the read-back at session start).
+    var host: CounterSnapshot?
     /// Identity and state of each container as last written to `containers` in this session: unchanged
     /// containers are not rewritten on every batch (that rewrite was the largest cost of a batch).
     var written: [String: Crowsnest_V1_ContainerSample] = [:]
+    /// The sweep whose parts are arriving (a sweep over the frame limit comes in several batches): its time, the
+    /// parts seen and every container named so far. Only a complete sweep may mark containers removed.
+    var sweep: (tsMillis: Int64, parts: Set<UInt32>, names: Set<String>)?
     public init() {}
 }
 
-/// Writes one agent batch to PostgreSQL in one transaction, idempotently.
+/// Which batch times the server stores: from `maxAge` in the past (the raw retention) to `maxAhead` in the
+/// future, by the server's clock. A batch outside is recorded and acknowledged, not stored: an agent whose clock
+/// is years ahead must not create partitions for them nor block the stream.
+public struct IngestTimeWindow: Sendable {
+    public var maxAgeMillis: Int64
+    public var maxAheadMillis: Int64
+    /// The server's clock, unix ms (tests pass a fixed one).
+    public var now: @Sendable () -> Int64
+
+    public init(maxAgeMillis: Int64 = 30 * 86_400_000, maxAheadMillis: Int64 = 10 * 60_000,
+                now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
+        self.maxAgeMillis = maxAgeMillis
+        self.maxAheadMillis = maxAheadMillis
+        self.now = now
+    }
+
+    /// Why a batch at `tsMillis` is not stored, or nil when it is inside the window.
+    public func refusal(forMillis tsMillis: Int64, now: Int64) -> String? {
+        let time = Self.format(tsMillis)
+        if tsMillis > now &+ maxAheadMillis {
+            return "batch time \(time) is more than \(maxAheadMillis / 60_000) minutes ahead of the server's clock "
+                + "(\(Self.format(now))); the agent's clock is probably wrong"
+        }
+        if tsMillis < now &- maxAgeMillis {
+            return "batch time \(time) is older than the \(maxAgeMillis / 86_400_000)-day retention "
+                + "(server clock \(Self.format(now))); the agent's clock is probably wrong"
+        }
+        return nil
+    }
+
+    static func format(_ millis: Int64) -> String {
+        RFC3339.string(from: Date(timeIntervalSince1970: Double(millis) / 1000))
+    }
+}
+
+/// Tells data PostgreSQL refused (retrying the same batch cannot help) from a database that failed (retrying can).
+enum IngestFailure {
+    /// SQLSTATE classes that mean the data itself was refused: cardinality (21), data exception (22: bad
+    /// characters, numbers or times out of range), integrity constraints (23), program limits (54: a value too
+    /// wide to index).
+    static let permanentClasses: Set<Substring> = ["21", "22", "23", "54"]
+
+    /// The SQLSTATE when `error` is PostgreSQL refusing the data, else nil (connection loss, timeout,
+    /// serialization failure, shutdown: transient).
+    static func permanentSQLState(_ error: any Error) -> String? {
+        if let transaction = error as? PostgresTransactionError {
+            return transaction.closureError.flatMap(permanentSQLState) ?? transaction.commitError.flatMap(permanentSQLState)
+        }
+        guard let psql = error as? PSQLError, psql.code == .server, let state = psql.serverInfo?[.sqlState],
+              permanentClasses.contains(state.prefix(2)) else { return nil }
+        return state
+    }
+
+    /// PostgreSQL's own message for a refusal, for the rejection log.
+    static func message(_ error: any Error) -> String {
+        if let transaction = error as? PostgresTransactionError, let inner = transaction.closureError ?? transaction.commitError {
+            return message(inner)
+        }
+        if let psql = error as? PSQLError, let text = psql.serverInfo?[.message] {
+            let detail = psql.serverInfo?[.detail].map { " (\($0))" } ?? ""
+            return text + detail
+        }
+        return String(describing: error)
+    }
+}
+
+/// Writes agent batches to PostgreSQL, several in one transaction, idempotently, and never lets one batch's data
+/// block the agent's stream.
 ///
-/// The batch's sequence is recorded on the agent's row in the same transaction as its rows, so a replayed
-/// batch is recognised and skipped whole; samples go in with COPY. The caller acknowledges only after this
-/// returns, i.e. after COMMIT.
+/// The batch's sequence is recorded on the agent's row in the same transaction as its rows, so a replayed batch is
+/// recognised and skipped whole; samples go in with COPY. Strings are cleaned and bounded (`WireTextCleaner`)
+/// before anything is written. When PostgreSQL refuses a group because of its data, each batch is written again
+/// alone, part by part (host, containers, events, spans, samples) inside savepoints: what is accepted is stored,
+/// what is refused is recorded in `ingest_rejections`, and the batch counts as committed. The caller acknowledges
+/// only after this returns, i.e. after COMMIT.
 public struct IngestWriter: Sendable {
     public let client: PostgresClient
     public let partitions: PartitionStore
     public let logger: Logger
+    public var timeWindow: IngestTimeWindow
 
-    public init(client: PostgresClient, partitions: PartitionStore, logger: Logger) {
+    private let rejectionsCounter = Counter(label: "crowsnest_ingest_rejections_total")
+    private let truncatedCounter = Counter(label: "crowsnest_ingest_truncated_values_total")
+    private let duplicatesCounter = Counter(label: "crowsnest_ingest_duplicate_samples_total")
+
+    public init(client: PostgresClient, partitions: PartitionStore, logger: Logger,
+                timeWindow: IngestTimeWindow = IngestTimeWindow()) {
         self.client = client
         self.partitions = partitions
         self.logger = logger
+        self.timeWindow = timeWindow
     }
-
-    /// The `container_samples` columns the writer COPYs, in order.
-    public static let sampleColumns = [
-        "tenant_id", "agent_id", "name", "ts", "docker_id", "state", "cpu_usage_ns", "cpu_throttled_periods",
-        "cpu_throttled_ns", "memory_usage_bytes", "memory_working_set_bytes", "memory_limit_bytes", "net_rx_bytes",
-        "net_tx_bytes", "net_rx_packets", "net_tx_packets", "net_rx_errors", "net_tx_errors", "net_rx_dropped",
-        "net_tx_dropped", "block_read_bytes", "block_write_bytes", "block_read_ops", "block_write_ops", "pids",
-        "cpu_percent", "net_rx_bytes_per_second", "net_tx_bytes_per_second", "block_read_bytes_per_second",
-        "block_write_bytes_per_second",
-    ]
 
     /// Writes `batch` for the agent; `memory` carries counters between batches of one session.
     public func write(_ batch: Crowsnest_V1_SampleBatch, tenantID: UUID, agentID: UUID,
@@ -56,64 +133,191 @@ public struct IngestWriter: Sendable {
 
     /// Writes several batches of one agent in one transaction (one sequence check, one COPY, one COMMIT) and
     /// returns one outcome per batch, in order. Batches whose sequence is not above the committed one (or above
-    /// an earlier batch of the group) are replays and write nothing. Nothing is written when it throws.
+    /// an earlier batch of the group) are replays and write nothing. Throws only when storing failed for a reason
+    /// other than the data (database unavailable, timeout): then nothing is written and nothing must be acked.
     public func write(group batches: [Crowsnest_V1_SampleBatch], tenantID: UUID, agentID: UUID,
                       memory: inout CounterMemory) async throws -> [IngestOutcome] {
         guard !batches.isEmpty else { return [] }
-        let batches = batches.map(Self.withoutNulBytes)
-        try await partitions.ensurePartitions(forMillis: batches.map(\.tsUnixMs))
+        let now = timeWindow.now()
+        var prepared: [PreparedBatch] = []
+        for batch in batches {
+            var clean = batch
+            let truncated = clean.sanitize()
+            let refusal = timeWindow.refusal(forMillis: batch.tsUnixMs, now: now).map {
+                IngestRejection(batchSeq: batch.seq, batchTsMillis: batch.tsUnixMs, part: .batch, reason: $0)
+            }
+            prepared.append(PreparedBatch(batch: clean, truncatedByServer: truncated, refusal: refusal))
+        }
+        try await partitions.ensurePartitions(forMillis: prepared.filter { $0.refusal == nil }.map(\.batch.tsUnixMs))
+        do {
+            return try await writeGroup(prepared, salvage: false, tenantID: tenantID, agentID: agentID, memory: &memory)
+        } catch {
+            guard let state = IngestFailure.permanentSQLState(error) else { throw error }
+            logger.warning("PostgreSQL refused a batch's data; storing each batch of the group part by part",
+                           metadata: ["sqlstate": "\(state)", "error": "\(IngestFailure.message(error))",
+                                      "batch.seq": "\(batches[0].seq)–\(batches[batches.count - 1].seq)"])
+        }
+        var outcomes: [IngestOutcome] = []
+        for batch in prepared {
+            outcomes += try await writeGroup([batch], salvage: true, tenantID: tenantID, agentID: agentID, memory: &memory)
+        }
+        return outcomes
+    }
+
+    /// A batch cleaned and checked, ready to write.
+    struct PreparedBatch: Sendable {
+        var batch: Crowsnest_V1_SampleBatch
+        var truncatedByServer: UInt64
+        var refusal: IngestRejection?
+    }
+
+    /// One transaction for `batches`. With `salvage`, each part of each batch runs in a savepoint and a part that
+    /// PostgreSQL refuses for its data is rolled back and recorded instead of failing the transaction.
+    private func writeGroup(_ batches: [PreparedBatch], salvage: Bool, tenantID: UUID, agentID: UUID,
+                            memory: inout CounterMemory) async throws -> [IngestOutcome] {
         let before = memory
-        let result: ([IngestOutcome], CounterMemory)? = try await client.withTransaction(logger: logger) { connection in
+        let logger = self.logger
+        let result: ([IngestOutcome], CounterMemory, [IngestRejection], Int)? = try await client.withTransaction(logger: logger) { connection in
             guard let committed = try await AgentStore.lockCommittedSeq(tenantID: tenantID, agentID: agentID,
                                                                         on: connection, logger: logger)
             else { return nil }
             var memory = before
             var highest = committed
-            var accepted: [Crowsnest_V1_SampleBatch] = []
+            var stored: [PreparedBatch] = []
             var outcomes: [IngestOutcome] = []
-            var rows = ByteBufferAllocator().buffer(capacity: batches.reduce(0) { $0 + $1.containers.count } * 400)
-            for batch in batches {
+            var rejections: [IngestRejection] = []
+            var rows = ByteBufferAllocator().buffer(capacity: batches.reduce(0) { $0 + $1.batch.containers.count } * 400)
+            var rowCount = 0
+            var duplicates = 0
+            for prepared in batches {
+                let batch = prepared.batch
                 guard batch.seq > highest else {
                     outcomes.append(.replay)
                     continue
                 }
                 highest = batch.seq
-                accepted.append(batch)
-                if !memory.loaded {
-                    memory.snapshots = try await Self.latestCounters(tenantID: tenantID, agentID: agentID,
-                                                                     before: batch.tsUnixMs, on: connection, logger: logger)
+                stored.append(prepared)
+                if let refusal = prepared.refusal {
+                    rejections.append(refusal)
+                    outcomes.append(.refused(refusal))
+                    continue
                 }
+                if !memory.loaded {
+                    memory.snapshots = try await SampleStore.latestContainerCounters(
+                        tenantID: tenantID, agentID: agentID, before: batch.tsUnixMs, on: connection, logger: logger)
+                    memory.host = try await SampleStore.latestHostCounters(
+                        tenantID: tenantID, agentID: agentID, before: batch.tsUnixMs, on: connection, logger: logger)
+                }
+                var batchRejections: [IngestRejection] = []
+                let part = PartWriter(batch: batch, salvage: salvage, connection: connection, logger: logger)
+                if batch.hasHost {
+                    try await part.run(.host, &batchRejections) {
+                        let snapshot = CounterSnapshot.host(batch.host, tsMillis: batch.tsUnixMs)
+                        let rates = CounterRates.between(memory.host, snapshot)
+                        _ = try await SampleStore.insertHostSample(batch.host, tsMillis: batch.tsUnixMs, rates: rates,
+                                                                   tenantID: tenantID, agentID: agentID,
+                                                                   on: connection, logger: logger)
+                        memory.host = snapshot
+                    }
+                }
+                try await writeContainerState(batch, part: part, rejections: &batchRejections, tenantID: tenantID,
+                                              agentID: agentID, memory: &memory, on: connection)
                 let samples = Self.appendSampleRows(batch, tenantID: tenantID, agentID: agentID,
                                                     previous: &memory.snapshots, to: &rows)
-                try await writeHostSample(batch, tenantID: tenantID, agentID: agentID, on: connection)
-                try await writeContainerState(batch, tenantID: tenantID, agentID: agentID, memory: &memory, on: connection)
-                outcomes.append(.committed(containerSamples: samples))
-            }
-            guard let last = accepted.last else { return (outcomes, before) }
-            if rows.readableBytes > 0 {
-                let copied = rows
-                try await connection.copyFrom(table: "container_samples", columns: Self.sampleColumns, logger: logger) { writer in
-                    try await writer.write(copied)
+                rowCount += samples
+                var storedSamples = samples
+                if salvage {
+                    // One batch per transaction here: its samples go in now, inside their own savepoint.
+                    let batchRows = rows
+                    rows.clear()
+                    rowCount = 0
+                    let ok = try await part.run(.samples, &batchRejections) {
+                        let skipped = try await SampleStore.copyContainerSamples(batchRows, rowCount: samples,
+                                                                                 on: connection, logger: logger)
+                        storedSamples -= skipped
+                        duplicates += skipped
+                    }
+                    if !ok { storedSamples = 0 }
                 }
+                rejections += batchRejections
+                outcomes.append(batchRejections.isEmpty ? .committed(containerSamples: storedSamples)
+                                                        : .partial(containerSamples: storedSamples, rejected: batchRejections))
             }
+            guard let last = stored.last else { return (outcomes, before, [], 0) }
+            duplicates += try await SampleStore.copyContainerSamples(rows, rowCount: rowCount, on: connection, logger: logger)
+            if duplicates > 0 {
+                // Which batch the duplicates belonged to is not known on this path: the outcome counts stay as built.
+                logger.info("skipped samples already stored for the same container and time",
+                            metadata: ["samples.duplicate": "\(duplicates)"])
+            }
+            try await IngestRejectionStore.record(rejections, tenantID: tenantID, agentID: agentID,
+                                                  on: connection, logger: logger)
+            let lastWritten = stored.last { $0.refusal == nil }?.batch ?? last.batch
             try await AgentStore.recordCommitted(
                 tenantID: tenantID, agentID: agentID, seq: highest,
-                spoolDroppedBatches: accepted.reduce(UInt64(0)) { $0 &+ $1.spoolDroppedBatches },
-                containersUnavailableReason: last.containersUnavailableReason, intervalSeconds: last.intervalSeconds,
+                spoolDroppedBatches: stored.reduce(UInt64(0)) { $0 &+ $1.batch.spoolDroppedBatches },
+                containersUnavailableReason: lastWritten.containersUnavailableReason,
+                intervalSeconds: lastWritten.intervalSeconds,
+                truncatedValues: stored.reduce(UInt64(0)) { $0 &+ $1.truncatedByServer &+ $1.batch.truncatedValues },
+                duplicateSamples: UInt64(duplicates),
+                deadLetteredBatches: stored.reduce(UInt64(0)) { $0 &+ $1.batch.deadLetteredBatches },
                 on: connection, logger: logger)
-            return (outcomes, memory)
+            return (outcomes, memory, rejections, duplicates)
         }
-        guard let (outcomes, after) = result else {
+        guard let (outcomes, after, rejections, duplicates) = result else {
             throw StoreError(.notFound, "agent \(agentID) of tenant \(tenantID) is not registered; its batches cannot be stored")
         }
         memory = after
+        if !rejections.isEmpty {
+            rejectionsCounter.increment(by: rejections.count)
+            for rejection in rejections {
+                logger.warning("ingest refused part of a batch; recorded and acknowledged",
+                               metadata: ["batch.seq": "\(rejection.batchSeq)", "part": "\(rejection.part.rawValue)",
+                                          "sqlstate": "\(rejection.sqlState)", "reason": "\(rejection.reason)"])
+            }
+        }
+        let truncated = batches.reduce(UInt64(0)) { $0 &+ $1.truncatedByServer &+ $1.batch.truncatedValues }
+        if truncated > 0 { truncatedCounter.increment(by: Int(clamping: truncated)) }
+        if duplicates > 0 { duplicatesCounter.increment(by: duplicates) }
         return outcomes
     }
 
-    /// Writes what changed in the `containers` rows, events and status spans for one batch, and remembers
-    /// what was written so the next batch of the session writes only changes.
-    private func writeContainerState(_ batch: Crowsnest_V1_SampleBatch, tenantID: UUID, agentID: UUID,
-                                     memory: inout CounterMemory, on connection: PostgresConnection) async throws {
+    /// Runs one part of a batch: directly, or (salvaging) inside a savepoint, recording a data refusal instead
+    /// of failing the transaction.
+    struct PartWriter {
+        let batch: Crowsnest_V1_SampleBatch
+        let salvage: Bool
+        let connection: PostgresConnection
+        let logger: Logger
+
+        /// Returns false when the part was refused and rolled back.
+        @discardableResult
+        func run(_ part: IngestRejection.Part, _ rejections: inout [IngestRejection],
+                 _ body: () async throws -> Void) async throws -> Bool {
+            guard salvage else {
+                try await body()
+                return true
+            }
+            try await connection.query("SAVEPOINT ingest_part", logger: logger)
+            do {
+                try await body()
+                try await connection.query("RELEASE SAVEPOINT ingest_part", logger: logger)
+                return true
+            } catch {
+                guard let state = IngestFailure.permanentSQLState(error) else { throw error }
+                try await connection.query("ROLLBACK TO SAVEPOINT ingest_part", logger: logger)
+                rejections.append(IngestRejection(batchSeq: batch.seq, batchTsMillis: batch.tsUnixMs, part: part,
+                                                  sqlState: state, reason: IngestFailure.message(error)))
+                return false
+            }
+        }
+    }
+
+    /// Writes what changed in the `containers` rows, events and status spans for one batch (three parts), and
+    /// remembers what was written so the next batch of the session writes only changes.
+    private func writeContainerState(_ batch: Crowsnest_V1_SampleBatch, part: PartWriter, rejections: inout [IngestRejection],
+                                     tenantID: UUID, agentID: UUID, memory: inout CounterMemory,
+                                     on connection: PostgresConnection) async throws {
         let loaded = memory.loaded
         let written = memory.written
         let current = Dictionary(batch.containers.filter { !$0.name.isEmpty }.map { ($0.name, Self.identityAndState(of: $0)) },
@@ -121,23 +325,61 @@ public struct IngestWriter: Sendable {
         // First batch of a session: write everything (the table may hold anything). Afterwards only changes.
         let changed = batch.containers.filter { !$0.name.isEmpty && (!loaded || written[$0.name] != current[$0.name]) }
         let membershipChanged = !loaded || Set(written.keys) != Set(current.keys)
-        try await ContainerStore.upsert(changed, tsMillis: batch.tsUnixMs, tenantID: tenantID, agentID: agentID,
-                                        on: connection, logger: logger)
-        // A batch made without Docker says nothing about which containers exist.
-        if membershipChanged && batch.containersUnavailableReason.isEmpty {
-            try await ContainerStore.markRemoved(exceptNames: Array(current.keys), tsMillis: batch.tsUnixMs,
-                                                 tenantID: tenantID, agentID: agentID, on: connection, logger: logger)
+        let missing = Set(batch.missing.map(\.name).filter { !$0.isEmpty })
+        // Which names exist, when this batch completes a sweep that says so: nil when it cannot tell (Docker was
+        // unreachable, or parts of the sweep are still to come).
+        var present: Set<String>?
+        let partCount = max(1, batch.partCount)
+        var sweep = memory.sweep
+        if !batch.containersUnavailableReason.isEmpty {
+            present = nil
+        } else if partCount == 1 {
+            present = membershipChanged || !missing.isEmpty ? Set(current.keys).union(missing) : nil
+        } else {
+            var assembly: (tsMillis: Int64, parts: Set<UInt32>, names: Set<String>) =
+                sweep?.tsMillis == batch.tsUnixMs ? sweep! : (batch.tsUnixMs, [], [])
+            assembly.parts.insert(min(batch.part, partCount))
+            assembly.names.formUnion(current.keys)
+            assembly.names.formUnion(missing)
+            if assembly.parts.count >= Int(partCount) {
+                present = assembly.names
+                sweep = nil
+            } else {
+                sweep = assembly
+            }
         }
-        try await ContainerEventStore.insert(batch.events, tenantID: tenantID, agentID: agentID,
-                                             on: connection, logger: logger)
+        let logger = self.logger
+        let containersStored = try await part.run(.containers, &rejections) {
+            try await ContainerStore.upsert(changed, tsMillis: batch.tsUnixMs, tenantID: tenantID, agentID: agentID,
+                                            on: connection, logger: logger)
+            // Only a whole sweep made with Docker says which containers exist; one listed as missing still does.
+            if let present {
+                try await ContainerStore.markRemoved(exceptNames: Array(present), tsMillis: batch.tsUnixMs,
+                                                     tenantID: tenantID, agentID: agentID, on: connection, logger: logger)
+            }
+        }
+        try await part.run(.events, &rejections) {
+            try await ContainerEventStore.insert(batch.events, tenantID: tenantID, agentID: agentID,
+                                                 on: connection, logger: logger)
+        }
         // A container whose state did not change and that had no events cannot change span.
-        try await recordTransitions(batch, only: loaded ? Set(changed.map(\.name)) : nil,
-                                    tenantID: tenantID, agentID: agentID, on: connection)
+        try await part.run(.spans, &rejections) {
+            try await recordTransitions(batch, only: loaded ? Set(changed.map(\.name)) : nil,
+                                        tenantID: tenantID, agentID: agentID, on: connection)
+        }
+        guard containersStored else {
+            // Nothing of this batch's container rows is known to be written: the next batch writes them all again.
+            memory.loaded = false
+            memory.written = [:]
+            return
+        }
         memory.loaded = true
-        if batch.containersUnavailableReason.isEmpty {
+        memory.sweep = sweep
+        if batch.containersUnavailableReason.isEmpty && partCount == 1 && missing.isEmpty {
             memory.written = current
         } else {
             memory.written.merge(current) { _, new in new }
+            if let present { memory.written = memory.written.filter { present.contains($0.key) } }
         }
     }
 
@@ -217,50 +459,6 @@ public struct IngestWriter: Sendable {
         return samples.count
     }
 
-    private func writeHostSample(_ batch: Crowsnest_V1_SampleBatch, tenantID: UUID, agentID: UUID,
-                                 on connection: PostgresConnection) async throws {
-        guard batch.hasHost else { return }
-        let host = batch.host
-        let rx = host.interfaces.reduce(UInt64(0)) { $0 &+ $1.rxBytes }
-        let tx = host.interfaces.reduce(UInt64(0)) { $0 &+ $1.txBytes }
-        let filesystems = host.filesystems.map {
-            ["mountpoint": $0.mountpoint, "device": $0.device, "fstype": $0.fstype, "size_bytes": $0.sizeBytes,
-             "free_bytes": $0.freeBytes, "available_bytes": $0.availableBytes] as [String: Any]
-        }
-        let fsJSON = String(decoding: try JSONSerialization.data(withJSONObject: filesystems, options: [.sortedKeys]), as: UTF8.self)
-        // Rates against the previous host row of this agent (host counters live in the row itself).
-        try await connection.query("""
-            WITH previous AS (
-                SELECT ts, cpu_total_ns, cpu_idle_ns, cpu_iowait_ns, net_rx_bytes, net_tx_bytes, uptime_seconds
-                FROM host_samples
-                WHERE tenant_id = \(tenantID) AND agent_id = \(agentID)
-                  AND ts < to_timestamp(\(Double(batch.tsUnixMs) / 1000)) AND ts > to_timestamp(\(Double(batch.tsUnixMs) / 1000)) - interval '1 hour'
-                ORDER BY ts DESC LIMIT 1
-            ), current AS (
-                SELECT to_timestamp(\(Double(batch.tsUnixMs) / 1000)) AS ts, \(Int64(clamping: host.cpuTotalNs))::bigint AS cpu_total_ns,
-                       \(Int64(clamping: host.cpuIdleNs))::bigint AS cpu_idle_ns, \(Int64(clamping: host.cpuIowaitNs))::bigint AS cpu_iowait_ns,
-                       \(Int64(clamping: rx))::bigint AS net_rx_bytes, \(Int64(clamping: tx))::bigint AS net_tx_bytes,
-                       \(Int64(clamping: host.uptimeSeconds))::bigint AS uptime_seconds
-            )
-            INSERT INTO host_samples (tenant_id, agent_id, ts, cpu_total_ns, cpu_idle_ns, cpu_iowait_ns, cpu_count, load1, load5,
-                load15, memory_total_bytes, memory_available_bytes, swap_total_bytes, swap_free_bytes, net_rx_bytes,
-                net_tx_bytes, uptime_seconds, filesystems, cpu_percent, net_rx_bytes_per_second, net_tx_bytes_per_second)
-            SELECT \(tenantID), \(agentID), c.ts, c.cpu_total_ns, c.cpu_idle_ns, c.cpu_iowait_ns, \(Int32(clamping: host.cpuCount)),
-                \(host.load1), \(host.load5), \(host.load15), \(Int64(clamping: host.memoryTotalBytes)),
-                \(Int64(clamping: host.memoryAvailableBytes)), \(Int64(clamping: host.swapTotalBytes)),
-                \(Int64(clamping: host.swapFreeBytes)), c.net_rx_bytes, c.net_tx_bytes, c.uptime_seconds, \(fsJSON)::jsonb,
-                CASE WHEN p.ts IS NULL OR c.cpu_total_ns <= p.cpu_total_ns OR c.uptime_seconds < p.uptime_seconds THEN NULL
-                     ELSE 100.0 * ((c.cpu_total_ns - p.cpu_total_ns) - (c.cpu_idle_ns - p.cpu_idle_ns) - (c.cpu_iowait_ns - p.cpu_iowait_ns))
-                          / extract(epoch FROM c.ts - p.ts) / 1e9 END,
-                CASE WHEN p.ts IS NULL OR c.net_rx_bytes < p.net_rx_bytes THEN NULL
-                     ELSE (c.net_rx_bytes - p.net_rx_bytes) / extract(epoch FROM c.ts - p.ts) END,
-                CASE WHEN p.ts IS NULL OR c.net_tx_bytes < p.net_tx_bytes THEN NULL
-                     ELSE (c.net_tx_bytes - p.net_tx_bytes) / extract(epoch FROM c.ts - p.ts) END
-            FROM current c LEFT JOIN previous p ON true
-            ON CONFLICT (tenant_id, agent_id, ts) DO NOTHING
-            """, logger: logger)
-    }
-
     /// Applies the span transitions the batch implies; `only` limits the containers looked at (plus those with
     /// events), nil means all of them.
     private func recordTransitions(_ batch: Crowsnest_V1_SampleBatch, only: Set<String>?, tenantID: UUID, agentID: UUID,
@@ -285,41 +483,5 @@ public struct IngestWriter: Sendable {
                                                 on: connection, logger: logger)
             }
         }
-    }
-
-    /// PostgreSQL text cannot hold NUL: a health check printing one would make the batch fail forever and block
-    /// the agent's spool, so NUL bytes are dropped from the free-text fields.
-    static func withoutNulBytes(_ batch: Crowsnest_V1_SampleBatch) -> Crowsnest_V1_SampleBatch {
-        func clean(_ text: String) -> String { text.contains("\u{0}") ? String(text.unicodeScalars.filter { $0 != "\u{0}" }) : text }
-        var batch = batch
-        for index in batch.containers.indices where batch.containers[index].healthOutput.contains("\u{0}") {
-            batch.containers[index].healthOutput = clean(batch.containers[index].healthOutput)
-        }
-        for index in batch.events.indices where batch.events[index].detail.contains("\u{0}") {
-            batch.events[index].detail = clean(batch.events[index].detail)
-        }
-        return batch
-    }
-
-    /// The newest counters of each of the agent's containers in the day before `before`.
-    static func latestCounters(tenantID: UUID, agentID: UUID, before: Int64, on connection: PostgresConnection,
-                               logger: Logger) async throws -> [String: CounterSnapshot] {
-        let rows = try await connection.query("""
-            SELECT DISTINCT ON (name) name, (extract(epoch FROM ts) * 1000)::bigint, docker_id, cpu_usage_ns,
-                   net_rx_bytes, net_tx_bytes, block_read_bytes, block_write_bytes
-            FROM container_samples
-            WHERE tenant_id = \(tenantID) AND agent_id = \(agentID) AND cpu_usage_ns IS NOT NULL
-              AND ts < to_timestamp(\(Double(before) / 1000)) AND ts > to_timestamp(\(Double(before) / 1000)) - interval '1 day'
-            ORDER BY name, ts DESC
-            """, logger: logger)
-        var result: [String: CounterSnapshot] = [:]
-        for try await (name, ts, dockerID, cpu, rx, tx, read, write) in rows.decode(
-            (String, Int64, String, Int64, Int64?, Int64?, Int64?, Int64?).self) {
-            result[name] = CounterSnapshot(
-                tsMillis: ts, dockerID: dockerID, startedAtMillis: 0, cpuUsageNanos: UInt64(max(0, cpu)),
-                netRxBytes: UInt64(max(0, rx ?? 0)), netTxBytes: UInt64(max(0, tx ?? 0)),
-                blockReadBytes: UInt64(max(0, read ?? 0)), blockWriteBytes: UInt64(max(0, write ?? 0)))
-        }
-        return result
     }
 }

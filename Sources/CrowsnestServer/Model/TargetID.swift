@@ -1,3 +1,4 @@
+import CrowsnestWire
 import Foundation
 
 /// The opaque string id of a monitored target, as the API routes and status spans use it.
@@ -9,9 +10,15 @@ public enum TargetID: Hashable, Sendable, CustomStringConvertible {
     case container(agentID: UUID, name: String)
     case check(checkID: UUID)
 
-    /// Parses an id from a URL path; nil when it is not one of the three shapes.
+    /// Parses an id from a URL path; nil when it is not one of the three shapes. A NUL byte (which PostgreSQL
+    /// cannot hold, and at which UUID parsing would silently stop) or a container name longer than agents may
+    /// send is not an id.
     public init?(_ string: String) {
         let uuidLength = 36
+        guard !string.utf8.contains(0), string.utf8.count <= 2 + uuidLength + 1 + WireTextBounds.nameBytes else { return nil }
+        if string.hasPrefix("h-") || string.hasPrefix("k-") {
+            guard string.utf8.count == 2 + uuidLength else { return nil }
+        }
         if string.hasPrefix("h-") {
             guard let id = UUID(uuidString: String(string.dropFirst(2))) else { return nil }
             self = .host(agentID: id)

@@ -36,13 +36,14 @@ public struct AgentStore: Sendable {
     }
 
     /// Records a `Hello`: refreshes the host facts and `last_seen`; returns the agent or nil when unknown.
-    public func recordHello(tenantID: UUID, agentID: UUID, hello: Crowsnest_V1_Hello) async throws -> AgentRecord? {
+    public func recordHello(tenantID: UUID, agentID: UUID, hello: Crowsnest_V1_Hello,
+                            clockOffsetMillis: Int64? = nil) async throws -> AgentRecord? {
         let host = hello.host
         let rows = try await client.query("""
             UPDATE agents SET hostname = \(host.hostname), agent_version = \(hello.agentVersion), os = \(host.os),
                 kernel = \(host.kernel), architecture = \(host.architecture), cpu_count = \(Int32(clamping: host.cpuCount)),
                 memory_total_bytes = \(Int64(clamping: host.memoryTotalBytes)), docker_version = \(host.dockerVersion),
-                boot_id = \(hello.bootID), last_seen = now()
+                boot_id = \(hello.bootID), last_seen = now(), clock_offset_ms = \(clockOffsetMillis)
             WHERE tenant_id = \(tenantID) AND id = \(agentID)
             RETURNING hostname, committed_seq, revoked_at IS NOT NULL
             """, logger: logger)
@@ -69,14 +70,26 @@ public struct AgentStore: Sendable {
     /// and what the newly stored batches reported (batches its spool dropped, why containers are missing, interval).
     public static func recordCommitted(tenantID: UUID, agentID: UUID, seq: UInt64, spoolDroppedBatches: UInt64,
                                        containersUnavailableReason: String, intervalSeconds: UInt32,
+                                       truncatedValues: UInt64 = 0, duplicateSamples: UInt64 = 0,
+                                       deadLetteredBatches: UInt64 = 0,
                                        on connection: PostgresConnection, logger: Logger) async throws {
         try await connection.query("""
             UPDATE agents SET committed_seq = \(Int64(clamping: seq)), last_seen = now(),
                 spool_dropped_batches = spool_dropped_batches + \(Int64(clamping: spoolDroppedBatches)),
+                truncated_values = truncated_values + \(Int64(clamping: truncatedValues)),
+                duplicate_samples = duplicate_samples + \(Int64(clamping: duplicateSamples)),
+                dead_lettered_batches = dead_lettered_batches + \(Int64(clamping: deadLetteredBatches)),
                 containers_unavailable_reason = \(containersUnavailableReason),
-                interval_seconds = \(Int32(clamping: max(1, intervalSeconds)))
+                interval_seconds = \(Int32(clamping: min(3600, max(1, intervalSeconds))))
             WHERE tenant_id = \(tenantID) AND id = \(agentID)
             """, logger: logger)
+    }
+
+    /// Records the agent's clock minus the server's, as measured from a heartbeat.
+    public func recordClockOffset(tenantID: UUID, agentID: UUID, offsetMillis: Int64) async throws {
+        try await client.query(
+            "UPDATE agents SET clock_offset_ms = \(offsetMillis) WHERE tenant_id = \(tenantID) AND id = \(agentID)",
+            logger: logger)
     }
 
     /// The highest committed sequence of an agent (0 when none).

@@ -8,7 +8,9 @@ public enum ContainerStore {
     /// Upserts the given containers' identity and state as of the tick `tsMillis`.
     public static func upsert(_ samples: [Crowsnest_V1_ContainerSample], tsMillis: Int64, tenantID: UUID, agentID: UUID,
                               on connection: PostgresConnection, logger: Logger) async throws {
-        let samples = samples.filter { !$0.name.isEmpty }
+        // One row per name (the last sample wins): ON CONFLICT DO UPDATE cannot touch a row twice in one statement.
+        var seen = Set<String>()
+        let samples = samples.reversed().filter { !$0.name.isEmpty && seen.insert($0.name).inserted }.reversed() as [Crowsnest_V1_ContainerSample]
         let ts = Double(tsMillis) / 1000
         if !samples.isEmpty {
             let labels = try samples.map { sample -> String in

@@ -16,7 +16,7 @@ public enum HostLiveness: String, Sendable, Codable {
     /// (table alias `a`), so every reader uses the same rule and the same clock.
     static let sqlExpression = """
         CASE WHEN a.last_seen IS NULL THEN 'unknown'
-             WHEN a.last_seen > now() - make_interval(secs => greatest(3 * a.interval_seconds, 10)) THEN 'up'
+             WHEN a.last_seen > now() - make_interval(secs => greatest(3 * a.interval_seconds::float8, 10)) THEN 'up'
              ELSE 'down' END
         """
 }
@@ -37,6 +37,14 @@ public struct HostSummary: Sendable, Equatable {
     public var containersUnavailableReason: String?
     /// The agent's sampling interval in seconds.
     public var intervalSeconds: Int
+    /// The agent's clock minus the server's, in ms, from its last Hello or heartbeat; nil when not known.
+    public var clockOffsetMillis: Int64? = nil
+    /// Strings shortened (or labels dropped) to fit the wire bounds, in total.
+    public var truncatedValues: Int64 = 0
+    /// Samples skipped because one for the same container and time was already stored, in total.
+    public var duplicateSamples: Int64 = 0
+    /// Entries in the agent's ingest rejection log (`GET /api/v1/agents/{id}/rejections`).
+    public var ingestRejections: Int64 = 0
     /// Containers currently present on the host (not removed), by name.
     public var containers: [ContainerSummary]
 }
@@ -143,7 +151,9 @@ public struct InfrastructureQueries: Sendable {
     private func hostRows(tenantID: UUID, agentID: UUID?) async throws -> [HostSummary] {
         var query: PostgresQuery = """
             SELECT a.id, a.hostname, \(unescaped: HostLiveness.sqlExpression), a.last_seen, a.agent_version,
-                   a.containers_unavailable_reason, a.interval_seconds
+                   a.containers_unavailable_reason, a.interval_seconds, a.clock_offset_ms, a.truncated_values,
+                   a.duplicate_samples,
+                   (SELECT count(*) FROM ingest_rejections r WHERE r.tenant_id = a.tenant_id AND r.agent_id = a.id)
             FROM agents a
             WHERE a.tenant_id = \(tenantID)
             """
@@ -155,8 +165,8 @@ public struct InfrastructureQueries: Sendable {
         }
         let rows = try await self.database.query(query, logger: self.logger)
         var hosts: [HostSummary] = []
-        for try await (id, hostname, state, lastSeen, version, reason, interval) in rows.decode(
-            (UUID, String, String, Date?, String, String, Int32).self
+        for try await (id, hostname, state, lastSeen, version, reason, interval, offset, truncated, duplicates, rejections) in rows.decode(
+            (UUID, String, String, Date?, String, String, Int32, Int64?, Int64, Int64, Int64).self
         ) {
             hosts.append(
                 HostSummary(
@@ -167,6 +177,10 @@ public struct InfrastructureQueries: Sendable {
                     agentVersion: version,
                     containersUnavailableReason: reason.isEmpty ? nil : reason,
                     intervalSeconds: Int(interval),
+                    clockOffsetMillis: offset,
+                    truncatedValues: truncated,
+                    duplicateSamples: duplicates,
+                    ingestRejections: rejections,
                     containers: []
                 )
             )

@@ -26,6 +26,74 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+public nonisolated enum Crowsnest_V1_GoodbyeCode: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+
+  /// Not said (an older peer): treat as RETRY_LATER.
+  case unspecified // = 0
+
+  /// Another session of the same agent took over; this one must wait before reconnecting.
+  case takenOver // = 1
+
+  /// The agent's certificate was revoked: reconnecting cannot help.
+  case revoked // = 2
+
+  /// The server is stopping; reconnect (to another address) with backoff.
+  case shuttingDown // = 3
+
+  /// A transient failure (database unavailable): reconnect with backoff and resend.
+  case retryLater // = 4
+
+  /// The first unacknowledged batch could not be decoded; the agent counts the refusal against that record.
+  case malformedBatch // = 5
+
+  /// The peer broke the protocol (bad sequence, interval, unexpected frame).
+  case protocolError // = 6
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .takenOver
+    case 2: self = .revoked
+    case 3: self = .shuttingDown
+    case 4: self = .retryLater
+    case 5: self = .malformedBatch
+    case 6: self = .protocolError
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .takenOver: return 1
+    case .revoked: return 2
+    case .shuttingDown: return 3
+    case .retryLater: return 4
+    case .malformedBatch: return 5
+    case .protocolError: return 6
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Crowsnest_V1_GoodbyeCode] = [
+    .unspecified,
+    .takenOver,
+    .revoked,
+    .shuttingDown,
+    .retryLater,
+    .malformedBatch,
+    .protocolError,
+  ]
+
+}
+
 /// One unit on the wire: exactly one message per frame.
 public nonisolated struct Crowsnest_V1_Frame: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -122,6 +190,22 @@ public nonisolated struct Crowsnest_V1_Frame: Sendable {
     set {message = .enrollResponse(newValue)}
   }
 
+  public var renewRequest: Crowsnest_V1_RenewRequest {
+    get {
+      if case .renewRequest(let v)? = message {return v}
+      return Crowsnest_V1_RenewRequest()
+    }
+    set {message = .renewRequest(newValue)}
+  }
+
+  public var renewResponse: Crowsnest_V1_RenewResponse {
+    get {
+      if case .renewResponse(let v)? = message {return v}
+      return Crowsnest_V1_RenewResponse()
+    }
+    set {message = .renewResponse(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Message: Equatable, Sendable {
@@ -136,6 +220,8 @@ public nonisolated struct Crowsnest_V1_Frame: Sendable {
     case checkResults(Crowsnest_V1_CheckResultBatch)
     case enrollRequest(Crowsnest_V1_EnrollRequest)
     case enrollResponse(Crowsnest_V1_EnrollResponse)
+    case renewRequest(Crowsnest_V1_RenewRequest)
+    case renewResponse(Crowsnest_V1_RenewResponse)
 
   }
 
@@ -165,6 +251,9 @@ public nonisolated struct Crowsnest_V1_Hello: Sendable {
 
   /// Highest sequence the agent has seen acknowledged (0 = none).
   public var lastAckedSeq: UInt64 = 0
+
+  /// The agent's wall clock when it sent this, unix milliseconds (0 = not sent, an older agent).
+  public var agentTimeUnixMs: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -296,11 +385,44 @@ public nonisolated struct Crowsnest_V1_SampleBatch: Sendable {
   /// Why container figures are missing, when they are (e.g. Docker socket unreachable).
   public var containersUnavailableReason: String = String()
 
+  /// A sweep larger than the frame limit goes out as several batches (parts) with the same ts_unix_ms:
+  /// part is 1-based, part_count how many there are. 0 and 0 (an older agent) mean one part of one.
+  public var part: UInt32 = 0
+
+  public var partCount: UInt32 = 0
+
+  /// Containers Docker listed that this sweep has no sample of, and why (listed in the sweep's last part).
+  public var missing: [Crowsnest_V1_MissingContainer] = []
+
+  /// Strings the agent shortened (or labels it dropped) to fit the bounds, in this batch.
+  public var truncatedValues: UInt64 = 0
+
+  /// Spooled batches the agent set aside (dead-letter file) after the server refused to decode them three
+  /// times, since it last reported.
+  public var deadLetteredBatches: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _host: Crowsnest_V1_HostSample? = nil
+}
+
+/// A container known to exist that a sweep could not sample.
+public nonisolated struct Crowsnest_V1_MissingContainer: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var dockerID: String = String()
+
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// Host figures at one tick; counters are raw cumulative values.
@@ -690,12 +812,15 @@ public nonisolated struct Crowsnest_V1_Heartbeat: Sendable {
   public init() {}
 }
 
+/// Either side ends the session; `code` tells the other side what to do next.
 public nonisolated struct Crowsnest_V1_Goodbye: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var reason: String = String()
+
+  public var code: Crowsnest_V1_GoodbyeCode = .unspecified
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -808,13 +933,45 @@ public nonisolated struct Crowsnest_V1_EnrollResponse: Sendable {
   public init() {}
 }
 
+/// An established agent asks for a new certificate for the same identity (sent over the live session).
+public nonisolated struct Crowsnest_V1_RenewRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// PKCS#10 certificate signing request, PEM, for a new key.
+  public var csrPem: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Crowsnest_V1_RenewResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var certificatePem: String = String()
+
+  public var caCertificatePem: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "crowsnest.v1"
 
+nonisolated extension Crowsnest_V1_GoodbyeCode: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0GOODBYE_CODE_UNSPECIFIED\0\u{1}GOODBYE_CODE_TAKEN_OVER\0\u{1}GOODBYE_CODE_REVOKED\0\u{1}GOODBYE_CODE_SHUTTING_DOWN\0\u{1}GOODBYE_CODE_RETRY_LATER\0\u{1}GOODBYE_CODE_MALFORMED_BATCH\0\u{1}GOODBYE_CODE_PROTOCOL_ERROR\0")
+}
+
 nonisolated extension Crowsnest_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Frame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}welcome\0\u{1}reject\0\u{1}batch\0\u{1}ack\0\u{1}heartbeat\0\u{1}goodbye\0\u{1}assign\0\u{3}check_results\0\u{3}enroll_request\0\u{3}enroll_response\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}welcome\0\u{1}reject\0\u{1}batch\0\u{1}ack\0\u{1}heartbeat\0\u{1}goodbye\0\u{1}assign\0\u{3}check_results\0\u{3}enroll_request\0\u{3}enroll_response\0\u{3}renew_request\0\u{3}renew_response\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -965,6 +1122,32 @@ nonisolated extension Crowsnest_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._
           self.message = .enrollResponse(v)
         }
       }()
+      case 12: try {
+        var v: Crowsnest_V1_RenewRequest?
+        var hadOneofValue = false
+        if let current = self.message {
+          hadOneofValue = true
+          if case .renewRequest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.message = .renewRequest(v)
+        }
+      }()
+      case 13: try {
+        var v: Crowsnest_V1_RenewResponse?
+        var hadOneofValue = false
+        if let current = self.message {
+          hadOneofValue = true
+          if case .renewResponse(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.message = .renewResponse(v)
+        }
+      }()
       default: break
       }
     }
@@ -1020,6 +1203,14 @@ nonisolated extension Crowsnest_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._
       guard case .enrollResponse(let v)? = self.message else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
     }()
+    case .renewRequest?: try {
+      guard case .renewRequest(let v)? = self.message else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .renewResponse?: try {
+      guard case .renewResponse(let v)? = self.message else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1034,7 +1225,7 @@ nonisolated extension Crowsnest_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Crowsnest_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}agent_version\0\u{1}host\0\u{3}boot_id\0\u{3}last_acked_seq\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}agent_version\0\u{1}host\0\u{3}boot_id\0\u{3}last_acked_seq\0\u{3}agent_time_unix_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1047,6 +1238,7 @@ nonisolated extension Crowsnest_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._
       case 3: try { try decoder.decodeSingularMessageField(value: &self._host) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.bootID) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.lastAckedSeq) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.agentTimeUnixMs) }()
       default: break
       }
     }
@@ -1072,6 +1264,9 @@ nonisolated extension Crowsnest_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._
     if self.lastAckedSeq != 0 {
       try visitor.visitSingularUInt64Field(value: self.lastAckedSeq, fieldNumber: 5)
     }
+    if self.agentTimeUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.agentTimeUnixMs, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1081,6 +1276,7 @@ nonisolated extension Crowsnest_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs._host != rhs._host {return false}
     if lhs.bootID != rhs.bootID {return false}
     if lhs.lastAckedSeq != rhs.lastAckedSeq {return false}
+    if lhs.agentTimeUnixMs != rhs.agentTimeUnixMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1277,7 +1473,7 @@ nonisolated extension Crowsnest_V1_Reject: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Crowsnest_V1_SampleBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SampleBatch"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}ts_unix_ms\0\u{3}interval_seconds\0\u{1}host\0\u{1}containers\0\u{1}events\0\u{3}spool_dropped_batches\0\u{3}containers_unavailable_reason\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}ts_unix_ms\0\u{3}interval_seconds\0\u{1}host\0\u{1}containers\0\u{1}events\0\u{3}spool_dropped_batches\0\u{3}containers_unavailable_reason\0\u{1}part\0\u{3}part_count\0\u{1}missing\0\u{3}truncated_values\0\u{3}dead_lettered_batches\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1293,6 +1489,11 @@ nonisolated extension Crowsnest_V1_SampleBatch: SwiftProtobuf.Message, SwiftProt
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.events) }()
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.spoolDroppedBatches) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.containersUnavailableReason) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.part) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.partCount) }()
+      case 11: try { try decoder.decodeRepeatedMessageField(value: &self.missing) }()
+      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.truncatedValues) }()
+      case 13: try { try decoder.decodeSingularUInt64Field(value: &self.deadLetteredBatches) }()
       default: break
       }
     }
@@ -1327,6 +1528,21 @@ nonisolated extension Crowsnest_V1_SampleBatch: SwiftProtobuf.Message, SwiftProt
     if !self.containersUnavailableReason.isEmpty {
       try visitor.visitSingularStringField(value: self.containersUnavailableReason, fieldNumber: 8)
     }
+    if self.part != 0 {
+      try visitor.visitSingularUInt32Field(value: self.part, fieldNumber: 9)
+    }
+    if self.partCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partCount, fieldNumber: 10)
+    }
+    if !self.missing.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.missing, fieldNumber: 11)
+    }
+    if self.truncatedValues != 0 {
+      try visitor.visitSingularUInt64Field(value: self.truncatedValues, fieldNumber: 12)
+    }
+    if self.deadLetteredBatches != 0 {
+      try visitor.visitSingularUInt64Field(value: self.deadLetteredBatches, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1339,6 +1555,51 @@ nonisolated extension Crowsnest_V1_SampleBatch: SwiftProtobuf.Message, SwiftProt
     if lhs.events != rhs.events {return false}
     if lhs.spoolDroppedBatches != rhs.spoolDroppedBatches {return false}
     if lhs.containersUnavailableReason != rhs.containersUnavailableReason {return false}
+    if lhs.part != rhs.part {return false}
+    if lhs.partCount != rhs.partCount {return false}
+    if lhs.missing != rhs.missing {return false}
+    if lhs.truncatedValues != rhs.truncatedValues {return false}
+    if lhs.deadLetteredBatches != rhs.deadLetteredBatches {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Crowsnest_V1_MissingContainer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MissingContainer"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}docker_id\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.dockerID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.dockerID.isEmpty {
+      try visitor.visitSingularStringField(value: self.dockerID, fieldNumber: 2)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Crowsnest_V1_MissingContainer, rhs: Crowsnest_V1_MissingContainer) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.dockerID != rhs.dockerID {return false}
+    if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2061,7 +2322,7 @@ nonisolated extension Crowsnest_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Crowsnest_V1_Goodbye: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Goodbye"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}reason\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}reason\0\u{1}code\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2070,6 +2331,7 @@ nonisolated extension Crowsnest_V1_Goodbye: SwiftProtobuf.Message, SwiftProtobuf
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.code) }()
       default: break
       }
     }
@@ -2079,11 +2341,15 @@ nonisolated extension Crowsnest_V1_Goodbye: SwiftProtobuf.Message, SwiftProtobuf
     if !self.reason.isEmpty {
       try visitor.visitSingularStringField(value: self.reason, fieldNumber: 1)
     }
+    if self.code != .unspecified {
+      try visitor.visitSingularEnumField(value: self.code, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Crowsnest_V1_Goodbye, rhs: Crowsnest_V1_Goodbye) -> Bool {
     if lhs.reason != rhs.reason {return false}
+    if lhs.code != rhs.code {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2321,6 +2587,71 @@ nonisolated extension Crowsnest_V1_EnrollResponse: SwiftProtobuf.Message, SwiftP
   public static func ==(lhs: Crowsnest_V1_EnrollResponse, rhs: Crowsnest_V1_EnrollResponse) -> Bool {
     if lhs.agentID != rhs.agentID {return false}
     if lhs.tenantID != rhs.tenantID {return false}
+    if lhs.certificatePem != rhs.certificatePem {return false}
+    if lhs.caCertificatePem != rhs.caCertificatePem {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Crowsnest_V1_RenewRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RenewRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}csr_pem\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.csrPem) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.csrPem.isEmpty {
+      try visitor.visitSingularStringField(value: self.csrPem, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Crowsnest_V1_RenewRequest, rhs: Crowsnest_V1_RenewRequest) -> Bool {
+    if lhs.csrPem != rhs.csrPem {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Crowsnest_V1_RenewResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RenewResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}certificate_pem\0\u{3}ca_certificate_pem\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.certificatePem) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.caCertificatePem) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.certificatePem.isEmpty {
+      try visitor.visitSingularStringField(value: self.certificatePem, fieldNumber: 1)
+    }
+    if !self.caCertificatePem.isEmpty {
+      try visitor.visitSingularStringField(value: self.caCertificatePem, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Crowsnest_V1_RenewResponse, rhs: Crowsnest_V1_RenewResponse) -> Bool {
     if lhs.certificatePem != rhs.certificatePem {return false}
     if lhs.caCertificatePem != rhs.caCertificatePem {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}

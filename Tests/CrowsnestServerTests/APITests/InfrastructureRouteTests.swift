@@ -56,9 +56,12 @@ final class InfrastructureRouteTests: XCTestCase {
             let host = hosts[0]
             XCTAssertEqual(
                 Set(host.keys),
-                ["id", "hostname", "state", "last_seen", "agent_version", "containers_unavailable_reason", "containers"]
+                ["id", "hostname", "state", "last_seen", "agent_version", "containers_unavailable_reason", "containers",
+                 "clock_offset_ms", "truncated_values", "duplicate_samples", "ingest_rejections"]
             )
             XCTAssertEqual(host["agent_version"] as? String, "0.9.1")
+            XCTAssertTrue(host["clock_offset_ms"] is NSNull, "no Hello or heartbeat yet: the offset is not known")
+            XCTAssertEqual(host["ingest_rejections"] as? Int, 0)
             XCTAssertEqual(host["containers_unavailable_reason"] as? String, "permission denied on /var/run/docker.sock")
 
             let containers = try XCTUnwrap(host["containers"] as? [[String: Any]])

@@ -34,7 +34,7 @@ struct GatewayHarness: Sendable {
         let partitions = PartitionStore(client: client, logger: logger)
         var sessions = AgentSessionHandler(
             agents: AgentStore(client: client, logger: logger),
-            ingest: IngestWriter(client: client, partitions: partitions, logger: logger),
+            ingest: IngestWriter(client: client, partitions: partitions, logger: logger, timeWindow: IngestFixtures.timeWindow),
             enrollment: AgentEnrollment(client: client, authority: ca, logger: logger),
             logger: logger)
         sessions.storageTimeout = storageTimeout

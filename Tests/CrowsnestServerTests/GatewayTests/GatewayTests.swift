@@ -357,6 +357,121 @@ final class GatewayTests: XCTestCase {
                 return XCTFail("expected goodbye, got \(first)")
             }
             XCTAssertTrue(goodbye.reason.contains("exceeds the limit of \(FrameLimits.established) bytes"), goodbye.reason)
+            XCTAssertEqual(goodbye.code, .malformedBatch, "the agent counts it against its oldest unacknowledged batch")
+        }
+    }
+
+    // MARK: Poison never wedges
+
+    /// Each kind of poison batch is acknowledged (so the agent moves on), what could be stored is stored, what
+    /// was refused is in the rejection log, and the next good batch is stored as usual.
+    func testPoisonBatchesAreAcknowledgedRecordedAndTheStreamMovesOn() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let agent = try await gateway.enrolledAgent(tenantID: tenantID)
+            try await gateway.connect(tls: agent.tls) { wire in
+                guard try await establish(&wire) != nil else { return }
+                let t0: Int64 = 1_710_072_000_000
+                // 1: a NUL byte in a label, a name and health output.
+                var nul = IngestFixtures.container("n\u{0}ul")
+                nul.labels = ["a\u{0}b": "c\u{0}d"]
+                nul.healthOutput = "x\u{0}y"
+                // 2: three years ahead of the server's clock.
+                // 3: the same tick as batch 1 (a clock stepped back).
+                // 4: a name far over the bound.
+                let frames: [Crowsnest_V1_Frame] = [
+                    .with(.batch(IngestFixtures.batch(seq: 1, tsMillis: t0, containers: [nul, IngestFixtures.container("web")]))),
+                    .with(.batch(IngestFixtures.batch(seq: 2, tsMillis: t0 + 3 * 365 * 86_400_000, containers: [IngestFixtures.container("web")]))),
+                    .with(.batch(IngestFixtures.batch(seq: 3, tsMillis: t0, containers: [IngestFixtures.container("web")]))),
+                    .with(.batch(IngestFixtures.batch(seq: 4, tsMillis: t0 + 30_000,
+                                                      containers: [IngestFixtures.container(String(repeating: "x", count: 5_000)),
+                                                                   IngestFixtures.container("web")]))),
+                ]
+                for frame in frames { try await wire.send(frame) }
+                var acked: [UInt64] = []
+                while acked.count < frames.count {
+                    guard case .success(let frame) = await wire.nextOrEnd(), case .ack(let ack) = frame.message else {
+                        return XCTFail("expected \(frames.count) acks, got \(acked)")
+                    }
+                    acked.append(ack.seq)
+                }
+                XCTAssertEqual(acked, [1, 2, 3, 4])
+                let web = try await count(gateway.client, "SELECT count(*) FROM container_samples WHERE name = 'web'")
+                XCTAssertEqual(web, 2, "ticks t0 and t0 + 30 s; the repeated t0 is skipped, the far-future one refused")
+                let nulRows = try await count(gateway.client, "SELECT count(*) FROM containers WHERE name = 'nul' AND labels = '{\"ab\": \"cd\"}'::jsonb")
+                XCTAssertEqual(nulRows, 1)
+                let longName = try await count(gateway.client, "SELECT count(*) FROM containers WHERE octet_length(name) = \(WireTextBounds.nameBytes)")
+                XCTAssertEqual(longName, 1)
+                let rejected = try await count(gateway.client, "SELECT count(*) FROM ingest_rejections WHERE agent_id = \(agent.agentID) AND batch_seq = 2")
+                XCTAssertEqual(rejected, 1)
+                let duplicates = try await count(gateway.client, "SELECT duplicate_samples FROM agents WHERE id = \(agent.agentID)")
+                XCTAssertEqual(duplicates, 1)
+                let committed = try await count(gateway.client, "SELECT committed_seq FROM agents WHERE id = \(agent.agentID)")
+                XCTAssertEqual(committed, 4)
+            }
+        }
+    }
+
+    func testAnUndecodableFrameGetsMalformedBatchAndBadSequencesOrIntervalsAProtocolError() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let agent = try await gateway.enrolledAgent(tenantID: tenantID)
+            // Bytes that are not a protobuf Frame (a field with wire type 7 does not exist).
+            let garbage: [UInt8] = [0, 0, 0, 3, 0xFF, 0xFF, 0xFF]
+            let undecodable = try await gateway.connect(tls: agent.tls) { wire -> Crowsnest_V1_Goodbye? in
+                guard try await establish(&wire) != nil else { return nil }
+                try await wire.send(raw: garbage)
+                guard case .success(let frame) = await wire.nextOrEnd(), case .goodbye(let goodbye) = frame.message else { return nil }
+                return goodbye
+            }
+            XCTAssertEqual(undecodable?.code, .malformedBatch)
+
+            var tooHigh = IngestFixtures.batch(seq: UInt64(Int64.max) + 1, tsMillis: 1_710_072_000_000)
+            tooHigh.intervalSeconds = 30
+            var badInterval = IngestFixtures.batch(seq: 1, tsMillis: 1_710_072_000_000)
+            badInterval.intervalSeconds = 3_601
+            for (batch, expected) in [(tooHigh, "above the largest allowed"), (badInterval, "outside 1–3600 s")] {
+                let goodbye = try await gateway.connect(tls: agent.tls) { wire -> Crowsnest_V1_Goodbye? in
+                    guard try await establish(&wire) != nil else { return nil }
+                    try await wire.send(.with(.batch(batch)))
+                    guard case .success(let frame) = await wire.nextOrEnd(), case .goodbye(let goodbye) = frame.message else { return nil }
+                    return goodbye
+                }
+                XCTAssertEqual(goodbye?.code, .protocolError)
+                XCTAssertTrue(goodbye?.reason.contains(expected) ?? false, "\(String(describing: goodbye))")
+            }
+            let committed = try await count(gateway.client, "SELECT committed_seq FROM agents WHERE id = \(agent.agentID)")
+            XCTAssertEqual(committed, 0)
+        }
+    }
+
+    func testTheAgentsClockOffsetIsRecordedFromHelloAndHeartbeats() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let agent = try await gateway.enrolledAgent(tenantID: tenantID)
+            try await gateway.connect(tls: agent.tls) { wire in
+                var hello = GatewayHarness.hello()
+                if case .hello(var message) = hello.message {
+                    message.agentTimeUnixMs = Int64(Date().timeIntervalSince1970 * 1000) - 5_000
+                    hello = .with(.hello(message))
+                }
+                try await wire.send(hello)
+                guard case .success(let frame) = await wire.nextOrEnd(), case .welcome = frame.message else { return XCTFail("no welcome") }
+                let behind = try await count(gateway.client, "SELECT clock_offset_ms FROM agents WHERE id = \(agent.agentID)")
+                XCTAssertTrue((-6_000 ... -4_000).contains(behind), "\(behind)")
+                var heartbeat = Crowsnest_V1_Heartbeat()
+                heartbeat.sentUnixMs = Int64(Date().timeIntervalSince1970 * 1000) + 60_000
+                try await wire.send(.with(.heartbeat(heartbeat)))
+                guard case .success(let beat) = await wire.nextOrEnd(), case .heartbeat = beat.message else { return XCTFail("no heartbeat") }
+                // The update runs after the answer: give it a moment.
+                var ahead: Int64 = 0
+                for _ in 0..<50 {
+                    ahead = try await count(gateway.client, "SELECT clock_offset_ms FROM agents WHERE id = \(agent.agentID)")
+                    if ahead > 0 { break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                XCTAssertTrue((59_000 ... 61_000).contains(ahead), "\(ahead)")
+            }
         }
     }
 

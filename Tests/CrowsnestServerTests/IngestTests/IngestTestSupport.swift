@@ -14,6 +14,11 @@ enum IngestFixtures {
         return logger
     }()
 
+    /// The server clock the ingest tests run at: an hour after the fixtures' batch times (March 2024), so those
+    /// batches are inside the accepted time window.
+    static let serverNowMillis: Int64 = 1_710_072_000_000 + 3_600_000
+    static let timeWindow = IngestTimeWindow(now: { serverNowMillis })
+
     /// Inserts a tenant and an agent row; returns their ids.
     static func seedAgent(_ client: PostgresClient, tenantName: String = "acme") async throws -> (tenantID: UUID, agentID: UUID) {
         let tenantID = UUID()
@@ -28,7 +33,8 @@ enum IngestFixtures {
     static func withWriter(_ body: (PostgresClient, IngestWriter, _ tenantID: UUID, _ agentID: UUID) async throws -> Void) async throws {
         try await TestPostgres.withTestDatabase { client in
             let (tenantID, agentID) = try await seedAgent(client)
-            let writer = IngestWriter(client: client, partitions: PartitionStore(client: client, logger: logger), logger: logger)
+            let writer = IngestWriter(client: client, partitions: PartitionStore(client: client, logger: logger), logger: logger,
+                                      timeWindow: timeWindow)
             try await body(client, writer, tenantID, agentID)
         }
     }

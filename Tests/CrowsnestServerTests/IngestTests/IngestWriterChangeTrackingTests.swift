@@ -21,7 +21,8 @@ final class IngestWriterChangeTrackingTests: XCTestCase {
     func testUnchangedContainersAreNotRewrittenAndChangedOnesAre() async throws {
         try await TestPostgres.withTestDatabase { client in
             let (tenantID, agentID) = try await IngestFixtures.seedAgent(client)
-            let writer = IngestWriter(client: client, partitions: PartitionStore(client: client, logger: logger), logger: logger)
+            let writer = IngestWriter(client: client, partitions: PartitionStore(client: client, logger: logger), logger: logger,
+                                      timeWindow: IngestFixtures.timeWindow)
             var memory = CounterMemory()
             let web = IngestFixtures.container("web", cpuNanos: 1_000)
             let db = IngestFixtures.container("db", cpuNanos: 2_000)

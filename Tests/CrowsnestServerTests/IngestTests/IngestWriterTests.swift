@@ -231,10 +231,10 @@ final class IngestWriterTests: XCTestCase {
         }
     }
 
-    func testPartitionsAreCreatedForTheBatchDayEvenFarInThePast() async throws {
+    func testPartitionsAreCreatedForTheBatchDayAnywhereInTheRetention() async throws {
         try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
             var memory = CounterMemory()
-            let old: Int64 = 1_577_836_800_500  // 2020-01-01 00:00:00.5 UTC
+            let old: Int64 = 1_708_387_200_500  // 2024-02-20 00:00:00.5 UTC, 19 days before the fixtures' server clock
             for (seq, ts) in [(UInt64(1), old), (2, t0)] {
                 let outcome = try await writer.write(
                     IngestFixtures.batch(seq: seq, tsMillis: ts, containers: [IngestFixtures.container("web")], host: IngestFixtures.host()),
@@ -249,8 +249,8 @@ final class IngestWriterTests: XCTestCase {
             var placed: [String] = []
             for try await (partition, ts) in rows.decode((String, Int64).self) { placed.append("\(partition) \(ts)") }
             XCTAssertEqual(placed, [
-                "container_samples_20200101 \(old)", "container_samples_20240310 \(t0)",
-                "host_samples_20200101 \(old)", "host_samples_20240310 \(t0)",
+                "container_samples_20240220 \(old)", "container_samples_20240310 \(t0)",
+                "host_samples_20240220 \(old)", "host_samples_20240310 \(t0)",
             ])
         }
     }

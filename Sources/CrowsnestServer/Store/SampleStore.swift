@@ -1,0 +1,140 @@
+import CrowsnestWire
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// SQL for the time-series tables `container_samples` and `host_samples`: writing a tick's rows and reading back
+/// the newest counters that rates continue from.
+public enum SampleStore {
+    /// The `container_samples` columns that COPY rows carry, in order (`IngestRows` builds rows in this order).
+    public static let containerSampleColumns = [
+        "tenant_id", "agent_id", "name", "ts", "docker_id", "state", "cpu_usage_ns", "cpu_throttled_periods",
+        "cpu_throttled_ns", "memory_usage_bytes", "memory_working_set_bytes", "memory_limit_bytes", "net_rx_bytes",
+        "net_tx_bytes", "net_rx_packets", "net_tx_packets", "net_rx_errors", "net_tx_errors", "net_rx_dropped",
+        "net_tx_dropped", "block_read_bytes", "block_write_bytes", "block_read_ops", "block_write_ops", "pids",
+        "cpu_percent", "net_rx_bytes_per_second", "net_tx_bytes_per_second", "block_read_bytes_per_second",
+        "block_write_bytes_per_second",
+    ]
+
+    /// Inside the caller's transaction: COPYs `rows` (COPY text, `containerSampleColumns`) into `container_samples`
+    /// and returns how many rows were skipped because a row for the same container and time already existed
+    /// (a clock stepped back, a cloned VM, a replay the sequence check could not see).
+    ///
+    /// The common path is one plain COPY inside a savepoint. Only when it hits a duplicate does the same data go
+    /// again through a temporary table and `INSERT … ON CONFLICT DO NOTHING`, which is slower but keeps every row
+    /// that is new.
+    public static func copyContainerSamples(_ rows: ByteBuffer, rowCount: Int, on connection: PostgresConnection,
+                                            logger: Logger) async throws -> Int {
+        guard rows.readableBytes > 0 else { return 0 }
+        let columns = containerSampleColumns
+        try await connection.query("SAVEPOINT container_samples_copy", logger: logger)
+        do {
+            try await connection.copyFrom(table: "container_samples", columns: columns, logger: logger) { writer in
+                try await writer.write(rows)
+            }
+            return 0
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+            try await connection.query("ROLLBACK TO SAVEPOINT container_samples_copy", logger: logger)
+        }
+        // Session-local table; ON COMMIT DELETE ROWS empties it for the next transaction on this connection.
+        try await connection.query("""
+            CREATE TEMP TABLE IF NOT EXISTS container_samples_incoming
+                (LIKE container_samples INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+            """, logger: logger)
+        try await connection.query("DELETE FROM container_samples_incoming", logger: logger)
+        try await connection.copyFrom(table: "container_samples_incoming", columns: columns, logger: logger) { writer in
+            try await writer.write(rows)
+        }
+        let list = columns.joined(separator: ", ")
+        let inserted = try await connection.query(PostgresQuery(unsafeSQL: """
+            WITH inserted AS (
+                INSERT INTO container_samples (\(list)) SELECT \(list) FROM container_samples_incoming
+                ON CONFLICT DO NOTHING RETURNING 1
+            ) SELECT count(*) FROM inserted
+            """), logger: logger)
+        var stored: Int64 = 0
+        for try await count in inserted.decode(Int64.self) { stored = count }
+        try await connection.query("DELETE FROM container_samples_incoming", logger: logger)
+        return max(0, rowCount - Int(stored))
+    }
+
+    /// Inside the caller's transaction: one host row; returns false when a row for that time already existed.
+    public static func insertHostSample(_ host: Crowsnest_V1_HostSample, tsMillis: Int64, rates: CounterRates,
+                                        tenantID: UUID, agentID: UUID, on connection: PostgresConnection,
+                                        logger: Logger) async throws -> Bool {
+        let filesystems = host.filesystems.map {
+            ["mountpoint": $0.mountpoint, "device": $0.device, "fstype": $0.fstype, "size_bytes": $0.sizeBytes,
+             "free_bytes": $0.freeBytes, "available_bytes": $0.availableBytes] as [String: Any]
+        }
+        let fsJSON = String(decoding: try JSONSerialization.data(withJSONObject: filesystems, options: [.sortedKeys]), as: UTF8.self)
+        let rx = host.interfaces.reduce(UInt64(0)) { $0 &+ $1.rxBytes }
+        let tx = host.interfaces.reduce(UInt64(0)) { $0 &+ $1.txBytes }
+        let rows = try await connection.query("""
+            INSERT INTO host_samples (tenant_id, agent_id, ts, cpu_total_ns, cpu_idle_ns, cpu_iowait_ns, cpu_count, load1, load5,
+                load15, memory_total_bytes, memory_available_bytes, swap_total_bytes, swap_free_bytes, net_rx_bytes,
+                net_tx_bytes, uptime_seconds, filesystems, cpu_percent, net_rx_bytes_per_second, net_tx_bytes_per_second)
+            VALUES (\(tenantID), \(agentID), 'epoch'::timestamptz + \(tsMillis) * interval '1 millisecond',
+                \(Int64(clamping: host.cpuTotalNs)), \(Int64(clamping: host.cpuIdleNs)), \(Int64(clamping: host.cpuIowaitNs)),
+                \(Int32(clamping: host.cpuCount)), \(host.load1), \(host.load5), \(host.load15),
+                \(Int64(clamping: host.memoryTotalBytes)), \(Int64(clamping: host.memoryAvailableBytes)),
+                \(Int64(clamping: host.swapTotalBytes)), \(Int64(clamping: host.swapFreeBytes)),
+                \(Int64(clamping: rx)), \(Int64(clamping: tx)), \(Int64(clamping: host.uptimeSeconds)), \(fsJSON)::jsonb,
+                \(rates.cpuPercent), \(rates.netRxBytesPerSecond), \(rates.netTxBytesPerSecond))
+            ON CONFLICT (tenant_id, agent_id, ts) DO NOTHING
+            RETURNING 1
+            """, logger: logger)
+        for try await _ in rows.decode(Int.self) { return true }
+        return false
+    }
+
+    /// The newest counters of each of the agent's containers in the day before `before` (unix ms).
+    public static func latestContainerCounters(tenantID: UUID, agentID: UUID, before: Int64, on connection: PostgresConnection,
+                                               logger: Logger) async throws -> [String: CounterSnapshot] {
+        let rows = try await connection.query("""
+            SELECT DISTINCT ON (name) name, (extract(epoch FROM ts) * 1000)::bigint, docker_id, cpu_usage_ns,
+                   net_rx_bytes, net_tx_bytes, block_read_bytes, block_write_bytes
+            FROM container_samples
+            WHERE tenant_id = \(tenantID) AND agent_id = \(agentID) AND cpu_usage_ns IS NOT NULL
+              AND ts < to_timestamp(\(Double(before) / 1000)) AND ts > to_timestamp(\(Double(before) / 1000)) - interval '1 day'
+            ORDER BY name, ts DESC
+            """, logger: logger)
+        var result: [String: CounterSnapshot] = [:]
+        for try await (name, ts, dockerID, cpu, rx, tx, read, write) in rows.decode(
+            (String, Int64, String, Int64, Int64?, Int64?, Int64?, Int64?).self) {
+            result[name] = CounterSnapshot(
+                tsMillis: ts, dockerID: dockerID, startedAtMillis: 0, cpuUsageNanos: UInt64(max(0, cpu)),
+                netRxBytes: UInt64(max(0, rx ?? 0)), netTxBytes: UInt64(max(0, tx ?? 0)),
+                blockReadBytes: UInt64(max(0, read ?? 0)), blockWriteBytes: UInt64(max(0, write ?? 0)))
+        }
+        return result
+    }
+
+    /// The newest host counters of the agent in the hour before `before` (unix ms), as a snapshot for
+    /// `CounterSnapshot.host`; nil when there is none.
+    public static func latestHostCounters(tenantID: UUID, agentID: UUID, before: Int64, on connection: PostgresConnection,
+                                          logger: Logger) async throws -> CounterSnapshot? {
+        let rows = try await connection.query("""
+            SELECT (extract(epoch FROM ts) * 1000)::bigint, cpu_total_ns, cpu_idle_ns, cpu_iowait_ns, net_rx_bytes,
+                   net_tx_bytes, uptime_seconds
+            FROM host_samples
+            WHERE tenant_id = \(tenantID) AND agent_id = \(agentID)
+              AND ts < to_timestamp(\(Double(before) / 1000)) AND ts > to_timestamp(\(Double(before) / 1000)) - interval '1 hour'
+            ORDER BY ts DESC LIMIT 1
+            """, logger: logger)
+        for try await (ts, total, idle, iowait, rx, tx, uptime) in rows.decode(
+            (Int64, Int64?, Int64?, Int64?, Int64?, Int64?, Int64?).self) {
+            var host = Crowsnest_V1_HostSample()
+            host.cpuTotalNs = UInt64(max(0, total ?? 0))
+            host.cpuIdleNs = UInt64(max(0, idle ?? 0))
+            host.cpuIowaitNs = UInt64(max(0, iowait ?? 0))
+            host.uptimeSeconds = UInt64(max(0, uptime ?? 0))
+            var interface = Crowsnest_V1_NetInterface()
+            interface.rxBytes = UInt64(max(0, rx ?? 0))
+            interface.txBytes = UInt64(max(0, tx ?? 0))
+            host.interfaces = [interface]
+            return CounterSnapshot.host(host, tsMillis: ts)
+        }
+        return nil
+    }
+}

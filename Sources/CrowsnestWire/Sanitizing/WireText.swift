@@ -1,0 +1,99 @@
+import Crypto
+
+/// The bounds on every string a batch carries, in UTF-8 bytes. The agent applies them before encoding and the
+/// server again after decoding, so nothing a container says (names, labels, health output) can make a batch too
+/// big to store or a row too wide to index. Values over a bound are truncated and counted, never refused.
+public enum WireTextBounds {
+    /// Container names, interface names, mount points, devices: anything that identifies a target or a row.
+    public static let nameBytes = 200
+    public static let imageBytes = 512
+    /// Docker ids, states, health words, actions, file-system types, versions.
+    public static let tokenBytes = 128
+    public static let labelKeyBytes = 256
+    public static let labelValueBytes = 1_024
+    /// Labels kept per container (in key order) and their total size (keys plus values).
+    public static let labelCount = 64
+    public static let labelTotalBytes = 16 * 1_024
+    public static let healthOutputBytes = 4_096
+    /// Event details, reasons, host facts such as the OS name.
+    public static let textBytes = 1_024
+    /// Containers listed as missing from a sweep.
+    public static let missingContainers = 10_000
+}
+
+/// Cleans one string for the wire and the database: NUL removed (PostgreSQL text cannot hold it) and the
+/// result bounded in UTF-8 bytes, cut on a character boundary. Swift strings are valid Unicode already; bytes
+/// that were not valid UTF-8 became U+FFFD where they were turned into strings.
+public struct WireTextCleaner: Sendable {
+    /// How many values were shortened (or dropped, for labels over the count) so far.
+    public private(set) var truncated: UInt64 = 0
+
+    public init() {}
+
+    /// A free-text value: NUL removed, cut to `maxBytes`.
+    public mutating func text(_ value: String, maxBytes: Int) -> String {
+        let clean = Self.withoutNul(value)
+        guard clean.utf8.count > maxBytes else { return clean }
+        truncated &+= 1
+        return Self.prefix(clean, maxBytes: maxBytes)
+    }
+
+    /// An identifying value: like `text`, but a shortened one ends in `~` and the first 8 hex digits of the
+    /// SHA-256 of the whole original, so two long names that share a prefix stay two targets.
+    public mutating func name(_ value: String, maxBytes: Int = WireTextBounds.nameBytes) -> String {
+        let clean = Self.withoutNul(value)
+        guard clean.utf8.count > maxBytes else { return clean }
+        truncated &+= 1
+        let digest = SHA256.hash(data: Array(value.utf8))
+        let suffix = "~" + digest.prefix(4).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+        return Self.prefix(clean, maxBytes: maxBytes - suffix.utf8.count) + suffix
+    }
+
+    /// Labels bounded in count, key and value size and total size; keys keep their order, the rest is dropped
+    /// (and counted). Keys are shortened like names so distinct keys stay distinct.
+    public mutating func labels(_ labels: [String: String]) -> [String: String] {
+        var result: [String: String] = [:]
+        var total = 0
+        for key in labels.keys.sorted() {
+            let cleanKey = name(key, maxBytes: WireTextBounds.labelKeyBytes)
+            let cleanValue = text(labels[key] ?? "", maxBytes: WireTextBounds.labelValueBytes)
+            let size = cleanKey.utf8.count + cleanValue.utf8.count
+            guard !cleanKey.isEmpty, result[cleanKey] == nil, result.count < WireTextBounds.labelCount,
+                  total + size <= WireTextBounds.labelTotalBytes else {
+                truncated &+= 1
+                continue
+            }
+            total += size
+            result[cleanKey] = cleanValue
+        }
+        return result
+    }
+
+    /// Counts values dropped whole (entries over a count bound).
+    public mutating func countDropped(_ count: UInt64) {
+        truncated &+= count
+    }
+
+    static func withoutNul(_ value: String) -> String {
+        guard value.utf8.contains(0) else { return value }
+        return String(String.UnicodeScalarView(value.unicodeScalars.lazy.filter { $0 != "\u{0}" }))
+    }
+
+    /// The longest prefix of whole characters that fits in `maxBytes` UTF-8 bytes.
+    static func prefix(_ value: String, maxBytes: Int) -> String {
+        guard maxBytes > 0 else { return "" }
+        var bytes = 0
+        var end = value.startIndex
+        for index in value.indices {
+            let next = value.index(after: index)
+            let size = value.utf8.distance(from: index, to: next)
+            if bytes + size > maxBytes { break }
+            bytes += size
+            end = next
+        }
+        return String(value[..<end])
+    }
+}
