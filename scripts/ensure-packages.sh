@@ -8,6 +8,8 @@ command -v runuser >/dev/null || missing+=(util-linux)
 [ -x /bin/busybox ] || missing+=(busybox-static)
 command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3)
+# The API conformance check installs schemathesis from PyPI into a virtual environment.
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "ensure-packages: missing ${missing[*]} and installing needs root" >&2; exit 1; }
   export DEBIAN_FRONTEND=noninteractive

@@ -12,4 +12,10 @@ scripts/build-test-image.sh
 
 swift build --build-tests 2>&1 | grep -v '^\[' || true
 swift build --build-tests >/dev/null  # fail here (with the compiler's output above) if the build broke
-swift test --skip-build "$@"
+status=0
+swift test --skip-build "$@" || status=$?
+# The whole suite (no filter given) also checks server/openapi.yaml against the running server.
+if [ $# -eq 0 ]; then
+  scripts/api-conformance.sh .build/debug/crowsnest-server || status=1
+fi
+exit $status
