@@ -49,6 +49,12 @@ struct IngestBenchmark: AsyncParsableCommand {
         configuration.agentListen = ("127.0.0.1", 0)
         configuration.httpListen = ("127.0.0.1", 0)
         configuration.logLevel = .error
+        if databaseURL != nil {
+            // A database URL needs a secret key file; the benchmark's own, in its data directory.
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            configuration.secretKeyFile = directory + "/" + SecretKey.defaultFileName
+            _ = try SecretKey.loadOrCreate(path: directory + "/" + SecretKey.defaultFileName)
+        }
 
         var runner = ServerRunner(configuration: configuration, logger: logger, metricsRegistry: PrometheusCollectorRegistry())
         runner.shutdownSignals = []
@@ -97,7 +103,7 @@ struct IngestBenchmark: AsyncParsableCommand {
         let tenantID = try await administration.createTenant(name: "bench")
         let start = (Int64(Date().timeIntervalSince1970) - 6 * 3600) * 1000
         func enroll(_ index: Int) async throws -> SimulatedAgent {
-            let (token, pin) = try await administration.createEnrollmentToken(tenant: "bench", dataDirectory: directory, serverNames: [])
+            let (token, pin) = try await administration.createEnrollmentToken(tenant: "bench")
             var facts = Crowsnest_V1_HostFacts()
             facts.hostname = "bench-host-\(index)"
             let credentials = try await Enroller(

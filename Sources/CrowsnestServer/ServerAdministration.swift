@@ -18,18 +18,49 @@ public struct ServerAdministration: Sendable {
         try await TenantStore(client: client, logger: logger).create(name: name)
     }
 
-    /// `token create --tenant NAME`: a single-use enrollment token, and the pin of the CA agents must trust.
-    public func createEnrollmentToken(tenant: String, dataDirectory: String, serverNames: [String],
+    /// `token create --tenant NAME`: a single-use enrollment token, and the pin of the CA agents must trust (read
+    /// from the database: administrative commands never create a CA).
+    public func createEnrollmentToken(tenant: String,
                                       lifetime: Duration = EnrollmentTokenStore.defaultLifetime) async throws -> (token: String, caPin: String) {
         let tenantID = try await TenantStore(client: client, logger: logger).id(named: tenant)
-        let authority = try ServerConfiguration.loadAuthority(dataDirectory: dataDirectory, serverNames: serverNames, logger: logger)
+        guard let pin = try await CertificateAuthorityStore.pin(client: client, logger: logger) else {
+            throw StoreError(.notFound, "no server has started with this database yet, so there is no certificate authority "
+                + "to pin: start 'crowsnest-server serve' once, then create the token")
+        }
         let token = try await EnrollmentTokenStore(client: client, logger: logger).create(tenantID: tenantID, lifetime: lifetime)
-        return (token, authority.caPin.description)
+        return (token, pin)
     }
 
-    /// `apikey create --tenant NAME --role admin|read`.
-    public func createAPIKey(tenant: String, role: APIKeyRole) async throws -> String {
+    /// `apikey create --tenant NAME --role admin|read [--expires-in-days N]`.
+    public func createAPIKey(tenant: String, role: APIKeyRole, expiresAt: Date? = nil) async throws -> String {
         let tenantID = try await TenantStore(client: client, logger: logger).id(named: tenant)
-        return try await APIKeyStore(database: client, logger: logger).create(tenantID: tenantID, role: role).secret
+        return try await APIKeyStore(database: client, logger: logger).create(tenantID: tenantID, role: role, expiresAt: expiresAt).secret
+    }
+
+    /// `apikey list --tenant NAME`.
+    public func listAPIKeys(tenant: String) async throws -> [APIKeyListing] {
+        let tenantID = try await TenantStore(client: client, logger: logger).id(named: tenant)
+        return try await APIKeyStore(database: client, logger: logger).list(tenantID: tenantID)
+    }
+
+    /// `apikey revoke --tenant NAME ID`.
+    public func revokeAPIKey(tenant: String, keyID: UUID) async throws {
+        let tenantID = try await TenantStore(client: client, logger: logger).id(named: tenant)
+        guard try await APIKeyStore(database: client, logger: logger).revoke(tenantID: tenantID, keyID: keyID) else {
+            throw StoreError(.notFound, "tenant \(tenant) has no unrevoked API key \(keyID.uuidString.lowercased())")
+        }
+    }
+
+    /// `agent list [--tenant NAME]`.
+    public func listAgents(tenant: String?) async throws -> [AgentListing] {
+        if let tenant { _ = try await TenantStore(client: client, logger: logger).id(named: tenant) }
+        return try await AgentStore(client: client, logger: logger).list(tenantName: tenant)
+    }
+
+    /// `agent revoke ID`: the agent's session is closed within seconds and its reconnects are refused.
+    public func revokeAgent(_ agentID: UUID) async throws {
+        guard try await AgentStore(client: client, logger: logger).revoke(agentID: agentID) else {
+            throw StoreError(.notFound, "no unrevoked agent \(agentID.uuidString.lowercased())")
+        }
     }
 }

@@ -1,6 +1,7 @@
 import CrowsnestWire
 import Foundation
 import Logging
+import PostgresNIO
 
 /// Everything `crowsnest-server` needs to run, merged from YAML file, `CROWSNEST_*` environment and flags.
 public struct ServerConfiguration: Sendable {
@@ -14,11 +15,16 @@ public struct ServerConfiguration: Sendable {
     public var serverNames: [String]
     /// Unprivileged user that runs the embedded PostgreSQL when the server runs as root.
     public var postgresUser: String?
+    /// The file holding the server's secret key (seals the CA's private key in the database). Default for the
+    /// embedded database: `secret.key` in the data directory, created on first start; `serve` with a database
+    /// URL requires it (every replica needs the same file). Administrative commands do not need it.
+    public var secretKeyFile: String?
     public var logLevel: Logger.Level
 
     /// Settings a configuration file may hold.
     public static let knownKeys: Set<String> = [
         "data_dir", "database_url", "agent_listen", "http_listen", "server_names", "postgres_user", "log_level",
+        "secret_key_file",
     ]
 
     public static let defaultDataDirectory = "/var/lib/crowsnest"
@@ -39,13 +45,17 @@ public struct ServerConfiguration: Sendable {
                 throw ConfigurationError("\(layers.source(of: "database_url")): \(error)")
             }
         }
+        let standardizedDataDirectory = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
+        var secretKeyFile = layers.string("secret_key_file")
+        if secretKeyFile?.isEmpty == true { secretKeyFile = nil }
         return ServerConfiguration(
-            dataDirectory: URL(fileURLWithPath: dataDirectory).standardizedFileURL.path,
+            dataDirectory: standardizedDataDirectory,
             databaseURL: databaseURL,
             agentListen: try layers.hostPort("agent_listen", default: "0.0.0.0:7443"),
             httpListen: try layers.hostPort("http_listen", default: "0.0.0.0:8080"),
             serverNames: layers.list("server_names") ?? [],
             postgresUser: layers.string("postgres_user"),
+            secretKeyFile: secretKeyFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
             logLevel: level)
     }
 }
@@ -54,11 +64,34 @@ extension ServerConfiguration {
     /// Loads (or on first start creates) the CA and serving certificate, with the configured extra names:
     /// entries that parse as IP addresses become IP SANs, the rest DNS names.
     public static func loadAuthority(dataDirectory: String, serverNames: [String], logger: Logger) throws -> CertificateAuthority {
-        // An address may be written in brackets ([::1]). Text with a colon is never a DNS name: a mistyped IPv6
-        // address is reported as an invalid address instead of going into the certificate as a name.
+        let (names, ips) = splitServerNames(serverNames)
+        return try CertificateAuthority.loadOrCreate(directory: dataDirectory, serverNames: names, serverIPs: ips, logger: logger)
+    }
+
+    /// The CA from the database (created, or imported from the data directory, on the first start) and the
+    /// serving certificate in the data directory, issued from it for the configured names.
+    public func loadAuthority(client: PostgresClient, logger: Logger) async throws -> CertificateAuthority {
+        let secret: SecretKey
+        if let secretKeyFile {
+            secret = databaseURL == nil ? try SecretKey.loadOrCreate(path: secretKeyFile) : try SecretKey.load(path: secretKeyFile)
+        } else if databaseURL == nil {
+            secret = try SecretKey.loadOrCreate(path: dataDirectory + "/" + SecretKey.defaultFileName)
+        } else {
+            throw SecretKeyError("serving with a database URL needs secret_key_file (CROWSNEST_SECRET_KEY_FILE): the CA's "
+                + "private key is kept in the database sealed with it, and every replica needs the same file")
+        }
+        let (certificate, key) = try await AuthorityBootstrap.loadCA(client: client, secret: secret, dataDirectory: dataDirectory,
+                                                                   logger: logger)
+        let (names, ips) = Self.splitServerNames(serverNames)
+        return try CertificateAuthority.withServingCertificate(caCertificate: certificate, caKey: key, directory: dataDirectory,
+                                                              serverNames: names, serverIPs: ips, logger: logger)
+    }
+
+    /// An address may be written in brackets ([::1]). Text with a colon is never a DNS name: a mistyped IPv6
+    /// address is reported as an invalid address instead of going into the certificate as a name.
+    static func splitServerNames(_ serverNames: [String]) -> (names: [String], ips: [String]) {
         let entries = serverNames.map { $0.hasPrefix("[") && $0.hasSuffix("]") ? String($0.dropFirst().dropLast()) : $0 }
         let ips = entries.filter { IPAddress($0) != nil || $0.contains(":") }
-        let names = entries.filter { !ips.contains($0) }
-        return try CertificateAuthority.loadOrCreate(directory: dataDirectory, serverNames: names, serverIPs: ips, logger: logger)
+        return (entries.filter { !ips.contains($0) }, ips)
     }
 }

@@ -30,20 +30,20 @@ public struct ServerRunner: Sendable {
     public func run() async throws {
         let configuration = self.configuration
         let logger = self.logger
-        let authority = try ServerConfiguration.loadAuthority(
-            dataDirectory: configuration.dataDirectory, serverNames: configuration.serverNames, logger: logger)
-        logger.info("certificate authority ready", metadata: ["ca.pin": "\(authority.caPin)"])
-        let tls = try ServerTLS.makeGatewayConfiguration(ca: authority)
         let registry = metricsRegistry
         let onReady = self.onReady
         let signals = self.shutdownSignals
         try await ServerDatabase.with(configuration, logger: logger) { client in
+            let authority = try await configuration.loadAuthority(client: client, logger: logger)
+            logger.info("certificate authority ready", metadata: ["ca.pin": "\(authority.caPin)"])
+            let tls = try ServerTLS.makeGatewayConfiguration(ca: authority)
             let partitions = PartitionStore(client: client, logger: logger)
-            let sessions = AgentSessionHandler(
+            var sessions = AgentSessionHandler(
                 agents: AgentStore(client: client, logger: logger),
                 ingest: IngestWriter(client: client, partitions: partitions, logger: logger),
                 enrollment: AgentEnrollment(client: client, authority: authority, logger: logger),
                 logger: logger)
+            sessions.admission = ConnectionAdmission(logger: logger)
             let readiness = Readiness()
             let gatewayBound = BoundAddresses()
             let gateway = try AgentGateway(
@@ -55,6 +55,8 @@ public struct ServerRunner: Sendable {
             let router = makeAPIRouter(database: client, registry: registry, readiness: { await readiness.isReady(client) }, logger: logger)
             let http = Application(
                 router: router,
+                // A client that sends nothing for a minute (a slow or stalled request, an idle keep-alive) is closed.
+                server: .http1(configuration: .init(idleTimeout: .seconds(60))),
                 configuration: .init(address: .hostname(configuration.httpListen.host, port: configuration.httpListen.port),
                                      serverName: "crowsnest"),
                 onServerRunning: { channel in

@@ -33,7 +33,7 @@ struct CrowsnestServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crowsnest-server",
         abstract: "Crowsnest central server: agent gateway, ingest, API.",
-        subcommands: [Serve.self, Tenant.self, Token.self, APIKey.self])
+        subcommands: [Serve.self, Tenant.self, Token.self, APIKey.self, Agent.self])
 }
 
 /// Sets up logging once for the process.
@@ -67,6 +67,11 @@ func administer<T: Sendable>(_ options: ServerOptions, _ action: @escaping @Send
 struct AdminFailure: Error, CustomStringConvertible {
     var message: String
     var description: String { message }
+}
+
+func printJSONObject(_ object: [String: Any]) throws {
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
 }
 
 func printJSON(_ object: [String: String]) throws {
@@ -127,9 +132,8 @@ struct Token: AsyncParsableCommand {
             }
             let tenant = self.tenant
             let hours = expiresInHours
-            let (token, pin) = try await administer(options) { admin, configuration in
-                try await admin.createEnrollmentToken(tenant: tenant, dataDirectory: configuration.dataDirectory,
-                                                      serverNames: configuration.serverNames, lifetime: .seconds(hours * 3600))
+            let (token, pin) = try await administer(options) { admin, _ in
+                try await admin.createEnrollmentToken(tenant: tenant, lifetime: .seconds(hours * 3600))
             }
             if json { try printJSON(["token": token, "ca_pin": pin]) } else {
                 print("token:  \(token)\nca pin: \(pin)\nenroll: crowsnest-agent enroll --server HOST:7443 --token \(token) --ca-pin \(pin)")
@@ -139,20 +143,111 @@ struct Token: AsyncParsableCommand {
 }
 
 struct APIKey: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "apikey", abstract: "Manage API keys.", subcommands: [Create.self])
+    static let configuration = CommandConfiguration(commandName: "apikey", abstract: "Manage API keys.",
+                                                    subcommands: [Create.self, List.self, Revoke.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an API key (printed once).")
         @OptionGroup var options: ServerOptions
         @Option(name: .long, help: "Tenant the key belongs to.") var tenant: String
         @Option(name: .long, help: "admin or read.") var role: String = "read"
+        @Option(name: .long, help: "Days until the key stops working (default: never).") var expiresInDays: Int?
         @Flag(name: .long, help: "Print one JSON object.") var json = false
 
         func run() async throws {
             guard let role = APIKeyRole(rawValue: role) else { throw ValidationError("--role must be admin or read, got '\(role)'") }
+            if let days = expiresInDays, !(1...3650).contains(days) {
+                throw ValidationError("--expires-in-days must be between 1 and 3650, got \(days)")
+            }
+            let expiresAt = expiresInDays.map { Date().addingTimeInterval(Double($0) * 86_400) }
             let tenant = self.tenant
-            let key = try await administer(options) { admin, _ in try await admin.createAPIKey(tenant: tenant, role: role) }
+            let key = try await administer(options) { admin, _ in
+                try await admin.createAPIKey(tenant: tenant, role: role, expiresAt: expiresAt)
+            }
             if json { try printJSON(["key": key]) } else { print(key) }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a tenant's API keys (ids and state; secrets are never stored).")
+        @OptionGroup var options: ServerOptions
+        @Option(name: .long, help: "Tenant whose keys to list.") var tenant: String
+        @Flag(name: .long, help: "Print one JSON object.") var json = false
+
+        func run() async throws {
+            let tenant = self.tenant
+            let keys = try await administer(options) { admin, _ in try await admin.listAPIKeys(tenant: tenant) }
+            let rows: [[String: Any]] = keys.map { key in
+                ["id": key.id.uuidString.lowercased(), "role": key.role, "created_at": RFC3339.string(from: key.createdAt),
+                 "expires_at": key.expiresAt.map(RFC3339.string(from:)) ?? NSNull(),
+                 "revoked_at": key.revokedAt.map(RFC3339.string(from:)) ?? NSNull()]
+            }
+            if json { try printJSONObject(["keys": rows]) } else {
+                for key in keys {
+                    let state = key.revokedAt != nil ? "revoked" : (key.expiresAt.map { $0 < Date() } == true ? "expired" : "active")
+                    print("\(key.id.uuidString.lowercased())  \(key.role)  \(state)  created \(RFC3339.string(from: key.createdAt))"
+                          + (key.expiresAt.map { "  expires \(RFC3339.string(from: $0))" } ?? ""))
+                }
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke an API key; it stops working at once.")
+        @OptionGroup var options: ServerOptions
+        @Option(name: .long, help: "Tenant the key belongs to.") var tenant: String
+        @Argument(help: "The key's id (from apikey list).") var id: String
+        @Flag(name: .long, help: "Print one JSON object.") var json = false
+
+        func run() async throws {
+            guard let keyID = UUID(uuidString: id) else { throw ValidationError("'\(id)' is not a key id (a UUID from apikey list)") }
+            let tenant = self.tenant
+            try await administer(options) { admin, _ in try await admin.revokeAPIKey(tenant: tenant, keyID: keyID) }
+            if json { try printJSON(["revoked": keyID.uuidString.lowercased()]) } else { print("revoked API key \(keyID.uuidString.lowercased())") }
+        }
+    }
+}
+
+struct Agent: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List and revoke enrolled agents.", subcommands: [List.self, Revoke.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List enrolled agents.")
+        @OptionGroup var options: ServerOptions
+        @Option(name: .long, help: "Only this tenant's agents.") var tenant: String?
+        @Flag(name: .long, help: "Print one JSON object.") var json = false
+
+        func run() async throws {
+            let tenant = self.tenant
+            let agents = try await administer(options) { admin, _ in try await admin.listAgents(tenant: tenant) }
+            let rows: [[String: Any]] = agents.map { agent in
+                ["id": agent.agentID.uuidString.lowercased(), "tenant": agent.tenant, "hostname": agent.hostname,
+                 "agent_version": agent.agentVersion, "enrolled_at": RFC3339.string(from: agent.enrolledAt),
+                 "last_seen": agent.lastSeen.map(RFC3339.string(from:)) ?? NSNull(),
+                 "revoked_at": agent.revokedAt.map(RFC3339.string(from:)) ?? NSNull(),
+                 "clone_suspected": agent.cloneSuspected]
+            }
+            if json { try printJSONObject(["agents": rows]) } else {
+                for agent in agents {
+                    let state = agent.revokedAt != nil ? "revoked" : "active"
+                    print("\(agent.agentID.uuidString.lowercased())  \(agent.tenant)  \(agent.hostname)  \(state)  last seen "
+                          + (agent.lastSeen.map(RFC3339.string(from:)) ?? "never")
+                          + (agent.cloneSuspected ? "  (two hosts seem to share this identity)" : ""))
+                }
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke an agent: its session closes within seconds and it cannot reconnect.")
+        @OptionGroup var options: ServerOptions
+        @Argument(help: "The agent's id (from agent list).") var id: String
+        @Flag(name: .long, help: "Print one JSON object.") var json = false
+
+        func run() async throws {
+            guard let agentID = UUID(uuidString: id) else { throw ValidationError("'\(id)' is not an agent id (a UUID from agent list)") }
+            try await administer(options) { admin, _ in try await admin.revokeAgent(agentID) }
+            if json { try printJSON(["revoked": agentID.uuidString.lowercased()]) } else { print("revoked agent \(agentID.uuidString.lowercased())") }
         }
     }
 }

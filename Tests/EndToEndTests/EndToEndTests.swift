@@ -310,3 +310,51 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(token.error.contains("--server"), "agent said: \(token.error)")
     }
 }
+
+/// A second replica on `--database-url`, and administrative commands given nothing but the URL: one CA for all.
+final class ReplicaEndToEndTests: XCTestCase {
+    func testAdminCommandsWithOnlyADatabaseURLGiveAPinThatASecondReplicaServesAndEnrollmentAccepts() throws {
+        try requireServices()
+        let deployment = try Deployment()
+        defer {
+            if testRun?.hasSucceeded == false { print(deployment.logs) }
+            deployment.tearDown()
+        }
+        try deployment.startServer()
+        try deployment.provision()
+        // The first server's cluster, reached as an external database over its unix socket.
+        let url = "postgres://crowsnest@/crowsnest?host=\(deployment.dataDir)/postgres/run"
+        let replicaDir = deployment.root + "/replica"
+        let replicaPort = freePort()
+        let replica = try ChildProcess(
+            executable: Binaries.server,
+            arguments: ["serve", "--data-dir", replicaDir, "--database-url", url, "--agent-listen", "127.0.0.1:\(replicaPort)",
+                        "--http-listen", "127.0.0.1:\(freePort())"],
+            logPath: deployment.root + "/replica.log",
+            environment: ProcessInfo.processInfo.environment.merging(
+                ["CROWSNEST_SECRET_KEY_FILE": deployment.dataDir + "/secret.key"]) { _, new in new })
+        defer { replica.terminate() }
+
+        // From another directory, with nothing but the URL: the pin comes from the database.
+        let token = Shell.run(Binaries.server, ["token", "create", "--tenant", "e2e", "--database-url", url, "--json"],
+                              currentDirectory: "/")
+        XCTAssertEqual(token.status, 0, token.error)
+        XCTAssertFalse(token.error.contains("hasn't been called yet"), "no misleading client warning: \(token.error)")
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(token.output.utf8)) as? [String: String])
+        XCTAssertEqual(object["ca_pin"], deployment.usedToken["ca_pin"], "every command sees the one CA")
+
+        _ = try eventually(timeout: 60, "replica gateway listening") { () -> Bool? in
+            guard replica.isRunning else { throw DeploymentError("replica exited: \(replica.log.suffix(2000))") }
+            return replica.log.contains("certificate authority ready") ? true : nil
+        }
+        let enroll = Shell.run(Binaries.agent, ["enroll", "--server", "127.0.0.1:\(replicaPort)", "--token", object["token"]!,
+                                                "--ca-pin", object["ca_pin"]!, "--state-dir", deployment.root + "/agent-2"])
+        XCTAssertEqual(enroll.status, 0, "enrolling through the replica with the printed pin: \(enroll.error)")
+
+        // Without the secret key file, a replica on a URL refuses to start, in one line.
+        let refused = Shell.run(Binaries.server, ["serve", "--data-dir", deployment.root + "/replica-3", "--database-url", url,
+                                                  "--agent-listen", "127.0.0.1:\(freePort())", "--http-listen", "127.0.0.1:\(freePort())"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.error.contains("secret_key_file"), refused.error)
+    }
+}

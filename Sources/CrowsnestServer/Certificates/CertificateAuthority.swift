@@ -78,20 +78,38 @@ public struct CertificateAuthority: Sendable {
         try CredentialFile.createDirectory(directory, mode: 0o700)
         let caPath = CredentialFile.join(directory, caCertificateFileName)
         let caKeyPath = CredentialFile.join(directory, caPrivateKeyFileName)
-        let serverPath = CredentialFile.join(directory, serverCertificateFileName)
-        let serverKeyPath = CredentialFile.join(directory, serverPrivateKeyFileName)
-
-        let names = Self.dnsNames(requested: serverNames)
-        let ips = try Self.ipAddresses(requested: serverIPs)
-
-        // The CA: reuse it when both files exist, create it when neither does, refuse anything in between
-        // (silently replacing a CA would cut off every enrolled agent).
-        let existingCA = try CredentialFile.readIfPresent(caPath)
-        let existingCAKey = try CredentialFile.readIfPresent(caKeyPath)
         let caCertificate: Certificate
         let caKey: P256.Signing.PrivateKey
-        switch (existingCA, existingCAKey) {
+        if let existing = try readCAFiles(directory: directory) {
+            (caCertificate, caKey) = existing
+            logger.debug("loaded certificate authority", metadata: ["directory": "\(directory)"])
+        } else {
+            (caCertificate, caKey) = try newCA(now: now)
+            try CredentialFile.writeAtomically(caKey.pemRepresentation, to: caKeyPath, mode: 0o600)
+            try CredentialFile.writeAtomically(try caCertificate.serializeAsPEM().pemString, to: caPath, mode: 0o644)
+            let pin = CAPin.compute(derBytes: try Self.der(caCertificate))
+            logger.notice("created certificate authority", metadata: ["directory": "\(directory)", "ca_pin": "\(pin)"])
+        }
+        return try withServingCertificate(caCertificate: caCertificate, caKey: caKey, directory: directory,
+                                          serverNames: serverNames, serverIPs: serverIPs, logger: logger, now: now)
+    }
+
+    /// A new CA: P-256 key and a self-signed certificate valid for `caValidity`.
+    public static func newCA(now: Date = Date()) throws -> (certificate: Certificate, key: P256.Signing.PrivateKey) {
+        let key = P256.Signing.PrivateKey()
+        return (try makeCACertificate(key: key, now: now), key)
+    }
+
+    /// The CA kept in `ca.pem` and `ca-key.pem` in `directory`, or nil when neither file exists. Only one of the
+    /// two, unreadable files or a key that does not belong to the certificate are errors (silently replacing a
+    /// CA would cut off every enrolled agent).
+    public static func readCAFiles(directory: String) throws -> (certificate: Certificate, key: P256.Signing.PrivateKey)? {
+        let caPath = CredentialFile.join(directory, caCertificateFileName)
+        let caKeyPath = CredentialFile.join(directory, caPrivateKeyFileName)
+        switch (try CredentialFile.readIfPresent(caPath), try CredentialFile.readIfPresent(caKeyPath)) {
         case (let certificatePEM?, let keyPEM?):
+            let caCertificate: Certificate
+            let caKey: P256.Signing.PrivateKey
             do {
                 caCertificate = try Certificate(pemEncoded: certificatePEM)
             } catch {
@@ -108,19 +126,32 @@ public struct CertificateAuthority: Sendable {
             guard caCertificate.publicKey == Certificate.PublicKey(caKey.publicKey) else {
                 throw CertificateAuthorityError.caKeyDoesNotMatchCertificate(certificatePath: caPath, keyPath: caKeyPath)
             }
-            logger.debug("loaded certificate authority", metadata: ["directory": "\(directory)"])
+            return (caCertificate, caKey)
         case (nil, nil):
-            caKey = P256.Signing.PrivateKey()
-            caCertificate = try Self.makeCACertificate(key: caKey, now: now)
-            try CredentialFile.writeAtomically(caKey.pemRepresentation, to: caKeyPath, mode: 0o600)
-            try CredentialFile.writeAtomically(try caCertificate.serializeAsPEM().pemString, to: caPath, mode: 0o644)
-            let pin = CAPin.compute(derBytes: try Self.der(caCertificate))
-            logger.notice("created certificate authority", metadata: ["directory": "\(directory)", "ca_pin": "\(pin)"])
+            return nil
         case (nil, _?):
             throw CertificateAuthorityError.incompleteCA(present: caKeyPath, missing: caPath)
         case (_?, nil):
             throw CertificateAuthorityError.incompleteCA(present: caPath, missing: caKeyPath)
         }
+    }
+
+    /// The authority for a CA kept elsewhere (the database): loads the serving certificate from `directory`, or
+    /// issues a new one when it is missing, names other names, has less than 30 days left or another issuer.
+    public static func withServingCertificate(
+        caCertificate: Certificate,
+        caKey: P256.Signing.PrivateKey,
+        directory: String,
+        serverNames: [String] = [],
+        serverIPs: [String] = [],
+        logger: Logger,
+        now: Date = Date()
+    ) throws -> CertificateAuthority {
+        try CredentialFile.createDirectory(directory, mode: 0o700)
+        let serverPath = CredentialFile.join(directory, serverCertificateFileName)
+        let serverKeyPath = CredentialFile.join(directory, serverPrivateKeyFileName)
+        let names = Self.dnsNames(requested: serverNames)
+        let ips = try Self.ipAddresses(requested: serverIPs)
 
         // The serving certificate: reuse it only if it is still what we would issue now.
         var serverCertificate: Certificate?

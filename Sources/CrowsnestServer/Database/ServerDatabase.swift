@@ -27,6 +27,9 @@ public enum ServerDatabase {
             group.addTask { await client.run() }
             defer { group.cancelAll() }
             do {
+                // run() marks the client running as its first step; leasing a connection before that logs a
+                // misleading warning on every administrative command. A moment's wait lets the task start.
+                try await Task.sleep(for: .milliseconds(50))
                 try await migrate(client, logger: logger)
                 return .success(try await body(client))
             } catch {

@@ -32,6 +32,7 @@ public final class AgentGateway: Service, Sendable {
     private let configuration: GatewayConfiguration
     private let sslContext: NIOSSLContext
     private let sessions: AgentSessionHandler
+    private let admission: ConnectionAdmission
     private let logger: Logger
     private let onBound: @Sendable (SocketAddress) -> Void
 
@@ -40,6 +41,7 @@ public final class AgentGateway: Service, Sendable {
         self.configuration = configuration
         self.sslContext = try NIOSSLContext(configuration: tlsConfiguration)
         self.sessions = sessions
+        self.admission = sessions.admission ?? ConnectionAdmission(logger: logger)
         self.logger = logger
         self.onBound = onBound
     }
@@ -47,6 +49,7 @@ public final class AgentGateway: Service, Sendable {
     public func run() async throws {
         let sslContext = self.sslContext
         let configuration = self.configuration
+        let admission = self.admission
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 256)
@@ -54,8 +57,10 @@ public final class AgentGateway: Service, Sendable {
             .bind(host: configuration.host, port: configuration.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(AdmissionHandler(admission: admission))
                     try sync.addHandler(NIOSSLServerHandler(context: sslContext))
                     try sync.addHandler(HandshakeTimeoutHandler(timeout: configuration.handshakeTimeout))
+                    try sync.addHandler(FirstFrameTimeoutHandler(timeout: admission.limits.firstFrameTimeout))
                     try sync.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
                     try sync.addHandler(IdleCloseHandler())
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)

@@ -26,6 +26,10 @@ public struct AgentSessionHandler: Sendable {
     public var ackWindow: UInt32 = 32
     /// At most this many queued batches, and about this many container samples, go into one ingest transaction.
     public var maxBatchesPerTransaction = 16
+    /// Caps on unauthenticated connections and enrollment attempts, shared with the gateway's pipeline.
+    public var admission: ConnectionAdmission?
+    /// How often a session checks that it is still the agent's live session and the agent is not revoked.
+    public var sessionCheckInterval: Duration = .seconds(2)
     public var maxSamplesPerTransaction = 5_000
 
     private let batchesCommitted = Counter(label: "crowsnest_ingest_batches_total", dimensions: [("outcome", "committed")])
@@ -82,8 +86,10 @@ public struct AgentSessionHandler: Sendable {
                 var session = FrameChannel(inbound: inbound, outbound: outbound)
                 let sender = session.sender
                 do {
-                    guard let identity = try await handshake(&session, connection: connection, logger: &logger) else { return }
-                    try await receiveBatches(from: session, sender: sender, identity: identity, logger: logger)
+                    guard let (identity, sessionID) = try await handshake(&session, connection: connection, logger: &logger)
+                    else { return }
+                    try await receiveBatches(from: session, sender: sender, identity: identity, sessionID: sessionID,
+                                             logger: logger)
                 } catch let end as SessionEnd {
                     sessionsRefused.increment()
                     logger.warning("agent session refused", metadata: ["reason": "\(end.reason)"])
@@ -115,12 +121,17 @@ public struct AgentSessionHandler: Sendable {
     /// Enrolls an agent without a certificate (returns nil), or checks `Hello` and sends `Welcome` (returns the
     /// agent's identity, with the session's frame limit raised).
     private func handshake(_ session: inout FrameChannel, connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>,
-                           logger: inout Logger) async throws -> AgentCertificateIdentity? {
+                           logger: inout Logger) async throws -> (identity: AgentCertificateIdentity, sessionID: UUID)? {
         guard let first = try await session.next() else { return nil }
+        connection.channel.pipeline.fireUserInboundEventTriggered(ConnectionAdmission.Event.firstFrameReceived)
         let peer = try await connection.channel.nioSSL_peerCertificate().get()
         guard let peer else {
             guard case .enrollRequest(let request) = first.message else {
                 throw SessionEnd(reason: "no client certificate: connect with the certificate issued at enrollment, or enroll first", reject: true, permanent: true)
+            }
+            let address = ConnectionAdmission.addressKey(connection.channel.remoteAddress)
+            if let admission, !admission.allowEnrollment(from: address) {
+                throw SessionEnd(reason: "too many enrollment attempts from \(address); retry in a minute", reject: true)
             }
             do {
                 let enrollment = self.enrollment
@@ -161,11 +172,12 @@ public struct AgentSessionHandler: Sendable {
         let serverNow = Int64(Date().timeIntervalSince1970 * 1000)
         let clockOffset: Int64? = hello.agentTimeUnixMs == 0 ? nil : hello.agentTimeUnixMs &- serverNow
         let record: AgentRecord?
+        let sessionID = UUID()
         do {
             let agents = self.agents
             record = try await withDeadline(storageTimeout) {
                 try await agents.recordHello(tenantID: identity.tenantID, agentID: identity.agentID, hello: cleanHello,
-                                             clockOffsetMillis: clockOffset)
+                                             sessionID: sessionID, clockOffsetMillis: clockOffset)
             }
         } catch {
             logger.error("cannot record agent hello: database unavailable", metadata: ["error": "\(String(reflecting: error))"])
@@ -176,6 +188,9 @@ public struct AgentSessionHandler: Sendable {
         }
         if record.revoked {
             throw SessionEnd(reason: "agent \(identity.agentID) has been revoked", reject: true, permanent: true)
+        }
+        if record.cloneSuspected {
+            logger.warning("sessions of this agent alternate between two boot ids: two hosts share its identity (cloned VM or state directory?)")
         }
         var welcome = Crowsnest_V1_Welcome()
         welcome.agentID = identity.agentID.uuidString.lowercased()
@@ -191,29 +206,69 @@ public struct AgentSessionHandler: Sendable {
         welcome.settings.ackWindow = ackWindow
         try await session.send(.with(.welcome(welcome)))
         session.maximumFrameLength = FrameLimits.established
+        connection.channel.pipeline.fireUserInboundEventTriggered(ConnectionAdmission.Event.authenticated)
         logger.info("agent session established", metadata: ["agent.hostname": "\(record.hostname)",
                                                              "agent.committed_seq": "\(record.committedSeq)"])
 
-        return identity
+        return (identity, sessionID)
     }
 
     /// The established session: a reader task takes frames off the connection (answering heartbeats itself) and
     /// queues batches; this task stores whatever has queued up in one transaction and then acknowledges each of
     /// those batches — only after COMMIT. A storage failure ends the session without acks for the unstored batches.
     private func receiveBatches(from session: sending FrameChannel, sender: FrameSender, identity: AgentCertificateIdentity,
-                                logger: Logger) async throws {
+                                sessionID: UUID, logger: Logger) async throws {
         let inbox = SessionInbox(capacity: max(1, Int(ackWindow)))
         // Leaving this scope (normally or by an error) cancels the reader and waits for it.
         async let reading: Void = Self.readFrames(from: session, into: inbox, sender: sender, identity: identity,
                                                   agents: agents, logger: logger)
-        do {
-            try await storeBatches(from: inbox, sender: sender, identity: identity, logger: logger)
-        } catch {
-            await inbox.cancel()
-            throw error
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { [agents, sessionCheckInterval] in
+                await Self.watchSession(sessionID, identity: identity, agents: agents, into: inbox,
+                                        every: sessionCheckInterval, logger: logger)
+            }
+            // The watcher runs as long as the session does, and no longer.
+            defer { group.cancelAll() }
+            do {
+                try await storeBatches(from: inbox, sender: sender, identity: identity, logger: logger)
+            } catch {
+                await inbox.cancel()
+                throw error
+            }
         }
         await inbox.cancel()
         await reading
+    }
+
+    /// Checks every `interval` that this is still the agent's live session: another Hello with the same
+    /// certificate takes over (this one ends with `TAKEN_OVER`), a revoked agent is cut off (`REVOKED`).
+    private static func watchSession(_ sessionID: UUID, identity: AgentCertificateIdentity, agents: AgentStore,
+                                     into inbox: SessionInbox, every interval: Duration, logger: Logger) async {
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: interval) } catch { return }
+            let state: AgentSessionState
+            do {
+                state = try await withDeadline(interval) {
+                    try await agents.sessionState(tenantID: identity.tenantID, agentID: identity.agentID, sessionID: sessionID)
+                }
+            } catch {
+                continue  // the database is slow or down: storing batches will say so
+            }
+            switch state {
+            case .current:
+                continue
+            case .takenOver:
+                logger.warning("another session of this agent took over; closing this one")
+                await inbox.push(.failed(SessionEnd(reason: "another session of this agent took over (the same certificate connected again)",
+                                                    code: .takenOver)))
+                return
+            case .revoked, .unknown:
+                logger.notice("agent revoked; closing its session")
+                await inbox.push(.failed(SessionEnd(reason: "agent \(identity.agentID) has been revoked", permanent: true,
+                                                    code: .revoked)))
+                return
+            }
+        }
     }
 
     /// Reads frames until the connection ends; batches and the reason the session ends go into `inbox`, in order.

@@ -11,6 +11,30 @@ public struct AgentRecord: Sendable, Equatable {
     /// Highest batch sequence committed for this agent.
     public var committedSeq: UInt64
     public var revoked: Bool
+    /// Sessions of this agent alternated between two boot ids: two hosts share its identity.
+    public var cloneSuspected: Bool = false
+}
+
+/// An agent as `crowsnest-server agent list` shows it.
+public struct AgentListing: Sendable, Equatable {
+    public var agentID: UUID
+    public var tenant: String
+    public var hostname: String
+    public var agentVersion: String
+    public var lastSeen: Date?
+    public var enrolledAt: Date
+    public var revokedAt: Date?
+    public var cloneSuspected: Bool
+}
+
+/// The state of an agent's live session, as a session checks it.
+public enum AgentSessionState: Sendable, Equatable {
+    case current
+    /// Another session of the agent said Hello after this one.
+    case takenOver
+    case revoked
+    /// The agent row is gone.
+    case unknown
 }
 
 /// SQL for the `agents` table.
@@ -35,21 +59,30 @@ public struct AgentStore: Sendable {
             """, logger: logger)
     }
 
-    /// Records a `Hello`: refreshes the host facts and `last_seen`; returns the agent or nil when unknown.
-    public func recordHello(tenantID: UUID, agentID: UUID, hello: Crowsnest_V1_Hello,
+    /// Records a `Hello` and makes `sessionID` the agent's live session (any other session of the agent is taken
+    /// over); refreshes the host facts and `last_seen`; returns the agent or nil when unknown.
+    public func recordHello(tenantID: UUID, agentID: UUID, hello: Crowsnest_V1_Hello, sessionID: UUID = UUID(),
                             clockOffsetMillis: Int64? = nil) async throws -> AgentRecord? {
         let host = hello.host
         let rows = try await client.query("""
             UPDATE agents SET hostname = \(host.hostname), agent_version = \(hello.agentVersion), os = \(host.os),
                 kernel = \(host.kernel), architecture = \(host.architecture), cpu_count = \(Int32(clamping: host.cpuCount)),
                 memory_total_bytes = \(Int64(clamping: host.memoryTotalBytes)), docker_version = \(host.dockerVersion),
-                boot_id = \(hello.bootID), last_seen = now(), clock_offset_ms = \(clockOffsetMillis)
+                boot_id = \(hello.bootID), last_seen = now(), clock_offset_ms = \(clockOffsetMillis),
+                session_id = CASE WHEN revoked_at IS NULL THEN \(sessionID) ELSE session_id END,
+                recent_boot_ids = (array_append(recent_boot_ids, \(hello.bootID)))[greatest(1, cardinality(recent_boot_ids) - 6):cardinality(recent_boot_ids) + 1],
+                -- The last four sessions, this one included, alternated between two boot ids (A B A B): one host
+                -- rebooting cannot do that, two hosts sharing this identity (a cloned VM) do.
+                clone_suspected = clone_suspected OR (\(hello.bootID) <> '' AND cardinality(recent_boot_ids) >= 3
+                    AND recent_boot_ids[cardinality(recent_boot_ids) - 2] = recent_boot_ids[cardinality(recent_boot_ids)]
+                    AND recent_boot_ids[cardinality(recent_boot_ids) - 1] = \(hello.bootID)
+                    AND recent_boot_ids[cardinality(recent_boot_ids)] <> \(hello.bootID))
             WHERE tenant_id = \(tenantID) AND id = \(agentID)
-            RETURNING hostname, committed_seq, revoked_at IS NOT NULL
+            RETURNING hostname, committed_seq, revoked_at IS NOT NULL, clone_suspected
             """, logger: logger)
-        for try await (hostname, committed, revoked) in rows.decode((String, Int64, Bool).self) {
+        for try await (hostname, committed, revoked, clone) in rows.decode((String, Int64, Bool, Bool).self) {
             return AgentRecord(tenantID: tenantID, agentID: agentID, hostname: hostname,
-                               committedSeq: UInt64(max(0, committed)), revoked: revoked)
+                               committedSeq: UInt64(max(0, committed)), revoked: revoked, cloneSuspected: clone)
         }
         return nil
     }
@@ -90,6 +123,53 @@ public struct AgentStore: Sendable {
         try await client.query(
             "UPDATE agents SET clock_offset_ms = \(offsetMillis) WHERE tenant_id = \(tenantID) AND id = \(agentID)",
             logger: logger)
+    }
+
+    /// Whether `sessionID` is still the agent's live session.
+    public func sessionState(tenantID: UUID, agentID: UUID, sessionID: UUID) async throws -> AgentSessionState {
+        let rows = try await client.query("""
+            SELECT session_id = \(sessionID), revoked_at IS NOT NULL FROM agents WHERE tenant_id = \(tenantID) AND id = \(agentID)
+            """, logger: logger)
+        for try await (current, revoked) in rows.decode((Bool?, Bool).self) {
+            if revoked { return .revoked }
+            return current == true ? .current : .takenOver
+        }
+        return .unknown
+    }
+
+    /// Every agent (of one tenant, or all), in tenant and hostname order.
+    public func list(tenantName: String?) async throws -> [AgentListing] {
+        var query: PostgresQuery = """
+            SELECT a.id, t.name, a.hostname, a.agent_version, a.last_seen, a.enrolled_at, a.revoked_at, a.clone_suspected
+            FROM agents a JOIN tenants t ON t.id = a.tenant_id
+            """
+        if let tenantName {
+            query.sql += " WHERE t.name = $1"
+            query.binds.append(tenantName)
+        }
+        query.sql += " ORDER BY t.name, a.hostname, a.id"
+        let rows = try await client.query(query, logger: logger)
+        var result: [AgentListing] = []
+        for try await (id, tenant, hostname, version, lastSeen, enrolled, revoked, clone) in rows.decode(
+            (UUID, String, String, String, Date?, Date, Date?, Bool).self) {
+            result.append(AgentListing(agentID: id, tenant: tenant, hostname: hostname, agentVersion: version, lastSeen: lastSeen,
+                                       enrolledAt: enrolled, revokedAt: revoked, cloneSuspected: clone))
+        }
+        return result
+    }
+
+    /// Revokes an agent: its live session is closed within seconds and every reconnect is refused. Returns
+    /// false when there is no such agent or it was already revoked.
+    @discardableResult
+    public func revoke(agentID: UUID) async throws -> Bool {
+        let rows = try await client.query("""
+            UPDATE agents SET revoked_at = now(), session_id = NULL WHERE id = \(agentID) AND revoked_at IS NULL RETURNING id
+            """, logger: logger)
+        for try await _ in rows.decode(UUID.self) {
+            logger.notice("agent revoked", metadata: ["agent.id": "\(agentID)"])
+            return true
+        }
+        return false
     }
 
     /// The highest committed sequence of an agent (0 when none).

@@ -16,6 +16,15 @@ public struct IssuedAPIKey: Sendable, Equatable {
     public var secret: String
 }
 
+/// An API key as `apikey list` shows it.
+public struct APIKeyListing: Sendable, Equatable {
+    public var id: UUID
+    public var role: String
+    public var createdAt: Date
+    public var expiresAt: Date?
+    public var revokedAt: Date?
+}
+
 /// Why an API key operation failed.
 public enum APIKeyStoreError: Error, CustomStringConvertible, Sendable {
     /// `create` was given a tenant id that has no row in `tenants`.
@@ -45,15 +54,15 @@ public struct APIKeyStore: Sendable {
 
     /// Issues a new key for `tenantID` with `role` and returns it with its secret (the only time the
     /// secret exists outside the caller's hands). Throws `APIKeyStoreError.unknownTenant` for a missing tenant.
-    public func create(tenantID: UUID, role: APIKeyRole) async throws -> IssuedAPIKey {
+    public func create(tenantID: UUID, role: APIKeyRole, expiresAt: Date? = nil) async throws -> IssuedAPIKey {
         let secret = Self.generateSecret()
         let id = UUID()
         let hash = Self.hash(secret: secret)
         do {
             try await self.database.query(
                 """
-                INSERT INTO api_keys (tenant_id, id, key_hash, role)
-                VALUES (\(tenantID), \(id), \(hash), \(role.rawValue))
+                INSERT INTO api_keys (tenant_id, id, key_hash, role, expires_at)
+                VALUES (\(tenantID), \(id), \(hash), \(role.rawValue), \(expiresAt))
                 """,
                 logger: self.logger
             )
@@ -71,7 +80,10 @@ public struct APIKeyStore: Sendable {
     public func authenticate(secret: String) async throws -> APICaller? {
         guard Self.looksLikeSecret(secret) else { return nil }
         let rows = try await self.database.query(
-            "SELECT tenant_id, id, role FROM api_keys WHERE key_hash = \(Self.hash(secret: secret)) AND revoked_at IS NULL",
+            """
+            SELECT tenant_id, id, role FROM api_keys
+            WHERE key_hash = \(Self.hash(secret: secret)) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+            """,
             logger: self.logger
         )
         for try await (tenantID, keyID, roleText) in rows.decode((UUID, UUID, String).self) {
@@ -98,6 +110,22 @@ public struct APIKeyStore: Sendable {
             self.logger.info("API key revoked", metadata: ["tenant.id": "\(tenantID)", "api_key.id": "\(keyID)"])
         }
         return revoked
+    }
+
+    /// The tenant's keys, newest first (secrets are never stored, so never listed).
+    public func list(tenantID: UUID) async throws -> [APIKeyListing] {
+        let rows = try await self.database.query(
+            """
+            SELECT id, role, created_at, expires_at, revoked_at FROM api_keys
+            WHERE tenant_id = \(tenantID) ORDER BY created_at DESC, id
+            """,
+            logger: self.logger
+        )
+        var result: [APIKeyListing] = []
+        for try await (id, role, created, expires, revoked) in rows.decode((UUID, String, Date, Date?, Date?).self) {
+            result.append(APIKeyListing(id: id, role: role, createdAt: created, expiresAt: expires, revokedAt: revoked))
+        }
+        return result
     }
 
     /// A new random secret: `cnk_` + base64url (no padding) of 32 bytes from the system CSPRNG.

@@ -17,6 +17,7 @@ struct GatewayHarness: Sendable {
     let port: Int
     let client: PostgresClient
     let logger: Logger
+    let admission: ConnectionAdmission
 
     static let logger: Logger = {
         var logger = Logger(label: "crowsnest.tests.gateway")
@@ -26,6 +27,7 @@ struct GatewayHarness: Sendable {
 
     /// Runs the gateway in a task for the duration of `body`, then cancels it and removes the CA directory.
     static func run<T>(client: PostgresClient, storageTimeout: Duration = .seconds(20),
+                       admissionLimits: ConnectionAdmission.Limits = ConnectionAdmission.Limits(),
                        isolation: isolated (any Actor)? = #isolation,
                        _ body: (GatewayHarness) async throws -> T) async throws -> T {
         let directory = try TestPostgres.makeTemporaryDirectory()
@@ -38,6 +40,9 @@ struct GatewayHarness: Sendable {
             enrollment: AgentEnrollment(client: client, authority: ca, logger: logger),
             logger: logger)
         sessions.storageTimeout = storageTimeout
+        sessions.sessionCheckInterval = .milliseconds(200)
+        let admission = ConnectionAdmission(limits: admissionLimits, logger: logger)
+        sessions.admission = admission
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let gateway = try AgentGateway(
             configuration: GatewayConfiguration(host: "127.0.0.1", port: 0, handshakeTimeout: .seconds(5)),
@@ -53,7 +58,7 @@ struct GatewayHarness: Sendable {
             _ = await task.result
             throw TestPostgresUnavailable(description: "the gateway did not bind: \(String(describing: await task.result))")
         }
-        let harness = GatewayHarness(ca: ca, port: port, client: client, logger: logger)
+        let harness = GatewayHarness(ca: ca, port: port, client: client, logger: logger, admission: admission)
         do {
             let result = try await body(harness)
             task.cancel()

@@ -361,6 +361,81 @@ final class GatewayTests: XCTestCase {
         }
     }
 
+    // MARK: One live session per agent
+
+    func testASecondSessionOfTheSameAgentTakesOverAndTheFirstIsToldSo() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let agent = try await gateway.enrolledAgent(tenantID: tenantID)
+            let first = try await gateway.connect(tls: agent.tls) { wire -> Crowsnest_V1_Goodbye? in
+                guard try await establish(&wire) != nil else { return nil }
+                try await wire.send(batch(seq: 1))
+                guard case .success(let frame) = await wire.nextOrEnd(), case .ack = frame.message else { return nil }
+                // The same certificate connects again (a restarted agent, or a clone of this host).
+                try await gateway.connect(tls: agent.tls) { second in
+                    guard try await establish(&second) != nil else { return }
+                    try await second.send(batch(seq: 2, tsMillis: 1_710_072_030_000))
+                    guard case .success(let frame) = await second.nextOrEnd(), case .ack(let ack) = frame.message else {
+                        return XCTFail("the new session must be served")
+                    }
+                    XCTAssertEqual(ack.seq, 2)
+                    // The old one is closed within seconds, with the code that makes its agent wait.
+                    guard case .success(let bye) = await wire.nextOrEnd(), case .goodbye(let goodbye) = bye.message else {
+                        return XCTFail("expected the first session to get a goodbye")
+                    }
+                    XCTAssertEqual(goodbye.code, .takenOver)
+                }
+                return nil
+            }
+            XCTAssertNil(first)
+            let committed = try await count(gateway.client, "SELECT committed_seq FROM agents WHERE id = \(agent.agentID)")
+            XCTAssertEqual(committed, 2)
+        }
+    }
+
+    func testARevokedAgentsLiveSessionIsClosedAndItsReconnectRefused() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let agent = try await gateway.enrolledAgent(tenantID: tenantID)
+            let started = ContinuousClock.now
+            try await gateway.connect(tls: agent.tls) { wire in
+                guard try await establish(&wire) != nil else { return }
+                let revoked = try await AgentStore(client: gateway.client, logger: gateway.logger).revoke(agentID: agent.agentID)
+                XCTAssertTrue(revoked)
+                guard case .success(let frame) = await wire.nextOrEnd(), case .goodbye(let goodbye) = frame.message else {
+                    return XCTFail("expected a goodbye after revocation")
+                }
+                XCTAssertEqual(goodbye.code, .revoked)
+            }
+            XCTAssertLessThan(ContinuousClock.now - started, .seconds(5))
+            let again = try await gateway.connect(tls: agent.tls) { wire -> Crowsnest_V1_Reject? in
+                try await wire.send(GatewayHarness.hello())
+                guard case .success(let frame) = await wire.nextOrEnd(), case .reject(let reject) = frame.message else { return nil }
+                return reject
+            }
+            XCTAssertEqual(again?.permanent, true)
+            XCTAssertTrue(again?.reason.contains("revoked") ?? false, "\(String(describing: again))")
+        }
+    }
+
+    func testSessionsAlternatingBetweenTwoBootIDsFlagTheAgentAsCloned() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let agent = try await gateway.enrolledAgent(tenantID: tenantID)
+            for (index, boot) in ["boot-a", "boot-a", "boot-b", "boot-a", "boot-b"].enumerated() {
+                try await gateway.connect(tls: agent.tls) { wire in
+                    var hello = GatewayHarness.hello()
+                    if case .hello(var message) = hello.message { message.bootID = boot; hello = .with(.hello(message)) }
+                    try await wire.send(hello)
+                    _ = await wire.nextOrEnd()
+                }
+                let flagged = try await count(gateway.client, "SELECT clone_suspected::int FROM agents WHERE id = \(agent.agentID)")
+                // A reboot (a then b) is no clone; a b a b is.
+                XCTAssertEqual(flagged, index == 4 ? 1 : 0, "after session \(index + 1) (\(boot))")
+            }
+        }
+    }
+
     // MARK: Poison never wedges
 
     /// Each kind of poison batch is acknowledged (so the agent moves on), what could be stored is stored, what
