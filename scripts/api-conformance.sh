@@ -238,7 +238,7 @@ BEGIN
 END $$;
 COMMIT;
 SQL
-"$psql" -X -q -v ON_ERROR_STOP=1 -v tenant="$tenant_id" -f "$work/seed.sql" \
+PGPASSWORD="$(cat "$data/postgres-password")" "$psql" -X -q -v ON_ERROR_STOP=1 -v tenant="$tenant_id" -f "$work/seed.sql" \
     -h "$data/postgres/run" -p 5432 -U crowsnest -d crowsnest >"$work/seed.log" 2>&1 \
     || { cat "$work/seed.log" >&2; fail "seeding the conformance data set failed"; }
 

@@ -77,7 +77,7 @@ struct IngestBenchmark: AsyncParsableCommand {
         if let databaseURL {
             client = try DatabaseConnection.makeClient(url: databaseURL, logger: logger)
         } else {
-            client = DatabaseConnection.makeClient(embedded: EmbeddedPostgres(dataDirectory: directory, logger: logger), logger: logger)
+            client = try DatabaseConnection.makeClient(embedded: EmbeddedPostgres(dataDirectory: directory, logger: logger), logger: logger)
         }
         let options = self
         try await withThrowingTaskGroup(of: Void.self) { group in

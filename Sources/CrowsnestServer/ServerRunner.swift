@@ -33,7 +33,9 @@ public struct ServerRunner: Sendable {
         let registry = metricsRegistry
         let onReady = self.onReady
         let signals = self.shutdownSignals
-        try await ServerDatabase.with(configuration, logger: logger) { client in
+        try await ServerDatabase.withPools(configuration, logger: logger) { pools in
+            // Agents' sessions use the ingest pool, the HTTP API its own: neither can starve the other.
+            let client = pools.ingest
             let authority = try await configuration.loadAuthority(client: client, logger: logger)
             logger.info("certificate authority ready", metadata: ["ca.pin": "\(authority.caPin)"])
             let tls = try ServerTLS.makeGatewayConfiguration(ca: authority)
@@ -52,7 +54,8 @@ public struct ServerRunner: Sendable {
                 onBound: { address in
                     if let port = gatewayBound.agentBound(address) { onReady(address, port) }
                 })
-            let router = makeAPIRouter(database: client, registry: registry, readiness: { await readiness.isReady(client) }, logger: logger)
+            let api = pools.api
+            let router = makeAPIRouter(database: api, registry: registry, readiness: { await readiness.isReady(api) }, logger: logger)
             let http = Application(
                 router: router,
                 // A client that sends nothing for a minute (a slow or stalled request, an idle keep-alive) is closed.

@@ -17,6 +17,9 @@ public struct FrameChannel {
         set { reader.maximumFrameLength = newValue }
     }
 
+    /// The payload size of the frame `next()` returned last.
+    public var lastFrameBytes: Int { reader.lastFrameBytes }
+
     /// The next frame, or nil when the peer closed the connection cleanly.
     public mutating func next() async throws -> Crowsnest_V1_Frame? {
         while true {

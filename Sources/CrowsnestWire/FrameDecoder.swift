@@ -73,9 +73,13 @@ public struct FrameReader: Sendable {
         return payload
     }
 
+    /// The payload size of the frame `next()` returned last (what a queued batch costs in memory).
+    public private(set) var lastFrameBytes = 0
+
     /// Returns the next complete decoded frame, or nil when more bytes are needed.
     public mutating func next() throws -> Crowsnest_V1_Frame? {
         guard let payload = try nextPayload() else { return nil }
+        lastFrameBytes = payload.readableBytes
         return try FrameCodec.decodeFrame(payload)
     }
 

@@ -210,7 +210,7 @@ final class EndToEndTests: XCTestCase {
         // pg_ctl start leaves a daemon that would inherit Foundation's internal descriptors and keep
         // Process.waitUntilExit from returning; python's subprocess closes them (close_fds) first.
         func pgctl(_ arguments: [String]) -> Shell.Result {
-            let command = (getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] : []) + [pgCtl] + arguments
+            let command = (getuid() == 0 ? ["/usr/sbin/runuser", "-u", "crowsnest-postgres", "--"] : []) + [pgCtl] + arguments
             return Shell.run("/usr/bin/env", ["python3", "-c",
                 "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode)"]
                 + command)
@@ -323,7 +323,7 @@ final class ReplicaEndToEndTests: XCTestCase {
         try deployment.startServer()
         try deployment.provision()
         // The first server's cluster, reached as an external database over its unix socket.
-        let url = "postgres://crowsnest@/crowsnest?host=\(deployment.dataDir)/postgres/run"
+        let url = deployment.databaseURL
         let replicaDir = deployment.root + "/replica"
         let replicaPort = freePort()
         let replica = try ChildProcess(

@@ -222,10 +222,24 @@ final class Deployment: @unchecked Sendable {
         return HTTPResult(status: status, body: Data(result.output[..<split].utf8))
     }
 
+    /// The embedded cluster's password (the server generated it in its data directory).
+    var databasePassword: String {
+        ((try? String(contentsOfFile: dataDir + "/postgres-password", encoding: .utf8)) ?? "")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The embedded cluster as an external database URL (over its unix socket).
+    var databaseURL: String {
+        "postgres://crowsnest:\(databasePassword)@/crowsnest?host=\(dataDir)/postgres/run"
+    }
+
     /// Runs SQL on the embedded cluster through its unix socket and returns psql's unaligned output.
     func sql(_ statement: String) throws -> String {
+        var environment = ProcessInfo.processInfo.environment
+        environment["PGPASSWORD"] = databasePassword
         let result = Shell.run("/usr/bin/env", ["psql", "-X", "-At", "-h", dataDir + "/postgres/run", "-U", "crowsnest",
-                                                "-d", "crowsnest", "-v", "ON_ERROR_STOP=1", "-c", statement])
+                                                "-d", "crowsnest", "-v", "ON_ERROR_STOP=1", "-c", statement],
+                               environment: environment)
         guard result.status == 0 else { throw DeploymentError("psql failed: \(result.error)") }
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }

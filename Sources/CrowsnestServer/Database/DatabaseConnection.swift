@@ -82,10 +82,11 @@ public enum DatabaseConnection {
         return configuration
     }
 
-    /// Client configuration for the embedded cluster's unix socket (user and database `crowsnest`, no password).
-    public static func clientConfiguration(embedded: EmbeddedPostgres) -> PostgresClient.Configuration {
+    /// Client configuration for the embedded cluster's unix socket (user and database `crowsnest`, the password
+    /// from the data directory).
+    public static func clientConfiguration(embedded: EmbeddedPostgres) throws -> PostgresClient.Configuration {
         PostgresClient.Configuration(
-            unixSocketPath: embedded.socketPath, username: EmbeddedPostgres.username, password: nil,
+            unixSocketPath: embedded.socketPath, username: EmbeddedPostgres.username, password: try embedded.password(),
             database: EmbeddedPostgres.databaseName)
     }
 
@@ -95,8 +96,8 @@ public enum DatabaseConnection {
     }
 
     /// A client for the embedded cluster (which must be started); run `client.run()` before using it.
-    public static func makeClient(embedded: EmbeddedPostgres, logger: Logger) -> PostgresClient {
-        PostgresClient(configuration: clientConfiguration(embedded: embedded), backgroundLogger: logger)
+    public static func makeClient(embedded: EmbeddedPostgres, logger: Logger) throws -> PostgresClient {
+        PostgresClient(configuration: try clientConfiguration(embedded: embedded), backgroundLogger: logger)
     }
 
     /// The URL with its password replaced by `***`, safe for logs and error messages.

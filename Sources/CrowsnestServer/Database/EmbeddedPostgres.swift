@@ -67,7 +67,9 @@ public enum EmbeddedPostgresError: Error, CustomStringConvertible, Sendable {
 ///
 /// Layout: `postgres/data` (PGDATA), `postgres/run` (socket directory), `postgres/server.log` (server output).
 public actor EmbeddedPostgres {
-    /// Role created by `initdb` (superuser, trust authentication on the private socket).
+    /// The system user PostgreSQL runs as when the server runs as root (created when missing).
+    public static let defaultSystemUser = "crowsnest-postgres"
+    /// Role created by `initdb` (superuser, password authentication on the private socket).
     public static let username = "crowsnest"
     /// Database the server uses; created on first start.
     public static let databaseName = "crowsnest"
@@ -88,6 +90,8 @@ public actor EmbeddedPostgres {
     public nonisolated let socketPath: String
     /// Where the PostgreSQL server writes its log.
     public nonisolated let logFilePath: String
+    /// The `crowsnest` role's password (mode 0600, beside the cluster directory, owned by the server's user).
+    public nonisolated let passwordPath: String
 
     private let requestedUser: String?
     private let requestedBinDirectory: String?
@@ -109,6 +113,7 @@ public actor EmbeddedPostgres {
         self.socketDirectory = base + "/postgres/run"
         self.socketPath = base + "/postgres/run/.s.PGSQL.\(Self.port)"
         self.logFilePath = base + "/postgres/server.log"
+        self.passwordPath = base + "/postgres-password"
         self.requestedUser = runAsUser
         self.requestedBinDirectory = binDirectory
         self.logger = logger
@@ -154,7 +159,7 @@ public actor EmbeddedPostgres {
         case .none:
             try await startServer(bin: bin, identity: identity)
         }
-        try await ensureDatabase()
+        try await ensureDatabase(identity: identity)
         logger.info("embedded PostgreSQL ready", metadata: ["socket": "\(socketPath)"])
     }
 
@@ -228,16 +233,15 @@ public actor EmbeddedPostgres {
             let name = Self.userName(uid: geteuid()) ?? "uid \(geteuid())"
             return Identity(name: name, uid: geteuid(), gid: getegid(), prefix: [])
         }
-        let name: String
-        if let requested = requestedUser {
-            name = requested
-        } else if Self.lookupUser("postgres") != nil {
-            name = "postgres"
-        } else {
-            name = "nobody"
+        let name = requestedUser ?? Self.defaultSystemUser
+        if requestedUser == nil && Self.lookupUser(name) == nil {
+            try createSystemUser(name)
         }
         guard let (uid, gid) = Self.lookupUser(name) else {
             throw EmbeddedPostgresError.userNotFound(name)
+        }
+        guard name != "nobody" else {
+            throw EmbeddedPostgresError.userNotFound("nobody (shared by unrelated daemons: give PostgreSQL a user of its own)")
         }
         guard uid != 0 else {
             throw EmbeddedPostgresError.userNotFound("\(name) (is root; PostgreSQL needs an unprivileged user)")
@@ -254,6 +258,22 @@ public actor EmbeddedPostgres {
             return Identity(name: name, uid: uid, gid: gid, prefix: [runuser, "-u", name, "--"])
         }
         throw EmbeddedPostgresError.privilegeDropToolMissing(user: name)
+    }
+
+    /// Creates the system user the embedded PostgreSQL runs as (no home, no login shell).
+    private func createSystemUser(_ name: String) throws {
+        let fm = FileManager.default
+        guard let useradd = ["/usr/sbin/useradd", "/sbin/useradd"].first(where: { fm.isExecutableFile(atPath: $0) }) else {
+            throw EmbeddedPostgresError.userNotFound("\(name) (and useradd is missing to create it)")
+        }
+        let result = try Self.runTool([useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                                       "--shell", "/usr/sbin/nologin", "--comment", "crowsnest embedded PostgreSQL", name],
+                                      environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], currentDirectory: "/")
+        // Another process may have created it at the same moment (exit 9: already exists).
+        guard result.exitCode == 0 || Self.lookupUser(name) != nil else {
+            throw EmbeddedPostgresError.toolFailed(tool: "useradd \(name)", exitCode: result.exitCode, output: result.output)
+        }
+        logger.notice("created a system user for the embedded PostgreSQL", metadata: ["user": "\(name)"])
     }
 
     static func lookupUser(_ name: String) -> (uid_t, gid_t)? {
@@ -363,6 +383,70 @@ public actor EmbeddedPostgres {
         }
     }
 
+    /// The cluster's only authentication rule: the `crowsnest` role, over the private unix socket, with its
+    /// password (scram-sha-256). Returns true when the file changed (the server must reload it).
+    private func writeAuthenticationRules(identity: Identity) throws -> Bool {
+        let path = pgDataDirectory + "/pg_hba.conf"
+        let rules = """
+            # Written by crowsnest-server on every start of its embedded PostgreSQL; edits here are overwritten.
+            # Unix socket only (listen_addresses is empty), password required.
+            local   all   \(Self.username)   scram-sha-256
+
+            """
+        if (try? String(contentsOfFile: path, encoding: .utf8)) == rules { return false }
+        do {
+            try rules.write(toFile: path, atomically: true, encoding: .utf8)
+        } catch {
+            throw EmbeddedPostgresError.directoryNotUsable(path: path, reason: "cannot write authentication rules: \(error)")
+        }
+        chmod(path, 0o600)
+        if identity.isSwitching { try chownOne(path, identity: identity) }
+        return true
+    }
+
+    /// The `crowsnest` role's password, from `passwordPath` (mode 0600, owned by the server's user, outside the
+    /// directory PostgreSQL's user owns); generated on first use.
+    public nonisolated func password() throws -> String {
+        let fm = FileManager.default
+        if let data = fm.contents(atPath: passwordPath) {
+            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard text.count >= 32, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
+                throw EmbeddedPostgresError.directoryNotUsable(
+                    path: passwordPath, reason: "the embedded PostgreSQL's password file is damaged (expected 32 or more letters and digits)")
+            }
+            return text
+        }
+        guard !fm.fileExists(atPath: pgDataDirectory + "/PG_VERSION") || !clusterRequiresPassword else {
+            throw EmbeddedPostgresError.directoryNotUsable(
+                path: passwordPath, reason: "the embedded PostgreSQL's password file is missing but its cluster requires a password; restore the file from a backup")
+        }
+        var random = SystemRandomNumberGenerator()
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        let password = String((0..<40).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &random)] })
+        do {
+            try fm.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+            let temporary = passwordPath + ".tmp"
+            fm.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600])
+            try (password + "\n").write(toFile: temporary, atomically: false, encoding: .utf8)
+            chmod(temporary, 0o600)
+            if rename(temporary, passwordPath) != 0 { throw EmbeddedPostgresError.directoryNotUsable(path: passwordPath, reason: "rename failed") }
+        } catch let error as EmbeddedPostgresError {
+            throw error
+        } catch {
+            throw EmbeddedPostgresError.directoryNotUsable(path: passwordPath, reason: "cannot write the password file: \(error)")
+        }
+        return password
+    }
+
+    /// Whether the cluster's authentication rules already require a password (it was converted or created so).
+    private nonisolated var clusterRequiresPassword: Bool {
+        guard let rules = try? String(contentsOfFile: pgDataDirectory + "/pg_hba.conf", encoding: .utf8) else { return false }
+        return rules.split(separator: "\n").contains { line in
+            let fields = line.split(whereSeparator: \.isWhitespace)
+            return fields.first.map { !$0.hasPrefix("#") } ?? false && fields.last.map { $0 == "scram-sha-256" || $0 == "md5" } ?? false
+        }
+    }
+
     /// Settings we own, rewritten on every start and included from postgresql.conf (last include wins).
     private func writeSettings(identity: Identity) throws {
         func quoted(_ value: String) -> String {
@@ -411,10 +495,16 @@ public actor EmbeddedPostgres {
         logger.info(
             "creating embedded PostgreSQL cluster",
             metadata: ["directory": "\(pgDataDirectory)", "user": "\(identity.name)", "bin": "\(bin)"])
+        // initdb reads the superuser's password from a file the cluster's user can read; it is removed at once.
+        let passwordFile = clusterDirectory + "/initdb-password"
+        try (try password() + "\n").write(toFile: passwordFile, atomically: false, encoding: .utf8)
+        chmod(passwordFile, 0o600)
+        if identity.isSwitching { try chownOne(passwordFile, identity: identity) }
+        defer { try? FileManager.default.removeItem(atPath: passwordFile) }
         let result = try await runToolAsync(
             identity.prefix + [
-                bin + "/initdb", "-D", pgDataDirectory, "-U", Self.username, "--auth=trust", "-E", "UTF8",
-                "--locale=\(locale)",
+                bin + "/initdb", "-D", pgDataDirectory, "-U", Self.username, "--auth=scram-sha-256",
+                "--pwfile=\(passwordFile)", "-E", "UTF8", "--locale=\(locale)",
             ],
             bin: bin)
         guard result.exitCode == 0 else {
@@ -465,9 +555,10 @@ public actor EmbeddedPostgres {
         }
     }
 
-    private func ensureDatabase() async throws {
+    private func ensureDatabase(identity: Identity) async throws {
+        let password = try password()
         let configuration = PostgresConnection.Configuration(
-            unixSocketPath: socketPath, username: Self.username, password: nil, database: "postgres")
+            unixSocketPath: socketPath, username: Self.username, password: password, database: "postgres")
         let connection: PostgresConnection
         do {
             connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
@@ -476,6 +567,14 @@ public actor EmbeddedPostgres {
                 reason: "cannot connect to \(socketPath): \(DatabaseConnection.describe(error))")
         }
         do {
+            // A cluster from before passwords (trust authentication) gets the password now, then password-only
+            // authentication; on every later start this sets the same password again, which changes nothing.
+            try await connection.query("SET password_encryption = 'scram-sha-256'", logger: logger)
+            try await connection.query(PostgresQuery(unsafeSQL: "ALTER ROLE \(Self.username) PASSWORD '\(password)'"), logger: logger)
+            if try writeAuthenticationRules(identity: identity) {
+                try await connection.query("SELECT pg_reload_conf()", logger: logger)
+                logger.notice("embedded PostgreSQL now requires its password (scram-sha-256)", metadata: ["cluster": "\(clusterDirectory)"])
+            }
             let rows = try await connection.query(
                 "SELECT 1 FROM pg_database WHERE datname = \(Self.databaseName)", logger: logger)
             var exists = false

@@ -5,15 +5,69 @@ import PostgresNIO
 /// Opens the server's database — the embedded cluster in the data directory, or an external URL — runs
 /// the migrations, and hands a ready `PostgresClient` to `body`.
 public enum ServerDatabase {
-    /// Runs `body` with a migrated database; an embedded cluster this call started is stopped afterwards,
-    /// one that was already running (a serving process next to an admin command) is left running.
+    /// What each pool may use, and how long its statements and lock waits may take: ingest and the API get
+    /// separate pools so a burst of one cannot take every connection from the other, and a statement stuck
+    /// behind a lock fails (and is retried by its caller) instead of holding a connection forever.
+    public struct PoolSettings: Sendable {
+        public var name: String
+        public var maximumConnections: Int
+        public var statementTimeout: Duration
+        public var lockTimeout: Duration
+
+        public static let ingest = PoolSettings(name: "crowsnest-ingest", maximumConnections: 16,
+                                                statementTimeout: .seconds(30), lockTimeout: .seconds(10))
+        public static let api = PoolSettings(name: "crowsnest-api", maximumConnections: 8,
+                                             statementTimeout: .seconds(15), lockTimeout: .seconds(5))
+        /// Administrative commands: one short-lived client.
+        public static let admin = PoolSettings(name: "crowsnest-admin", maximumConnections: 2,
+                                               statementTimeout: .seconds(60), lockTimeout: .seconds(10))
+
+        func apply(to configuration: PostgresClient.Configuration) -> PostgresClient.Configuration {
+            var configuration = configuration
+            configuration.options.maximumConnections = maximumConnections
+            configuration.options.additionalStartupParameters.removeAll { $0.0 == "application_name" }
+            configuration.options.additionalStartupParameters += [
+                ("application_name", name),
+                ("statement_timeout", "\(Self.milliseconds(statementTimeout))"),
+                ("lock_timeout", "\(Self.milliseconds(lockTimeout))"),
+            ]
+            return configuration
+        }
+
+        static func milliseconds(_ duration: Duration) -> Int64 {
+            duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        }
+    }
+
+    /// The server's two pools.
+    public struct Pools: Sendable {
+        public let ingest: PostgresClient
+        public let api: PostgresClient
+    }
+
+    /// Runs `body` with a migrated database (one client, administrative settings); an embedded cluster this call
+    /// started is stopped afterwards, one that was already running (a serving process next to an admin command)
+    /// is left running.
     public static func with<T: Sendable>(_ configuration: ServerConfiguration, logger: Logger,
                                          _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
+        try await withClients(configuration, settings: [.admin], logger: logger) { clients in try await body(clients[0]) }
+    }
+
+    /// Runs `body` with a migrated database and the server's ingest and API pools.
+    public static func withPools<T: Sendable>(_ configuration: ServerConfiguration, logger: Logger,
+                                              _ body: @Sendable (Pools) async throws -> T) async throws -> T {
+        try await withClients(configuration, settings: [.ingest, .api], logger: logger) { clients in
+            try await body(Pools(ingest: clients[0], api: clients[1]))
+        }
+    }
+
+    private static func withClients<T: Sendable>(_ configuration: ServerConfiguration, settings: [PoolSettings], logger: Logger,
+                                                 _ body: @Sendable ([PostgresClient]) async throws -> T) async throws -> T {
         var embedded: EmbeddedPostgres?
         var startedHere = false
-        let client: PostgresClient
+        let base: PostgresClient.Configuration
         if let url = configuration.databaseURL {
-            client = try DatabaseConnection.makeClient(url: url, logger: logger)
+            base = try DatabaseConnection.clientConfiguration(url: url)
         } else {
             try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
             let cluster = EmbeddedPostgres(dataDirectory: configuration.dataDirectory, runAsUser: configuration.postgresUser,
@@ -21,17 +75,18 @@ public enum ServerDatabase {
             startedHere = !(await cluster.isRunning)
             try await cluster.start()
             embedded = cluster
-            client = DatabaseConnection.makeClient(embedded: cluster, logger: logger)
+            base = try DatabaseConnection.clientConfiguration(embedded: cluster)
         }
+        let clients = settings.map { PostgresClient(configuration: $0.apply(to: base), backgroundLogger: logger) }
         let result: Result<T, Error> = await withTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
+            for client in clients { group.addTask { await client.run() } }
             defer { group.cancelAll() }
             do {
-                // run() marks the client running as its first step; leasing a connection before that logs a
-                // misleading warning on every administrative command. A moment's wait lets the task start.
+                // run() marks a client running as its first step; leasing a connection before that logs a
+                // misleading warning on every administrative command. A moment's wait lets the tasks start.
                 try await Task.sleep(for: .milliseconds(50))
-                try await migrate(client, logger: logger)
-                return .success(try await body(client))
+                try await migrate(clients[0], logger: logger)
+                return .success(try await body(clients))
             } catch {
                 return .failure(error)
             }

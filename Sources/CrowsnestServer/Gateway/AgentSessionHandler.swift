@@ -284,7 +284,7 @@ public struct AgentSessionHandler: Sendable {
                         await inbox.push(.failed(SessionEnd(reason: violation)))
                         return
                     }
-                    await inbox.push(.batch(batch))
+                    await inbox.push(.batch(batch), bytes: session.lastFrameBytes)
                 case .heartbeat(let received):
                     var heartbeat = Crowsnest_V1_Heartbeat()
                     let now = Int64(Date().timeIntervalSince1970 * 1000)

@@ -5,7 +5,8 @@ import NIOCore
 ///
 /// The session's reader pushes what arrives; the writer takes everything that is already waiting and stores it in
 /// one transaction, so an agent with a backlog costs one COMMIT per group rather than per batch. Bounded: when
-/// `capacity` batches wait, the reader waits too and stops reading from the socket, so TCP pushes back on the agent.
+/// `capacity` batches, or `maxBytes` of encoded batches, wait, the reader waits too and stops reading from the
+/// socket, so TCP pushes back on the agent (a window of 32 frames of 4 MiB would otherwise be 128 MiB a session).
 actor SessionInbox {
     enum Item: Sendable {
         case batch(Crowsnest_V1_SampleBatch)
@@ -16,26 +17,31 @@ actor SessionInbox {
     }
 
     let capacity: Int
-    private var items = CircularBuffer<Item>()
+    let maxBytes: Int
+    private var items = CircularBuffer<(item: Item, bytes: Int)>()
     private var batchCount = 0
+    private var queuedBytes = 0
     private var consumer: CheckedContinuation<Void, Never>?
     private var producer: CheckedContinuation<Void, Never>?
     private var cancelled = false
 
-    init(capacity: Int) {
+    init(capacity: Int, maxBytes: Int = 16 * 1024 * 1024) {
         precondition(capacity > 0, "a session inbox must hold at least one batch")
         self.capacity = capacity
+        self.maxBytes = maxBytes
     }
 
-    /// Appends `item`, waiting while `capacity` batches are already waiting (returns at once after `cancel()`).
-    func push(_ item: Item) async {
+    /// Appends `item` (a batch of `bytes` encoded bytes), waiting while `capacity` batches or `maxBytes` are
+    /// already waiting; one batch is always let in, whatever its size (returns at once after `cancel()`).
+    func push(_ item: Item, bytes: Int = 0) async {
         if case .batch = item {
-            while batchCount >= capacity && !cancelled {
+            while (batchCount >= capacity || (batchCount > 0 && queuedBytes + bytes > maxBytes)) && !cancelled {
                 await withCheckedContinuation { producer = $0 }
             }
             batchCount += 1
+            queuedBytes += bytes
         }
-        items.append(item)
+        items.append((item, bytes))
         consumer?.resume()
         consumer = nil
     }
@@ -50,18 +56,21 @@ actor SessionInbox {
         var taken: [Item] = []
         var samples = 0
         var batches = 0
+        var bytes = 0
         while let next = items.first {
-            if case .batch(let batch) = next {
+            if case .batch(let batch) = next.item {
                 guard batches == 0 || (batches < maxBatches && samples + batch.containers.count <= maxSamples) else { break }
                 batches += 1
                 samples += batch.containers.count
-                taken.append(items.removeFirst())
+                bytes += next.bytes
+                taken.append(items.removeFirst().item)
             } else {
-                taken.append(items.removeFirst())
+                taken.append(items.removeFirst().item)
                 break
             }
         }
         batchCount -= batches
+        queuedBytes -= bytes
         producer?.resume()
         producer = nil
         return taken

@@ -625,7 +625,7 @@ final class GatewayTests: XCTestCase {
     func testWhileTheDatabaseIsDownNothingIsAcknowledgedAndTheResentBatchIsStoredOnceAfterwards() async throws {
         try await TestPostgres.withEmbeddedCluster { cluster, _ in
             try await cluster.start()
-            let configuration = DatabaseConnection.clientConfiguration(embedded: cluster)
+            let configuration = try DatabaseConnection.clientConfiguration(embedded: cluster)
             try await TestPostgres.withRunningClient(configuration) { client in
                 _ = try await MigrationRunner(logger: GatewayHarness.logger).migrate(client)
                 try await GatewayHarness.run(client: client, storageTimeout: .seconds(3)) { gateway in

@@ -81,6 +81,27 @@ final class SessionInboxTests: XCTestCase {
         XCTAssertEqual(describe(rest), ["2", "3"])
     }
 
+    func testTheInboxIsBoundedInBytesTooButAlwaysLetsOneBatchIn() async {
+        let inbox = SessionInbox(capacity: 32, maxBytes: 1_000)
+        await inbox.push(batch(1), bytes: 600)
+        let second = batch(2)
+        let reader = Task { () -> ContinuousClock.Instant in
+            await inbox.push(second, bytes: 600)
+            return ContinuousClock.now
+        }
+        try? await Task.sleep(for: .milliseconds(100))
+        let takenAt = ContinuousClock.now
+        let first = await inbox.take(maxBatches: 16, maxSamples: 1_000)
+        XCTAssertEqual(describe(first), ["1"])
+        let pushedAt = await reader.value
+        XCTAssertGreaterThan(pushedAt, takenAt, "1,200 bytes may not wait at once with a 1,000-byte bound")
+        // A single batch larger than the bound still gets in (nothing else waits), so a session never wedges.
+        _ = await inbox.take(maxBatches: 16, maxSamples: 1_000)
+        await inbox.push(batch(3), bytes: 5_000)
+        let big = await inbox.take(maxBatches: 16, maxSamples: 1_000)
+        XCTAssertEqual(describe(big), ["3"])
+    }
+
     func testCancelWakesAWaitingWriterWithNothing() async {
         let inbox = SessionInbox(capacity: 2)
         async let taken = inbox.take(maxBatches: 16, maxSamples: 1_000)

@@ -65,10 +65,14 @@ final class DatabaseConnectionTests: XCTestCase {
         }
     }
 
-    func testEmbeddedConfigurationUsesTheClusterSocket() {
-        let cluster = EmbeddedPostgres(dataDirectory: "/var/lib/crowsnest", logger: .init(label: "test"))
-        let configuration = DatabaseConnection.clientConfiguration(embedded: cluster)
-        XCTAssertEqual(configuration.unixSocketPath, "/var/lib/crowsnest/postgres/run/.s.PGSQL.5432")
+    func testEmbeddedConfigurationUsesTheClusterSocketAndPassword() throws {
+        let directory = try TestPostgres.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let cluster = EmbeddedPostgres(dataDirectory: directory, logger: .init(label: "test"))
+        let configuration = try DatabaseConnection.clientConfiguration(embedded: cluster)
+        XCTAssertEqual(configuration.unixSocketPath, directory + "/postgres/run/.s.PGSQL.5432")
+        XCTAssertEqual(configuration.password, try cluster.password())
+        XCTAssertEqual(configuration.password?.count, 40)
         XCTAssertEqual(configuration.username, "crowsnest")
         XCTAssertEqual(configuration.database, "crowsnest")
     }

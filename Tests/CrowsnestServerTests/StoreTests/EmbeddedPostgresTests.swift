@@ -25,14 +25,15 @@ final class EmbeddedPostgresTests: XCTestCase {
             let pid = try XCTUnwrap(cluster.postmasterProcessID)
             let owner = try processOwner(pid)
             if geteuid() == 0 {
-                let expected = EmbeddedPostgres.lookupUser("postgres")?.0 ?? EmbeddedPostgres.lookupUser("nobody")?.0
-                XCTAssertEqual(owner, expected, "postmaster must run as the unprivileged user, not root")
+                let expected = EmbeddedPostgres.lookupUser(EmbeddedPostgres.defaultSystemUser)?.0
+                XCTAssertNotNil(expected, "the server creates its own system user for PostgreSQL")
+                XCTAssertEqual(owner, expected, "postmaster must run as its own unprivileged user, not root")
                 XCTAssertNotEqual(owner, 0)
             } else {
                 XCTAssertEqual(owner, geteuid())
             }
 
-            try await TestPostgres.withRunningClient(DatabaseConnection.clientConfiguration(embedded: cluster)) { client in
+            try await TestPostgres.withRunningClient(try DatabaseConnection.clientConfiguration(embedded: cluster)) { client in
                 let user: String? = try await scalar(client, "SELECT current_user::text")
                 XCTAssertEqual(user, "crowsnest")
                 let database: String? = try await scalar(client, "SELECT current_database()::text")
@@ -50,7 +51,7 @@ final class EmbeddedPostgresTests: XCTestCase {
     func testStopShutsDownAndRestartOnSameDirectoryKeepsData() async throws {
         try await TestPostgres.withEmbeddedCluster { cluster, directory in
             try await cluster.start()
-            try await TestPostgres.withRunningClient(DatabaseConnection.clientConfiguration(embedded: cluster)) { client in
+            try await TestPostgres.withRunningClient(try DatabaseConnection.clientConfiguration(embedded: cluster)) { client in
                 try await client.query("CREATE TABLE kept (value text)")
                 try await client.query("INSERT INTO kept VALUES ('survives a restart')")
             }
@@ -62,7 +63,7 @@ final class EmbeddedPostgresTests: XCTestCase {
             // A new instance, as a restarted server would create.
             let restarted = EmbeddedPostgres(dataDirectory: directory, logger: logger)
             try await restarted.start()
-            try await TestPostgres.withRunningClient(DatabaseConnection.clientConfiguration(embedded: restarted)) { client in
+            try await TestPostgres.withRunningClient(try DatabaseConnection.clientConfiguration(embedded: restarted)) { client in
                 let value: String? = try await scalar(client, "SELECT value FROM kept")
                 XCTAssertEqual(value, "survives a restart")
             }
@@ -74,7 +75,7 @@ final class EmbeddedPostgresTests: XCTestCase {
     func testStartRecoversAfterPostmasterWasKilled() async throws {
         try await TestPostgres.withEmbeddedCluster { cluster, directory in
             try await cluster.start()
-            try await TestPostgres.withRunningClient(DatabaseConnection.clientConfiguration(embedded: cluster)) { client in
+            try await TestPostgres.withRunningClient(try DatabaseConnection.clientConfiguration(embedded: cluster)) { client in
                 try await client.query("CREATE TABLE committed (value int)")
                 try await client.query("INSERT INTO committed VALUES (42)")
             }
@@ -93,7 +94,7 @@ final class EmbeddedPostgresTests: XCTestCase {
             try await recovered.start()
             let newPid = try XCTUnwrap(recovered.postmasterProcessID)
             XCTAssertNotEqual(newPid, pid)
-            try await TestPostgres.withRunningClient(DatabaseConnection.clientConfiguration(embedded: recovered)) { client in
+            try await TestPostgres.withRunningClient(try DatabaseConnection.clientConfiguration(embedded: recovered)) { client in
                 let value: Int32? = try await scalar(client, "SELECT value FROM committed")
                 XCTAssertEqual(value, 42, "committed data must survive a crash of the postmaster")
             }
@@ -110,7 +111,7 @@ final class EmbeddedPostgresTests: XCTestCase {
             try await next.start()
             let nextPid = next.postmasterProcessID
             XCTAssertEqual(nextPid, firstPid, "a running cluster of ours is reused, not started twice")
-            try await TestPostgres.withRunningClient(DatabaseConnection.clientConfiguration(embedded: next)) { client in
+            try await TestPostgres.withRunningClient(try DatabaseConnection.clientConfiguration(embedded: next)) { client in
                 let one: Int32? = try await scalar(client, "SELECT 1")
                 XCTAssertEqual(one, 1)
             }
@@ -121,14 +122,86 @@ final class EmbeddedPostgresTests: XCTestCase {
 
     func testRunsAsConfiguredUserWhenRoot() async throws {
         guard geteuid() == 0 else { throw XCTSkip("runAsUser only applies when the server runs as root") }
-        guard let (nobodyUid, _) = EmbeddedPostgres.lookupUser("nobody") else { throw XCTSkip("no user 'nobody'") }
-        try await TestPostgres.withEmbeddedCluster(runAsUser: "nobody") { cluster, _ in
+        guard let (postgresUid, _) = EmbeddedPostgres.lookupUser("postgres") else { throw XCTSkip("no user 'postgres'") }
+        try await TestPostgres.withEmbeddedCluster(runAsUser: "postgres") { cluster, _ in
             try await cluster.start()
             let pid = try XCTUnwrap(cluster.postmasterProcessID)
-            XCTAssertEqual(try processOwner(pid), nobodyUid)
+            XCTAssertEqual(try processOwner(pid), postgresUid)
             var info = stat()
             XCTAssertEqual(stat(cluster.pgDataDirectory, &info), 0)
-            XCTAssertEqual(info.st_uid, nobodyUid, "the cluster's files belong to the user running it")
+            XCTAssertEqual(info.st_uid, postgresUid, "the cluster's files belong to the user running it")
+        }
+    }
+
+    func testNobodyIsRefusedAsTheClustersUser() async throws {
+        guard geteuid() == 0 else { throw XCTSkip("runAsUser only applies when the server runs as root") }
+        try await TestPostgres.withEmbeddedCluster(runAsUser: "nobody") { cluster, _ in
+            do {
+                try await cluster.start()
+                XCTFail("nobody is shared by unrelated daemons: the cluster must not run as it")
+            } catch let error as EmbeddedPostgresError {
+                XCTAssertTrue(error.description.contains("nobody"), error.description)
+            }
+        }
+    }
+
+    func testTheClusterRefusesAConnectionWithoutThePasswordAndKeepsItsFilesPrivate() async throws {
+        try await TestPostgres.withEmbeddedCluster { cluster, directory in
+            try await cluster.start()
+            var info = stat()
+            XCTAssertEqual(stat(cluster.passwordPath, &info), 0)
+            XCTAssertEqual(info.st_mode & 0o777, 0o600, "the password file is private")
+            XCTAssertEqual(stat(cluster.socketDirectory, &info), 0)
+            XCTAssertEqual(info.st_mode & 0o777, 0o700, "the socket directory is private")
+            for password in [nil, "wrong-password"] as [String?] {
+                let configuration = PostgresConnection.Configuration(
+                    unixSocketPath: cluster.socketPath, username: EmbeddedPostgres.username, password: password, database: "crowsnest")
+                do {
+                    let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+                    try? await connection.close()
+                    XCTFail("a connection with password \(password ?? "none") must be refused")
+                } catch let error as PSQLError {
+                    let state = error.serverInfo?[.sqlState]
+                    XCTAssertTrue(state == "28P01" || state == "28000" || error.code == .saslError || error.code == .authMechanismRequiresPassword,
+                                  "expected an authentication failure, got \(DatabaseConnection.describe(error))")
+                }
+            }
+            try await TestPostgres.withRunningClient(try DatabaseConnection.clientConfiguration(embedded: cluster)) { client in
+                let one: Int32? = try await scalar(client, "SELECT 1")
+                XCTAssertEqual(one, 1, "the password from the data directory works")
+            }
+        }
+    }
+
+    /// A cluster created before passwords (trust authentication, no password file) is converted on the next start.
+    func testAClusterFromBeforePasswordsIsConvertedOnUpgrade() async throws {
+        try await TestPostgres.withEmbeddedCluster { cluster, directory in
+            try await cluster.start()
+            // Make it look like an older install: trust rules, no role password, no password file.
+            try await TestPostgres.withRunningClient(try DatabaseConnection.clientConfiguration(embedded: cluster)) { client in
+                try await client.query("ALTER ROLE crowsnest PASSWORD NULL", logger: logger)
+            }
+            try await cluster.stop()
+            try "local all all trust\n".write(toFile: cluster.pgDataDirectory + "/pg_hba.conf", atomically: false, encoding: .utf8)
+            try FileManager.default.removeItem(atPath: cluster.passwordPath)
+
+            let upgraded = EmbeddedPostgres(dataDirectory: directory, logger: logger)
+            try await upgraded.start()
+            XCTAssertTrue(FileManager.default.fileExists(atPath: upgraded.passwordPath), "a password was generated")
+            let rules = try String(contentsOfFile: upgraded.pgDataDirectory + "/pg_hba.conf", encoding: .utf8)
+            XCTAssertFalse(rules.contains("trust"), rules)
+            let withoutPassword = PostgresConnection.Configuration(
+                unixSocketPath: upgraded.socketPath, username: EmbeddedPostgres.username, password: nil, database: "crowsnest")
+            do {
+                let connection = try await PostgresConnection.connect(configuration: withoutPassword, id: 1, logger: logger)
+                try? await connection.close()
+                XCTFail("after the upgrade a connection without the password must be refused")
+            } catch is PSQLError {}
+            try await TestPostgres.withRunningClient(try DatabaseConnection.clientConfiguration(embedded: upgraded)) { client in
+                let one: Int32? = try await scalar(client, "SELECT 1")
+                XCTAssertEqual(one, 1)
+            }
+            try await upgraded.stop()
         }
     }
 

@@ -166,7 +166,7 @@ enum TestPostgres {
         }
         try requirePostgresBinaries()
         let cluster = try await SharedCluster.shared.cluster()
-        var configuration = DatabaseConnection.clientConfiguration(embedded: cluster)
+        var configuration = try DatabaseConnection.clientConfiguration(embedded: cluster)
         configuration.database = "postgres"
         return configuration
     }
