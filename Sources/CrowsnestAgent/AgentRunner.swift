@@ -42,18 +42,19 @@ public struct AgentRunner: Sendable {
         let deadLetters = try DeadLetterBox(stateDirectory: configuration.stateDirectory)
         let docker = DockerClient(socketPath: configuration.dockerSocket, logger: logger)
         let doorbell = Doorbell()
-        let events = DockerEventWatcher(docker: docker, logger: logger)
+        let inventory = ContainerInventory(docker: docker, logger: logger)
+        let events = DockerEventWatcher(docker: docker, inventory: inventory, logger: logger)
         var samplerConfiguration = Sampler.Configuration(interval: configuration.interval)
         samplerConfiguration.cgroupRoot = configuration.cgroupRoot
         samplerConfiguration.procRoot = configuration.procRoot
-        let sampler = Sampler(configuration: samplerConfiguration, docker: docker, events: events, spool: spool,
+        let sampler = Sampler(configuration: samplerConfiguration, docker: docker, inventory: inventory, events: events, spool: spool,
                               sequence: sequence, deadLetters: deadLetters, doorbell: doorbell, logger: logger)
         let dockerVersion = (try? await docker.version()) ?? ""
         let facts = HostFactsReader.read(procRoot: configuration.procRoot, dockerVersion: dockerVersion)
         let bootID = (try? String(contentsOfFile: configuration.procRoot + "/sys/kernel/random/boot_id", encoding: .utf8))?
             .trimmingWhitespace() ?? ""
         let shipper = try Shipper(
-            configuration: .init(servers: servers), credentials: credentials, spool: spool, sequence: sequence,
+            configuration: .init(servers: servers, stateDirectory: configuration.stateDirectory), credentials: credentials, spool: spool, sequence: sequence,
             deadLetters: deadLetters, doorbell: doorbell,
             makeHello: {
                 var hello = Crowsnest_V1_Hello()
@@ -68,7 +69,7 @@ public struct AgentRunner: Sendable {
             "servers": "\(servers.map(\.description).joined(separator: ","))",
             "spool.pending": "\(spool.pendingCount)",
         ])
-        let group = ServiceGroup(configuration: .init(services: [events, sampler, shipper],
+        let group = ServiceGroup(configuration: .init(services: [inventory, events, sampler, shipper],
                                                       gracefulShutdownSignals: shutdownSignals, logger: logger))
         try await group.run()
     }

@@ -20,11 +20,14 @@ public struct ServerConfiguration: Sendable {
     /// URL requires it (every replica needs the same file). Administrative commands do not need it.
     public var secretKeyFile: String?
     public var logLevel: Logger.Level
+    /// Lifetime of the agent certificates the server issues, in days (decimals allowed); agents renew over their
+    /// live session after two thirds of it.
+    public var agentCertificateDays: Double = 365
 
     /// Settings a configuration file may hold.
     public static let knownKeys: Set<String> = [
         "data_dir", "database_url", "agent_listen", "http_listen", "server_names", "postgres_user", "log_level",
-        "secret_key_file",
+        "secret_key_file", "agent_certificate_days",
     ]
 
     public static let defaultDataDirectory = "/var/lib/crowsnest"
@@ -45,6 +48,10 @@ public struct ServerConfiguration: Sendable {
                 throw ConfigurationError("\(layers.source(of: "database_url")): \(error)")
             }
         }
+        let certificateDaysText = layers.string("agent_certificate_days", default: "365")
+        guard let certificateDays = Double(certificateDaysText), certificateDays > 0, certificateDays <= 3650 else {
+            throw ConfigurationError("\(layers.source(of: "agent_certificate_days")): agent certificate lifetime must be a number of days above 0 and at most 3650; got '\(certificateDaysText)'")
+        }
         let standardizedDataDirectory = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
         var secretKeyFile = layers.string("secret_key_file")
         if secretKeyFile?.isEmpty == true { secretKeyFile = nil }
@@ -56,7 +63,8 @@ public struct ServerConfiguration: Sendable {
             serverNames: layers.list("server_names") ?? [],
             postgresUser: layers.string("postgres_user"),
             secretKeyFile: secretKeyFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
-            logLevel: level)
+            logLevel: level,
+            agentCertificateDays: certificateDays)
     }
 }
 

@@ -40,10 +40,12 @@ public struct ServerRunner: Sendable {
             logger.info("certificate authority ready", metadata: ["ca.pin": "\(authority.caPin)"])
             let tls = try ServerTLS.makeGatewayConfiguration(ca: authority)
             let partitions = PartitionStore(client: client, logger: logger)
+            var enrollment = AgentEnrollment(client: client, authority: authority, logger: logger)
+            enrollment.certificateValidity = configuration.agentCertificateDays * 86_400
             var sessions = AgentSessionHandler(
                 agents: AgentStore(client: client, logger: logger),
                 ingest: IngestWriter(client: client, partitions: partitions, logger: logger),
-                enrollment: AgentEnrollment(client: client, authority: authority, logger: logger),
+                enrollment: enrollment,
                 logger: logger)
             sessions.admission = ConnectionAdmission(logger: logger)
             let readiness = Readiness()

@@ -129,10 +129,11 @@ final class EndToEndTests: XCTestCase {
     }
 
     /// Largest gap between consecutive host samples of the agent, and the sample count and distinct count.
-    private func hostSampleContinuity() throws -> (maxGap: Double, count: Int, distinct: Int, first: Double, last: Double) {
+    private func hostSampleContinuity(after start: Date? = nil) throws -> (maxGap: Double, count: Int, distinct: Int, first: Double, last: Double) {
+        let since = start.map { "WHERE ts >= to_timestamp(\($0.timeIntervalSince1970))" } ?? ""
         let row = try deployment.sql("""
             SELECT coalesce(max(gap), 0), count(*), count(DISTINCT ts), extract(epoch FROM min(ts)), extract(epoch FROM max(ts))
-            FROM (SELECT ts, extract(epoch FROM ts - lag(ts) OVER (ORDER BY ts)) AS gap FROM host_samples) s
+            FROM (SELECT ts, extract(epoch FROM ts - lag(ts) OVER (ORDER BY ts)) AS gap FROM host_samples \(since)) s
             """)
         let parts = row.split(separator: "|").map(String.init)
         return (Double(parts[0]) ?? -1, Int(parts[1]) ?? -1, Int(parts[2]) ?? -1, Double(parts[3]) ?? 0, Double(parts[4]) ?? 0)
@@ -195,6 +196,64 @@ final class EndToEndTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(during, 3, "spooled batches from the outage were not replayed")
         let continuity = try hostSampleContinuity()
         XCTAssertEqual(continuity.count, continuity.distinct)
+    }
+
+    /// The agent's state directory is restored from a copy made right after enrollment (a VM snapshot rolled
+    /// back) while the server is down: the batches it then spools reuse sequence numbers the server already
+    /// committed for other batches. They must be stored, not taken for already committed and dropped.
+    func testARestoredStateDirectoryLosesNothing() throws {
+        try deployment.startServer()
+        try deployment.provision()
+        let snapshot = deployment.root + "/agent-snapshot"
+        XCTAssertEqual(Shell.run("/bin/cp", ["-a", deployment.stateDir, snapshot]).status, 0)
+        try deployment.startAgent(interval: 1)
+        _ = try eventually(timeout: 30, "batches committed before the restore") { () -> Bool? in
+            (Int(try deployment.sql("SELECT committed_seq FROM agents")) ?? 0) >= 8 ? true : nil
+        }
+        deployment.agent?.terminate()
+        deployment.server?.kill9()
+        XCTAssertEqual(Shell.run("/bin/rm", ["-rf", deployment.stateDir]).status, 0)
+        XCTAssertEqual(Shell.run("/bin/cp", ["-a", snapshot, deployment.stateDir]).status, 0)
+        let restoredAt = Date()
+        try deployment.startAgent(interval: 1)
+        Thread.sleep(forTimeInterval: 5)  // the restored agent spools under sequences 1, 2, 3 ... again
+        try deployment.startServer()
+        try waitUntilCaughtUp(after: Date().addingTimeInterval(2))
+
+        let during = Int(try deployment.sql("""
+            SELECT count(*) FROM host_samples WHERE ts > to_timestamp(\(restoredAt.timeIntervalSince1970 + 1))
+              AND ts < to_timestamp(\(restoredAt.timeIntervalSince1970 + 4.5))
+            """)) ?? 0
+        XCTAssertGreaterThanOrEqual(during, 3, "batches spooled after the restore were dropped as if committed")
+        let continuity = try hostSampleContinuity(after: restoredAt.addingTimeInterval(1))
+        XCTAssertEqual(continuity.count, continuity.distinct)
+        XCTAssertLessThanOrEqual(continuity.maxGap, 2.0, "ticks after the restore are missing")
+        let log = deployment.agent?.log ?? ""
+        XCTAssertTrue(log.contains("restored copy"), "the agent says what happened: \(log.suffix(2000))")
+    }
+
+    /// With a short certificate lifetime the agent renews over its live session, saves the new certificate and
+    /// reconnects with it as the same agent.
+    func testTheAgentRenewsItsCertificateOverTheSessionAndKeepsItsIdentity() throws {
+        // 0.0004 days = 34.56 s: renewal is due after about 23 s; the agent checks on every heartbeat (15 s).
+        deployment.serverEnvironment["CROWSNEST_AGENT_CERTIFICATE_DAYS"] = "0.0004"
+        try deployment.startServer()
+        try deployment.provision()
+        let before = try String(contentsOfFile: deployment.stateDir + "/agent.pem", encoding: .utf8)
+        let agentID = try deployment.sql("SELECT id FROM agents")
+        try deployment.startAgent(interval: 1)
+        _ = try eventually(timeout: 60, "the agent renewed its certificate") { () -> Bool? in
+            let now = (try? String(contentsOfFile: deployment.stateDir + "/agent.pem", encoding: .utf8)) ?? before
+            return now != before ? true : nil
+        }
+        XCTAssertTrue(deployment.agent?.log.contains("certificate renewed") ?? false)
+        // Force a reconnect after the first certificate expired: the renewed one is used.
+        Thread.sleep(forTimeInterval: 14)
+        deployment.server?.terminate()
+        let reconnectAt = Date()
+        try deployment.startServer()
+        try waitUntilCaughtUp(after: reconnectAt.addingTimeInterval(2))
+        XCTAssertEqual(try deployment.sql("SELECT id FROM agents"), agentID, "still one agent, the same one")
     }
 
     func testDatabaseOutageWithholdsAcksAndLosesNothing() throws {

@@ -155,6 +155,7 @@ final class Deployment: @unchecked Sendable {
     /// The token and pin the agent enrolled with (already used).
     var usedToken: [String: String] = [:]
     var agentEnvironment: [String: String] = ProcessInfo.processInfo.environment
+    var serverEnvironment: [String: String] = ProcessInfo.processInfo.environment
     private var serverStarts = 0
     private var agentStarts = 0
 
@@ -172,7 +173,7 @@ final class Deployment: @unchecked Sendable {
         server = try ChildProcess(executable: Binaries.server,
                                   arguments: ["serve", "--data-dir", dataDir, "--agent-listen", "127.0.0.1:\(agentPort)",
                                               "--http-listen", "127.0.0.1:\(httpPort)"],
-                                  logPath: root + "/server-\(serverStarts).log")
+                                  logPath: root + "/server-\(serverStarts).log", environment: serverEnvironment)
         _ = try eventually(timeout: 90, "server /readyz") { () -> Bool? in
             guard server?.isRunning == true else { throw DeploymentError("server exited: \(server?.log.suffix(2000) ?? "")") }
             return try? http("/readyz").status == 200 ? true : nil

@@ -34,7 +34,7 @@ public final class DockerClient: Sendable {
     /// the exec_* events that every health probe run emits.
     public static let defaultEventActions = [
         "create", "start", "restart", "stop", "kill", "die", "oom", "health_status",
-        "pause", "unpause", "destroy",
+        "pause", "unpause", "destroy", "rename", "update",
     ]
 
     /// The unix socket this client talks to.

@@ -44,6 +44,8 @@ public struct AgentCredentials: Sendable, Hashable {
     public let serverAddresses: [String]
     /// When the client certificate expires.
     public let certificateNotValidAfter: Date
+    /// When the client certificate became valid.
+    public let certificateNotValidBefore: Date
     /// The pin of the CA certificate.
     public let caPin: CAPin
 
@@ -93,6 +95,7 @@ public struct AgentCredentials: Sendable, Hashable {
         self.caCertificatePEM = caCertificatePEM
         self.serverAddresses = serverAddresses
         self.certificateNotValidAfter = certificate.notValidAfter
+        self.certificateNotValidBefore = certificate.notValidBefore
     }
 
     /// Creates a fresh P-256 key and a certificate signing request for it.
@@ -131,6 +134,7 @@ public struct AgentCredentials: Sendable, Hashable {
         }
         let credentials: AgentCredentials
         do {
+            try finishInterruptedRenewal(stateDirectory: stateDirectory)
             credentials = try AgentCredentials(
                 privateKeyPEM: try CredentialFile.readRequired(CredentialFile.join(stateDirectory, privateKeyFileName)),
                 certificatePEM: try CredentialFile.readRequired(CredentialFile.join(stateDirectory, certificateFileName)),
@@ -152,6 +156,46 @@ public struct AgentCredentials: Sendable, Hashable {
             )
         }
         return credentials
+    }
+
+    /// Whether the certificate should be renewed at `now`: two thirds of its lifetime have passed.
+    public func renewalDue(now: Date = Date()) -> Bool {
+        let lifetime = certificateNotValidAfter.timeIntervalSince(certificateNotValidBefore)
+        return now >= certificateNotValidBefore.addingTimeInterval(lifetime * 2 / 3)
+    }
+
+    /// File the new key of a renewal is written to before the certificate is replaced.
+    static let pendingKeyFileName = "agent-key.pem.next"
+
+    /// Replaces key and certificate after a renewal, crash-safely: the new key goes to `agent-key.pem.next`, then
+    /// the certificate replaces `agent.pem`, then the key replaces `agent-key.pem`. `load` finishes a replacement
+    /// a crash interrupted (the certificate then belongs to the pending key).
+    public func saveRenewal(stateDirectory: String) throws(AgentCredentialsError) {
+        do {
+            let pending = CredentialFile.join(stateDirectory, Self.pendingKeyFileName)
+            try CredentialFile.writeAtomically(privateKeyPEM, to: pending, mode: 0o600)
+            try CredentialFile.writeAtomically(caCertificatePEM, to: CredentialFile.join(stateDirectory, Self.caCertificateFileName), mode: 0o644)
+            try CredentialFile.writeAtomically(certificatePEM, to: CredentialFile.join(stateDirectory, Self.certificateFileName), mode: 0o644)
+            try Self.finishInterruptedRenewal(stateDirectory: stateDirectory)
+        } catch let error as CredentialFileError {
+            throw .file(error)
+        } catch {
+            throw .invalid(String(describing: error))
+        }
+    }
+
+    /// When a pending renewal key exists and the certificate belongs to it, it becomes the key.
+    static func finishInterruptedRenewal(stateDirectory: String) throws {
+        let pending = CredentialFile.join(stateDirectory, pendingKeyFileName)
+        guard let pendingPEM = try CredentialFile.readIfPresent(pending) else { return }
+        let certificatePEM = try CredentialFile.readRequired(CredentialFile.join(stateDirectory, certificateFileName))
+        if let key = try? P256.Signing.PrivateKey(pemRepresentation: pendingPEM),
+           let certificate = try? Certificate(pemEncoded: certificatePEM),
+           certificate.publicKey == Certificate.PublicKey(key.publicKey) {
+            try CredentialFile.writeAtomically(pendingPEM, to: CredentialFile.join(stateDirectory, privateKeyFileName), mode: 0o600)
+        }
+        // Either promoted, or the crash came before the certificate was replaced: the old pair stays valid.
+        try? FileManager.default.removeItem(atPath: pending)
     }
 
     /// Saves the credentials into `stateDirectory` (created with mode 0700 if missing).

@@ -12,11 +12,13 @@ public final class DockerEventWatcher: Service, Sendable {
     public static let bufferLimit = 10_000
 
     private let docker: DockerClient
+    private let inventory: ContainerInventory?
     private let logger: Logger
     private let state = Mutex<(events: [Crowsnest_V1_ContainerEvent], dropped: Int, lastNano: Int64?)>(([], 0, nil))
 
-    public init(docker: DockerClient, logger: Logger) {
+    public init(docker: DockerClient, inventory: ContainerInventory? = nil, logger: Logger) {
         self.docker = docker
+        self.inventory = inventory
         self.logger = logger
     }
 
@@ -40,12 +42,16 @@ public final class DockerEventWatcher: Service, Sendable {
                         reportedFailure = false
                     }
                     backoff.reset()
+                    inventory?.note(event)
                     record(Crowsnest_V1_ContainerEvent(event))
                 }
                 if Task.isShuttingDownGracefully { return }
+                // The stream ended: events may be missed until it is back, so the inventory lists again.
+                inventory?.noteEventStreamInterrupted()
             } catch is CancellationError {
                 return
             } catch {
+                inventory?.noteEventStreamInterrupted()
                 if !reportedFailure {
                     logger.warning("docker event stream unavailable; exact stop times fall back to inspect data until it returns",
                                    metadata: ["error": "\(error)"])

@@ -18,9 +18,11 @@ public struct ContainerSweep: Sendable {
 
 /// Samples the host and every container on wall-clock-aligned ticks and spools each sweep as a batch.
 ///
-/// Counters are read raw from cgroup files and `/proc/<pid>/net/dev` (the server derives rates); where those
-/// cannot be read it falls back to Docker's one-shot stats and says once why. A Docker engine that cannot be
-/// reached leaves host figures flowing, with the reason in the batch.
+/// Which containers exist comes from the `ContainerInventory` (kept current in the background), so a steady
+/// sweep makes no Docker call. Counters are read raw from cgroup files and `/proc/<pid>/net/dev` (the server
+/// derives rates); where those cannot be read it falls back to Docker's one-shot stats, within the sweep's
+/// deadline, and says once why. A Docker engine that was never reachable leaves host figures flowing, with the
+/// reason in the batch.
 public final class Sampler: Service, Sendable {
     public struct Configuration: Sendable {
         public var interval: Duration
@@ -31,6 +33,7 @@ public final class Sampler: Service, Sendable {
 
     private let configuration: Configuration
     private let docker: DockerClient
+    private let inventory: ContainerInventory
     private let events: DockerEventWatcher
     private let spool: Spool
     private let sequence: SequenceStore
@@ -41,10 +44,11 @@ public final class Sampler: Service, Sendable {
     private let logger: Logger
     private let warned = Mutex<Set<String>>([])
 
-    public init(configuration: Configuration, docker: DockerClient, events: DockerEventWatcher, spool: Spool,
+    public init(configuration: Configuration, docker: DockerClient, inventory: ContainerInventory, events: DockerEventWatcher, spool: Spool,
                 sequence: SequenceStore, deadLetters: DeadLetterBox, doorbell: Doorbell, logger: Logger) {
         self.configuration = configuration
         self.docker = docker
+        self.inventory = inventory
         self.events = events
         self.spool = spool
         self.sequence = sequence
@@ -91,7 +95,9 @@ public final class Sampler: Service, Sendable {
         } catch {
             warnOnce("host", "cannot read host figures", error: "\(error)")
         }
-        let containers = await sampleContainers()
+        // The first sweep after start waits (briefly) for the first listing, so it is complete.
+        await inventory.waitUntilListed(timeout: .seconds(5))
+        let containers = await sampleContainers(deadline: .now + configuration.interval / 2)
         batch.containers = containers.containers
         batch.containersUnavailableReason = containers.unavailableReason
         batch.missing = containers.missing
@@ -106,40 +112,36 @@ public final class Sampler: Service, Sendable {
                         metadata: ["parts": "\(parts.count)", "containers": "\(batch.containers.count)"])
         }
         for index in parts.indices {
-            parts[index].seq = try sequence.next()
-            let bytes: [UInt8] = try Crowsnest_V1_Frame.with(.batch(parts[index])).serializedBytes()
-            try spool.append(seq: parts[index].seq, payload: bytes)
+            let part = parts[index]
+            parts[index].seq = try spool.appendNext(sequence: sequence) { seq in
+                var numbered = part
+                numbered.seq = seq
+                return try Crowsnest_V1_Frame.with(.batch(numbered)).serializedBytes()
+            }
         }
         doorbell.ring()
         return parts
     }
 
-    /// Lists and inspects every container, then reads its counters.
-    public func sampleContainers() async -> ContainerSweep {
-        let summaries: [DockerContainerSummary]
-        do {
-            summaries = try await docker.listContainers(all: true)
-            clearWarning("docker", message: "Docker engine reachable again; container figures resume")
-        } catch {
-            let reason = "Docker engine unavailable: \(error)"
+    /// Every container the inventory knows, with counters read from its cgroup files: no Docker call unless
+    /// the cgroup files cannot be read (then Docker's one-shot stats, while the sweep's deadline allows).
+    public func sampleContainers(deadline: ContinuousClock.Instant = .now + .seconds(5)) async -> ContainerSweep {
+        let snapshot = inventory.snapshot()
+        if snapshot.entries.isEmpty && !snapshot.unavailableReason.isEmpty {
             warnOnce("docker", "container figures missing: the Docker engine cannot be reached; host figures keep flowing",
-                     error: "\(error)")
-            return ContainerSweep(containers: [], unavailableReason: reason)
+                     error: snapshot.unavailableReason)
+            return ContainerSweep(containers: [], unavailableReason: snapshot.unavailableReason)
         }
+        clearWarning("docker", message: "Docker engine reachable again; container figures resume")
         var samples: [Crowsnest_V1_ContainerSample] = []
         var missingContainers: [Crowsnest_V1_MissingContainer] = []
-        samples.reserveCapacity(summaries.count)
-        for summary in summaries {
-            let details: DockerContainerDetails
-            do {
-                details = try await docker.inspect(summary.id)
-            } catch {
-                // Removed between list and inspect, or the engine did not answer: say so rather than drop it
-                // silently, so the server does not take it for removed.
+        samples.reserveCapacity(snapshot.entries.count)
+        for entry in snapshot.entries {
+            guard let details = entry.details else {
+                // Listed (or announced by an event) but never inspected: say so, so the server keeps it.
                 var missing = Crowsnest_V1_MissingContainer()
-                missing.name = summary.primaryName
-                missing.dockerID = summary.id
-                missing.reason = "inspect failed: \(error)"
+                missing.name = entry.listedName
+                missing.reason = entry.failure ?? "not inspected yet"
                 missingContainers.append(missing)
                 continue
             }
@@ -154,7 +156,7 @@ public final class Sampler: Service, Sendable {
                 } catch {
                     warnOnce("cgroup", "cannot read container cgroup files; using Docker's stats API instead (slower)",
                              error: "\(error)")
-                    if let stats = try? await docker.oneShotStats(details.id) {
+                    if ContinuousClock.now < deadline, let stats = try? await docker.oneShotStats(details.id) {
                         let limit = sample.memoryLimitBytes
                         sample.setCounters(from: stats)
                         if limit > 0 { sample.memoryLimitBytes = limit }

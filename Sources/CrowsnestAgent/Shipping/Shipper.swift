@@ -35,18 +35,23 @@ public final class Shipper: Service, Sendable {
         public var heartbeatInterval: Duration = .seconds(15)
         /// The server must answer within this time (Welcome, heartbeat replies, acks).
         public var responseTimeout: Duration = .seconds(45)
-        public init(servers: [ServerAddress]) { self.servers = servers }
+        /// Where renewed credentials are saved (the agent's state directory); nil keeps them in memory only.
+        public var stateDirectory: String?
+        public init(servers: [ServerAddress], stateDirectory: String? = nil) {
+            self.servers = servers
+            self.stateDirectory = stateDirectory
+        }
     }
 
     private let configuration: Configuration
-    private let credentials: AgentCredentials
+    /// The credentials and the TLS context built from them; replaced when the certificate is renewed.
+    private let identity: Mutex<(credentials: AgentCredentials, context: NIOSSLContext)>
     private let spool: Spool
     private let sequence: SequenceStore
     private let deadLetters: DeadLetterBox
     private let doorbell: Doorbell
     private let makeHello: @Sendable () -> Crowsnest_V1_Hello
     private let logger: Logger
-    private let sslContext: NIOSSLContext
     private let connectedState = Mutex<Bool>(false)
 
     public init(configuration: Configuration, credentials: AgentCredentials, spool: Spool, sequence: SequenceStore,
@@ -54,14 +59,13 @@ public final class Shipper: Service, Sendable {
                 logger: Logger) throws {
         precondition(!configuration.servers.isEmpty, "at least one server address is required")
         self.configuration = configuration
-        self.credentials = credentials
         self.spool = spool
         self.sequence = sequence
         self.deadLetters = deadLetters
         self.doorbell = doorbell
         self.makeHello = makeHello
         self.logger = logger
-        self.sslContext = try NIOSSLContext(configuration: try credentials.makeClientTLSConfiguration())
+        self.identity = Mutex((credentials, try NIOSSLContext(configuration: try credentials.makeClientTLSConfiguration())))
     }
 
     /// Whether a session is established right now.
@@ -112,6 +116,62 @@ public final class Shipper: Service, Sendable {
         }
     }
 
+    /// What the server committed decides what leaves the spool. Normally every record up to `committed_seq` was
+    /// stored (only its ack was lost) and is dropped. When the batch the server committed under that number is not
+    /// this agent's — its state directory is a restored copy, and the server holds other batches under those
+    /// numbers — the records the server never stored are renumbered above it instead, never dropped.
+    private func reconcile(with welcome: Crowsnest_V1_Welcome) throws {
+        let committed = welcome.committedSeq
+        if committed > spool.acknowledgedSeq {
+            if welcome.committedBatchTsUnixMs != 0, !spoolHolds(seq: committed, tsMillis: welcome.committedBatchTsUnixMs) {
+                let moved = try spool.renumber(upTo: committed, sequence: sequence) { record, seq in
+                    var frame = try Crowsnest_V1_Frame(serializedBytes: record.payload)
+                    if case .batch(var batch) = frame.message {
+                        batch.seq = seq
+                        frame.message = .batch(batch)
+                    }
+                    return try frame.serializedBytes()
+                }
+                logger.warning("the server holds other batches under this agent's sequence numbers: the state directory is a restored copy; unsent batches renumbered, none dropped",
+                               metadata: ["server.committed_seq": "\(committed)", "batches.renumbered": "\(moved)"])
+            } else {
+                try spool.acknowledge(upTo: committed)
+            }
+        }
+        // Never reuse numbers the server has seen.
+        try sequence.raise(above: committed)
+    }
+
+    /// Whether the spool holds the record `seq` and it is the batch made at `tsMillis`.
+    private func spoolHolds(seq: UInt64, tsMillis: Int64) -> Bool {
+        guard seq > 0, let record = try? spool.pending(after: seq - 1, limit: 1).first, record.seq == seq,
+              let frame = try? Crowsnest_V1_Frame(serializedBytes: record.payload), case .batch(let batch) = frame.message
+        else { return false }
+        return batch.tsUnixMs == tsMillis
+    }
+
+    /// Checks a renewed certificate (same identity, same CA, the key asked for), saves it and uses it for the
+    /// next connections; a certificate that does not fit is refused with one log line and the old one kept.
+    private func adoptRenewedCertificate(_ response: Crowsnest_V1_RenewResponse, key: String) {
+        let current = identity.withLock { $0.credentials }
+        do {
+            let renewed = try AgentCredentials(
+                privateKeyPEM: key, certificatePEM: response.certificatePem,
+                caCertificatePEM: response.caCertificatePem.isEmpty ? current.caCertificatePEM : response.caCertificatePem,
+                serverAddresses: current.serverAddresses)
+            guard renewed.identity == current.identity, renewed.caPin == current.caPin else {
+                logger.error("the renewed certificate names another agent or CA; keeping the current one")
+                return
+            }
+            if let directory = configuration.stateDirectory { try renewed.saveRenewal(stateDirectory: directory) }
+            let context = try NIOSSLContext(configuration: try renewed.makeClientTLSConfiguration())
+            identity.withLock { $0 = (renewed, context) }
+            logger.notice("certificate renewed", metadata: ["certificate.not_after": "\(renewed.certificateNotValidAfter)"])
+        } catch {
+            logger.error("cannot use the renewed certificate; keeping the current one", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// After `Goodbye{MALFORMED_BATCH}`: counts a refusal against the oldest unacknowledged record and, after
     /// `DeadLetterBox.maxRefusals` in a row, moves it to the dead-letter directory so the stream moves on.
     private func setAsideOldestIfRefusedTooOften() {
@@ -146,7 +206,7 @@ public final class Shipper: Service, Sendable {
     }
 
     private func session(with server: ServerAddress, report: SessionReport) async throws -> SessionEnd {
-        let sslContext = self.sslContext
+        let sslContext = identity.withLock { $0.context }
         let sni = AgentCredentials.serverNameIndication(for: server.host)
         return try await ServerConnection.connect(host: server.host, port: server.port, makeTLSHandler: {
             try NIOSSLClientHandler(context: sslContext, serverHostname: sni)
@@ -194,6 +254,19 @@ public final class Shipper: Service, Sendable {
                                      now: .now)
         var pending = machine.start()
         var iterator = events.makeAsyncIterator()
+        // The key a renewal request was sent for, until the new certificate arrives.
+        var renewalKey: String?
+        func requestRenewalIfDue() async throws {
+            let credentials = identity.withLock { $0.credentials }
+            guard renewalKey == nil, credentials.renewalDue() else { return }
+            let (key, csr) = try AgentCredentials.generateKeyAndCSR(hostname: makeHello().host.hostname)
+            var request = Crowsnest_V1_RenewRequest()
+            request.csrPem = csr
+            try await outbound.write(try FrameCodec.encode(.with(.renewRequest(request))))
+            renewalKey = key
+            logger.info("asking the server to renew this agent's certificate",
+                        metadata: ["certificate.not_after": "\(credentials.certificateNotValidAfter)"])
+        }
         while true {
             while !pending.isEmpty {
                 let action = pending.removeFirst()
@@ -206,9 +279,7 @@ public final class Shipper: Service, Sendable {
                     hello.sanitize()
                     try await outbound.write(try FrameCodec.encode(.with(.hello(hello))))
                 case .establish(let welcome):
-                    // The server has everything up to committed_seq: drop it here, and never reuse those numbers.
-                    try spool.acknowledge(upTo: welcome.committedSeq)
-                    try sequence.raise(above: welcome.committedSeq)
+                    try reconcile(with: welcome)
                     connectedState.withLock { $0 = true }
                     report.established()
                     onEstablished()
@@ -222,6 +293,7 @@ public final class Shipper: Service, Sendable {
                                        metadata: ["clock.offset_ms": "\(offset)"])
                     }
                     pending += machine.established(acknowledgedSeq: spool.acknowledgedSeq)
+                    try await requestRenewalIfDue()
                 case .sendRecords(let after, let limit):
                     guard limit > 0 else { continue }
                     var last = after
@@ -233,10 +305,15 @@ public final class Shipper: Service, Sendable {
                 case .acknowledge(let seq):
                     try spool.acknowledge(upTo: seq)
                     report.acked()
+                case .renewed(let response):
+                    guard let key = renewalKey else { continue }
+                    renewalKey = nil
+                    adoptRenewedCertificate(response, key: key)
                 case .sendHeartbeat:
                     var heartbeat = Crowsnest_V1_Heartbeat()
                     heartbeat.sentUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
                     try await outbound.write(try FrameCodec.encode(.with(.heartbeat(heartbeat))))
+                    try await requestRenewalIfDue()
                 case .end(let end):
                     return end
                 }

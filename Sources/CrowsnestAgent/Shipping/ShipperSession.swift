@@ -56,6 +56,8 @@ public struct ShipperSession: Sendable {
         case sendRecords(after: UInt64, limit: Int)
         /// Drop records up to `seq` from the spool.
         case acknowledge(upTo: UInt64)
+        /// The server signed a new certificate: keep it (with the key the request was made for).
+        case renewed(Crowsnest_V1_RenewResponse)
         case sendHeartbeat
         /// End the session (close the connection).
         case end(SessionEnd)
@@ -168,6 +170,9 @@ public struct ShipperSession: Sendable {
             case .heartbeat, .assign:
                 state = .established(session)
                 return []
+            case .renewResponse(let response):
+                state = .established(session)
+                return [.renewed(response)]
             case .goodbye(let goodbye):
                 return end(Self.sessionEnd(for: goodbye))
             case .reject(let reject):

@@ -69,6 +69,44 @@ public final class Spool: Sendable {
         try core.withLock { try $0.append(seq: seq, payload: payload) }
     }
 
+    /// Appends a record under the next sequence from `sequence`, taken while holding the spool, so writers that
+    /// append concurrently (the sampler; the shipper renumbering after a restore) cannot interleave sequences.
+    /// `payload` builds the record for its sequence. Returns the sequence.
+    @discardableResult
+    public func appendNext(sequence: SequenceStore, payload: (UInt64) throws -> [UInt8]) throws -> UInt64 {
+        try core.withLock { core in
+            let seq = try sequence.next()
+            try core.append(seq: seq, payload: try payload(seq))
+            return seq
+        }
+    }
+
+    /// Moves every unacknowledged record with a sequence at or below `limit` above every sequence in use (new
+    /// sequences from `sequence`, each record rewritten by `rewrite` for its new sequence), then drops the
+    /// originals; returns how many moved. For batches the server never stored under their numbers (it holds
+    /// other batches under them: this state directory is a restored copy). Reads in chunks, so memory stays
+    /// bounded by the chunk, not the spool.
+    public func renumber(upTo limit: UInt64, sequence: SequenceStore,
+                         rewrite: (SpoolRecord, UInt64) throws -> [UInt8]) throws -> Int {
+        try core.withLock { core in
+            try sequence.raise(above: max(limit, core.highest))
+            var moved = 0
+            var cursor = core.acked
+            while true {
+                let chunk = try core.pending(after: cursor, limit: 64, maxBytes: 16 * 1024 * 1024).filter { $0.seq <= limit }
+                guard let last = chunk.last else { break }
+                for record in chunk {
+                    let seq = try sequence.next()
+                    try core.append(seq: seq, payload: try rewrite(record, seq))
+                    moved += 1
+                }
+                cursor = last.seq
+            }
+            if limit > core.acked { try core.acknowledge(upTo: limit) }
+            return moved
+        }
+    }
+
     /// Unacknowledged records with a sequence above `seq` (and above the acknowledged
     /// position), oldest first, at most `limit` records and, beyond the first record,
     /// at most `maxBytes` payload bytes. Used to (re)send after connecting.

@@ -238,6 +238,7 @@ public struct CertificateAuthority: Sendable {
         csrPEM: String,
         agentID: UUID,
         tenantID: UUID,
+        validity: TimeInterval = CertificateAuthority.agentCertificateValidity,
         now: Date = Date()
     ) throws -> String {
         let request: CertificateSigningRequest
@@ -257,8 +258,9 @@ public struct CertificateAuthority: Sendable {
             version: .v3,
             serialNumber: Certificate.SerialNumber(),
             publicKey: request.publicKey,
-            notValidBefore: now - Self.backdating,
-            notValidAfter: min(now + Self.agentCertificateValidity, caCertificate.notValidAfter),
+            // Backdated for clock skew, by at most a tenth of the lifetime (short lifetimes are for tests).
+            notValidBefore: now - min(Self.backdating, validity / 10),
+            notValidAfter: min(now + validity, caCertificate.notValidAfter),
             issuer: caCertificate.subject,
             subject: try identity.subject,
             signatureAlgorithm: .ecdsaWithSHA256,

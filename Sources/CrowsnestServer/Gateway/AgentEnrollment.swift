@@ -9,6 +9,8 @@ public struct AgentEnrollment: Sendable {
     public let client: PostgresClient
     public let authority: CertificateAuthority
     public let logger: Logger
+    /// Lifetime of the agent certificates issued (at enrollment and renewal); agents renew after two thirds.
+    public var certificateValidity: TimeInterval = CertificateAuthority.agentCertificateValidity
 
     public init(client: PostgresClient, authority: CertificateAuthority, logger: Logger) {
         self.client = client
@@ -35,12 +37,27 @@ public struct AgentEnrollment: Sendable {
         }
     }
 
+    /// A new certificate for an established agent's new key, same identity (the session proved it with the old
+    /// certificate); the agent's recorded certificate serial is updated.
+    public func renew(_ request: Crowsnest_V1_RenewRequest, identity: AgentCertificateIdentity) async throws -> Crowsnest_V1_RenewResponse {
+        let certificatePEM = try authority.signAgentCSR(csrPEM: request.csrPem, agentID: identity.agentID,
+                                                        tenantID: identity.tenantID, validity: certificateValidity)
+        let serial = (try? Certificate(pemEncoded: certificatePEM)).map { "\($0.serialNumber)" } ?? ""
+        try await AgentStore(client: client, logger: logger).recordCertificate(tenantID: identity.tenantID, agentID: identity.agentID,
+                                                                               serial: serial)
+        var response = Crowsnest_V1_RenewResponse()
+        response.certificatePem = certificatePEM
+        response.caCertificatePem = authority.caCertificatePEM
+        return response
+    }
+
     private func transaction(_ request: Crowsnest_V1_EnrollRequest, agentID: UUID, authority: CertificateAuthority,
                              logger: Logger) async throws -> Crowsnest_V1_EnrollResponse {
         try await client.withTransaction(logger: logger) { connection in
             let tenantID = try await EnrollmentTokenStore.consume(token: request.token, agentID: agentID,
                                                                   on: connection, logger: logger)
-            let certificatePEM = try authority.signAgentCSR(csrPEM: request.csrPem, agentID: agentID, tenantID: tenantID)
+            let certificatePEM = try authority.signAgentCSR(csrPEM: request.csrPem, agentID: agentID, tenantID: tenantID,
+                                                            validity: certificateValidity)
             let serial = (try? Certificate(pemEncoded: certificatePEM)).map { "\($0.serialNumber)" } ?? ""
             try await AgentStore.insert(tenantID: tenantID, agentID: agentID, host: request.host,
                                         agentVersion: request.agentVersion, certificateSerial: serial,

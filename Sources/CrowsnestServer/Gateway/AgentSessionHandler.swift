@@ -201,6 +201,7 @@ public struct AgentSessionHandler: Sendable {
                            metadata: ["agent.clock_offset_ms": "\(clockOffset)"])
         }
         welcome.committedSeq = record.committedSeq
+        welcome.committedBatchTsUnixMs = record.committedBatchTsMillis
         welcome.settings.heartbeatIntervalSeconds = heartbeatSeconds
         welcome.settings.maxFrameBytes = UInt32(FrameLimits.established)
         welcome.settings.ackWindow = ackWindow
@@ -221,7 +222,7 @@ public struct AgentSessionHandler: Sendable {
         let inbox = SessionInbox(capacity: max(1, Int(ackWindow)))
         // Leaving this scope (normally or by an error) cancels the reader and waits for it.
         async let reading: Void = Self.readFrames(from: session, into: inbox, sender: sender, identity: identity,
-                                                  agents: agents, logger: logger)
+                                                  agents: agents, enrollment: enrollment, logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [agents, sessionCheckInterval] in
                 await Self.watchSession(sessionID, identity: identity, agents: agents, into: inbox,
@@ -273,7 +274,8 @@ public struct AgentSessionHandler: Sendable {
 
     /// Reads frames until the connection ends; batches and the reason the session ends go into `inbox`, in order.
     private static func readFrames(from session: sending FrameChannel, into inbox: SessionInbox, sender: FrameSender,
-                                   identity: AgentCertificateIdentity, agents: AgentStore, logger: Logger) async {
+                                   identity: AgentCertificateIdentity, agents: AgentStore, enrollment: AgentEnrollment,
+                                   logger: Logger) async {
         var session = session
         var lastOffset: Int64?
         do {
@@ -303,6 +305,16 @@ public struct AgentSessionHandler: Sendable {
                     logger.info("agent said goodbye", metadata: ["reason": "\(goodbye.reason)"])
                     await inbox.push(.closed)
                     return
+                case .renewRequest(let request):
+                    // The session proved the identity with the current certificate: sign the new key for it.
+                    do {
+                        let response = try await enrollment.renew(request, identity: identity)
+                        try await sender.send(.with(.renewResponse(response)))
+                        logger.info("agent certificate renewed")
+                    } catch {
+                        logger.warning("cannot renew the agent's certificate; it keeps the current one and asks again later",
+                                       metadata: ["error": "\(error)"])
+                    }
                 case .checkResults:
                     // Checks arrive with leases in a later protocol step; ignore until then.
                     continue

@@ -254,7 +254,7 @@ public struct IngestWriter: Sendable {
                                                   on: connection, logger: logger)
             let lastWritten = stored.last { $0.refusal == nil }?.batch ?? last.batch
             try await AgentStore.recordCommitted(
-                tenantID: tenantID, agentID: agentID, seq: highest,
+                tenantID: tenantID, agentID: agentID, seq: highest, batchTsMillis: last.batch.tsUnixMs,
                 spoolDroppedBatches: stored.reduce(UInt64(0)) { $0 &+ $1.batch.spoolDroppedBatches },
                 containersUnavailableReason: lastWritten.containersUnavailableReason,
                 intervalSeconds: lastWritten.intervalSeconds,

@@ -11,6 +11,8 @@ public struct AgentRecord: Sendable, Equatable {
     /// Highest batch sequence committed for this agent.
     public var committedSeq: UInt64
     public var revoked: Bool
+    /// `ts_unix_ms` of the batch committed under `committedSeq` (0 when none).
+    public var committedBatchTsMillis: Int64 = 0
     /// Sessions of this agent alternated between two boot ids: two hosts share its identity.
     public var cloneSuspected: Bool = false
 }
@@ -78,11 +80,12 @@ public struct AgentStore: Sendable {
                     AND recent_boot_ids[cardinality(recent_boot_ids) - 1] = \(hello.bootID)
                     AND recent_boot_ids[cardinality(recent_boot_ids)] <> \(hello.bootID))
             WHERE tenant_id = \(tenantID) AND id = \(agentID)
-            RETURNING hostname, committed_seq, revoked_at IS NOT NULL, clone_suspected
+            RETURNING hostname, committed_seq, revoked_at IS NOT NULL, clone_suspected, committed_batch_ts_ms
             """, logger: logger)
-        for try await (hostname, committed, revoked, clone) in rows.decode((String, Int64, Bool, Bool).self) {
+        for try await (hostname, committed, revoked, clone, committedTs) in rows.decode((String, Int64, Bool, Bool, Int64).self) {
             return AgentRecord(tenantID: tenantID, agentID: agentID, hostname: hostname,
-                               committedSeq: UInt64(max(0, committed)), revoked: revoked, cloneSuspected: clone)
+                               committedSeq: UInt64(max(0, committed)), revoked: revoked,
+                               committedBatchTsMillis: committedTs, cloneSuspected: clone)
         }
         return nil
     }
@@ -101,13 +104,13 @@ public struct AgentStore: Sendable {
 
     /// Inside the ingest transaction, after `lockCommittedSeq`: records `seq` as committed, the agent as seen now,
     /// and what the newly stored batches reported (batches its spool dropped, why containers are missing, interval).
-    public static func recordCommitted(tenantID: UUID, agentID: UUID, seq: UInt64, spoolDroppedBatches: UInt64,
+    public static func recordCommitted(tenantID: UUID, agentID: UUID, seq: UInt64, batchTsMillis: Int64 = 0, spoolDroppedBatches: UInt64,
                                        containersUnavailableReason: String, intervalSeconds: UInt32,
                                        truncatedValues: UInt64 = 0, duplicateSamples: UInt64 = 0,
                                        deadLetteredBatches: UInt64 = 0,
                                        on connection: PostgresConnection, logger: Logger) async throws {
         try await connection.query("""
-            UPDATE agents SET committed_seq = \(Int64(clamping: seq)), last_seen = now(),
+            UPDATE agents SET committed_seq = \(Int64(clamping: seq)), committed_batch_ts_ms = \(batchTsMillis), last_seen = now(),
                 spool_dropped_batches = spool_dropped_batches + \(Int64(clamping: spoolDroppedBatches)),
                 truncated_values = truncated_values + \(Int64(clamping: truncatedValues)),
                 duplicate_samples = duplicate_samples + \(Int64(clamping: duplicateSamples)),
@@ -123,6 +126,12 @@ public struct AgentStore: Sendable {
         try await client.query(
             "UPDATE agents SET clock_offset_ms = \(offsetMillis) WHERE tenant_id = \(tenantID) AND id = \(agentID)",
             logger: logger)
+    }
+
+    /// Records the serial of the agent's renewed certificate.
+    public func recordCertificate(tenantID: UUID, agentID: UUID, serial: String) async throws {
+        try await client.query(
+            "UPDATE agents SET certificate_serial = \(serial) WHERE tenant_id = \(tenantID) AND id = \(agentID)", logger: logger)
     }
 
     /// Whether `sessionID` is still the agent's live session.

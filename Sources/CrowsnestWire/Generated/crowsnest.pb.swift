@@ -312,6 +312,11 @@ public nonisolated struct Crowsnest_V1_Welcome: Sendable {
   /// Clears the value of `settings`. Subsequent reads from it will return its default value.
   public mutating func clearSettings() {self._settings = nil}
 
+  /// ts_unix_ms of the batch committed under committed_seq (0 = none, or an older server). An agent whose own
+  /// record with that sequence has another time runs on a restored copy of its state directory: it renumbers
+  /// what it spooled above committed_seq instead of dropping it.
+  public var committedBatchTsUnixMs: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1344,7 +1349,7 @@ nonisolated extension Crowsnest_V1_HostFacts: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Crowsnest_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Welcome"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}agent_id\0\u{3}tenant_id\0\u{3}server_time_unix_ms\0\u{3}committed_seq\0\u{1}settings\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}agent_id\0\u{3}tenant_id\0\u{3}server_time_unix_ms\0\u{3}committed_seq\0\u{1}settings\0\u{3}committed_batch_ts_unix_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1357,6 +1362,7 @@ nonisolated extension Crowsnest_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.serverTimeUnixMs) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.committedSeq) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._settings) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.committedBatchTsUnixMs) }()
       default: break
       }
     }
@@ -1382,6 +1388,9 @@ nonisolated extension Crowsnest_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf
     try { if let v = self._settings {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    if self.committedBatchTsUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.committedBatchTsUnixMs, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1391,6 +1400,7 @@ nonisolated extension Crowsnest_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.serverTimeUnixMs != rhs.serverTimeUnixMs {return false}
     if lhs.committedSeq != rhs.committedSeq {return false}
     if lhs._settings != rhs._settings {return false}
+    if lhs.committedBatchTsUnixMs != rhs.committedBatchTsUnixMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

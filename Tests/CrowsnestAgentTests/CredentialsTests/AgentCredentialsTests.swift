@@ -65,6 +65,38 @@ final class AgentCredentialsTests: XCTestCase {
         )
     }
 
+    func testRenewalIsDueAfterTwoThirdsOfTheLifetime() throws {
+        // The test CA issues from an hour ago to a day ahead: 25 hours, two thirds after 16 h 40 min.
+        let credentials = try enroll(with: try TestCA())
+        let start = credentials.certificateNotValidBefore
+        XCTAssertFalse(credentials.renewalDue(now: start.addingTimeInterval(16 * 3600)))
+        XCTAssertTrue(credentials.renewalDue(now: start.addingTimeInterval(17 * 3600)))
+    }
+
+    func testARenewalReplacesKeyAndCertificateAndAnInterruptedOneIsFinishedOnLoad() throws {
+        let ca = try TestCA()
+        let agentID = UUID()
+        let tenantID = UUID()
+        let old = try enroll(with: ca, agentID: agentID, tenantID: tenantID)
+        try old.save(stateDirectory: directory)
+        let renewed = try enroll(with: ca, agentID: agentID, tenantID: tenantID)
+        try renewed.saveRenewal(stateDirectory: directory)
+        XCTAssertEqual(try AgentCredentials.load(stateDirectory: directory), renewed)
+        XCTAssertEqual(CredentialFile.permissions(of: directory + "/agent-key.pem"), 0o600)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/agent-key.pem.next"))
+
+        // A crash after the certificate was replaced but before the key: load finishes the job.
+        let third = try enroll(with: ca, agentID: agentID, tenantID: tenantID)
+        try third.privateKeyPEM.write(toFile: directory + "/agent-key.pem.next", atomically: true, encoding: .utf8)
+        try third.certificatePEM.write(toFile: directory + "/agent.pem", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try AgentCredentials.load(stateDirectory: directory), third)
+        // A crash before the certificate was replaced: the old pair stays, the pending key is discarded.
+        let fourth = try enroll(with: ca, agentID: agentID, tenantID: tenantID)
+        try fourth.privateKeyPEM.write(toFile: directory + "/agent-key.pem.next", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try AgentCredentials.load(stateDirectory: directory), third)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/agent-key.pem.next"))
+    }
+
     func testRefusesAKeyThatDoesNotBelongToTheCertificate() throws {
         let ca = try TestCA()
         let credentials = try enroll(with: ca)

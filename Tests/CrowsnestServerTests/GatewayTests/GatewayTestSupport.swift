@@ -37,7 +37,9 @@ struct GatewayHarness: Sendable {
         var sessions = AgentSessionHandler(
             agents: AgentStore(client: client, logger: logger),
             ingest: IngestWriter(client: client, partitions: partitions, logger: logger, timeWindow: IngestFixtures.timeWindow),
-            enrollment: AgentEnrollment(client: client, authority: ca, logger: logger),
+            enrollment: { var enrollment = AgentEnrollment(client: client, authority: ca, logger: logger)
+                          enrollment.certificateValidity = 3_600
+                          return enrollment }(),
             logger: logger)
         sessions.storageTimeout = storageTimeout
         sessions.sessionCheckInterval = .milliseconds(200)

@@ -361,6 +361,39 @@ final class GatewayTests: XCTestCase {
         }
     }
 
+    // MARK: Certificate renewal
+
+    func testAnEstablishedAgentRenewsItsCertificateAndKeepsItsIdentity() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let agent = try await gateway.enrolledAgent(tenantID: tenantID)
+            let (newKey, csr) = try GatewayHarness.makeCSR()
+            let response = try await gateway.connect(tls: agent.tls) { wire -> Crowsnest_V1_RenewResponse? in
+                guard try await establish(&wire) != nil else { return nil }
+                var request = Crowsnest_V1_RenewRequest()
+                request.csrPem = csr
+                try await wire.send(.with(.renewRequest(request)))
+                guard case .success(let frame) = await wire.nextOrEnd(), case .renewResponse(let response) = frame.message else {
+                    return nil
+                }
+                return response
+            }
+            let renewed = try XCTUnwrap(response, "expected a renewal response")
+            let certificate = try Certificate(pemEncoded: renewed.certificatePem)
+            XCTAssertEqual(try AgentCertificateIdentity.parse(certificate: certificate).agentID, agent.agentID, "same agent id")
+            XCTAssertEqual(certificate.publicKey, Certificate.PublicKey(newKey.publicKey), "for the new key")
+            // The lifetime the harness configured (an hour), backdated five minutes (at most a tenth of it).
+            XCTAssertEqual(certificate.notValidAfter.timeIntervalSince(certificate.notValidBefore), 3_600 + 300, accuracy: 5)
+            let serial = try await IngestFixtures.integer(gateway.client,
+                "SELECT count(*) FROM agents WHERE id = \(agent.agentID) AND certificate_serial = \("\(certificate.serialNumber)")")
+            XCTAssertEqual(serial, 1, "the new serial is recorded")
+            // The new certificate opens a session for the same agent.
+            let tls = try GatewayHarness.clientTLS(certificatePEM: renewed.certificatePem, key: newKey, caPEM: gateway.ca.caCertificatePEM)
+            let welcome = try await gateway.connect(tls: tls) { wire in try await establish(&wire) }
+            XCTAssertEqual(welcome?.agentID, agent.agentID.uuidString.lowercased())
+        }
+    }
+
     // MARK: One live session per agent
 
     func testASecondSessionOfTheSameAgentTakesOverAndTheFirstIsToldSo() async throws {

@@ -142,8 +142,9 @@ final class ConfigurationFileTests: XCTestCase {
             .deletingLastPathComponent().deletingLastPathComponent()
         for (file, expected) in [("agent/agent.yaml", ["state_dir", "interval", "servers", "docker_host", "spool_max_mib",
                                                         "cgroup_root", "proc_root", "log_level"]),
-                                 ("server/server.yaml", ["data_dir", "database_url", "agent_listen", "http_listen",
-                                                          "server_names", "postgres_user", "log_level"])] {
+                                 ("server/server.yaml", ["data_dir", "secret_key_file", "database_url", "agent_listen",
+                                                          "http_listen", "server_names", "postgres_user",
+                                                          "agent_certificate_days", "log_level"])] {
             let text = try String(contentsOf: root.appendingPathComponent(file), encoding: .utf8)
             XCTAssertEqual(try ConfigurationFile(parsing: text).entries, [], "\(file) ships with every setting commented out")
             // Uncomment `#key: value` and `#  - item` lines (not the prose comments); keep the first of repeated keys.

@@ -1,0 +1,197 @@
+import CrowsnestWire
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// What the agent knows about the host's containers, kept apart from the sweeps so a sweep never waits for
+/// Docker: every known container is sampled from its cgroup files even while the engine does not answer.
+///
+/// One listing (with an inspect of each container) at start, after every event-stream reconnect or error, and
+/// every `reconcileInterval`; in between, each Docker event marks its container for a fresh inspect (a new pid
+/// after a restart, a new name after a rename, health output after a health change) and `destroy` removes it.
+/// All Docker calls happen here, in the background.
+public final class ContainerInventory: Service, Sendable {
+    /// A container as the last successful inspect saw it, or one listed but never inspected successfully.
+    public struct Entry: Sendable, Equatable {
+        public var details: DockerContainerDetails?
+        /// The listing's name, for a container that could not be inspected yet.
+        public var listedName: String
+        /// Why its details are missing or may be out of date (the last inspect failed).
+        public var failure: String?
+    }
+
+    /// One sweep's view: every known container, and why there are none when Docker was never reachable.
+    public struct Snapshot: Sendable {
+        public var entries: [Entry]
+        public var unavailableReason: String
+    }
+
+    private struct State {
+        var entries: [String: Entry] = [:]
+        var dirty: Set<String> = []
+        var listingDue = true
+        var listedOnce = false
+        var unavailableReason = "Docker engine not listed yet"
+    }
+
+    public let reconcileInterval: Duration
+    /// Inspects run at most this many at a time.
+    public let concurrentInspects: Int
+    private let docker: DockerClient
+    private let logger: Logger
+    private let state = Mutex(State())
+    /// Rung when there is work (an event, a lost event stream); holds at most one ring.
+    private let bell: AsyncStream<Void>.Continuation
+    private let bells: AsyncStream<Void>
+
+    public init(docker: DockerClient, reconcileInterval: Duration = .seconds(300), concurrentInspects: Int = 4, logger: Logger) {
+        self.docker = docker
+        self.reconcileInterval = reconcileInterval
+        self.concurrentInspects = max(1, concurrentInspects)
+        self.logger = logger
+        (bells, bell) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    // MARK: What sweeps and the event watcher call
+
+    /// The known containers now; never waits for Docker.
+    public func snapshot() -> Snapshot {
+        state.withLock { state in
+            Snapshot(entries: state.entries.values.sorted { ($0.details?.name ?? $0.listedName) < ($1.details?.name ?? $1.listedName) },
+                     unavailableReason: state.listedOnce ? "" : state.unavailableReason)
+        }
+    }
+
+    /// Waits (at most `timeout`) until the first listing finished, so the first sweep after start is complete.
+    public func waitUntilListed(timeout: Duration) async {
+        let deadline = ContinuousClock.now + timeout
+        while !state.withLock({ $0.listedOnce }) && ContinuousClock.now < deadline {
+            do { try await Task.sleep(for: .milliseconds(50)) } catch { return }
+        }
+    }
+
+    /// A Docker event: `destroy` forgets the container, anything else marks it for a fresh inspect.
+    public func note(_ event: DockerEvent) {
+        guard !event.id.isEmpty else { return }
+        state.withLock { state in
+            if event.action == "destroy" {
+                state.entries[event.id] = nil
+                state.dirty.remove(event.id)
+            } else {
+                if state.entries[event.id] == nil {
+                    state.entries[event.id] = Entry(details: nil, listedName: event.name, failure: nil)
+                }
+                state.dirty.insert(event.id)
+            }
+        }
+        bell.yield()
+    }
+
+    /// The event stream broke or reconnected: events may have been missed, so list everything again.
+    public func noteEventStreamInterrupted() {
+        state.withLock { $0.listingDue = true }
+        bell.yield()
+    }
+
+    // MARK: The background work
+
+    public func run() async throws {
+        var lastListing: ContinuousClock.Instant?
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let due = state.withLock { state -> Bool in
+                if let lastListing, ContinuousClock.now - lastListing >= reconcileInterval { state.listingDue = true }
+                return state.listingDue
+            }
+            if due {
+                if await list() { lastListing = .now }
+            }
+            await inspectDirty()
+            // Sleep until an event arrives, the next reconciliation is due, or a failed listing is retried.
+            let pause = state.withLock { $0.listingDue } ? Duration.seconds(5) : reconcileInterval
+            let bells = self.bells
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    var iterator = bells.makeAsyncIterator()
+                    _ = await iterator.next()
+                }
+                group.addTask { try? await Task.sleep(for: pause) }
+                await group.next()
+                group.cancelAll()
+            }
+            if Task.isCancelled { return }
+        }
+    }
+
+    /// Lists every container; new ones and ones whose state changed are inspected. Returns false when Docker
+    /// could not be reached (the inventory keeps what it knew).
+    @discardableResult
+    public func list() async -> Bool {
+        let summaries: [DockerContainerSummary]
+        do {
+            summaries = try await docker.listContainers(all: true)
+        } catch {
+            state.withLock { state in
+                state.unavailableReason = "Docker engine unavailable: \(error)"
+            }
+            return false
+        }
+        state.withLock { state in
+            let listed = Set(summaries.map(\.id))
+            for id in state.entries.keys where !listed.contains(id) { state.entries[id] = nil }
+            state.dirty = state.dirty.filter(listed.contains)
+            for summary in summaries {
+                if let known = state.entries[summary.id], let details = known.details, details.state == summary.state,
+                   details.name == summary.primaryName {
+                    continue
+                }
+                if state.entries[summary.id] == nil {
+                    state.entries[summary.id] = Entry(details: nil, listedName: summary.primaryName, failure: nil)
+                }
+                state.dirty.insert(summary.id)
+            }
+            state.listingDue = false
+            state.unavailableReason = ""
+        }
+        await inspectDirty()
+        state.withLock { $0.listedOnce = true }
+        return true
+    }
+
+    /// Inspects every container marked dirty, a few at a time.
+    func inspectDirty() async {
+        let ids: [String] = state.withLock { state in
+            defer { state.dirty = [] }
+            return Array(state.dirty)
+        }
+        guard !ids.isEmpty else { return }
+        let docker = self.docker
+        await withTaskGroup(of: (String, Result<DockerContainerDetails, any Error>).self) { group in
+            var next = 0
+            func start() {
+                guard next < ids.count else { return }
+                let id = ids[next]
+                next += 1
+                group.addTask {
+                    do { return (id, .success(try await docker.inspect(id))) } catch { return (id, .failure(error)) }
+                }
+            }
+            for _ in 0..<min(concurrentInspects, ids.count) { start() }
+            while let (id, result) = await group.next() {
+                state.withLock { state in
+                    switch result {
+                    case .success(let details):
+                        state.entries[id] = Entry(details: details, listedName: details.name, failure: nil)
+                    case .failure(let error):
+                        if (error as? DockerClientError)?.code == .notFound {
+                            state.entries[id] = nil  // removed between the event (or listing) and the inspect
+                        } else if var entry = state.entries[id] {
+                            entry.failure = "inspect failed: \(error)"
+                            state.entries[id] = entry
+                        }
+                    }
+                }
+                start()
+            }
+        }
+    }
+}
