@@ -146,6 +146,48 @@ final class EndToEndTests: XCTestCase {
         }
     }
 
+    /// Hostile containers on the host: a NUL byte in a label (Docker accepts it through its API) and labels of
+    /// 15,000 characters. They are stored cleaned and bounded, and the other containers keep fresh figures.
+    func testPoisonousContainersDoNotBlindTheirHost() throws {
+        let plain = try startContainer("plain", [], command: "sleep 3600")
+        // Created through the Engine API, where a NUL in a label survives (the docker CLI cannot pass one).
+        let nulName = "\(prefix)-nul"
+        containers.append(nulName)
+        let body = #"{"Image":"\#(testImage)","Cmd":["sleep","3600"],"Labels":{"a\u0000b":"c\u0000d","plain":"ok"}}"#
+        let created = Shell.run("/usr/bin/env", ["curl", "-sS", "--unix-socket", "/var/run/docker.sock", "-H", "Content-Type: application/json",
+                                                 "-d", body, "http://docker/containers/create?name=\(nulName)"])
+        XCTAssertEqual(created.status, 0, created.error)
+        XCTAssertTrue(created.output.contains("\"Id\""), created.output)
+        XCTAssertEqual(Shell.docker("start", nulName).status, 0)
+        var longLabels: [String] = []
+        for index in 0..<20 { longLabels += ["--label", "long.\(index)=" + String(repeating: "v", count: 15_000)] }
+        var long: [String] = []
+        for index in 0..<10 { long.append(try startContainer("long-\(index)", longLabels, command: "sleep 3600")) }
+
+        try deployment.startServer()
+        try deployment.provision()
+        try deployment.startAgent(interval: 1)
+        let seen = try eventually(timeout: 60, "every container in /infrastructure") { () -> [String: [String: Any]]? in
+            let all = try infrastructureContainers()
+            return ([plain, nulName] + long).allSatisfy { all[$0] != nil } ? all : nil
+        }
+        XCTAssertEqual(seen[nulName]?["state"] as? String, "running")
+        let labels = try deployment.sql("SELECT labels::text FROM containers WHERE name = '\(nulName)'")
+        XCTAssertEqual(labels, #"{"ab": "cd", "plain": "ok"}"#)
+        let longest = Int(try deployment.sql("SELECT max(octet_length(labels::text)) FROM containers")) ?? 0
+        XCTAssertLessThanOrEqual(longest, 20_000, "labels are bounded")
+        XCTAssertEqual(try deployment.sql("SELECT count(*) FROM ingest_rejections"), "0", "nothing needed refusing")
+        // The plain container keeps getting fresh figures: the host's stream is not wedged.
+        let plainID = try XCTUnwrap(seen[plain]?["id"] as? String)
+        let first = try XCTUnwrap(try deployment.http("/api/v1/metrics/\(plainID)").json["ts"] as? String)
+        let later = try eventually(timeout: 15, "a fresher figure for the plain container") { () -> String? in
+            let ts = try deployment.http("/api/v1/metrics/\(plainID)").json["ts"] as? String
+            return ts.flatMap { $0 > first ? $0 : nil }
+        }
+        XCTAssertGreaterThan(later, first)
+        XCTAssertTrue(Int(try deployment.sql("SELECT truncated_values FROM agents")) ?? 0 > 0, "the shortened labels are counted")
+    }
+
     func testServerKilledMidStreamLosesAndDuplicatesNothing() throws {
         try deployment.startServer()
         try deployment.provision()

@@ -47,7 +47,7 @@ public struct AgentSessionHandler: Sendable {
     }
 
     /// Reasons a session ends early; each is sent to the agent in `Goodbye` (with its code) or `Reject`.
-    struct SessionEnd: Error, CustomStringConvertible {
+    struct SessionEnd: Error, CustomStringConvertible, Equatable {
         var reason: String
         var reject = false
         var permanent = false
@@ -86,10 +86,11 @@ public struct AgentSessionHandler: Sendable {
                 var session = FrameChannel(inbound: inbound, outbound: outbound)
                 let sender = session.sender
                 do {
-                    guard let (identity, sessionID) = try await handshake(&session, connection: connection, logger: &logger)
+                    guard let (sessionID, machine) = try await handshake(&session, connection: connection, logger: &logger),
+                          let identity = machine.identity
                     else { return }
-                    try await receiveBatches(from: session, sender: sender, identity: identity, sessionID: sessionID,
-                                             logger: logger)
+                    try await receiveBatches(from: session, machine: machine, sender: sender, identity: identity,
+                                             sessionID: sessionID, logger: logger)
                 } catch let end as SessionEnd {
                     sessionsRefused.increment()
                     logger.warning("agent session refused", metadata: ["reason": "\(end.reason)"])
@@ -119,110 +120,110 @@ public struct AgentSessionHandler: Sendable {
     }
 
     /// Enrolls an agent without a certificate (returns nil), or checks `Hello` and sends `Welcome` (returns the
-    /// agent's identity, with the session's frame limit raised).
+    /// agent's identity and the session's state machine, with the session's frame limit raised).
     private func handshake(_ session: inout FrameChannel, connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>,
-                           logger: inout Logger) async throws -> (identity: AgentCertificateIdentity, sessionID: UUID)? {
+                           logger: inout Logger) async throws -> (sessionID: UUID, machine: AgentSessionStateMachine)? {
         guard let first = try await session.next() else { return nil }
         connection.channel.pipeline.fireUserInboundEventTriggered(ConnectionAdmission.Event.firstFrameReceived)
-        let peer = try await connection.channel.nioSSL_peerCertificate().get()
-        guard let peer else {
-            guard case .enrollRequest(let request) = first.message else {
-                throw SessionEnd(reason: "no client certificate: connect with the certificate issued at enrollment, or enroll first", reject: true, permanent: true)
-            }
-            let address = ConnectionAdmission.addressKey(connection.channel.remoteAddress)
-            if let admission, !admission.allowEnrollment(from: address) {
-                throw SessionEnd(reason: "too many enrollment attempts from \(address); retry in a minute", reject: true)
-            }
+        let peer: AgentSessionStateMachine.Peer
+        if let certificate = try await connection.channel.nioSSL_peerCertificate().get() {
             do {
-                let enrollment = self.enrollment
-                let response = try await withDeadline(storageTimeout) { try await enrollment.enroll(request) }
-                logger.info("agent enrolled", metadata: ["agent.id": "\(response.agentID)", "tenant.id": "\(response.tenantID)",
-                                                         "agent.hostname": "\(request.host.hostname)"])
-                try await session.send(.with(.enrollResponse(response)))
-            } catch let error as StoreError {
-                throw SessionEnd(reason: "enrollment refused: \(error.message)", reject: true, permanent: true)
-            } catch let error as CertificateAuthorityError {
-                throw SessionEnd(reason: "enrollment refused: \(error)", reject: true, permanent: true)
-            } catch is DeadlineExceeded {
-                throw SessionEnd(reason: "server storage is unavailable; retry enrollment later", reject: true)
+                peer = .agent(try AgentCertificateIdentity.parse(certificate: try Certificate(derEncoded: try certificate.toDERBytes())))
             } catch {
-                // A database failure is not the agent's fault: say so (retryable) rather than just closing.
-                logger.error("cannot enroll agent: storage failed", metadata: ["error": "\(String(reflecting: error))"])
-                throw SessionEnd(reason: "server storage failed during enrollment; retry enrollment later", reject: true)
+                peer = .unreadable(reason: "\(error)")
             }
-            return nil
+        } else {
+            peer = .anonymous
         }
-        let identity: AgentCertificateIdentity
-        do {
-            identity = try AgentCertificateIdentity.parse(certificate: try Certificate(derEncoded: try peer.toDERBytes()))
-        } catch {
-            throw SessionEnd(reason: "client certificate carries no agent identity: \(error)", reject: true, permanent: true)
-        }
-        logger[metadataKey: "agent.id"] = "\(identity.agentID.uuidString.lowercased())"
-        logger[metadataKey: "tenant.id"] = "\(identity.tenantID.uuidString.lowercased())"
-
-        guard case .hello(var hello) = first.message else {
-            throw SessionEnd(reason: "expected hello as the first frame, got \(first.messageName)")
-        }
-        guard hello.protocolVersion == FrameLimits.protocolVersion || hello.protocolVersion + 1 == FrameLimits.protocolVersion else {
-            throw SessionEnd(reason: "protocol version \(hello.protocolVersion) is not supported (server speaks \(FrameLimits.protocolVersion - 1) and \(FrameLimits.protocolVersion))", reject: true, permanent: true)
-        }
-        hello.sanitize()
-        let cleanHello = hello
-        let serverNow = Int64(Date().timeIntervalSince1970 * 1000)
-        let clockOffset: Int64? = hello.agentTimeUnixMs == 0 ? nil : hello.agentTimeUnixMs &- serverNow
-        let record: AgentRecord?
+        var machine = AgentSessionStateMachine(heartbeatSeconds: heartbeatSeconds, ackWindow: ackWindow)
+        var actions = machine.firstFrame(first, peer: peer, nowMillis: Self.nowMillis())
         let sessionID = UUID()
-        do {
-            let agents = self.agents
-            record = try await withDeadline(storageTimeout) {
-                try await agents.recordHello(tenantID: identity.tenantID, agentID: identity.agentID, hello: cleanHello,
-                                             sessionID: sessionID, clockOffsetMillis: clockOffset)
+        while !actions.isEmpty {
+            let action = actions.removeFirst()
+            switch action {
+            case .enroll(let request):
+                try await enroll(request, session: session, connection: connection, logger: logger)
+                return nil
+            case .recordHello(let hello, let clockOffset):
+                if case .agent(let identity) = peer {
+                    logger[metadataKey: "agent.id"] = "\(identity.agentID.uuidString.lowercased())"
+                    logger[metadataKey: "tenant.id"] = "\(identity.tenantID.uuidString.lowercased())"
+                }
+                guard let identity = machine.identity else { continue }
+                var record: AgentRecord?
+                var storageFailed = false
+                do {
+                    let agents = self.agents
+                    record = try await withDeadline(storageTimeout) {
+                        try await agents.recordHello(tenantID: identity.tenantID, agentID: identity.agentID, hello: hello,
+                                                     sessionID: sessionID, clockOffsetMillis: clockOffset)
+                    }
+                } catch {
+                    logger.error("cannot record agent hello: database unavailable", metadata: ["error": "\(String(reflecting: error))"])
+                    storageFailed = true
+                }
+                if let clockOffset, abs(clockOffset) > 2_000 {
+                    logger.warning("agent clock differs from the server's; its batch times are off by as much",
+                                   metadata: ["agent.clock_offset_ms": "\(clockOffset)"])
+                }
+                if record?.cloneSuspected == true {
+                    logger.warning("sessions of this agent alternate between two boot ids: two hosts share its identity (cloned VM or state directory?)")
+                }
+                actions += machine.helloRecorded(record, storageFailed: storageFailed, clockOffsetMillis: clockOffset,
+                                                 nowMillis: Self.nowMillis())
+                if let record { logger[metadataKey: "agent.hostname"] = "\(record.hostname)" }
+            case .welcome(let welcome):
+                try await session.send(.with(.welcome(welcome)))
+                session.maximumFrameLength = FrameLimits.established
+                connection.channel.pipeline.fireUserInboundEventTriggered(ConnectionAdmission.Event.authenticated)
+                logger.info("agent session established", metadata: ["agent.committed_seq": "\(welcome.committedSeq)"])
+                return (sessionID, machine)
+            case .end(let end):
+                throw end
+            case .queue, .send, .recordClockOffset, .renew, .close:
+                continue  // not produced before the session is established
             }
-        } catch {
-            logger.error("cannot record agent hello: database unavailable", metadata: ["error": "\(String(reflecting: error))"])
-            throw SessionEnd(reason: "server storage is unavailable; retry later", reject: true, code: .retryLater)
         }
-        guard let record else {
-            throw SessionEnd(reason: "agent \(identity.agentID) is not registered with this server", reject: true, permanent: true)
-        }
-        if record.revoked {
-            throw SessionEnd(reason: "agent \(identity.agentID) has been revoked", reject: true, permanent: true)
-        }
-        if record.cloneSuspected {
-            logger.warning("sessions of this agent alternate between two boot ids: two hosts share its identity (cloned VM or state directory?)")
-        }
-        var welcome = Crowsnest_V1_Welcome()
-        welcome.agentID = identity.agentID.uuidString.lowercased()
-        welcome.tenantID = identity.tenantID.uuidString.lowercased()
-        welcome.serverTimeUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
-        if let clockOffset, abs(clockOffset) > 2_000 {
-            logger.warning("agent clock differs from the server's; its batch times are off by as much",
-                           metadata: ["agent.clock_offset_ms": "\(clockOffset)"])
-        }
-        welcome.committedSeq = record.committedSeq
-        welcome.committedBatchTsUnixMs = record.committedBatchTsMillis
-        welcome.settings.heartbeatIntervalSeconds = heartbeatSeconds
-        welcome.settings.maxFrameBytes = UInt32(FrameLimits.established)
-        welcome.settings.ackWindow = ackWindow
-        try await session.send(.with(.welcome(welcome)))
-        session.maximumFrameLength = FrameLimits.established
-        connection.channel.pipeline.fireUserInboundEventTriggered(ConnectionAdmission.Event.authenticated)
-        logger.info("agent session established", metadata: ["agent.hostname": "\(record.hostname)",
-                                                             "agent.committed_seq": "\(record.committedSeq)"])
-
-        return (identity, sessionID)
+        return nil
     }
+
+    /// Enrollment: consume the token, sign the CSR, answer (rate-limited per address).
+    private func enroll(_ request: Crowsnest_V1_EnrollRequest, session: FrameChannel,
+                        connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, logger: Logger) async throws {
+        let address = ConnectionAdmission.addressKey(connection.channel.remoteAddress)
+        if let admission, !admission.allowEnrollment(from: address) {
+            throw SessionEnd(reason: "too many enrollment attempts from \(address); retry in a minute", reject: true)
+        }
+        do {
+            let enrollment = self.enrollment
+            let response = try await withDeadline(storageTimeout) { try await enrollment.enroll(request) }
+            logger.info("agent enrolled", metadata: ["agent.id": "\(response.agentID)", "tenant.id": "\(response.tenantID)",
+                                                     "agent.hostname": "\(request.host.hostname)"])
+            try await session.send(.with(.enrollResponse(response)))
+        } catch let error as StoreError {
+            throw SessionEnd(reason: "enrollment refused: \(error.message)", reject: true, permanent: true)
+        } catch let error as CertificateAuthorityError {
+            throw SessionEnd(reason: "enrollment refused: \(error)", reject: true, permanent: true)
+        } catch is DeadlineExceeded {
+            throw SessionEnd(reason: "server storage is unavailable; retry enrollment later", reject: true)
+        } catch {
+            // A database failure is not the agent's fault: say so (retryable) rather than just closing.
+            logger.error("cannot enroll agent: storage failed", metadata: ["error": "\(String(reflecting: error))"])
+            throw SessionEnd(reason: "server storage failed during enrollment; retry enrollment later", reject: true)
+        }
+    }
+
+    static func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
     /// The established session: a reader task takes frames off the connection (answering heartbeats itself) and
     /// queues batches; this task stores whatever has queued up in one transaction and then acknowledges each of
     /// those batches — only after COMMIT. A storage failure ends the session without acks for the unstored batches.
-    private func receiveBatches(from session: sending FrameChannel, sender: FrameSender, identity: AgentCertificateIdentity,
-                                sessionID: UUID, logger: Logger) async throws {
+    private func receiveBatches(from session: sending FrameChannel, machine: sending AgentSessionStateMachine, sender: FrameSender,
+                                identity: AgentCertificateIdentity, sessionID: UUID, logger: Logger) async throws {
         let inbox = SessionInbox(capacity: max(1, Int(ackWindow)))
         // Leaving this scope (normally or by an error) cancels the reader and waits for it.
-        async let reading: Void = Self.readFrames(from: session, into: inbox, sender: sender, identity: identity,
-                                                  agents: agents, enrollment: enrollment, logger: logger)
+        async let reading: Void = Self.readFrames(from: session, machine: machine, into: inbox, sender: sender,
+                                                  identity: identity, agents: agents, enrollment: enrollment, logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [agents, sessionCheckInterval] in
                 await Self.watchSession(sessionID, identity: identity, agents: agents, into: inbox,
@@ -272,55 +273,44 @@ public struct AgentSessionHandler: Sendable {
         }
     }
 
-    /// Reads frames until the connection ends; batches and the reason the session ends go into `inbox`, in order.
-    private static func readFrames(from session: sending FrameChannel, into inbox: SessionInbox, sender: FrameSender,
-                                   identity: AgentCertificateIdentity, agents: AgentStore, enrollment: AgentEnrollment,
-                                   logger: Logger) async {
+    /// Reads frames until the connection ends and performs what the state machine says for each: batches and the
+    /// reason the session ends go into `inbox`, in order; heartbeats and renewals are answered here.
+    private static func readFrames(from session: sending FrameChannel, machine: sending AgentSessionStateMachine,
+                                   into inbox: SessionInbox, sender: FrameSender, identity: AgentCertificateIdentity,
+                                   agents: AgentStore, enrollment: AgentEnrollment, logger: Logger) async {
         var session = session
-        var lastOffset: Int64?
+        var machine = machine
         do {
             while let frame = try await session.next() {
-                switch frame.message {
-                case .batch(let batch):
-                    if let violation = protocolViolation(in: batch) {
-                        await inbox.push(.failed(SessionEnd(reason: violation)))
-                        return
-                    }
-                    await inbox.push(.batch(batch), bytes: session.lastFrameBytes)
-                case .heartbeat(let received):
-                    var heartbeat = Crowsnest_V1_Heartbeat()
-                    let now = Int64(Date().timeIntervalSince1970 * 1000)
-                    heartbeat.sentUnixMs = now
-                    try await sender.send(.with(.heartbeat(heartbeat)))
-                    // The agent's clock against ours, kept for the API when it moved by more than half a second.
-                    if received.sentUnixMs != 0 {
-                        let offset = received.sentUnixMs &- now
-                        if lastOffset.map({ abs($0 &- offset) > 500 }) ?? true {
-                            lastOffset = offset
-                            try? await agents.recordClockOffset(tenantID: identity.tenantID, agentID: identity.agentID,
-                                                                 offsetMillis: offset)
+                for action in machine.frame(frame, bytes: session.lastFrameBytes, nowMillis: nowMillis()) {
+                    switch action {
+                    case .queue(let batch, let bytes):
+                        await inbox.push(.batch(batch), bytes: bytes)
+                    case .send(let answer):
+                        try await sender.send(answer)
+                    case .recordClockOffset(let offset):
+                        try? await agents.recordClockOffset(tenantID: identity.tenantID, agentID: identity.agentID,
+                                                             offsetMillis: offset)
+                    case .renew(let request):
+                        // The session proved the identity with the current certificate: sign the new key for it.
+                        do {
+                            let response = try await enrollment.renew(request, identity: identity)
+                            try await sender.send(.with(.renewResponse(response)))
+                            logger.info("agent certificate renewed")
+                        } catch {
+                            logger.warning("cannot renew the agent's certificate; it keeps the current one and asks again later",
+                                           metadata: ["error": "\(error)"])
                         }
+                    case .close:
+                        logger.info("agent said goodbye")
+                        await inbox.push(.closed)
+                        return
+                    case .end(let end):
+                        await inbox.push(.failed(end))
+                        return
+                    case .enroll, .recordHello, .welcome:
+                        continue  // only before the session is established
                     }
-                case .goodbye(let goodbye):
-                    logger.info("agent said goodbye", metadata: ["reason": "\(goodbye.reason)"])
-                    await inbox.push(.closed)
-                    return
-                case .renewRequest(let request):
-                    // The session proved the identity with the current certificate: sign the new key for it.
-                    do {
-                        let response = try await enrollment.renew(request, identity: identity)
-                        try await sender.send(.with(.renewResponse(response)))
-                        logger.info("agent certificate renewed")
-                    } catch {
-                        logger.warning("cannot renew the agent's certificate; it keeps the current one and asks again later",
-                                       metadata: ["error": "\(error)"])
-                    }
-                case .checkResults:
-                    // Checks arrive with leases in a later protocol step; ignore until then.
-                    continue
-                default:
-                    await inbox.push(.failed(SessionEnd(reason: "unexpected \(frame.messageName) frame in an established session")))
-                    return
                 }
             }
             await inbox.push(.closed)

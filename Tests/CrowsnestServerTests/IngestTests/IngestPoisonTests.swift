@@ -204,3 +204,56 @@ final class IngestPoisonTests: XCTestCase {
         }
     }
 }
+
+/// A sweep over the frame limit arrives in parts: containers are marked removed only once every part arrived,
+/// and never when listed as missing.
+final class IngestSweepPartsTests: XCTestCase {
+    private let t0: Int64 = 1_710_072_000_000
+
+    private func part(_ seq: UInt64, ts: Int64, _ index: UInt32, of count: UInt32, _ names: [String],
+                      missing: [String] = []) -> Crowsnest_V1_SampleBatch {
+        var batch = IngestFixtures.batch(seq: seq, tsMillis: ts, containers: names.map { IngestFixtures.container($0) })
+        batch.part = index
+        batch.partCount = count
+        batch.missing = missing.map { name in
+            var entry = Crowsnest_V1_MissingContainer()
+            entry.name = name
+            entry.reason = "inspect failed"
+            return entry
+        }
+        return batch
+    }
+
+    private func present(_ client: PostgresClient, _ agentID: UUID) async throws -> [String] {
+        let rows = try await client.query(
+            "SELECT name FROM containers WHERE agent_id = \(agentID) AND removed_at IS NULL ORDER BY name", logger: IngestFixtures.logger)
+        var names: [String] = []
+        for try await name in rows.decode(String.self) { names.append(name) }
+        return names
+    }
+
+    func testOnlyACompleteSweepMarksContainersRemovedAndMissingOnesStay() async throws {
+        try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
+            var memory = CounterMemory()
+            _ = try await writer.write(part(1, ts: t0, 1, of: 1, ["a", "b", "c", "d", "e"]), tenantID: tenantID, agentID: agentID,
+                                       memory: &memory)
+            // The next sweep in two parts: after the first, nothing can be known to be gone.
+            _ = try await writer.write(part(2, ts: t0 + 30_000, 1, of: 2, ["a", "b"]), tenantID: tenantID, agentID: agentID,
+                                       memory: &memory)
+            let afterFirstPart = try await present(client, agentID)
+            XCTAssertEqual(afterFirstPart, ["a", "b", "c", "d", "e"])
+            // The last part: e is in no part and not missing, so it is gone; d could not be inspected, so it stays.
+            _ = try await writer.write(part(3, ts: t0 + 30_000, 2, of: 2, ["c"], missing: ["d"]), tenantID: tenantID,
+                                       agentID: agentID, memory: &memory)
+            let afterSweep = try await present(client, agentID)
+            XCTAssertEqual(afterSweep, ["a", "b", "c", "d"])
+            let samples = try await IngestFixtures.integer(client, "SELECT count(*) FROM container_samples WHERE ts = to_timestamp(\(Double(t0 + 30_000) / 1000))")
+            XCTAssertEqual(samples, 3, "every part's samples are stored")
+            // A new session that sees only a later part of a sweep removes nothing.
+            var fresh = CounterMemory()
+            _ = try await writer.write(part(4, ts: t0 + 60_000, 2, of: 2, ["a"]), tenantID: tenantID, agentID: agentID, memory: &fresh)
+            let afterPartial = try await present(client, agentID)
+            XCTAssertEqual(afterPartial, ["a", "b", "c", "d"])
+        }
+    }
+}
