@@ -68,7 +68,12 @@ public struct ServerRunner: Sendable {
                     if let port = channel.localAddress?.port, let agent = gatewayBound.httpBound(port) { onReady(agent, port) }
                 },
                 logger: logger)
-            let group = ServiceGroup(configuration: .init(services: [gateway, http], gracefulShutdownSignals: signals, logger: logger))
+            let (names, ips) = ServerConfiguration.splitServerNames(configuration.serverNames)
+            let renewal = ServingCertificateRenewal(logger: logger, check: ServingCertificateRenewal.check(
+                gateway: gateway, authority: authority, directory: configuration.dataDirectory, serverNames: names,
+                serverIPs: ips, logger: logger))
+            let group = ServiceGroup(configuration: .init(services: [gateway, http, renewal], gracefulShutdownSignals: signals,
+                                                          logger: logger))
             try await group.run()
         }
     }

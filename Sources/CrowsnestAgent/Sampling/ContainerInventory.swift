@@ -109,15 +109,19 @@ public final class ContainerInventory: Service, Sendable {
             // Sleep until an event arrives, the next reconciliation is due, or a failed listing is retried.
             let pause = state.withLock { $0.listingDue } ? Duration.seconds(5) : reconcileInterval
             let bells = self.bells
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    var iterator = bells.makeAsyncIterator()
-                    _ = await iterator.next()
+            // A graceful shutdown ends the wait at once (the agent must stop promptly on SIGTERM).
+            try? await cancelWhenGracefulShutdown {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        var iterator = bells.makeAsyncIterator()
+                        _ = await iterator.next()
+                    }
+                    group.addTask { try? await Task.sleep(for: pause) }
+                    await group.next()
+                    group.cancelAll()
                 }
-                group.addTask { try? await Task.sleep(for: pause) }
-                await group.next()
-                group.cancelAll()
             }
+            if Task.isShuttingDownGracefully { return }
             if Task.isCancelled { return }
         }
     }

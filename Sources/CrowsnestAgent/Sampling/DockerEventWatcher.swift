@@ -58,7 +58,9 @@ public final class DockerEventWatcher: Service, Sendable {
                     reportedFailure = true
                 }
             }
-            do { try await Task.sleep(for: backoff.nextDelay()) } catch { return }
+            let delay = backoff.nextDelay()
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) } } catch { return }
+            if Task.isShuttingDownGracefully { return }
         }
     }
 

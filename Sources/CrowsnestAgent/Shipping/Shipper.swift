@@ -112,7 +112,8 @@ public final class Shipper: Service, Sendable {
             }
             if Task.isCancelled || Task.isShuttingDownGracefully { break }
             let delay = policy.delay(after: end, receivedAck: receivedAck, sessionLength: length)
-            do { try await Task.sleep(for: delay) } catch { break }
+            // A graceful shutdown ends the pause at once, so the services behind the shipper can stop.
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) } } catch { break }
         }
     }
 

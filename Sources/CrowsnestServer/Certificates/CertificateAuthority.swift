@@ -54,6 +54,7 @@ public struct CertificateAuthority: Sendable {
     public let serverPrivateKeyPEM: String
 
     private let caPrivateKey: Certificate.PrivateKey
+    private let caSigningKey: P256.Signing.PrivateKey
 
     /// Loads the CA and serving certificate from `directory`, creating what is missing.
     ///
@@ -222,9 +223,17 @@ public struct CertificateAuthority: Sendable {
         self.caCertificateDER = try Self.der(caCertificate)
         self.caPin = CAPin.compute(derBytes: self.caCertificateDER)
         self.caPrivateKey = Certificate.PrivateKey(caPrivateKey)
+        self.caSigningKey = caPrivateKey
         self.serverCertificate = serverCertificate
         self.serverCertificatePEM = try serverCertificate.serializeAsPEM().pemString
         self.serverPrivateKeyPEM = serverPrivateKeyPEM
+    }
+
+    /// The same CA with its serving certificate re-checked at `now` (reissued into `directory` when due).
+    public func renewingServingCertificate(directory: String, serverNames: [String], serverIPs: [String], logger: Logger,
+                                           now: Date = Date()) throws -> CertificateAuthority {
+        try Self.withServingCertificate(caCertificate: caCertificate, caKey: caSigningKey, directory: directory,
+                                        serverNames: serverNames, serverIPs: serverIPs, logger: logger, now: now)
     }
 
     /// Issues an agent's client certificate for a certificate signing request.

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
+import Synchronization
 
 /// Where and how the agent gateway listens.
 public struct GatewayConfiguration: Sendable {
@@ -30,7 +31,8 @@ public struct GatewayConfiguration: Sendable {
 /// their unacknowledged batches stay in the agents' spools and are replayed on reconnect.
 public final class AgentGateway: Service, Sendable {
     private let configuration: GatewayConfiguration
-    private let sslContext: NIOSSLContext
+    /// Replaced when the serving certificate is renewed; each new connection takes the current one.
+    private let sslContext: CurrentTLSContext
     private let sessions: AgentSessionHandler
     private let admission: ConnectionAdmission
     private let logger: Logger
@@ -39,15 +41,20 @@ public final class AgentGateway: Service, Sendable {
     public init(configuration: GatewayConfiguration, tlsConfiguration: TLSConfiguration, sessions: AgentSessionHandler,
                 logger: Logger, onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }) throws {
         self.configuration = configuration
-        self.sslContext = try NIOSSLContext(configuration: tlsConfiguration)
+        self.sslContext = CurrentTLSContext(try NIOSSLContext(configuration: tlsConfiguration))
         self.sessions = sessions
         self.admission = sessions.admission ?? ConnectionAdmission(logger: logger)
         self.logger = logger
         self.onBound = onBound
     }
 
+    /// Serves new connections with `configuration` (a renewed serving certificate); open sessions keep theirs.
+    public func updateTLS(_ configuration: TLSConfiguration) throws {
+        sslContext.current = try NIOSSLContext(configuration: configuration)
+    }
+
     public func run() async throws {
-        let sslContext = self.sslContext
+        let contexts = self.sslContext
         let configuration = self.configuration
         let admission = self.admission
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -58,7 +65,7 @@ public final class AgentGateway: Service, Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(AdmissionHandler(admission: admission))
-                    try sync.addHandler(NIOSSLServerHandler(context: sslContext))
+                    try sync.addHandler(NIOSSLServerHandler(context: contexts.current))
                     try sync.addHandler(HandshakeTimeoutHandler(timeout: configuration.handshakeTimeout))
                     try sync.addHandler(FirstFrameTimeoutHandler(timeout: admission.limits.firstFrameTimeout))
                     try sync.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
@@ -90,5 +97,15 @@ public final class AgentGateway: Service, Sendable {
             logger.info("agent gateway stopping: no new connections")
             server.channel.close(promise: nil)
         }
+    }
+}
+
+/// The TLS context new gateway connections use, swapped when the serving certificate is renewed.
+final class CurrentTLSContext: Sendable {
+    private let context: Mutex<NIOSSLContext>
+    init(_ context: NIOSSLContext) { self.context = Mutex(context) }
+    var current: NIOSSLContext {
+        get { context.withLock { $0 } }
+        set { context.withLock { $0 = newValue } }
     }
 }
