@@ -23,11 +23,13 @@ public struct ServerConfiguration: Sendable {
     /// Lifetime of the agent certificates the server issues, in days (decimals allowed); agents renew over their
     /// live session after two thirds of it.
     public var agentCertificateDays: Double = 365
+    /// Load balancers (CIDR) whose PROXY protocol v2 header the agent gateway believes.
+    public var trustedProxies: [IPNetwork] = []
 
     /// Settings a configuration file may hold.
     public static let knownKeys: Set<String> = [
         "data_dir", "database_url", "agent_listen", "http_listen", "server_names", "postgres_user", "log_level",
-        "secret_key_file", "agent_certificate_days",
+        "secret_key_file", "agent_certificate_days", "trusted_proxies",
     ]
 
     public static let defaultDataDirectory = "/var/lib/crowsnest"
@@ -52,6 +54,13 @@ public struct ServerConfiguration: Sendable {
         guard let certificateDays = Double(certificateDaysText), certificateDays > 0, certificateDays <= 3650 else {
             throw ConfigurationError("\(layers.source(of: "agent_certificate_days")): agent certificate lifetime must be a number of days above 0 and at most 3650; got '\(certificateDaysText)'")
         }
+        var trustedProxies: [IPNetwork] = []
+        for text in layers.list("trusted_proxies") ?? [] {
+            guard let network = IPNetwork(text) else {
+                throw ConfigurationError("\(layers.source(of: "trusted_proxies")): '\(text)' is not an IP address or CIDR network (e.g. 10.0.0.0/8)")
+            }
+            trustedProxies.append(network)
+        }
         let standardizedDataDirectory = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
         var secretKeyFile = layers.string("secret_key_file")
         if secretKeyFile?.isEmpty == true { secretKeyFile = nil }
@@ -64,7 +73,8 @@ public struct ServerConfiguration: Sendable {
             postgresUser: layers.string("postgres_user"),
             secretKeyFile: secretKeyFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
             logLevel: level,
-            agentCertificateDays: certificateDays)
+            agentCertificateDays: certificateDays,
+            trustedProxies: trustedProxies)
     }
 }
 

@@ -50,8 +50,10 @@ public struct ServerRunner: Sendable {
             sessions.admission = ConnectionAdmission(logger: logger)
             let readiness = Readiness()
             let gatewayBound = BoundAddresses()
+            var gatewayConfiguration = GatewayConfiguration(host: configuration.agentListen.host, port: configuration.agentListen.port)
+            gatewayConfiguration.trustedProxies = configuration.trustedProxies
             let gateway = try AgentGateway(
-                configuration: GatewayConfiguration(host: configuration.agentListen.host, port: configuration.agentListen.port),
+                configuration: gatewayConfiguration,
                 tlsConfiguration: tls, sessions: sessions, logger: logger,
                 onBound: { address in
                     if let port = gatewayBound.agentBound(address) { onReady(address, port) }

@@ -14,6 +14,8 @@ public struct GatewayConfiguration: Sendable {
     public var handshakeTimeout: TimeAmount
     /// A connection that sends nothing (not even heartbeats) for this long is closed.
     public var idleTimeout: TimeAmount
+    /// Load balancers whose PROXY protocol v2 header is believed (the agent's address is then the one it names).
+    public var trustedProxies: [IPNetwork] = []
 
     public init(host: String = "0.0.0.0", port: Int = 7443, handshakeTimeout: TimeAmount = .seconds(10),
                 idleTimeout: TimeAmount = .seconds(90)) {
@@ -64,7 +66,11 @@ public final class AgentGateway: Service, Sendable {
             .bind(host: configuration.host, port: configuration.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(AdmissionHandler(admission: admission))
+                    if !configuration.trustedProxies.isEmpty {
+                        try sync.addHandler(ProxyProtocolHandler(trusted: configuration.trustedProxies))
+                    }
+                    try sync.addHandler(AdmissionHandler(admission: admission,
+                                                         waitsForClientAddress: !configuration.trustedProxies.isEmpty))
                     try sync.addHandler(NIOSSLServerHandler(context: contexts.current))
                     try sync.addHandler(HandshakeTimeoutHandler(timeout: configuration.handshakeTimeout))
                     try sync.addHandler(FirstFrameTimeoutHandler(timeout: admission.limits.firstFrameTimeout))

@@ -80,7 +80,8 @@ public struct AgentSessionHandler: Sendable {
 
     public func handle(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
         var logger = self.logger
-        logger[metadataKey: "peer.address"] = "\(connection.channel.remoteAddress.map { "\($0)" } ?? "unknown")"
+        let client = admission?.clientAddress(of: connection.channel) ?? connection.channel.remoteAddress
+        logger[metadataKey: "peer.address"] = "\(client.map { "\($0)" } ?? "unknown")"
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var session = FrameChannel(inbound: inbound, outbound: outbound)
@@ -125,6 +126,8 @@ public struct AgentSessionHandler: Sendable {
                            logger: inout Logger) async throws -> (sessionID: UUID, machine: AgentSessionStateMachine)? {
         guard let first = try await session.next() else { return nil }
         connection.channel.pipeline.fireUserInboundEventTriggered(ConnectionAdmission.Event.firstFrameReceived)
+        // Behind a trusted load balancer the client's address is known now (its PROXY header came before TLS).
+        if let client = admission?.clientAddress(of: connection.channel) { logger[metadataKey: "peer.address"] = "\(client)" }
         let peer: AgentSessionStateMachine.Peer
         if let certificate = try await connection.channel.nioSSL_peerCertificate().get() {
             do {
@@ -190,7 +193,7 @@ public struct AgentSessionHandler: Sendable {
     /// Enrollment: consume the token, sign the CSR, answer (rate-limited per address).
     private func enroll(_ request: Crowsnest_V1_EnrollRequest, session: FrameChannel,
                         connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, logger: Logger) async throws {
-        let address = ConnectionAdmission.addressKey(connection.channel.remoteAddress)
+        let address = ConnectionAdmission.addressKey(admission?.clientAddress(of: connection.channel) ?? connection.channel.remoteAddress)
         if let admission, !admission.allowEnrollment(from: address) {
             throw SessionEnd(reason: "too many enrollment attempts from \(address); retry in a minute", reject: true)
         }

@@ -40,6 +40,7 @@ public final class ConnectionAdmission: Sendable {
     }
 
     private struct State {
+        var addresses: [ObjectIdentifier: SocketAddress] = [:]
         var nextID: UInt64 = 0
         var open: [UInt64: Entry] = [:]
         var perAddress: [String: Int] = [:]
@@ -79,6 +80,19 @@ public final class ConnectionAdmission: Sendable {
         return id
     }
 
+    /// The address a connection is from (the proxied client behind a trusted load balancer), once known.
+    public func clientAddress(of channel: any Channel) -> SocketAddress? {
+        state.withLock { $0.addresses[ObjectIdentifier(channel)] } ?? channel.remoteAddress
+    }
+
+    func remember(_ address: SocketAddress?, of channel: any Channel) {
+        state.withLock { $0.addresses[ObjectIdentifier(channel)] = address }
+    }
+
+    func forget(_ channel: any Channel) {
+        _ = state.withLock { $0.addresses.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
     /// Stops counting connection `id` (authenticated or closed).
     func release(_ id: UInt64) {
         state.withLock { state in
@@ -109,30 +123,35 @@ public final class ConnectionAdmission: Sendable {
     }
 }
 
-/// First in the gateway's pipeline: admits or refuses the connection and releases its slot once the session is
-/// established or the connection closes.
+/// First in the gateway's pipeline (after the PROXY protocol reader, when load balancers are trusted): admits
+/// or refuses the connection by its client address and releases its slot once the session is established or the
+/// connection closes.
 final class AdmissionHandler: ChannelInboundHandler {
     typealias InboundIn = NIOAny
 
     private let admission: ConnectionAdmission
+    /// Whether the client address comes from a `ProxyProtocolHandler` event rather than the socket.
+    private let waitsForClientAddress: Bool
     private var id: UInt64?
 
-    init(admission: ConnectionAdmission) {
+    init(admission: ConnectionAdmission, waitsForClientAddress: Bool = false) {
         self.admission = admission
+        self.waitsForClientAddress = waitsForClientAddress
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { admit(context: context) }
+        if context.channel.isActive && !waitsForClientAddress { admit(context.remoteAddress, context: context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        admit(context: context)
+        if !waitsForClientAddress { admit(context.remoteAddress, context: context) }
         if context.channel.isActive { context.fireChannelActive() }
     }
 
-    private func admit(context: ChannelHandlerContext) {
+    private func admit(_ address: SocketAddress?, context: ChannelHandlerContext) {
         guard id == nil else { return }
-        guard let id = admission.admit(address: ConnectionAdmission.addressKey(context.remoteAddress), channel: context.channel) else {
+        admission.remember(address, of: context.channel)
+        guard let id = admission.admit(address: ConnectionAdmission.addressKey(address), channel: context.channel) else {
             context.close(promise: nil)
             return
         }
@@ -141,10 +160,15 @@ final class AdmissionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         release()
+        admission.forget(context.channel)
         context.fireChannelInactive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let client = event as? ProxyProtocolHandler.ClientAddress {
+            if waitsForClientAddress { admit(client.address, context: context) }
+            return
+        }
         if case .authenticated? = event as? ConnectionAdmission.Event { release() }
         context.fireUserInboundEventTriggered(event)
     }

@@ -28,6 +28,7 @@ struct GatewayHarness: Sendable {
     /// Runs the gateway in a task for the duration of `body`, then cancels it and removes the CA directory.
     static func run<T>(client: PostgresClient, storageTimeout: Duration = .seconds(20),
                        admissionLimits: ConnectionAdmission.Limits = ConnectionAdmission.Limits(),
+                       trustedProxies: [IPNetwork] = [],
                        isolation: isolated (any Actor)? = #isolation,
                        _ body: (GatewayHarness) async throws -> T) async throws -> T {
         let directory = try TestPostgres.makeTemporaryDirectory()
@@ -46,8 +47,10 @@ struct GatewayHarness: Sendable {
         let admission = ConnectionAdmission(limits: admissionLimits, logger: logger)
         sessions.admission = admission
         let (ports, continuation) = AsyncStream<Int>.makeStream()
+        var gatewayConfiguration = GatewayConfiguration(host: "127.0.0.1", port: 0, handshakeTimeout: .seconds(5))
+        gatewayConfiguration.trustedProxies = trustedProxies
         let gateway = try AgentGateway(
-            configuration: GatewayConfiguration(host: "127.0.0.1", port: 0, handshakeTimeout: .seconds(5)),
+            configuration: gatewayConfiguration,
             tlsConfiguration: try ServerTLS.makeGatewayConfiguration(ca: ca), sessions: sessions, logger: logger,
             onBound: { address in continuation.yield(address.port ?? 0) })
         let task = Task {
@@ -142,13 +145,15 @@ struct GatewayHarness: Sendable {
 
     /// Connects to the gateway with `tls` and runs `body` with a frame-level connection. The connection is closed
     /// after `deadline` at the latest, so a silent server fails the test instead of hanging it.
-    func connect<T>(tls: TLSConfiguration, deadline: TimeAmount = .seconds(30),
+    func connect<T>(tls: TLSConfiguration, deadline: TimeAmount = .seconds(30), proxyHeader: [UInt8]? = nil,
                     isolation: isolated (any Actor)? = #isolation,
                     _ body: (inout AgentWire) async throws -> T) async throws -> T {
         let context = try NIOSSLContext(configuration: tls)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // As a load balancer with send-proxy-v2 would: the header goes out before the TLS bytes.
+                    if let proxyHeader { try channel.pipeline.syncOperations.addHandler(RawPrefixWriter(bytes: proxyHeader)) }
                     try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
@@ -200,4 +205,27 @@ struct AgentWire {
 /// How a connection ended when a frame was expected.
 struct EndOfConnection: Error, Equatable {
     var reason: String
+}
+
+/// Writes fixed bytes as soon as the connection is up, before the handlers after it (TLS) say anything.
+final class RawPrefixWriter: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+    private let bytes: [UInt8]
+    init(bytes: [UInt8]) { self.bytes = bytes }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { write(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        write(context)
+        context.fireChannelActive()
+    }
+
+    private var written = false
+    private func write(_ context: ChannelHandlerContext) {
+        guard !written else { return }
+        written = true
+        context.writeAndFlush(NIOAny(ByteBuffer(bytes: bytes)), promise: nil)
+    }
 }
