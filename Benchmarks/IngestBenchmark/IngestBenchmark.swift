@@ -49,6 +49,8 @@ struct IngestBenchmark: AsyncParsableCommand {
         configuration.agentListen = ("127.0.0.1", 0)
         configuration.httpListen = ("127.0.0.1", 0)
         configuration.logLevel = .error
+        // All simulated agents enroll from 127.0.0.1 within a second.
+        configuration.enrollmentsPerMinutePerAddress = 10_000
         if databaseURL != nil {
             // A database URL needs a secret key file; the benchmark's own, in its data directory.
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

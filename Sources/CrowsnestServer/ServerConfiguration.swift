@@ -25,11 +25,13 @@ public struct ServerConfiguration: Sendable {
     public var agentCertificateDays: Double = 365
     /// Load balancers (CIDR) whose PROXY protocol v2 header the agent gateway believes.
     public var trustedProxies: [IPNetwork] = []
+    /// Enrollment attempts accepted per client address per minute (a fleet behind one NAT enrolls through one).
+    public var enrollmentsPerMinutePerAddress: Int = 30
 
     /// Settings a configuration file may hold.
     public static let knownKeys: Set<String> = [
         "data_dir", "database_url", "agent_listen", "http_listen", "server_names", "postgres_user", "log_level",
-        "secret_key_file", "agent_certificate_days", "trusted_proxies",
+        "secret_key_file", "agent_certificate_days", "trusted_proxies", "enrollments_per_minute",
     ]
 
     public static let defaultDataDirectory = "/var/lib/crowsnest"
@@ -61,6 +63,10 @@ public struct ServerConfiguration: Sendable {
             }
             trustedProxies.append(network)
         }
+        let enrollmentsText = layers.string("enrollments_per_minute", default: "30")
+        guard let enrollments = Int(enrollmentsText), (1...100_000).contains(enrollments) else {
+            throw ConfigurationError("\(layers.source(of: "enrollments_per_minute")): enrollment attempts per address and minute must be a whole number from 1 to 100000; got '\(enrollmentsText)'")
+        }
         let standardizedDataDirectory = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
         var secretKeyFile = layers.string("secret_key_file")
         if secretKeyFile?.isEmpty == true { secretKeyFile = nil }
@@ -74,7 +80,8 @@ public struct ServerConfiguration: Sendable {
             secretKeyFile: secretKeyFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
             logLevel: level,
             agentCertificateDays: certificateDays,
-            trustedProxies: trustedProxies)
+            trustedProxies: trustedProxies,
+            enrollmentsPerMinutePerAddress: enrollments)
     }
 }
 

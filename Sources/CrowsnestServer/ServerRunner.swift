@@ -47,7 +47,8 @@ public struct ServerRunner: Sendable {
                 ingest: IngestWriter(client: client, partitions: partitions, logger: logger),
                 enrollment: enrollment,
                 logger: logger)
-            sessions.admission = ConnectionAdmission(logger: logger)
+            sessions.admission = ConnectionAdmission(
+                limits: .init(enrollmentsPerMinutePerAddress: configuration.enrollmentsPerMinutePerAddress), logger: logger)
             let readiness = Readiness()
             let gatewayBound = BoundAddresses()
             var gatewayConfiguration = GatewayConfiguration(host: configuration.agentListen.host, port: configuration.agentListen.port)

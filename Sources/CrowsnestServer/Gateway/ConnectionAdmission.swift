@@ -18,7 +18,7 @@ public final class ConnectionAdmission: Sendable {
         public var enrollmentsPerMinutePerAddress: Int
 
         public init(maxUnauthenticated: Int = 1_024, maxUnauthenticatedPerAddress: Int = 32,
-                    firstFrameTimeout: TimeAmount = .seconds(10), enrollmentsPerMinutePerAddress: Int = 10) {
+                    firstFrameTimeout: TimeAmount = .seconds(10), enrollmentsPerMinutePerAddress: Int = 30) {
             self.maxUnauthenticated = maxUnauthenticated
             self.maxUnauthenticatedPerAddress = maxUnauthenticatedPerAddress
             self.firstFrameTimeout = firstFrameTimeout

@@ -144,7 +144,8 @@ final class ConfigurationFileTests: XCTestCase {
                                                         "cgroup_root", "proc_root", "log_level"]),
                                  ("server/server.yaml", ["data_dir", "secret_key_file", "database_url", "agent_listen",
                                                           "http_listen", "server_names", "postgres_user",
-                                                          "trusted_proxies", "agent_certificate_days", "log_level"])] {
+                                                          "trusted_proxies", "enrollments_per_minute", "agent_certificate_days",
+                                                          "log_level"])] {
             let text = try String(contentsOf: root.appendingPathComponent(file), encoding: .utf8)
             XCTAssertEqual(try ConfigurationFile(parsing: text).entries, [], "\(file) ships with every setting commented out")
             // Uncomment `#key: value` and `#  - item` lines (not the prose comments); keep the first of repeated keys.
