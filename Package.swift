@@ -144,6 +144,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "CrowsnestServer", "CrowsnestAgent", "CrowsnestWire",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ]

@@ -1,4 +1,6 @@
+import CrowsnestAgent
 import Foundation
+import Logging
 import XCTest
 
 /// The whole system as an operator runs it: real server and agent processes, embedded PostgreSQL, real dockerd.
@@ -190,6 +192,29 @@ final class EndToEndTests: XCTestCase {
         let stopping = Date()
         deployment.agent?.terminate()
         XCTAssertLessThan(Date().timeIntervalSince(stopping), 5, "the agent did not stop within 5 s of SIGTERM")
+    }
+
+    /// A spooled batch the server cannot decode is refused three times, then set aside in the agent's dead-letter
+    /// directory; everything behind it is delivered and the count reaches the server.
+    func testAnUndecodableSpooledBatchIsSetAsideAfterThreeRefusals() throws {
+        try deployment.startServer()
+        try deployment.provision()
+        // The oldest record of the agent's spool is garbage (a corrupted or foreign frame).
+        let spool = try Spool(directory: deployment.stateDir + "/spool", logger: Logger(label: "e2e"))
+        try spool.append(seq: 1, payload: [0xFF, 0xFF, 0xFF, 0xFF])
+        spool.close()
+        try deployment.startAgent(interval: 1)
+        let deadLetter = deployment.stateDir + "/dead-letter/1.frame"
+        _ = try eventually(timeout: 60, "the refused batch set aside") { () -> Bool? in
+            FileManager.default.fileExists(atPath: deadLetter) ? true : nil
+        }
+        XCTAssertEqual(FileManager.default.contents(atPath: deadLetter), Data([0xFF, 0xFF, 0xFF, 0xFF]))
+        _ = try eventually(timeout: 30, "batches behind it stored and the count reported") { () -> Bool? in
+            let reported = try deployment.sql("SELECT dead_lettered_batches FROM agents")
+            let samples = Int(try deployment.sql("SELECT count(*) FROM host_samples")) ?? 0
+            return reported == "1" && samples >= 2 ? true : nil
+        }
+        XCTAssertTrue(deployment.agent?.log.contains("dead-letter") ?? false)
     }
 
     func testServerKilledMidStreamLosesAndDuplicatesNothing() throws {

@@ -40,16 +40,12 @@ public final class ContainerInventory: Service, Sendable {
     private let docker: DockerClient
     private let logger: Logger
     private let state = Mutex(State())
-    /// Rung when there is work (an event, a lost event stream); holds at most one ring.
-    private let bell: AsyncStream<Void>.Continuation
-    private let bells: AsyncStream<Void>
 
     public init(docker: DockerClient, reconcileInterval: Duration = .seconds(300), concurrentInspects: Int = 4, logger: Logger) {
         self.docker = docker
         self.reconcileInterval = reconcileInterval
         self.concurrentInspects = max(1, concurrentInspects)
         self.logger = logger
-        (bells, bell) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     // MARK: What sweeps and the event watcher call
@@ -84,45 +80,42 @@ public final class ContainerInventory: Service, Sendable {
                 state.dirty.insert(event.id)
             }
         }
-        bell.yield()
     }
 
     /// The event stream broke or reconnected: events may have been missed, so list everything again.
     public func noteEventStreamInterrupted() {
         state.withLock { $0.listingDue = true }
-        bell.yield()
     }
 
     // MARK: The background work
 
     public func run() async throws {
         var lastListing: ContinuousClock.Instant?
+        var lastFailedListing: ContinuousClock.Instant?
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let due = state.withLock { state -> Bool in
                 if let lastListing, ContinuousClock.now - lastListing >= reconcileInterval { state.listingDue = true }
                 return state.listingDue
             }
             if due {
-                if await list() { lastListing = .now }
-            }
-            await inspectDirty()
-            // Sleep until an event arrives, the next reconciliation is due, or a failed listing is retried.
-            let pause = state.withLock { $0.listingDue } ? Duration.seconds(5) : reconcileInterval
-            let bells = self.bells
-            // A graceful shutdown ends the wait at once (the agent must stop promptly on SIGTERM).
-            try? await cancelWhenGracefulShutdown {
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        var iterator = bells.makeAsyncIterator()
-                        _ = await iterator.next()
-                    }
-                    group.addTask { try? await Task.sleep(for: pause) }
-                    await group.next()
-                    group.cancelAll()
+                if await list() {
+                    lastListing = .now
+                    lastFailedListing = nil
+                } else {
+                    lastFailedListing = .now
                 }
             }
-            if Task.isShuttingDownGracefully { return }
-            if Task.isCancelled { return }
+            await inspectDirty()
+            // Wait, looking four times a second, until an event marked a container (events reach the inventory
+            // within a quarter of a second), a listing is due (the event stream broke; a failed listing is retried
+            // after 5 s), or the next reconciliation.
+            let until = ContinuousClock.now + reconcileInterval
+            while ContinuousClock.now < until && !Task.isShuttingDownGracefully {
+                let (dirty, listingDue) = state.withLock { (!$0.dirty.isEmpty, $0.listingDue) }
+                if dirty { break }
+                if listingDue && lastFailedListing.map({ ContinuousClock.now - $0 >= .seconds(5) }) ?? true { break }
+                do { try await Task.sleep(for: .milliseconds(250)) } catch { return }
+            }
         }
     }
 
@@ -184,6 +177,8 @@ public final class ContainerInventory: Service, Sendable {
                 state.withLock { state in
                     switch result {
                     case .success(let details):
+                        // Destroyed while the inspect ran: a late answer must not bring it back.
+                        guard state.entries[id] != nil else { return }
                         state.entries[id] = Entry(details: details, listedName: details.name, failure: nil)
                     case .failure(let error):
                         if (error as? DockerClientError)?.code == .notFound {

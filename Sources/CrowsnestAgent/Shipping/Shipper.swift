@@ -125,7 +125,14 @@ public final class Shipper: Service, Sendable {
         let committed = welcome.committedSeq
         if committed > spool.acknowledgedSeq {
             if welcome.committedBatchTsUnixMs != 0, !spoolHolds(seq: committed, tsMillis: welcome.committedBatchTsUnixMs) {
-                let moved = try spool.renumber(upTo: committed, sequence: sequence) { record, seq in
+                // Batches made before the server's committed one were most likely delivered by the other copy of
+                // this state directory; replaying them would rewrite history with stale states. Only later ones move.
+                let committedTs = welcome.committedBatchTsUnixMs
+                let moved = try spool.renumber(upTo: committed, sequence: sequence, keep: { record in
+                    guard let frame = try? Crowsnest_V1_Frame(serializedBytes: record.payload),
+                          case .batch(let batch) = frame.message else { return false }
+                    return batch.tsUnixMs > committedTs
+                }) { record, seq in
                     var frame = try Crowsnest_V1_Frame(serializedBytes: record.payload)
                     if case .batch(var batch) = frame.message {
                         batch.seq = seq
@@ -257,9 +264,11 @@ public final class Shipper: Service, Sendable {
         var iterator = events.makeAsyncIterator()
         // The key a renewal request was sent for, until the new certificate arrives.
         var renewalKey: String?
+        // Only a server that says it signs renewals gets asked (an older one would end the session on the frame).
+        var serverRenews = false
         func requestRenewalIfDue() async throws {
             let credentials = identity.withLock { $0.credentials }
-            guard renewalKey == nil, credentials.renewalDue() else { return }
+            guard serverRenews, renewalKey == nil, credentials.renewalDue() else { return }
             let (key, csr) = try AgentCredentials.generateKeyAndCSR(hostname: makeHello().host.hostname)
             var request = Crowsnest_V1_RenewRequest()
             request.csrPem = csr
@@ -280,6 +289,7 @@ public final class Shipper: Service, Sendable {
                     hello.sanitize()
                     try await outbound.write(try FrameCodec.encode(.with(.hello(hello))))
                 case .establish(let welcome):
+                    serverRenews = welcome.certificateRenewal
                     try reconcile(with: welcome)
                     connectedState.withLock { $0 = true }
                     report.established()

@@ -86,7 +86,8 @@ public final class Spool: Sendable {
     /// originals; returns how many moved. For batches the server never stored under their numbers (it holds
     /// other batches under them: this state directory is a restored copy). Reads in chunks, so memory stays
     /// bounded by the chunk, not the spool.
-    public func renumber(upTo limit: UInt64, sequence: SequenceStore,
+    /// Records `keep` refuses are dropped with the originals.
+    public func renumber(upTo limit: UInt64, sequence: SequenceStore, keep: (SpoolRecord) -> Bool = { _ in true },
                          rewrite: (SpoolRecord, UInt64) throws -> [UInt8]) throws -> Int {
         try core.withLock { core in
             try sequence.raise(above: max(limit, core.highest))
@@ -95,7 +96,7 @@ public final class Spool: Sendable {
             while true {
                 let chunk = try core.pending(after: cursor, limit: 64, maxBytes: 16 * 1024 * 1024).filter { $0.seq <= limit }
                 guard let last = chunk.last else { break }
-                for record in chunk {
+                for record in chunk where keep(record) {
                     let seq = try sequence.next()
                     try core.append(seq: seq, payload: try rewrite(record, seq))
                     moved += 1

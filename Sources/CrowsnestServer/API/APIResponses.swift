@@ -136,6 +136,8 @@ struct HostJSON: Encodable, Sendable {
         case truncatedValues = "truncated_values"
         case duplicateSamples = "duplicate_samples"
         case ingestRejections = "ingest_rejections"
+        case deadLetteredBatches = "dead_lettered_batches"
+        case cloneSuspected = "clone_suspected"
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -145,6 +147,8 @@ struct HostJSON: Encodable, Sendable {
         try c.encode(self.host.truncatedValues, forKey: .truncatedValues)
         try c.encode(self.host.duplicateSamples, forKey: .duplicateSamples)
         try c.encode(self.host.ingestRejections, forKey: .ingestRejections)
+        try c.encode(self.host.deadLetteredBatches, forKey: .deadLetteredBatches)
+        try c.encode(self.host.cloneSuspected, forKey: .cloneSuspected)
         try c.encode(self.host.hostname, forKey: .hostname)
         try c.encode(self.host.state.rawValue, forKey: .state)
         try c.encode(self.host.lastSeen.map(RFC3339.string(from:)), forKey: .lastSeen)

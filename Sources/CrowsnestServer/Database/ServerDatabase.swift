@@ -18,9 +18,10 @@ public enum ServerDatabase {
                                                 statementTimeout: .seconds(30), lockTimeout: .seconds(10))
         public static let api = PoolSettings(name: "crowsnest-api", maximumConnections: 8,
                                              statementTimeout: .seconds(15), lockTimeout: .seconds(5))
-        /// Administrative commands: one short-lived client.
+        /// Administrative commands and migrations: no statement timeout (a migration may build an index on a large
+        /// table), but no endless wait for a lock either.
         public static let admin = PoolSettings(name: "crowsnest-admin", maximumConnections: 2,
-                                               statementTimeout: .seconds(60), lockTimeout: .seconds(10))
+                                               statementTimeout: .zero, lockTimeout: .seconds(60))
 
         func apply(to configuration: PostgresClient.Configuration) -> PostgresClient.Configuration {
             var configuration = configuration
@@ -56,8 +57,9 @@ public enum ServerDatabase {
     /// Runs `body` with a migrated database and the server's ingest and API pools.
     public static func withPools<T: Sendable>(_ configuration: ServerConfiguration, logger: Logger,
                                               _ body: @Sendable (Pools) async throws -> T) async throws -> T {
-        try await withClients(configuration, settings: [.ingest, .api], logger: logger) { clients in
-            try await body(Pools(ingest: clients[0], api: clients[1]))
+        // The first client (administrative settings, no short statement timeout) runs the migrations.
+        try await withClients(configuration, settings: [.admin, .ingest, .api], logger: logger) { clients in
+            try await body(Pools(ingest: clients[1], api: clients[2]))
         }
     }
 

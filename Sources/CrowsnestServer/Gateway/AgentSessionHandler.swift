@@ -60,8 +60,8 @@ public struct AgentSessionHandler: Sendable {
     /// protocol error.
     static func goodbyeCode(for error: FrameError) -> Crowsnest_V1_GoodbyeCode {
         switch error {
-        case .malformedPayload, .emptyMessage, .frameTooLarge: return .malformedBatch
-        case .emptyFrame, .truncated: return .protocolError
+        case .malformedPayload, .frameTooLarge: return .malformedBatch
+        case .emptyFrame, .truncated, .emptyMessage: return .protocolError
         }
     }
 
@@ -165,7 +165,7 @@ public struct AgentSessionHandler: Sendable {
                     logger.error("cannot record agent hello: database unavailable", metadata: ["error": "\(String(reflecting: error))"])
                     storageFailed = true
                 }
-                if let clockOffset, abs(clockOffset) > 2_000 {
+                if let clockOffset, clockOffset.magnitude > 2_000 {
                     logger.warning("agent clock differs from the server's; its batch times are off by as much",
                                    metadata: ["agent.clock_offset_ms": "\(clockOffset)"])
                 }
@@ -203,6 +203,8 @@ public struct AgentSessionHandler: Sendable {
             logger.info("agent enrolled", metadata: ["agent.id": "\(response.agentID)", "tenant.id": "\(response.tenantID)",
                                                      "agent.hostname": "\(request.host.hostname)"])
             try await session.send(.with(.enrollResponse(response)))
+            // Done: the connection no longer counts as unauthenticated.
+            connection.channel.pipeline.fireUserInboundEventTriggered(ConnectionAdmission.Event.authenticated)
         } catch let error as StoreError {
             throw SessionEnd(reason: "enrollment refused: \(error.message)", reject: true, permanent: true)
         } catch let error as CertificateAuthorityError {
@@ -283,8 +285,18 @@ public struct AgentSessionHandler: Sendable {
                                    agents: AgentStore, enrollment: AgentEnrollment, logger: Logger) async {
         var session = session
         var machine = machine
+        var renewed = false
         do {
-            while let frame = try await session.next() {
+            while true {
+                let next: Crowsnest_V1_Frame?
+                do {
+                    next = try await session.next()
+                } catch FrameError.emptyMessage {
+                    // A frame type this server does not know (a newer agent): ignored, as unknown fields are.
+                    logger.debug("ignored a frame of a type this server does not know")
+                    continue
+                }
+                guard let frame = next else { break }
                 for action in machine.frame(frame, bytes: session.lastFrameBytes, nowMillis: nowMillis()) {
                     switch action {
                     case .queue(let batch, let bytes):
@@ -292,12 +304,20 @@ public struct AgentSessionHandler: Sendable {
                     case .send(let answer):
                         try await sender.send(answer)
                     case .recordClockOffset(let offset):
-                        try? await agents.recordClockOffset(tenantID: identity.tenantID, agentID: identity.agentID,
-                                                             offsetMillis: offset)
+                        // Bounded: a database that does not answer must not stop the reader (heartbeats, batches).
+                        _ = try? await withDeadline(.seconds(3)) {
+                            try await agents.recordClockOffset(tenantID: identity.tenantID, agentID: identity.agentID,
+                                                               offsetMillis: offset)
+                        }
                     case .renew(let request):
-                        // The session proved the identity with the current certificate: sign the new key for it.
+                        // The session proved the identity with the current certificate: sign the new key for it,
+                        // once per session (an agent asking again and again gets no more signatures).
+                        guard !renewed else { continue }
+                        renewed = true
                         do {
-                            let response = try await enrollment.renew(request, identity: identity)
+                            let response = try await withDeadline(.seconds(10)) {
+                                try await enrollment.renew(request, identity: identity)
+                            }
                             try await sender.send(.with(.renewResponse(response)))
                             logger.info("agent certificate renewed")
                         } catch {

@@ -80,7 +80,7 @@ struct AgentSessionStateMachine: Sendable {
                 return end(.init(reason: "expected hello as the first frame, got \(frame.messageName)"))
             }
             let version = hello.protocolVersion
-            guard version == FrameLimits.protocolVersion || version + 1 == FrameLimits.protocolVersion else {
+            guard version == FrameLimits.protocolVersion || version == FrameLimits.protocolVersion - 1 else {
                 return end(.init(reason: "protocol version \(version) is not supported (server speaks \(FrameLimits.protocolVersion - 1) and \(FrameLimits.protocolVersion))",
                                  reject: true, permanent: true))
             }
@@ -110,6 +110,7 @@ struct AgentSessionStateMachine: Sendable {
         welcome.serverTimeUnixMs = nowMillis
         welcome.committedSeq = record.committedSeq
         welcome.committedBatchTsUnixMs = record.committedBatchTsMillis
+        welcome.certificateRenewal = true
         welcome.settings.heartbeatIntervalSeconds = heartbeatSeconds
         welcome.settings.maxFrameBytes = UInt32(FrameLimits.established)
         welcome.settings.ackWindow = ackWindow
@@ -134,7 +135,7 @@ struct AgentSessionStateMachine: Sendable {
             var actions: [Action] = [.send(.with(.heartbeat(answer)))]
             if received.sentUnixMs != 0 {
                 let offset = received.sentUnixMs &- nowMillis
-                if lastOffset.map({ abs($0 &- offset) > 500 }) ?? true {
+                if lastOffset.map({ ($0 &- offset).magnitude > 500 }) ?? true {
                     state = .established(identity, lastClockOffset: offset)
                     actions.append(.recordClockOffset(offset))
                 }
@@ -147,6 +148,9 @@ struct AgentSessionStateMachine: Sendable {
             return [.close]
         case .checkResults:
             // Check results arrive with leases in a later protocol step; ignored until then.
+            return []
+        case .none:
+            // A frame type this server does not know (a newer agent): ignored, as unknown fields are.
             return []
         default:
             return end(.init(reason: "unexpected \(frame.messageName) frame in an established session"))

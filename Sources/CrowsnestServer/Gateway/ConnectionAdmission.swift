@@ -37,6 +37,8 @@ public final class ConnectionAdmission: Sendable {
     private struct Entry {
         var address: String
         var channel: any Channel
+        /// Sent a whole first frame (a Hello or an enrollment in progress): never evicted for a newcomer.
+        var protected = false
     }
 
     private struct State {
@@ -65,7 +67,8 @@ public final class ConnectionAdmission: Sendable {
         let (id, evicted): (UInt64?, (any Channel)?) = state.withLock { state in
             guard state.perAddress[address, default: 0] < limits.maxUnauthenticatedPerAddress else { return (nil, nil) }
             var evicted: (any Channel)?
-            if state.open.count >= limits.maxUnauthenticated, let oldest = state.open.keys.min(),
+            if state.open.count >= limits.maxUnauthenticated,
+               let oldest = state.open.filter({ !$0.value.protected }).keys.min(),
                let entry = state.open.removeValue(forKey: oldest) {
                 state.perAddress[entry.address, default: 1] -= 1
                 if state.perAddress[entry.address] == 0 { state.perAddress[entry.address] = nil }
@@ -93,6 +96,11 @@ public final class ConnectionAdmission: Sendable {
         _ = state.withLock { $0.addresses.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 
+    /// Connection `id` sent its first frame: it is doing real work (a Hello, an enrollment), so it is not evicted.
+    func protect(_ id: UInt64) {
+        state.withLock { $0.open[id]?.protected = true }
+    }
+
     /// Stops counting connection `id` (authenticated or closed).
     func release(_ id: UInt64) {
         state.withLock { state in
@@ -117,9 +125,19 @@ public final class ConnectionAdmission: Sendable {
         }
     }
 
-    /// The address a peer is counted under: its IP without the port.
+    /// The address a peer is counted under: its IPv4 address, or the /64 of its IPv6 address (one host usually
+    /// holds a whole /64, so counting single IPv6 addresses would not bound anything).
     static func addressKey(_ address: SocketAddress?) -> String {
-        address?.ipAddress ?? "unknown"
+        if case .v6(let v6)? = address {
+            let bytes = withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+            // An IPv4-mapped address (::ffff:a.b.c.d) is an IPv4 client.
+            if bytes.prefix(10).allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
+                return bytes.suffix(4).map(String.init).joined(separator: ".")
+            }
+            let groups = stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+            return groups.joined(separator: ":") + "::/64"
+        }
+        return address?.ipAddress ?? "unknown"
     }
 }
 
@@ -169,7 +187,11 @@ final class AdmissionHandler: ChannelInboundHandler {
             if waitsForClientAddress { admit(client.address, context: context) }
             return
         }
-        if case .authenticated? = event as? ConnectionAdmission.Event { release() }
+        switch event as? ConnectionAdmission.Event {
+        case .authenticated?: release()
+        case .firstFrameReceived?: if let id { admission.protect(id) }
+        case nil: break
+        }
         context.fireUserInboundEventTriggered(event)
     }
 

@@ -79,13 +79,20 @@ public struct AgentStore: Sendable {
                     AND recent_boot_ids[cardinality(recent_boot_ids) - 2] = recent_boot_ids[cardinality(recent_boot_ids)]
                     AND recent_boot_ids[cardinality(recent_boot_ids) - 1] = \(hello.bootID)
                     AND recent_boot_ids[cardinality(recent_boot_ids)] <> \(hello.bootID))
-            WHERE tenant_id = \(tenantID) AND id = \(agentID)
+            WHERE tenant_id = \(tenantID) AND id = \(agentID) AND revoked_at IS NULL
             RETURNING hostname, committed_seq, revoked_at IS NOT NULL, clone_suspected, committed_batch_ts_ms
             """, logger: logger)
         for try await (hostname, committed, revoked, clone, committedTs) in rows.decode((String, Int64, Bool, Bool, Int64).self) {
             return AgentRecord(tenantID: tenantID, agentID: agentID, hostname: hostname,
                                committedSeq: UInt64(max(0, committed)), revoked: revoked,
                                committedBatchTsMillis: committedTs, cloneSuspected: clone)
+        }
+        // Not updated: unknown, or revoked (a revoked certificate changes nothing about its agent, not even last_seen).
+        let revoked = try await client.query(
+            "SELECT hostname, committed_seq FROM agents WHERE tenant_id = \(tenantID) AND id = \(agentID)", logger: logger)
+        for try await (hostname, committed) in revoked.decode((String, Int64).self) {
+            return AgentRecord(tenantID: tenantID, agentID: agentID, hostname: hostname,
+                               committedSeq: UInt64(max(0, committed)), revoked: true)
         }
         return nil
     }

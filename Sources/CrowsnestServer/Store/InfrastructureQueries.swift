@@ -45,6 +45,10 @@ public struct HostSummary: Sendable, Equatable {
     public var duplicateSamples: Int64 = 0
     /// Entries in the agent's ingest rejection log (`GET /api/v1/agents/{id}/rejections`).
     public var ingestRejections: Int64 = 0
+    /// Batches the agent set aside after the server could not decode them three times, in total.
+    public var deadLetteredBatches: Int64 = 0
+    /// Sessions of this agent alternated between two boot ids: two hosts seem to share its identity.
+    public var cloneSuspected: Bool = false
     /// Containers currently present on the host (not removed), by name.
     public var containers: [ContainerSummary]
 }
@@ -153,7 +157,8 @@ public struct InfrastructureQueries: Sendable {
             SELECT a.id, a.hostname, \(unescaped: HostLiveness.sqlExpression), a.last_seen, a.agent_version,
                    a.containers_unavailable_reason, a.interval_seconds, a.clock_offset_ms, a.truncated_values,
                    a.duplicate_samples,
-                   (SELECT count(*) FROM ingest_rejections r WHERE r.tenant_id = a.tenant_id AND r.agent_id = a.id)
+                   (SELECT count(*) FROM ingest_rejections r WHERE r.tenant_id = a.tenant_id AND r.agent_id = a.id),
+                   a.dead_lettered_batches, a.clone_suspected
             FROM agents a
             WHERE a.tenant_id = \(tenantID)
             """
@@ -165,9 +170,9 @@ public struct InfrastructureQueries: Sendable {
         }
         let rows = try await self.database.query(query, logger: self.logger)
         var hosts: [HostSummary] = []
-        for try await (id, hostname, state, lastSeen, version, reason, interval, offset, truncated, duplicates, rejections) in rows.decode(
-            (UUID, String, String, Date?, String, String, Int32, Int64?, Int64, Int64, Int64).self
-        ) {
+        for try await row in rows {
+            let (id, hostname, state, lastSeen, version, reason, interval, offset, truncated, duplicates, rejections, deadLettered, clone) =
+                try row.decode((UUID, String, String, Date?, String, String, Int32, Int64?, Int64, Int64, Int64, Int64, Bool).self)
             hosts.append(
                 HostSummary(
                     agentID: id,
@@ -181,6 +186,8 @@ public struct InfrastructureQueries: Sendable {
                     truncatedValues: truncated,
                     duplicateSamples: duplicates,
                     ingestRejections: rejections,
+                    deadLetteredBatches: deadLettered,
+                    cloneSuspected: clone,
                     containers: []
                 )
             )

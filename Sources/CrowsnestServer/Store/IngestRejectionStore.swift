@@ -43,10 +43,10 @@ public enum IngestRejectionStore {
         guard !rejections.isEmpty else { return }
         try await connection.query("""
             INSERT INTO ingest_rejections (tenant_id, agent_id, batch_seq, batch_ts, part, sqlstate, reason)
-            SELECT \(tenantID), \(agentID), u.seq, CASE WHEN u.ts_ms <> 0 AND abs(u.ts_ms) < 253402300799000
-                                                        THEN 'epoch'::timestamptz + u.ts_ms * interval '1 millisecond' END,
+            SELECT \(tenantID), \(agentID), u.seq, CASE WHEN u.ts_ms <> 0 THEN 'epoch'::timestamptz + u.ts_ms * interval '1 millisecond' END,
                    u.part, u.sqlstate, u.reason
-            FROM unnest(\(rejections.map { Int64(clamping: $0.batchSeq) }), \(rejections.map(\.batchTsMillis)),
+            FROM unnest(\(rejections.map { Int64(clamping: $0.batchSeq) }),
+                        \(rejections.map { (-62_135_596_800_000 ... 253_402_300_799_000).contains($0.batchTsMillis) ? $0.batchTsMillis : 0 }),
                         \(rejections.map(\.part.rawValue)), \(rejections.map(\.sqlState)), \(rejections.map(\.reason)))
                  AS u(seq, ts_ms, part, sqlstate, reason)
             """, logger: logger)

@@ -317,6 +317,9 @@ public nonisolated struct Crowsnest_V1_Welcome: Sendable {
   /// what it spooled above committed_seq instead of dropping it.
   public var committedBatchTsUnixMs: Int64 = 0
 
+  /// The server signs RenewRequest over the session (an older server would end the session on one).
+  public var certificateRenewal: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1349,7 +1352,7 @@ nonisolated extension Crowsnest_V1_HostFacts: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Crowsnest_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Welcome"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}agent_id\0\u{3}tenant_id\0\u{3}server_time_unix_ms\0\u{3}committed_seq\0\u{1}settings\0\u{3}committed_batch_ts_unix_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}agent_id\0\u{3}tenant_id\0\u{3}server_time_unix_ms\0\u{3}committed_seq\0\u{1}settings\0\u{3}committed_batch_ts_unix_ms\0\u{3}certificate_renewal\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1363,6 +1366,7 @@ nonisolated extension Crowsnest_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.committedSeq) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._settings) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.committedBatchTsUnixMs) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.certificateRenewal) }()
       default: break
       }
     }
@@ -1391,6 +1395,9 @@ nonisolated extension Crowsnest_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf
     if self.committedBatchTsUnixMs != 0 {
       try visitor.visitSingularInt64Field(value: self.committedBatchTsUnixMs, fieldNumber: 6)
     }
+    if self.certificateRenewal != false {
+      try visitor.visitSingularBoolField(value: self.certificateRenewal, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1401,6 +1408,7 @@ nonisolated extension Crowsnest_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.committedSeq != rhs.committedSeq {return false}
     if lhs._settings != rhs._settings {return false}
     if lhs.committedBatchTsUnixMs != rhs.committedBatchTsUnixMs {return false}
+    if lhs.certificateRenewal != rhs.certificateRenewal {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

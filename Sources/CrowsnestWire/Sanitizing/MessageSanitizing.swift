@@ -45,6 +45,9 @@ extension Crowsnest_V1_ContainerSample {
         state = cleaner.text(state, maxBytes: WireTextBounds.tokenBytes)
         health = cleaner.text(health, maxBytes: WireTextBounds.tokenBytes)
         healthOutput = cleaner.text(healthOutput, maxBytes: WireTextBounds.healthOutputBytes)
+        // Times outside years 1970–9999 are not times (an agent may send any integer): unknown instead.
+        if !(0 ... WireTextBounds.latestMillis).contains(startedAtUnixMs) { startedAtUnixMs = 0; cleaner.countDropped(1) }
+        if !(0 ... WireTextBounds.latestMillis).contains(finishedAtUnixMs) { finishedAtUnixMs = 0; cleaner.countDropped(1) }
         statsSource = cleaner.text(statsSource, maxBytes: WireTextBounds.tokenBytes)
     }
 }

@@ -19,6 +19,8 @@ public enum WireTextBounds {
     public static let textBytes = 1_024
     /// Containers listed as missing from a sweep.
     public static let missingContainers = 10_000
+    /// The latest time a batch may name: 9999-12-31T23:59:59Z, in unix milliseconds.
+    public static let latestMillis: Int64 = 253_402_300_799_000
 }
 
 /// Cleans one string for the wire and the database: NUL removed (PostgreSQL text cannot hold it) and the

@@ -57,11 +57,14 @@ final class InfrastructureRouteTests: XCTestCase {
             XCTAssertEqual(
                 Set(host.keys),
                 ["id", "hostname", "state", "last_seen", "agent_version", "containers_unavailable_reason", "containers",
-                 "clock_offset_ms", "truncated_values", "duplicate_samples", "ingest_rejections"]
+                 "clock_offset_ms", "truncated_values", "duplicate_samples", "ingest_rejections", "dead_lettered_batches",
+                 "clone_suspected"]
             )
             XCTAssertEqual(host["agent_version"] as? String, "0.9.1")
             XCTAssertTrue(host["clock_offset_ms"] is NSNull, "no Hello or heartbeat yet: the offset is not known")
             XCTAssertEqual(host["ingest_rejections"] as? Int, 0)
+            XCTAssertEqual(host["dead_lettered_batches"] as? Int, 0)
+            XCTAssertEqual(host["clone_suspected"] as? Bool, false)
             XCTAssertEqual(host["containers_unavailable_reason"] as? String, "permission denied on /var/run/docker.sock")
 
             let containers = try XCTUnwrap(host["containers"] as? [[String: Any]])

@@ -114,4 +114,22 @@ final class AgentSessionStateMachineTests: XCTestCase {
         heartbeat.sentUnixMs = now + 30_000 - 2_000
         XCTAssertEqual(machine.frame(.with(.heartbeat(heartbeat)), bytes: 1, nowMillis: now + 30_000).last, .recordClockOffset(-2_000))
     }
+
+    func testExtremeIntegersFromAnAgentNeitherCrashNorPass() {
+        var machine = AgentSessionStateMachine(heartbeatSeconds: 15, ackWindow: 32)
+        XCTAssertEqual(endReason(machine.firstFrame(hello(version: .max), peer: .agent(identity), nowMillis: now))?.permanent, true)
+        var skewed = AgentSessionStateMachine(heartbeatSeconds: 15, ackWindow: 32)
+        guard case .recordHello(_, let offset)? = skewed.firstFrame(hello(agentTime: .min), peer: .agent(identity), nowMillis: now).first
+        else { return XCTFail("a hello with any clock is recorded") }
+        XCTAssertNotNil(offset)
+        var beating = established()
+        var heartbeat = Crowsnest_V1_Heartbeat()
+        heartbeat.sentUnixMs = .min
+        XCTAssertEqual(beating.frame(.with(.heartbeat(heartbeat)), bytes: 1, nowMillis: now).count, 2)
+        heartbeat.sentUnixMs = .max
+        let answer = beating.frame(.with(.heartbeat(heartbeat)), bytes: 1, nowMillis: now)
+        guard case .send? = answer.first else { return XCTFail("the heartbeat is answered: \(answer)") }
+        var unknown = established()
+        XCTAssertEqual(unknown.frame(Crowsnest_V1_Frame(), bytes: 1, nowMillis: now), [], "a frame type of a newer agent is ignored")
+    }
 }

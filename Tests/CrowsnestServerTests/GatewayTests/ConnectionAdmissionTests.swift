@@ -110,3 +110,30 @@ final class ConnectionAdmissionTests: XCTestCase {
         }
     }
 }
+
+/// How peers are grouped for the per-address caps.
+final class AdmissionAddressKeyTests: XCTestCase {
+    func testIPv6PeersAreCountedByTheirSlash64AndMappedIPv4ByTheirAddress() throws {
+        let one = ConnectionAdmission.addressKey(try SocketAddress(ipAddress: "2001:db8:1:2:aaaa::1", port: 1))
+        let two = ConnectionAdmission.addressKey(try SocketAddress(ipAddress: "2001:db8:1:2:bbbb::9", port: 2))
+        let other = ConnectionAdmission.addressKey(try SocketAddress(ipAddress: "2001:db8:1:3::1", port: 1))
+        XCTAssertEqual(one, "2001:db8:1:2::/64")
+        XCTAssertEqual(one, two, "one host's /64 is one address")
+        XCTAssertNotEqual(one, other)
+        XCTAssertEqual(ConnectionAdmission.addressKey(try SocketAddress(ipAddress: "::ffff:192.0.2.7", port: 1)), "192.0.2.7")
+        XCTAssertEqual(ConnectionAdmission.addressKey(try SocketAddress(ipAddress: "192.0.2.7", port: 1)), "192.0.2.7")
+    }
+
+    func testAConnectionThatSentItsFirstFrameIsNotEvictedForANewcomer() throws {
+        let admission = ConnectionAdmission(limits: .init(maxUnauthenticated: 2, maxUnauthenticatedPerAddress: 5),
+                                            logger: GatewayHarness.logger)
+        let channels = (0..<3).map { _ in EmbeddedChannel() }
+        for channel in channels { try channel.connect(to: try SocketAddress(ipAddress: "127.0.0.9", port: 1)).wait() }
+        let working = try XCTUnwrap(admission.admit(address: "10.0.0.1", channel: channels[0]))
+        admission.protect(working)
+        XCTAssertNotNil(admission.admit(address: "10.0.0.2", channel: channels[1]))
+        XCTAssertNotNil(admission.admit(address: "10.0.0.3", channel: channels[2]))
+        XCTAssertTrue(channels[0].isActive, "the oldest one was busy with its first frame: kept")
+        XCTAssertFalse(channels[1].isActive, "the oldest idle one made room")
+    }
+}

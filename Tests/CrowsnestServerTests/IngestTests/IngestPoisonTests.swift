@@ -124,6 +124,26 @@ final class IngestPoisonTests: XCTestCase {
         }
     }
 
+    func testExtremeTimesAreRefusedOrClearedWithoutCrashing() async throws {
+        try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
+            var memory = CounterMemory()
+            var weird = IngestFixtures.container("web")
+            weird.startedAtUnixMs = .max
+            weird.finishedAtUnixMs = .min
+            let outcomes = try await writer.write(group: [
+                IngestFixtures.batch(seq: 1, tsMillis: .max, containers: [IngestFixtures.container("web")]),
+                IngestFixtures.batch(seq: 2, tsMillis: .min, containers: [IngestFixtures.container("web")]),
+                IngestFixtures.batch(seq: 3, tsMillis: t0, containers: [weird]),
+            ], tenantID: tenantID, agentID: agentID, memory: &memory)
+            guard case .refused = outcomes[0], case .refused = outcomes[1] else { return XCTFail("\(outcomes)") }
+            XCTAssertEqual(outcomes[2], .committed(containerSamples: 1), "impossible start and finish times become unknown")
+            let recorded = try await rejections(client, agentID)
+            XCTAssertEqual(recorded.map(\.seq), [1, 2])
+            let started = try await IngestFixtures.integer(client, "SELECT count(*) FROM containers WHERE started_at IS NULL AND finished_at IS NULL")
+            XCTAssertEqual(started, 1)
+        }
+    }
+
     /// A real refusal by PostgreSQL (a trigger raising a data exception) of one part of one batch in a group.
     func testAPartPostgreSQLRefusesIsRecordedWhileTheRestOfTheGroupIsStored() async throws {
         try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
