@@ -100,7 +100,9 @@ public enum ContainerStatus {
             }
         }
         _ = lastExitCode
-        if let sample {
+        // A sample from a tick before the open span began (a late or replayed batch) says nothing about now: it
+        // must not rewrite the open span from its start.
+        if let sample, tickMicros >= (currentSince ?? .min) {
             let implied = Self.state(dockerState: sample.state, health: sample.health)
             if implied != state {
                 var at = tickMicros

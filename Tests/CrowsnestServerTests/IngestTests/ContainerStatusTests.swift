@@ -35,6 +35,18 @@ final class ContainerStatusTests: XCTestCase {
         return sample
     }
 
+    func testASampleFromBeforeTheOpenSpanBeganChangesNothing() {
+        // The span has been up since `openedAt`; a replayed batch from a minute earlier says the container had exited.
+        let stale = ContainerStatus.transitions(current: .up, currentSince: openedAt, events: [],
+                                                sample: sample(state: "exited", exitCode: 1, finishedAtMillis: (openedAt - 90_000_000) / 1000),
+                                                tickMicros: openedAt - 60_000_000)
+        XCTAssertEqual(stale, [], "an old sample must not rewrite the open span")
+        let current = ContainerStatus.transitions(current: .up, currentSince: openedAt, events: [],
+                                                  sample: sample(state: "exited", exitCode: 1, finishedAtMillis: tick / 1000 - 5_000),
+                                                  tickMicros: tick)
+        XCTAssertEqual(current.map(\.state), [.down], "a current one still does")
+    }
+
     func testADieEventPlacesDownAtTheEventsExactMicrosecond() {
         let dieAt = tick - 12_345_678
         let transitions = ContainerStatus.transitions(
