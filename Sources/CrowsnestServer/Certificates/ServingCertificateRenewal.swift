@@ -22,7 +22,7 @@ public struct ServingCertificateRenewal: Service {
     /// less than 30 days left) and, when it changed, gives the gateway the new TLS configuration.
     public static func check(gateway: AgentGateway, authority: CertificateAuthority, directory: String, serverNames: [String],
                              serverIPs: [String], logger: Logger) -> @Sendable (Date) throws -> Bool {
-        let served = LockedCertificate(authority.serverCertificate)
+        let served = LockedValue(authority.serverCertificate)
         return { now in
             let renewed = try authority.renewingServingCertificate(directory: directory, serverNames: serverNames,
                                                                    serverIPs: serverIPs, logger: logger, now: now)
@@ -49,16 +49,5 @@ public struct ServingCertificateRenewal: Service {
                 logger.error("cannot renew the serving certificate; the current one stays in use", metadata: ["error": "\(error)"])
             }
         }
-    }
-}
-
-/// The serving certificate the gateway currently presents.
-final class LockedCertificate: @unchecked Sendable {
-    private let lock = NSLock()
-    private var certificate: Certificate
-    init(_ certificate: Certificate) { self.certificate = certificate }
-    var value: Certificate {
-        get { lock.withLock { certificate } }
-        set { lock.withLock { certificate = newValue } }
     }
 }

@@ -34,7 +34,7 @@ public struct GatewayConfiguration: Sendable {
 public final class AgentGateway: Service, Sendable {
     private let configuration: GatewayConfiguration
     /// Replaced when the serving certificate is renewed; each new connection takes the current one.
-    private let sslContext: CurrentTLSContext
+    private let sslContext: LockedValue<NIOSSLContext>
     private let sessions: AgentSessionHandler
     private let admission: ConnectionAdmission
     private let logger: Logger
@@ -43,7 +43,7 @@ public final class AgentGateway: Service, Sendable {
     public init(configuration: GatewayConfiguration, tlsConfiguration: TLSConfiguration, sessions: AgentSessionHandler,
                 logger: Logger, onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }) throws {
         self.configuration = configuration
-        self.sslContext = CurrentTLSContext(try NIOSSLContext(configuration: tlsConfiguration))
+        self.sslContext = LockedValue(try NIOSSLContext(configuration: tlsConfiguration))
         self.sessions = sessions
         self.admission = sessions.admission ?? ConnectionAdmission(logger: logger)
         self.logger = logger
@@ -52,7 +52,7 @@ public final class AgentGateway: Service, Sendable {
 
     /// Serves new connections with `configuration` (a renewed serving certificate); open sessions keep theirs.
     public func updateTLS(_ configuration: TLSConfiguration) throws {
-        sslContext.current = try NIOSSLContext(configuration: configuration)
+        sslContext.value = try NIOSSLContext(configuration: configuration)
     }
 
     public func run() async throws {
@@ -71,7 +71,7 @@ public final class AgentGateway: Service, Sendable {
                     }
                     try sync.addHandler(AdmissionHandler(admission: admission,
                                                          waitsForClientAddress: !configuration.trustedProxies.isEmpty))
-                    try sync.addHandler(NIOSSLServerHandler(context: contexts.current))
+                    try sync.addHandler(NIOSSLServerHandler(context: contexts.value))
                     try sync.addHandler(HandshakeTimeoutHandler(timeout: configuration.handshakeTimeout))
                     try sync.addHandler(FirstFrameTimeoutHandler(timeout: admission.limits.firstFrameTimeout))
                     try sync.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
@@ -106,12 +106,12 @@ public final class AgentGateway: Service, Sendable {
     }
 }
 
-/// The TLS context new gateway connections use, swapped when the serving certificate is renewed.
-final class CurrentTLSContext: Sendable {
-    private let context: Mutex<NIOSSLContext>
-    init(_ context: NIOSSLContext) { self.context = Mutex(context) }
-    var current: NIOSSLContext {
-        get { context.withLock { $0 } }
-        set { context.withLock { $0 = newValue } }
+/// A value shared between tasks and swapped now and then (the gateway's TLS context, the served certificate).
+final class LockedValue<Value: Sendable>: Sendable {
+    private let storage: Mutex<Value>
+    init(_ value: Value) { storage = Mutex(value) }
+    var value: Value {
+        get { storage.withLock { $0 } }
+        set { storage.withLock { $0 = newValue } }
     }
 }

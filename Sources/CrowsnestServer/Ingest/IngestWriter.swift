@@ -64,7 +64,7 @@ public struct IngestTimeWindow: Sendable {
 
     /// An RFC 3339 time for years 1–9999; outside that (an agent may send any integer), the raw number.
     static func format(_ millis: Int64) -> String {
-        guard millis >= -62_135_596_800_000, millis <= 253_402_300_799_000 else { return "\(millis) ms since 1970" }
+        guard WireTextBounds.calendarMillis.contains(millis) else { return "\(millis) ms since 1970" }
         return RFC3339.string(from: Date(timeIntervalSince1970: Double(millis) / 1000))
     }
 }

@@ -1,3 +1,4 @@
+import CrowsnestWire
 import Foundation
 import Logging
 import PostgresNIO
@@ -46,7 +47,7 @@ public enum IngestRejectionStore {
             SELECT \(tenantID), \(agentID), u.seq, CASE WHEN u.ts_ms <> 0 THEN 'epoch'::timestamptz + u.ts_ms * interval '1 millisecond' END,
                    u.part, u.sqlstate, u.reason
             FROM unnest(\(rejections.map { Int64(clamping: $0.batchSeq) }),
-                        \(rejections.map { (-62_135_596_800_000 ... 253_402_300_799_000).contains($0.batchTsMillis) ? $0.batchTsMillis : 0 }),
+                        \(rejections.map { WireTextBounds.calendarMillis.contains($0.batchTsMillis) ? $0.batchTsMillis : 0 }),
                         \(rejections.map(\.part.rawValue)), \(rejections.map(\.sqlState)), \(rejections.map(\.reason)))
                  AS u(seq, ts_ms, part, sqlstate, reason)
             """, logger: logger)

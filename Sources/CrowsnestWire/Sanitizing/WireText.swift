@@ -21,6 +21,10 @@ public enum WireTextBounds {
     public static let missingContainers = 10_000
     /// The latest time a batch may name: 9999-12-31T23:59:59Z, in unix milliseconds.
     public static let latestMillis: Int64 = 253_402_300_799_000
+    /// The earliest time that is still a calendar time: 0001-01-01T00:00:00Z, in unix milliseconds.
+    public static let earliestMillis: Int64 = -62_135_596_800_000
+    /// Times PostgreSQL and RFC 3339 can both hold (years 1–9999).
+    public static let calendarMillis = earliestMillis ... latestMillis
 }
 
 /// Cleans one string for the wire and the database: NUL removed (PostgreSQL text cannot hold it) and the
