@@ -8,6 +8,8 @@ command -v runuser >/dev/null || missing+=(util-linux)
 [ -x /bin/busybox ] || missing+=(busybox-static)
 command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3)
+# The clock-skew end-to-end test runs the agent under libfaketime.
+command -v faketime >/dev/null || missing+=(faketime)
 # The API conformance check installs schemathesis from PyPI into a virtual environment.
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -63,8 +63,9 @@ public struct ServerRunner: Sendable {
             let router = makeAPIRouter(database: api, registry: registry, readiness: { await readiness.isReady(api) }, logger: logger)
             let http = Application(
                 router: router,
-                // A client that sends nothing for a minute (a slow or stalled request, an idle keep-alive) is closed.
-                server: .http1(configuration: .init(idleTimeout: .seconds(60))),
+                // A request head within 10 s (60 s between keep-alive requests), bodies up to 1 MiB, and nothing
+                // read for a minute closes the connection.
+                server: HTTPRequestLimits().http1Server(logger: logger),
                 configuration: .init(address: .hostname(configuration.httpListen.host, port: configuration.httpListen.port),
                                      serverName: "crowsnest"),
                 onServerRunning: { channel in

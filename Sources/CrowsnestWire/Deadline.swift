@@ -8,11 +8,14 @@ public struct DeadlineExceeded: Error, CustomStringConvertible, Sendable {
 ///
 /// For calls that would otherwise wait indefinitely (PostgresClient waits for a connection while the database is
 /// down; a unix socket can accept and then say nothing).
-public func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+/// `clock` does the waiting (the agent passes its `EventLoopClock`, see there why).
+public func withDeadline<T: Sendable, C: Clock>(
+    _ timeout: Duration, clock: C = ContinuousClock(), _ body: @escaping @Sendable () async throws -> T
+) async throws -> T where C.Duration == Duration {
     try await withThrowingTaskGroup(of: T.self) { group in
         group.addTask { try await body() }
         group.addTask {
-            try await Task.sleep(for: timeout)
+            try await clock.sleep(for: timeout)
             throw DeadlineExceeded(timeout: timeout)
         }
         defer { group.cancelAll() }

@@ -9,6 +9,12 @@ import Foundation
 import Logging
 
 @main
+enum AgentMain {
+    static func main() async {
+        await CrowsnestAgentCommand.main(Array(ProcessArguments.current().dropFirst()))
+    }
+}
+
 struct CrowsnestAgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crowsnest-agent",

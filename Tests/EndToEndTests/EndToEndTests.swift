@@ -217,6 +217,78 @@ final class EndToEndTests: XCTestCase {
         XCTAssertTrue(deployment.agent?.log.contains("dead-letter") ?? false)
     }
 
+    /// The agent's clock wrong, as libfaketime makes it: 5 s behind (stored, offset shown, one line blaming the
+    /// clock), then three years ahead (refused by the time window, recorded, acked: the stream moves on), then
+    /// right again: the host's containers get fresh figures within seconds and nothing from the future is stored.
+    func testAgentClockFiveSecondsBehindThenThreeYearsAheadThenRight() throws {
+        // libfaketime preloaded into the agent alone, as an operator tries it (the `faketime` wrapper forks and
+        // exits, so the test could not stop the agent through it).
+        let libfaketime = try XCTUnwrap(["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+                                         "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1"]
+            .first { FileManager.default.fileExists(atPath: $0) }, "libfaketime is not installed (scripts/ensure-packages.sh installs it)")
+        let plain = try startContainer("clock", [], command: "sleep 3600")
+        try deployment.startServer()
+        try deployment.provision()
+        func freshFigure(after date: Date, timeout: TimeInterval) throws {
+            let limit = ISO8601DateFormatter().string(from: date)
+            _ = try eventually(timeout: timeout, "a figure for \(plain) newer than \(limit)") { () -> Bool? in
+                let newest = try deployment.sql(
+                    "SELECT coalesce(extract(epoch FROM max(ts)), 0) FROM container_samples WHERE name = '\(plain)'")
+                return (Double(newest) ?? 0) >= date.timeIntervalSince1970 ? true : nil
+            }
+        }
+        func runAgent(fakeOffset: String?) throws {
+            deployment.agentEnvironment = ProcessInfo.processInfo.environment
+            if let fakeOffset {
+                deployment.agentEnvironment["LD_PRELOAD"] = libfaketime
+                deployment.agentEnvironment["FAKETIME"] = fakeOffset
+            }
+            try deployment.startAgent(interval: 1)
+        }
+
+        // 5 s behind: stored as sent, the offset visible per host, the agent blames its clock.
+        try runAgent(fakeOffset: "-5s")
+        try freshFigure(after: Date().addingTimeInterval(-5), timeout: 60)
+        let offset = try eventually(timeout: 20, "the host's clock offset in /infrastructure") { () -> Int? in
+            let hosts = try deployment.http("/api/v1/infrastructure").json["hosts"] as? [[String: Any]] ?? []
+            return (hosts.first?["clock_offset_ms"] as? NSNumber)?.intValue
+        }
+        XCTAssertTrue((-7_000 ... -3_000).contains(offset), "clock offset \(offset) ms, expected about -5000")
+        XCTAssertTrue(deployment.agent?.log.contains("this host's clock differs from the server's") ?? false)
+        deployment.agent?.terminate()
+
+        // Three years ahead: the agent still connects (its pinned CA's serving certificate looks expired to it),
+        // and what it sends is refused by the time window, recorded and acknowledged.
+        try runAgent(fakeOffset: "+1095d")
+        _ = try eventually(timeout: 60, "batches from three years ahead recorded as refused") { () -> Bool? in
+            (Int(try deployment.sql("SELECT count(*) FROM ingest_rejections")) ?? 0) >= 3 ? true : nil
+        }
+        let acked = try deployment.sql("SELECT committed_seq FROM agents")
+        _ = try eventually(timeout: 20, "the refused batches acknowledged (the stream moves on)") { () -> Bool? in
+            (Int(try deployment.sql("SELECT committed_seq FROM agents")) ?? 0) > (Int(acked) ?? 0) ? true : nil
+        }
+        let futureRows = try deployment.sql("""
+            SELECT (SELECT count(*) FROM container_samples WHERE ts > now() + interval '1 day')
+                 + (SELECT count(*) FROM host_samples WHERE ts > now() + interval '1 day')
+            """)
+        XCTAssertEqual(futureRows, "0", "nothing from the future is stored")
+        let aheadLog = deployment.agent?.log ?? ""
+        XCTAssertTrue(aheadLog.contains("not valid at this host's clock"), "the agent blames its clock: \(aheadLog.suffix(1500))")
+        XCTAssertFalse(aheadLog.contains("asking the server to renew"), "renewal is judged by the server's time, not a clock years ahead")
+        XCTAssertEqual(try deployment.sql(#"""
+            SELECT count(*) FROM pg_class WHERE relname ~ '_samples_\d{8}$'
+              AND to_date(right(relname, 8), 'YYYYMMDD') > current_date + 2
+            """#), "0",
+                       "no partitions created for the future")
+        deployment.agent?.terminate()
+
+        // Right again: fresh figures within seconds (its spool of future batches drained, refused and acked).
+        let rightAgain = Date()
+        try runAgent(fakeOffset: nil)
+        try freshFigure(after: rightAgain, timeout: 20)
+        XCTAssertEqual(try deployment.sql("SELECT count(*) FROM host_samples WHERE ts > now() + interval '1 minute'"), "0")
+    }
+
     func testServerKilledMidStreamLosesAndDuplicatesNothing() throws {
         try deployment.startServer()
         try deployment.provision()

@@ -260,7 +260,7 @@ public final class DockerClient: Sendable {
         let socketPath = socketPath
 
         do {
-            let (status, body) = try await withDeadline(timeout) {
+            let (status, body) = try await withDeadline(timeout, clock: EventLoopClock()) {
                 try await transport.get(uri, headTimeout: timeout) { head, body in (head.status, try await body.collect(upTo: limit)) }
             }
             guard status == .ok else {

@@ -15,7 +15,7 @@ import CrowsnestWire
 import NIOCore
 import NIOSSL
 import Synchronization
-import X509
+@_spi(DisableValidityCheck) import X509
 
 /// What an enrolled agent keeps in its state directory to talk to the server over mutual TLS.
 ///
@@ -243,10 +243,10 @@ public struct AgentCredentials: Sendable, Hashable {
     }
 
     /// The TLS configuration for normal operation: presents the client certificate, trusts only the pinned CA,
-    /// TLS 1.2 minimum (1.3 preferred) and checks the server's name.
+    /// TLS 1.2 minimum (1.3 preferred).
     ///
-    /// Create the handler with ``serverNameIndication(for:)`` as `serverHostname`: for an IP address it is nil
-    /// and NIOSSL then checks the connected IP against the certificate's IP SANs.
+    /// The shipper creates its handlers through `SessionTLS`, whose verification callback replaces BoringSSL's
+    /// checks (chain to the pinned CA and the server's name, validity times only warned about).
     public func makeClientTLSConfiguration() throws -> TLSConfiguration {
         let certificate = try NIOSSLCertificate(bytes: Array(certificatePEM.utf8), format: .pem)
         let ca = try NIOSSLCertificate(bytes: Array(caCertificatePEM.utf8), format: .pem)
@@ -397,11 +397,15 @@ public final class EnrollmentTLS: Sendable {
     }
 
     /// Checks a presented chain against the pin; returns the pinned CA's DER when the server is trusted.
+    ///
+    /// With `ignoringValidityTimes` the certificates' not-before/not-after are not compared with this host's clock
+    /// (signature, CA and name still are): for an agent whose clock is known to be wrong.
     static func verify(
         presented: [[UInt8]],
         pin: CAPin,
         serverHostname: String?,
-        serverIP: String?
+        serverIP: String?,
+        ignoringValidityTimes: Bool = false
     ) async -> Result<[UInt8], EnrollmentVerificationFailure> {
         guard let leafDER = presented.first else {
             return .failure(.noCertificate)
@@ -418,7 +422,7 @@ public final class EnrollmentTLS: Sendable {
             return .failure(.notVerifiable("it presented the CA certificate itself instead of a serving certificate"))
         }
         var verifier = Verifier(rootCertificates: CertificateStore([ca])) {
-            RFC5280Policy()
+            if ignoringValidityTimes { RFC5280Policy.withValidityCheckDisabled() } else { RFC5280Policy() }
             ServerIdentityPolicy(serverHostname: serverHostname, serverIP: serverIP)
         }
         switch await verifier.validate(leaf: leaf, intermediates: CertificateStore()) {

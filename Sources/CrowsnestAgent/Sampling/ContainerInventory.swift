@@ -62,7 +62,7 @@ public final class ContainerInventory: Service, Sendable {
     public func waitUntilListed(timeout: Duration) async {
         let deadline = ContinuousClock.now + timeout
         while !state.withLock({ $0.listedOnce }) && ContinuousClock.now < deadline {
-            do { try await Task.sleep(for: .milliseconds(50)) } catch { return }
+            do { try await EventLoopClock().sleep(for: .milliseconds(50)) } catch { return }
         }
     }
 
@@ -114,7 +114,7 @@ public final class ContainerInventory: Service, Sendable {
                 let (dirty, listingDue) = state.withLock { (!$0.dirty.isEmpty, $0.listingDue) }
                 if dirty { break }
                 if listingDue && lastFailedListing.map({ ContinuousClock.now - $0 >= .seconds(5) }) ?? true { break }
-                do { try await Task.sleep(for: .milliseconds(250)) } catch { return }
+                do { try await EventLoopClock().sleep(for: .milliseconds(250)) } catch { return }
             }
         }
     }

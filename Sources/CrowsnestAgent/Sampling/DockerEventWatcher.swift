@@ -59,7 +59,7 @@ public final class DockerEventWatcher: Service, Sendable {
                 }
             }
             let delay = backoff.nextDelay()
-            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) } } catch { return }
+            do { try await cancelWhenGracefulShutdown { try await EventLoopClock().sleep(for: delay) } } catch { return }
             if Task.isShuttingDownGracefully { return }
         }
     }

@@ -70,7 +70,7 @@ public final class Sampler: Service, Sendable {
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             let tick = Self.nextTick(afterMillis: now, intervalMillis: intervalMillis)
             do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(tick - now)) }
+                try await cancelWhenGracefulShutdown { try await EventLoopClock().sleep(for: .milliseconds(tick - now)) }
             } catch { return }
             do {
                 try await sweep(tickMillis: tick)

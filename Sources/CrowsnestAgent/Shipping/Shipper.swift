@@ -50,6 +50,8 @@ public final class Shipper: Service, Sendable {
     private let sequence: SequenceStore
     private let deadLetters: DeadLetterBox
     private let doorbell: Doorbell
+    /// Whether the "server certificate not valid at this host's clock" warning was logged in this run.
+    private let clockWarned = Mutex(false)
     private let makeHello: @Sendable () -> Crowsnest_V1_Hello
     private let logger: Logger
     private let connectedState = Mutex<Bool>(false)
@@ -113,7 +115,7 @@ public final class Shipper: Service, Sendable {
             if Task.isCancelled || Task.isShuttingDownGracefully { break }
             let delay = policy.delay(after: end, receivedAck: receivedAck, sessionLength: length)
             // A graceful shutdown ends the pause at once, so the services behind the shipper can stop.
-            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) } } catch { break }
+            do { try await cancelWhenGracefulShutdown { try await EventLoopClock().sleep(for: delay) } } catch { break }
         }
     }
 
@@ -214,10 +216,22 @@ public final class Shipper: Service, Sendable {
     }
 
     private func session(with server: ServerAddress, report: SessionReport) async throws -> SessionEnd {
-        let sslContext = identity.withLock { $0.context }
-        let sni = AgentCredentials.serverNameIndication(for: server.host)
+        let (sslContext, caPin) = identity.withLock { ($0.context, $0.credentials.caPin) }
+        let logger = self.logger
         return try await ServerConnection.connect(host: server.host, port: server.port, makeTLSHandler: {
-            try NIOSSLClientHandler(context: sslContext, serverHostname: sni)
+            try SessionTLS.makeHandler(context: sslContext, caPin: caPin, serverHost: server.host) { [self] outcome in
+                switch outcome {
+                case .verified:
+                    break
+                case .verifiedDespiteClock(let reason):
+                    // Once per run: the clock stays wrong until someone fixes it, and every reconnect would repeat it.
+                    guard !self.clockWarned.withLock({ let was = $0; $0 = true; return was }) else { return }
+                    logger.warning("the server's certificate is signed by the pinned CA but not valid at this host's clock; connecting anyway: this host's clock is wrong (check NTP/chrony)",
+                                   metadata: ["server": "\(server)", "tls.reason": "\(reason)"])
+                case .refused(let reason):
+                    logger.warning("refusing the server's certificate", metadata: ["server": "\(server)", "tls.reason": "\(reason)"])
+                }
+            }
         }) { inbound, outbound in
             let (events, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
             return try await withThrowingTaskGroup(of: Void.self) { group in
@@ -238,7 +252,7 @@ public final class Shipper: Service, Sendable {
                 }
                 group.addTask {
                     while !Task.isCancelled {
-                        try await Task.sleep(for: self.configuration.heartbeatInterval)
+                        try await EventLoopClock().sleep(for: self.configuration.heartbeatInterval)
                         continuation.yield(.tick)
                     }
                 }
@@ -266,9 +280,13 @@ public final class Shipper: Service, Sendable {
         var renewalKey: String?
         // Only a server that says it signs renewals gets asked (an older one would end the session on the frame).
         var serverRenews = false
+        // How far this host's clock is ahead of the server's (from Welcome): renewal is judged by the server's time,
+        // so a host whose clock is years ahead does not ask for a new certificate on every session.
+        var clockOffsetMillis: Int64 = 0
         func requestRenewalIfDue() async throws {
             let credentials = identity.withLock { $0.credentials }
-            guard serverRenews, renewalKey == nil, credentials.renewalDue() else { return }
+            let serverNow = Date().addingTimeInterval(-Double(clockOffsetMillis) / 1000)
+            guard serverRenews, renewalKey == nil, credentials.renewalDue(now: serverNow) else { return }
             let (key, csr) = try AgentCredentials.generateKeyAndCSR(hostname: makeHello().host.hostname)
             var request = Crowsnest_V1_RenewRequest()
             request.csrPem = csr
@@ -294,7 +312,8 @@ public final class Shipper: Service, Sendable {
                     connectedState.withLock { $0 = true }
                     report.established()
                     onEstablished()
-                    let offset = Int64(Date().timeIntervalSince1970 * 1000) - welcome.serverTimeUnixMs
+                    let offset = Int64(Date().timeIntervalSince1970 * 1000).subtractingReportingOverflow(welcome.serverTimeUnixMs).partialValue
+                    clockOffsetMillis = welcome.serverTimeUnixMs == 0 ? 0 : offset
                     logger.info("connected to server", metadata: [
                         "server": "\(server)", "agent.id": "\(welcome.agentID)",
                         "server.committed_seq": "\(welcome.committedSeq)", "spool.pending": "\(spool.pendingCount)",

@@ -33,6 +33,8 @@ public struct APIRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The authenticated caller; set by `APIKeyAuthMiddleware` before any `/api/v1` route runs.
     public var caller: APICaller?
+    /// Bodies a route collects or decodes are refused with 413 above this (the connection-level cap is the same).
+    public var maxUploadSize: Int { HTTPRequestLimits.defaultMaxBodyBytes }
 
     /// Creates the context for a new request, not yet authenticated.
     public init(source: ApplicationRequestContextSource) {
