@@ -33,10 +33,10 @@ public struct ServerRunner: Sendable {
         let registry = metricsRegistry
         let onReady = self.onReady
         let signals = self.shutdownSignals
-        try await ServerDatabase.withPools(configuration, logger: logger) { pools in
+        try await ServerDatabase.withPools(configuration, logger: logger) { admin, pools in
             // Agents' sessions use the ingest pool, the HTTP API its own: neither can starve the other.
             let client = pools.ingest
-            let authority = try await configuration.loadAuthority(client: client, logger: logger)
+            let authority = try await configuration.loadAuthority(client: admin, logger: logger)
             logger.info("certificate authority ready", metadata: ["ca.pin": "\(authority.caPin)"])
             let tls = try ServerTLS.makeGatewayConfiguration(ca: authority)
             let partitions = PartitionStore(client: client, logger: logger)
@@ -76,7 +76,9 @@ public struct ServerRunner: Sendable {
             let renewal = ServingCertificateRenewal(logger: logger, check: ServingCertificateRenewal.check(
                 gateway: gateway, authority: authority, directory: configuration.dataDirectory, serverNames: names,
                 serverIPs: ips, logger: logger))
-            let group = ServiceGroup(configuration: .init(services: [gateway, http, renewal], gracefulShutdownSignals: signals,
+            // Started together; stopped in reverse order: renewal, HTTP, gateway, then the pools they use.
+            let group = ServiceGroup(configuration: .init(services: [pools.ingest, pools.api, gateway, http, renewal],
+                                                          gracefulShutdownSignals: signals,
                                                           logger: logger))
             try await group.run()
         }

@@ -116,11 +116,48 @@ public final class DockerClient: Sendable {
     // MARK: - Calls
 
     /// Lists containers (`GET /containers/json`); with `all` false only running ones.
+    ///
+    /// One call normally. When the answer is over `maxResponseBytes` (hundreds of containers with huge labels:
+    /// Docker always sends every label in full), the listing is fetched again in pages of the newest containers
+    /// (`limit`, then `before` the last one seen), halving the page until each fits; only a single container
+    /// larger than the cap fails the listing.
     public func listContainers(all: Bool = true) async throws -> [DockerContainerSummary] {
         let call = "list containers"
-        let body = try await get("/containers/json", query: [("all", all ? "true" : "false")], call: call)
-        return try decode(call: call) { try DockerResponseDecoder.containerList(from: body) }
+        do {
+            let body = try await get("/containers/json", query: [("all", all ? "true" : "false")], call: call)
+            return try decode(call: call) { try DockerResponseDecoder.containerList(from: body) }
+        } catch let error as DockerClientError where error.code == .responseTooLarge {
+            logger.info("container listing over the response cap; listing in pages",
+                        metadata: ["docker.max_response_bytes": "\(maxResponseBytes)"])
+            return try await listContainersInPages(all: all)
+        }
     }
+
+    private func listContainersInPages(all: Bool) async throws -> [DockerContainerSummary] {
+        var containers: [DockerContainerSummary] = []
+        var seen = Set<String>()
+        var pageSize = Self.listingPageSize
+        var before: String?
+        while true {
+            var query = [("all", all ? "true" : "false"), ("limit", "\(pageSize)")]
+            if let before { query.append(("filters", #"{"before":["\#(before)"]}"#)) }
+            let call = "list containers (page of \(pageSize)\(before.map { " before \($0.prefix(12))" } ?? ""))"
+            let page: [DockerContainerSummary]
+            do {
+                let body = try await get("/containers/json", query: query, call: call)
+                page = try decode(call: call) { try DockerResponseDecoder.containerList(from: body) }
+            } catch let error as DockerClientError where error.code == .responseTooLarge && pageSize > 1 {
+                pageSize /= 2
+                continue
+            }
+            for container in page where seen.insert(container.id).inserted { containers.append(container) }
+            guard page.count == pageSize, let last = page.last else { return containers }
+            before = last.id
+        }
+    }
+
+    /// First page size when a listing has to be paged.
+    static let listingPageSize = 64
 
     /// Inspects one container by id or name (`GET /containers/{id}/json`); `.notFound` when it is gone.
     public func inspect(_ id: String) async throws -> DockerContainerDetails {
@@ -183,7 +220,19 @@ public final class DockerClient: Sendable {
                     }
                     logger.debug("docker event stream open", metadata: ["docker.socket": "\(socketPath)"])
                     var splitter = DockerEventLineSplitter(maxLineBytes: min(maxResponseBytes, 1 << 20))
-                    func emit(_ line: [UInt8]) {
+                    func emit(_ piece: DockerEventLineSplitter.Line) {
+                        let line: [UInt8]
+                        switch piece {
+                        case .complete(let complete):
+                            line = complete
+                        case .overlong(let overlong):
+                            let event = DockerResponseDecoder.event(fromOverlong: overlong)
+                            logger.warning("docker event too long to keep (a container with huge labels); passed on without its attributes",
+                                           metadata: ["docker.socket": "\(socketPath)", "event.bytes": "\(overlong.byteCount)",
+                                                      "container.id": "\(event?.id ?? "?")", "event.action": "\(event?.rawAction ?? "?")"])
+                            if let event { continuation.yield(event) }
+                            return
+                        }
                         do {
                             continuation.yield(try DockerResponseDecoder.event(fromLine: Data(line)))
                         } catch {
@@ -197,7 +246,7 @@ public final class DockerClient: Sendable {
                         }
                     }
                     while let chunk = try await body.next() {
-                        for line in try splitter.append(chunk.readableBytesView) { emit(line) }
+                        for line in splitter.append(chunk.readableBytesView) { emit(line) }
                     }
                     if let line = splitter.finish() { emit(line) }
                 }
@@ -214,12 +263,6 @@ public final class DockerClient: Sendable {
                         )
                     )
                 }
-            } catch let error as DockerEventLineSplitter.LineTooLong {
-                continuation.finish(
-                    throwing: DockerClientError(
-                        code: .responseTooLarge, socketPath: socketPath, call: call, reason: error.description
-                    )
-                )
             } catch {
                 continuation.finish(throwing: Self.mapTransportError(error, socketPath: socketPath, call: call))
             }

@@ -121,6 +121,51 @@ public enum DockerResponseDecoder {
         )
     }
 
+    /// What can be known of an event whose line was too long to keep (megabytes of labels): its id, action and
+    /// time, read from the line's head and tail; nil when they are not there. Attributes (name, labels, exit
+    /// code) are lost — whoever needs them inspects the container.
+    public static func event(fromOverlong line: DockerEventLineSplitter.OverlongLine) -> DockerEvent? {
+        let head = line.head, tail = line.tail
+        guard let id = stringField("id", in: head) ?? stringField("ID", in: head),
+              let rawAction = stringField("Action", in: head) ?? stringField("status", in: head),
+              stringField("Type", in: head).map({ $0 == "container" }) ?? true
+        else { return nil }
+        let timeNano = integerField("timeNano", in: tail) ?? integerField("time", in: tail).map { $0 &* 1_000_000_000 } ?? 0
+        let action = rawAction.split(separator: ":", maxSplits: 1).first.map(String.init) ?? rawAction
+        let detail = rawAction.split(separator: ":", maxSplits: 1).dropFirst().first.map { String($0.drop(while: { $0 == " " })) }
+        return DockerEvent(rawAction: rawAction, action: action, id: id, name: "", exitCode: nil, signal: nil,
+                           healthStatus: action == "health_status" ? detail : nil, timeUnixNano: timeNano, attributes: [:])
+    }
+
+    /// The first `"key":"value"` string of a JSON fragment (values Docker writes here have no escapes).
+    private static func stringField(_ key: String, in bytes: [UInt8]) -> String? {
+        guard let start = firstEnd(of: Array("\"\(key)\":\"".utf8), in: bytes),
+              let end = bytes[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+        return String(decoding: bytes[start..<end], as: UTF8.self)
+    }
+
+    /// The last `"key":123` integer of a JSON fragment.
+    private static func integerField(_ key: String, in bytes: [UInt8]) -> Int64? {
+        let needle = Array("\"\(key)\":".utf8)
+        var found: Int?
+        var from = 0
+        while let end = firstEnd(of: needle, in: bytes, from: from) {
+            found = end
+            from = end
+        }
+        guard let start = found else { return nil }
+        return Int64(String(decoding: bytes[start...].prefix { (0x30...0x39).contains($0) }, as: UTF8.self))
+    }
+
+    /// The index just past the first occurrence of `needle` in `bytes` at or after `from`.
+    private static func firstEnd(of needle: [UInt8], in bytes: [UInt8], from: Int = 0) -> Int? {
+        guard !needle.isEmpty, bytes.count >= needle.count, from <= bytes.count - needle.count else { return nil }
+        for index in from...(bytes.count - needle.count) where bytes[index] == needle[0] {
+            if bytes[index..<(index + needle.count)].elementsEqual(needle) { return index + needle.count }
+        }
+        return nil
+    }
+
     /// Decodes a `GET /version` body into the engine's version ("20.10.24+dfsg1").
     public static func serverVersion(from data: Data) throws -> String {
         try JSONDecoder().decode(WireVersion.self, from: data).Version ?? ""

@@ -82,6 +82,11 @@ public final class ContainerInventory: Service, Sendable {
         }
     }
 
+    /// The name the inventory knows for a container id (for events that arrived without their attributes).
+    public func name(of id: String) -> String? {
+        state.withLock { state in state.entries[id].map { $0.details?.name ?? $0.listedName } }
+    }
+
     /// The event stream broke or reconnected: events may have been missed, so list everything again.
     public func noteEventStreamInterrupted() {
         state.withLock { $0.listingDue = true }

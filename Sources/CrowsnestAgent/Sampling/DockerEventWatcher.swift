@@ -36,7 +36,10 @@ public final class DockerEventWatcher: Service, Sendable {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let since = state.withLock { $0.lastNano.map { $0 + 1 } }
             do {
-                for try await event in docker.events(since: since).cancelOnGracefulShutdown() {
+                for try await received in docker.events(since: since).cancelOnGracefulShutdown() {
+                    var event = received
+                    // An event too long to keep (huge labels) arrives without attributes: name it from the inventory.
+                    if event.name.isEmpty, let name = inventory?.name(of: event.id) { event.name = name }
                     if reportedFailure {
                         logger.info("docker event stream restored")
                         reportedFailure = false

@@ -51,20 +51,27 @@ public enum ServerDatabase {
     /// is left running.
     public static func with<T: Sendable>(_ configuration: ServerConfiguration, logger: Logger,
                                          _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
-        try await withClients(configuration, settings: [.admin], logger: logger) { clients in try await body(clients[0]) }
+        try await withClients(configuration, settings: [.admin], logger: logger) { clients, _ in try await body(clients[0]) }
     }
 
-    /// Runs `body` with a migrated database and the server's ingest and API pools.
+    /// Runs `body` with a migrated database: the administrative client (running, for setup such as loading the
+    /// CA) and the server's ingest and API pools, created but *not running*. `body` runs the pools as services of
+    /// its service group, listed before the listeners that use them, so a graceful shutdown stops the gateway and
+    /// the HTTP API first and closes the pools' connections after them.
     public static func withPools<T: Sendable>(_ configuration: ServerConfiguration, logger: Logger,
-                                              _ body: @Sendable (Pools) async throws -> T) async throws -> T {
-        // The first client (administrative settings, no short statement timeout) runs the migrations.
-        try await withClients(configuration, settings: [.admin, .ingest, .api], logger: logger) { clients in
-            try await body(Pools(ingest: clients[1], api: clients[2]))
+                                              _ body: @Sendable (_ admin: PostgresClient, _ pools: Pools) async throws -> T) async throws -> T {
+        // The administrative client (no short statement timeout) runs the migrations.
+        try await withClients(configuration, settings: [.admin], logger: logger) { clients, base in
+            let pools = Pools(ingest: PostgresClient(configuration: PoolSettings.ingest.apply(to: base), backgroundLogger: logger),
+                              api: PostgresClient(configuration: PoolSettings.api.apply(to: base), backgroundLogger: logger))
+            return try await body(clients[0], pools)
         }
     }
 
-    private static func withClients<T: Sendable>(_ configuration: ServerConfiguration, settings: [PoolSettings], logger: Logger,
-                                                 _ body: @Sendable ([PostgresClient]) async throws -> T) async throws -> T {
+    private static func withClients<T: Sendable>(
+        _ configuration: ServerConfiguration, settings: [PoolSettings], logger: Logger,
+        _ body: @Sendable (_ clients: [PostgresClient], _ base: PostgresClient.Configuration) async throws -> T
+    ) async throws -> T {
         var embedded: EmbeddedPostgres?
         var startedHere = false
         let base: PostgresClient.Configuration
@@ -88,7 +95,7 @@ public enum ServerDatabase {
                 // misleading warning on every administrative command. A moment's wait lets the tasks start.
                 try await Task.sleep(for: .milliseconds(50))
                 try await migrate(clients[0], logger: logger)
-                return .success(try await body(clients))
+                return .success(try await body(clients, base))
             } catch {
                 return .failure(error)
             }

@@ -45,6 +45,26 @@ final class DockerEngineIntegrationTests: XCTestCase {
         XCTAssertEqual(concurrent, ["ok": 3000], "\(concurrent)")
     }
 
+    /// Containers whose labels make one listing larger than the response cap are still all listed (in pages),
+    /// where a single capped call used to fail and leave the inventory empty.
+    func testAListingOverTheResponseCapIsFetchedInPages() async throws {
+        let label = "crowsnest.test.big=" + String(repeating: "L", count: 60_000)
+        var ours: Set<String> = []
+        for index in 0..<6 {
+            let name = DockerTestSupport.containerName("big-labels-\(index)")
+            addTeardownBlock { _ = try? DockerTestSupport.docker(["rm", "-f", name]) }
+            ours.insert(try DockerTestSupport.dockerOK(["create", "--name", name, "--label", label, DockerTestSupport.image, "true"]))
+        }
+        let engine = try DockerClient(dockerHost: DockerClient.dockerHostFromEnvironment, maxResponseBytes: 150_000,
+                                      logger: DockerTestSupport.makeLogger())
+        let listed = try await engine.listContainers(all: true)
+        let expected = Set(try DockerTestSupport.dockerOK(["ps", "-aq", "--no-trunc"]).split(separator: "\n").map(String.init))
+        XCTAssertEqual(Set(listed.map(\.id)), expected, "every container, each once")
+        XCTAssertEqual(listed.count, expected.count)
+        XCTAssertTrue(ours.isSubset(of: Set(listed.map(\.id))))
+        XCTAssertEqual(listed.first { ours.contains($0.id) }?.labels["crowsnest.test.big"]?.count, 60_000)
+    }
+
     func testEngineReportsItsVersion() async throws {
         let version = try await client.version()
         XCTAssertEqual(version, try DockerTestSupport.dockerOK(["version", "--format", "{{.Server.Version}}"]))

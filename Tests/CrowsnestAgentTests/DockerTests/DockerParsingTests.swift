@@ -44,7 +44,7 @@ final class DockerParsingTests: XCTestCase {
             while offset < bytes.count {
                 let size = Int(generator.next() % 300) + 1
                 let end = min(offset + size, bytes.count)
-                for line in try splitter.append(bytes[offset..<end]) {
+                for case .complete(let line) in splitter.append(bytes[offset..<end]) {
                     events.append(try DockerResponseDecoder.event(fromLine: Data(line)))
                 }
                 offset = end
@@ -56,19 +56,47 @@ final class DockerParsingTests: XCTestCase {
 
     func testSplitterHandlesCRLFBlankLinesAndUnterminatedLastLine() throws {
         var splitter = DockerEventLineSplitter()
-        XCTAssertEqual(try splitter.append(Array("{\"a\":1}\r\n\n  \r\n{\"b\"".utf8)).map { String(decoding: $0, as: UTF8.self) }, ["{\"a\":1}"])
+        XCTAssertEqual(splitter.append(Array("{\"a\":1}\r\n\n  \r\n{\"b\"".utf8)), [.complete(Array("{\"a\":1}".utf8))])
         XCTAssertEqual(splitter.pendingByteCount, 4)
-        XCTAssertEqual(try splitter.append(Array(":2}".utf8)), [])
-        XCTAssertEqual(splitter.finish().map { String(decoding: $0, as: UTF8.self) }, "{\"b\":2}")
+        XCTAssertEqual(splitter.append(Array(":2}".utf8)), [])
+        XCTAssertEqual(splitter.finish(), .complete(Array("{\"b\":2}".utf8)))
         XCTAssertEqual(splitter.pendingByteCount, 0)
     }
 
-    func testSplitterRejectsLineLongerThanItsCap() {
-        var splitter = DockerEventLineSplitter(maxLineBytes: 16)
-        XCTAssertNoThrow(try splitter.append(Array(repeating: UInt8(ascii: "x"), count: 16)))
-        XCTAssertThrowsError(try splitter.append([UInt8(ascii: "y")])) { error in
-            XCTAssertTrue("\(error)".contains("16 bytes"), "\(error)")
-        }
+    /// A line over the cap keeps only its ends (memory stays bounded) and the stream goes on with the next line.
+    func testAnOverlongLineKeepsItsEndsAndTheNextLineStillComesThrough() {
+        var splitter = DockerEventLineSplitter(maxLineBytes: 16, keptEndBytes: 4)
+        XCTAssertEqual(splitter.append(Array(repeating: UInt8(ascii: "x"), count: 16)), [], "16 bytes is still a line")
+        var out = splitter.append(Array("HEAD".utf8))
+        for _ in 0..<10_000 { out += splitter.append(Array("middle".utf8)) }
+        XCTAssertLessThanOrEqual(splitter.pendingByteCount, 4 + 8, "an overlong line is not buffered")
+        out += splitter.append(Array("TAIL\r\n{\"ok\":1}\n".utf8))
+        let expectedOverlong = DockerEventLineSplitter.OverlongLine(head: Array("xxxx".utf8), tail: Array("TAIL".utf8),
+                                                                    byteCount: 16 + 4 + 60_000 + 5)
+        let expected: [DockerEventLineSplitter.Line] = [.overlong(expectedOverlong), .complete(Array("{\"ok\":1}".utf8))]
+        XCTAssertEqual(out, expected)
+    }
+
+    /// What a real die event of a container with huge labels keeps: id, action and exact time, no attributes.
+    func testAnOverlongEventKeepsItsIDActionAndTime() throws {
+        let value = String(repeating: "v", count: 15_000)
+        let labels: String = (0..<100).map { (index: Int) -> String in "\"label.\(index)\":\"\(value)\"" }.joined(separator: ",")
+        let line = #"{"status":"die","id":"\#(String(repeating: "ab", count: 32))","from":"busybox","Type":"container","Action":"die","Actor":{"ID":"\#(String(repeating: "ab", count: 32))","Attributes":{"exitCode":"3",\#(labels),"name":"web"}},"scope":"local","time":1764500000,"timeNano":1764500000123456789}"#
+        var splitter = DockerEventLineSplitter()
+        let pieces = splitter.append(Array((line + "\n").utf8))
+        guard pieces.count == 1, case .overlong(let overlong) = pieces[0] else { return XCTFail("expected one overlong line, got \(pieces.count)") }
+        let event = try XCTUnwrap(DockerResponseDecoder.event(fromOverlong: overlong))
+        XCTAssertEqual(event.id, String(repeating: "ab", count: 32))
+        XCTAssertEqual(event.action, "die")
+        XCTAssertEqual(event.timeUnixNano, 1_764_500_000_123_456_789)
+        XCTAssertEqual(event.attributes, [:])
+        let health = DockerEventLineSplitter.OverlongLine(
+            head: Array(#"{"status":"health_status: unhealthy","id":"c1","Type":"container","Action":"health_status: unhealthy","Actor":{"#.utf8),
+            tail: Array(#""time":1764500001}"#.utf8), byteCount: 2 << 20)
+        let healthEvent = try XCTUnwrap(DockerResponseDecoder.event(fromOverlong: health))
+        XCTAssertEqual(healthEvent.healthStatus, "unhealthy")
+        XCTAssertEqual(healthEvent.timeUnixNano, 1_764_500_001_000_000_000)
+        XCTAssertNil(DockerResponseDecoder.event(fromOverlong: .init(head: Array("garbage".utf8), tail: [], byteCount: 9)))
     }
 
     // MARK: DOCKER_HOST
