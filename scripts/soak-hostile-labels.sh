@@ -15,6 +15,7 @@ scripts/ensure-docker.sh >/dev/null
 scripts/build-test-image.sh >/dev/null
 image=crowsnest-test/busybox:latest
 root=$(mktemp -d /tmp/cn-soak-XXXXXX)
+chmod 755 "$root"  # the embedded cluster's own user must reach its directory
 prefix=cn-soak-$(basename "$root" | cut -d- -f3 | tr 'A-Z' 'a-z')
 agent_pid='' server_pid=''
 cleanup() {
@@ -35,7 +36,11 @@ field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 "$BIN_DIR/crowsnest-server" serve --data-dir "$root/server" --agent-listen "127.0.0.1:$agent_port" \
   --http-listen "127.0.0.1:$http_port" >"$root/server.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 90); do curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null && break; sleep 1; done
+for _ in $(seq 90); do
+  curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null && break
+  kill -0 "$server_pid" 2>/dev/null || { echo "server exited:"; tail -5 "$root/server.log"; exit 1; }
+  sleep 1
+done
 admin tenant create soak >/dev/null
 key=$(admin apikey create --tenant soak --role read | field key)
 token=$(admin token create --tenant soak)

@@ -43,7 +43,8 @@ public struct AgentRunner: Sendable {
         let docker = DockerClient(socketPath: configuration.dockerSocket, logger: logger)
         let doorbell = Doorbell()
         let inventory = ContainerInventory(docker: docker, logger: logger)
-        let events = DockerEventWatcher(docker: docker, inventory: inventory, logger: logger)
+        let events = DockerEventWatcher(docker: docker, inventory: inventory,
+                                        cursor: EventCursor(stateDirectory: configuration.stateDirectory), logger: logger)
         var samplerConfiguration = Sampler.Configuration(interval: configuration.interval)
         samplerConfiguration.cgroupRoot = configuration.cgroupRoot
         samplerConfiguration.procRoot = configuration.procRoot

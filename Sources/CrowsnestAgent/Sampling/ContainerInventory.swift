@@ -32,6 +32,17 @@ public final class ContainerInventory: Service, Sendable {
         var listingDue = true
         var listedOnce = false
         var unavailableReason = "Docker engine not listed yet"
+        /// Labels and health outputs shortened or dropped since the last report.
+        var truncatedValues: UInt64 = 0
+    }
+
+    /// Values (labels, health output) the inventory shortened or dropped since the last call; each is counted
+    /// once, when its container was inspected, not on every sweep.
+    public func takeTruncatedSinceLastReport() -> UInt64 {
+        state.withLock { state in
+            defer { state.truncatedValues = 0 }
+            return state.truncatedValues
+        }
     }
 
     public let reconcileInterval: Duration
@@ -184,7 +195,16 @@ public final class ContainerInventory: Service, Sendable {
                     case .success(let details):
                         // Destroyed while the inspect ran: a late answer must not bring it back.
                         guard state.entries[id] != nil else { return }
-                        state.entries[id] = Entry(details: details, listedName: details.name, failure: nil)
+                        // Bounded once, here: a container with megabytes of labels costs the agent 16 KiB of
+                        // memory and no work per sweep; what was cut is counted once, in the next batch.
+                        var bounded = details
+                        var cleaner = WireTextCleaner()
+                        bounded.labels = cleaner.labels(details.labels)
+                        if let output = details.health?.lastOutput {
+                            bounded.health?.lastOutput = cleaner.text(output, maxBytes: WireTextBounds.healthOutputBytes)
+                        }
+                        state.truncatedValues &+= cleaner.truncated
+                        state.entries[id] = Entry(details: bounded, listedName: details.name, failure: nil)
                     case .failure(let error):
                         if (error as? DockerClientError)?.code == .notFound {
                             state.entries[id] = nil  // removed between the event (or listing) and the inspect

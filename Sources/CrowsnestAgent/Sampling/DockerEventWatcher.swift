@@ -14,12 +14,39 @@ public final class DockerEventWatcher: Service, Sendable {
     private let docker: DockerClient
     private let inventory: ContainerInventory?
     private let logger: Logger
-    private let state = Mutex<(events: [Crowsnest_V1_ContainerEvent], dropped: Int, lastNano: Int64?)>(([], 0, nil))
+    private let cursor: EventCursor?
+    private let state: Mutex<(events: [Crowsnest_V1_ContainerEvent], dropped: Int, lastNano: Int64?, savedNano: Int64?)>
 
-    public init(docker: DockerClient, inventory: ContainerInventory? = nil, logger: Logger) {
+    /// With a `cursor`, the stream starts after the newest event a previous run spooled, and `markSpooled`
+    /// moves the cursor on.
+    public init(docker: DockerClient, inventory: ContainerInventory? = nil, cursor: EventCursor? = nil, logger: Logger) {
         self.docker = docker
         self.inventory = inventory
+        self.cursor = cursor
         self.logger = logger
+        let saved = cursor?.load()
+        self.state = Mutex(([], 0, saved, saved))
+        if let saved {
+            logger.info("resuming docker events after the last spooled one", metadata: ["docker.since_unix_nano": "\(saved)"])
+        }
+    }
+
+    /// Records that `events` are in the spool: the cursor moves past the newest of them, so a restart resumes
+    /// the stream there. Failing to save only costs a replay (logged once per failure).
+    public func markSpooled(_ events: [Crowsnest_V1_ContainerEvent]) {
+        guard let cursor, let newest = events.map(\.timeUnixNano).max() else { return }
+        let advanced: Bool = state.withLock { value in
+            guard newest > (value.savedNano ?? 0) else { return false }
+            value.savedNano = newest
+            return true
+        }
+        guard advanced else { return }
+        do {
+            try cursor.save(newest)
+        } catch {
+            logger.warning("cannot save the docker event cursor; after a restart events may be replayed",
+                           metadata: ["error": "\(error)"])
+        }
     }
 
     /// Removes and returns the events gathered since the last call, oldest first.

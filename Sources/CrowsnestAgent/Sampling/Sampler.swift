@@ -103,7 +103,7 @@ public final class Sampler: Service, Sendable {
         batch.missing = containers.missing
         batch.events = events.drain()
         // Strings from containers are attacker-controlled: NUL removed and bounded before anything is encoded.
-        batch.truncatedValues = batch.sanitize()
+        batch.truncatedValues = batch.sanitize() &+ inventory.takeTruncatedSinceLastReport()
         batch.spoolDroppedBatches = try spool.takeDroppedSinceLastReport()
         batch.deadLetteredBatches = try deadLetters.takeUnreported()
         var parts = SweepParts.split(batch, maxBytes: Self.maxBatchBytes)
@@ -119,6 +119,7 @@ public final class Sampler: Service, Sendable {
                 return try Crowsnest_V1_Frame.with(.batch(numbered)).serializedBytes()
             }
         }
+        events.markSpooled(batch.events)
         doorbell.ring()
         return parts
     }

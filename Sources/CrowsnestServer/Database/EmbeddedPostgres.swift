@@ -497,8 +497,18 @@ public actor EmbeddedPostgres {
             metadata: ["directory": "\(pgDataDirectory)", "user": "\(identity.name)", "bin": "\(bin)"])
         // initdb reads the superuser's password from a file the cluster's user can read; it is removed at once.
         let passwordFile = clusterDirectory + "/initdb-password"
-        try (try password() + "\n").write(toFile: passwordFile, atomically: false, encoding: .utf8)
-        chmod(passwordFile, 0o600)
+        // Created 0600 from the first byte (no window in which the secret sits in a world-readable file).
+        try? FileManager.default.removeItem(atPath: passwordFile)
+        let descriptor = open(passwordFile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw EmbeddedPostgresError.directoryNotUsable(path: passwordFile, reason: "cannot create: \(String(cString: strerror(errno)))")
+        }
+        let secret = Array((try password() + "\n").utf8)
+        let written = secret.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        close(descriptor)
+        guard written == secret.count else {
+            throw EmbeddedPostgresError.directoryNotUsable(path: passwordFile, reason: "cannot write the initdb password file")
+        }
         if identity.isSwitching { try chownOne(passwordFile, identity: identity) }
         defer { try? FileManager.default.removeItem(atPath: passwordFile) }
         let result = try await runToolAsync(

@@ -45,6 +45,68 @@ final class ContainerInventoryTests: XCTestCase {
         XCTAssertEqual(inventory.snapshot().unavailableReason, "")
     }
 
+    /// Huge labels are bounded when the container is inspected (memory stays small, no work per sweep) and the
+    /// shortened values are counted once, not on every sweep.
+    func testLabelsAreBoundedOnceWhenAContainerIsInspected() async throws {
+        let docker = try await DockerTestSupport.liveClient()
+        let inventory = ContainerInventory(docker: docker, logger: DockerTestSupport.makeLogger())
+        var labels: [String] = []
+        for index in 0..<20 { labels += ["--label", "big.\(index)=" + String(repeating: "v", count: 15_000)] }
+        let name = DockerTestSupport.containerName("inv-labels")
+        addTeardownBlock { _ = try? DockerTestSupport.docker(["rm", "-f", name]) }
+        let id = try DockerTestSupport.dockerOK(["create", "--name", name] + labels + [DockerTestSupport.image, "true"])
+        let listed = await inventory.list()
+        XCTAssertTrue(listed)
+        let entry = try XCTUnwrap(inventory.snapshot().entries.first { $0.details?.id == id })
+        let kept = try XCTUnwrap(entry.details?.labels)
+        XCTAssertLessThanOrEqual(kept.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }, WireTextBounds.labelTotalBytes)
+        XCTAssertTrue(kept.values.allSatisfy { $0.utf8.count <= WireTextBounds.labelValueBytes })
+        XCTAssertGreaterThanOrEqual(inventory.takeTruncatedSinceLastReport(), 20, "every shortened or dropped label counted")
+        XCTAssertEqual(inventory.takeTruncatedSinceLastReport(), 0, "and counted once")
+    }
+
+    /// Events spooled before a restart are not replayed; one that happened while the agent was stopped is,
+    /// with Docker's own time.
+    func testAfterARestartTheStreamResumesFromTheSavedCursor() async throws {
+        let docker = try await DockerTestSupport.liveClient()
+        let logger = DockerTestSupport.makeLogger()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cursor-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: directory) }
+        let cursor = EventCursor(stateDirectory: directory)
+
+        let first = DockerEventWatcher(docker: docker, cursor: cursor, logger: logger)
+        let running = Task { try await first.run() }
+        try await Task.sleep(for: .milliseconds(500))
+        let name = DockerTestSupport.containerName("cursor")
+        let id = try runContainer(name, command: ["sleep", "300"])
+        var spooled: [Crowsnest_V1_ContainerEvent] = []
+        _ = try await DockerTestSupport.eventually(seconds: 10, what: "the start event") { () -> Bool? in
+            spooled += first.drain()
+            return spooled.contains { $0.dockerID == id && $0.action == "start" } ? true : nil
+        }
+        first.markSpooled(spooled)
+        running.cancel()
+        _ = await running.result
+        XCTAssertNotNil(cursor.load())
+
+        // While no agent watches, the container dies.
+        _ = try DockerTestSupport.dockerOK(["kill", name])
+        let finished = try DockerTestSupport.dockerOK(["inspect", "--format", "{{.State.FinishedAt}}", name])
+
+        let second = DockerEventWatcher(docker: docker, cursor: cursor, logger: logger)
+        let resumed = Task { try await second.run() }
+        defer { resumed.cancel() }
+        var replayed: [Crowsnest_V1_ContainerEvent] = []
+        let die = try await DockerTestSupport.eventually(seconds: 10, what: "the die event from while the agent was stopped") {
+            replayed += second.drain()
+            return replayed.first { $0.dockerID == id && $0.action == "die" }
+        }
+        XCTAssertFalse(replayed.contains { $0.dockerID == id && $0.action == "start" }, "an already spooled event came again")
+        let dockerNanos = try XCTUnwrap(DockerTimestamp.unixNanoseconds(fromRFC3339: finished))
+        XCTAssertLessThan(abs(die.timeUnixNano - dockerNanos), 1_000_000_000, "Docker's event time, not the agent's")
+    }
+
     func testAnEngineThatCannotBeReachedLeavesNoContainersAndSaysWhy() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("inv-\(UUID().uuidString)").path
         let docker = DockerClient(socketPath: directory + "/no-such.sock", logger: DockerTestSupport.makeLogger())
