@@ -70,7 +70,10 @@ public struct AgentRunner: Sendable {
             "servers": "\(servers.map(\.description).joined(separator: ","))",
             "spool.pending": "\(spool.pendingCount)",
         ])
-        let group = ServiceGroup(configuration: .init(services: [inventory, events, sampler, shipper],
+        let eventBatches = EventBatchSender(events: events, spool: spool, sequence: sequence, doorbell: doorbell,
+                                            interval: configuration.interval,
+                                            serverAccepts: { shipper.serverAcceptsEventBatches }, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [inventory, events, sampler, eventBatches, shipper],
                                                       gracefulShutdownSignals: shutdownSignals, logger: logger))
         try await group.run()
     }

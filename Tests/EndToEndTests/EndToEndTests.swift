@@ -289,6 +289,31 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(try deployment.sql("SELECT count(*) FROM host_samples WHERE ts > now() + interval '1 minute'"), "0")
     }
 
+    /// With a 30 s interval, a container's die reaches the server in an event-only batch long before the next
+    /// sweep, and its span turns down at Docker's time.
+    func testADieEventArrivesWithoutWaitingForTheNextSweep() throws {
+        let web = try startContainer("urgent", [], command: "sleep 3600")
+        try deployment.startServer()
+        try deployment.provision()
+        try deployment.startAgent(interval: 30)
+        _ = try eventually(timeout: 60, "the first sweep stored") { () -> Bool? in
+            (Int(try deployment.sql("SELECT count(*) FROM containers WHERE name = '\(web)'")) ?? 0) == 1 ? true : nil
+        }
+        let sweeps = try deployment.sql("SELECT count(*) FROM host_samples")
+        XCTAssertEqual(Shell.docker("kill", web).status, 0)
+        _ = try eventually(timeout: 10, "the die event stored ahead of the next sweep") { () -> Bool? in
+            (Int(try deployment.sql("SELECT count(*) FROM container_events WHERE name = '\(web)' AND action = 'die'")) ?? 0) == 1 ? true : nil
+        }
+        XCTAssertEqual(try deployment.sql("SELECT count(*) FROM host_samples"), sweeps, "it came before the next sweep, not with it")
+        XCTAssertEqual(try deployment.sql("SELECT count(*) FROM containers WHERE removed_at IS NOT NULL"), "0")
+        let finished = parseDockerTime(Shell.docker("inspect", "--format", "{{.State.FinishedAt}}", web).output)
+        let downSince = Double(try deployment.sql("""
+            SELECT extract(epoch FROM started_at) FROM status_spans WHERE state = 'down' AND ended_at IS NULL
+            """)) ?? 0
+        XCTAssertEqual(downSince, try XCTUnwrap(finished).timeIntervalSince1970, accuracy: 0.25,
+                       "down from Docker's die event (a few ms after FinishedAt), not from a sweep")
+    }
+
     func testServerKilledMidStreamLosesAndDuplicatesNothing() throws {
         try deployment.startServer()
         try deployment.provision()

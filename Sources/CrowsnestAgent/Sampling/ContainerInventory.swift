@@ -3,6 +3,12 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
+#if canImport(Glibc)
+/// glibc's `malloc_trim` (declared in malloc.h, which the Glibc module does not include).
+@_silgen_name("malloc_trim")
+private func glibcMallocTrim(_ pad: Int) -> Int32
+#endif
+
 /// What the agent knows about the host's containers, kept apart from the sweeps so a sweep never waits for
 /// Docker: every known container is sampled from its cgroup files even while the engine does not answer.
 ///
@@ -167,6 +173,11 @@ public final class ContainerInventory: Service, Sendable {
         }
         await inspectDirty()
         state.withLock { $0.listedOnce = true }
+        // A listing decodes every label of every container in full (megabytes on a host with hostile labels);
+        // what was freed goes back to the system instead of staying in the process as free heap.
+        #if canImport(Glibc)
+        _ = glibcMallocTrim(0)
+        #endif
         return true
     }
 

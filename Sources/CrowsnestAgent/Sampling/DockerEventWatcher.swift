@@ -108,5 +108,12 @@ public final class DockerEventWatcher: Service, Sendable {
         if dropped {
             logger.warning("docker event buffer full; dropping the oldest events", metadata: ["limit": "\(Self.bufferLimit)"])
         }
+        if Self.urgentActions.contains(event.action) { urgent.ring() }
     }
+
+    /// Actions that should reach the server within a second, not at the next sweep (alerts act on them).
+    public static let urgentActions: Set<String> = ["start", "die", "oom", "kill", "health_status"]
+
+    /// Rung whenever an urgent event was recorded; `EventBatchSender` listens.
+    public let urgent = Doorbell()
 }

@@ -72,6 +72,9 @@ public final class Shipper: Service, Sendable {
 
     /// Whether a session is established right now.
     public var isConnected: Bool { connectedState.withLock { $0 } }
+    /// Whether the server of the last session said it stores event-only batches (false until a first Welcome).
+    public var serverAcceptsEventBatches: Bool { eventBatchesState.withLock { $0 } }
+    private let eventBatchesState = Mutex<Bool>(false)
 
     public func run() async throws {
         var policy = ReconnectPolicy()
@@ -308,6 +311,7 @@ public final class Shipper: Service, Sendable {
                     try await outbound.write(try FrameCodec.encode(.with(.hello(hello))))
                 case .establish(let welcome):
                     serverRenews = welcome.certificateRenewal
+                    eventBatchesState.withLock { $0 = welcome.eventBatches }
                     try reconcile(with: welcome)
                     connectedState.withLock { $0 = true }
                     report.established()

@@ -111,6 +111,7 @@ struct AgentSessionStateMachine: Sendable {
         welcome.committedSeq = record.committedSeq
         welcome.committedBatchTsUnixMs = record.committedBatchTsMillis
         welcome.certificateRenewal = true
+        welcome.eventBatches = true
         welcome.settings.heartbeatIntervalSeconds = heartbeatSeconds
         welcome.settings.maxFrameBytes = UInt32(FrameLimits.established)
         welcome.settings.ackWindow = ackWindow

@@ -320,6 +320,19 @@ public struct IngestWriter: Sendable {
     private func writeContainerState(_ batch: Crowsnest_V1_SampleBatch, part: PartWriter, rejections: inout [IngestRejection],
                                      tenantID: UUID, agentID: UUID, memory: inout CounterMemory,
                                      on connection: PostgresConnection) async throws {
+        let logger = self.logger
+        if batch.eventsOnly {
+            // Events sent ahead of the next sweep: they and the span changes they imply, nothing else. No sweep,
+            // so no container is marked removed and what this session wrote of the rows stays as it was.
+            try await part.run(.events, &rejections) {
+                try await ContainerEventStore.insert(batch.events, tenantID: tenantID, agentID: agentID,
+                                                     on: connection, logger: logger)
+            }
+            try await part.run(.spans, &rejections) {
+                try await recordTransitions(batch, only: [], tenantID: tenantID, agentID: agentID, on: connection)
+            }
+            return
+        }
         let loaded = memory.loaded
         let written = memory.written
         let current = Dictionary(batch.containers.filter { !$0.name.isEmpty }.map { ($0.name, Self.identityAndState(of: $0)) },
@@ -350,7 +363,6 @@ public struct IngestWriter: Sendable {
                 sweep = assembly
             }
         }
-        let logger = self.logger
         let containersStored = try await part.run(.containers, &rejections) {
             try await ContainerStore.upsert(changed, tsMillis: batch.tsUnixMs, tenantID: tenantID, agentID: agentID,
                                             on: connection, logger: logger)

@@ -320,6 +320,10 @@ public nonisolated struct Crowsnest_V1_Welcome: Sendable {
   /// The server signs RenewRequest over the session (an older server would end the session on one).
   public var certificateRenewal: Bool = false
 
+  /// The server stores event-only batches (SampleBatch.events_only); an older server would take one for a sweep
+  /// without containers, so the agent sends them only when this is set.
+  public var eventBatches: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -408,6 +412,12 @@ public nonisolated struct Crowsnest_V1_SampleBatch: Sendable {
   /// Spooled batches the agent set aside (dead-letter file) after the server refused to decode them three
   /// times, since it last reported.
   public var deadLetteredBatches: UInt64 = 0
+
+  /// An event-only batch: container events that matter (start, die, oom, kill, health_status) sent within a
+  /// second of Docker's event instead of at the next sweep. It has no host or container figures and is no sweep:
+  /// ts_unix_ms is when it was made, and nothing is marked removed because of it. Its events come again in no
+  /// other batch.
+  public var eventsOnly: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1352,7 +1362,7 @@ nonisolated extension Crowsnest_V1_HostFacts: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Crowsnest_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Welcome"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}agent_id\0\u{3}tenant_id\0\u{3}server_time_unix_ms\0\u{3}committed_seq\0\u{1}settings\0\u{3}committed_batch_ts_unix_ms\0\u{3}certificate_renewal\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}agent_id\0\u{3}tenant_id\0\u{3}server_time_unix_ms\0\u{3}committed_seq\0\u{1}settings\0\u{3}committed_batch_ts_unix_ms\0\u{3}certificate_renewal\0\u{3}event_batches\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1367,6 +1377,7 @@ nonisolated extension Crowsnest_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf
       case 5: try { try decoder.decodeSingularMessageField(value: &self._settings) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.committedBatchTsUnixMs) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.certificateRenewal) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.eventBatches) }()
       default: break
       }
     }
@@ -1398,6 +1409,9 @@ nonisolated extension Crowsnest_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf
     if self.certificateRenewal != false {
       try visitor.visitSingularBoolField(value: self.certificateRenewal, fieldNumber: 7)
     }
+    if self.eventBatches != false {
+      try visitor.visitSingularBoolField(value: self.eventBatches, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1409,6 +1423,7 @@ nonisolated extension Crowsnest_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf
     if lhs._settings != rhs._settings {return false}
     if lhs.committedBatchTsUnixMs != rhs.committedBatchTsUnixMs {return false}
     if lhs.certificateRenewal != rhs.certificateRenewal {return false}
+    if lhs.eventBatches != rhs.eventBatches {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1491,7 +1506,7 @@ nonisolated extension Crowsnest_V1_Reject: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Crowsnest_V1_SampleBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SampleBatch"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}ts_unix_ms\0\u{3}interval_seconds\0\u{1}host\0\u{1}containers\0\u{1}events\0\u{3}spool_dropped_batches\0\u{3}containers_unavailable_reason\0\u{1}part\0\u{3}part_count\0\u{1}missing\0\u{3}truncated_values\0\u{3}dead_lettered_batches\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}ts_unix_ms\0\u{3}interval_seconds\0\u{1}host\0\u{1}containers\0\u{1}events\0\u{3}spool_dropped_batches\0\u{3}containers_unavailable_reason\0\u{1}part\0\u{3}part_count\0\u{1}missing\0\u{3}truncated_values\0\u{3}dead_lettered_batches\0\u{3}events_only\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1512,6 +1527,7 @@ nonisolated extension Crowsnest_V1_SampleBatch: SwiftProtobuf.Message, SwiftProt
       case 11: try { try decoder.decodeRepeatedMessageField(value: &self.missing) }()
       case 12: try { try decoder.decodeSingularUInt64Field(value: &self.truncatedValues) }()
       case 13: try { try decoder.decodeSingularUInt64Field(value: &self.deadLetteredBatches) }()
+      case 14: try { try decoder.decodeSingularBoolField(value: &self.eventsOnly) }()
       default: break
       }
     }
@@ -1561,6 +1577,9 @@ nonisolated extension Crowsnest_V1_SampleBatch: SwiftProtobuf.Message, SwiftProt
     if self.deadLetteredBatches != 0 {
       try visitor.visitSingularUInt64Field(value: self.deadLetteredBatches, fieldNumber: 13)
     }
+    if self.eventsOnly != false {
+      try visitor.visitSingularBoolField(value: self.eventsOnly, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1578,6 +1597,7 @@ nonisolated extension Crowsnest_V1_SampleBatch: SwiftProtobuf.Message, SwiftProt
     if lhs.missing != rhs.missing {return false}
     if lhs.truncatedValues != rhs.truncatedValues {return false}
     if lhs.deadLetteredBatches != rhs.deadLetteredBatches {return false}
+    if lhs.eventsOnly != rhs.eventsOnly {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -231,6 +231,46 @@ final class IngestWriterTests: XCTestCase {
         }
     }
 
+    /// An event-only batch (sent within a second of Docker's event) stores its events and moves the span at the
+    /// event's time, and is no sweep: no container is marked removed, no host row is written, and the next
+    /// sweep of the session still writes only what changed.
+    func testAnEventOnlyBatchMovesTheSpanAndRemovesNothing() async throws {
+        try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
+            var memory = CounterMemory()
+            func count(_ query: PostgresQuery) async throws -> Int64 { try await IngestFixtures.integer(client, query) }
+            let web = IngestFixtures.container("web", startedAtMillis: t0 - 60_000)
+            _ = try await writer.write(
+                IngestFixtures.batch(seq: 1, tsMillis: t0, containers: [web, IngestFixtures.container("db")], host: IngestFixtures.host()),
+                tenantID: tenantID, agentID: agentID, memory: &memory)
+            let dieAt = t0 * 1000 + 4_321_000
+            var urgent = IngestFixtures.batch(seq: 2, tsMillis: t0 + 4_500,
+                                              events: [IngestFixtures.event("web", "die", atMicros: dieAt, exitCode: 137)])
+            urgent.eventsOnly = true
+            let outcome = try await writer.write(urgent, tenantID: tenantID, agentID: agentID, memory: &memory)
+            XCTAssertEqual(outcome, .committed(containerSamples: 0))
+            let removed = try await count("SELECT count(*) FROM containers WHERE removed_at IS NOT NULL")
+            XCTAssertEqual(removed, 0, "an event-only batch is no sweep: nothing removed")
+            do { let value = try await count("SELECT count(*) FROM host_samples"); XCTAssertEqual(value, 1, "no host row for it") }
+            do { let value = try await count("SELECT count(*) FROM container_events WHERE name = 'web'"); XCTAssertEqual(value, 1) }
+            let target = TargetID.container(agentID: agentID, name: "web").description
+            let downSince = try await micros(client, """
+                SELECT (extract(epoch FROM started_at) * 1000000)::bigint FROM status_spans
+                WHERE target_id = \(target) AND state = 'down' AND ended_at IS NULL
+                """)
+            XCTAssertEqual(downSince, dieAt, "down from Docker's die time, before the next sweep")
+            do { let value = try await count("SELECT committed_seq FROM agents WHERE id = \(agentID)"); XCTAssertEqual(value, 2) }
+
+            // The next sweep still knows both containers as written: db unchanged is not rewritten, web's exit is.
+            var exited = web
+            exited.state = "exited"
+            _ = try await writer.write(
+                IngestFixtures.batch(seq: 3, tsMillis: t0 + 30_000, containers: [exited, IngestFixtures.container("db")]),
+                tenantID: tenantID, agentID: agentID, memory: &memory)
+            do { let value = try await count("SELECT count(*) FROM containers WHERE removed_at IS NOT NULL"); XCTAssertEqual(value, 0) }
+            do { let value = try await count("SELECT count(*) FROM containers WHERE state = 'exited'"); XCTAssertEqual(value, 1) }
+        }
+    }
+
     func testPartitionsAreCreatedForTheBatchDayAnywhereInTheRetention() async throws {
         try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
             var memory = CounterMemory()
