@@ -9,43 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${COUNT:-300}
 LABELS=${LABELS:-20}
-BIN_DIR=${BIN_DIR:-.build/debug}
-BIN_DIR=$(cd "$BIN_DIR" && pwd)
-scripts/ensure-docker.sh >/dev/null
-scripts/build-test-image.sh >/dev/null
-image=crowsnest-test/busybox:latest
-root=$(mktemp -d /tmp/cn-soak-XXXXXX)
-chmod 755 "$root"  # the embedded cluster's own user must reach its directory
-prefix=cn-soak-$(basename "$root" | cut -d- -f3 | tr 'A-Z' 'a-z')
-agent_pid='' server_pid=''
-cleanup() {
-  [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null || true
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
-  sleep 2
-  docker ps -aq --filter "name=$prefix" | xargs -r docker rm -f >/dev/null 2>&1 || true
-  pidfile="$root/server/postgres/data/postmaster.pid"
-  [ -f "$pidfile" ] && kill -INT "$(head -1 "$pidfile")" 2>/dev/null || true
-  [ -z "${KEEP:-}" ] && rm -rf "$root" || echo "kept $root"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-agent_port=$(port) http_port=$(port)
-admin() { "$BIN_DIR/crowsnest-server" "$@" --data-dir "$root/server" --json; }
-field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
-
-"$BIN_DIR/crowsnest-server" serve --data-dir "$root/server" --agent-listen "127.0.0.1:$agent_port" \
-  --http-listen "127.0.0.1:$http_port" >"$root/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 90); do
-  curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null && break
-  kill -0 "$server_pid" 2>/dev/null || { echo "server exited:"; tail -5 "$root/server.log"; exit 1; }
-  sleep 1
-done
-admin tenant create soak >/dev/null
-key=$(admin apikey create --tenant soak --role read | field key)
-token=$(admin token create --tenant soak)
-"$BIN_DIR/crowsnest-agent" enroll --server "127.0.0.1:$agent_port" --token "$(echo "$token" | field token)" \
-  --ca-pin "$(echo "$token" | field ca_pin)" --state-dir "$root/agent" >/dev/null
+source scripts/lib/local-deployment.sh
+deployment_start soak
 
 docker run -d --name "$prefix-plain" "$image" sleep 3600 >/dev/null
 value=$(head -c 15000 /dev/zero | tr '\0' 'v')
@@ -58,9 +23,7 @@ for i in $(seq "$COUNT"); do
 done
 echo "created in $(( $(date +%s) - started )) s"
 
-"$BIN_DIR/crowsnest-agent" run --state-dir "$root/agent" --interval 2 >"$root/agent.log" 2>&1 &
-agent_pid=$!
-api() { curl -fs -H "Authorization: Bearer $key" "http://127.0.0.1:$http_port$1"; }
+agent_start 2
 want=$((COUNT + 1))
 seen=0
 for _ in $(seq 120); do
