@@ -22,12 +22,25 @@ enum CollectorFile {
         code == ENOENT || code == ENOTDIR || code == ENODEV || code == ESRCH
     }
 
+    /// Errors of a kept descriptor whose file went away (or was replaced): reopen once.
+    @inline(__always)
+    static func isGone(_ code: Int32) -> Bool {
+        code == ENOENT || code == ESTALE || code == ENODEV || code == ESRCH
+    }
+
+    /// The table of kept-open files for the current sweep, when the sampler runs one.
+    @TaskLocal static var openFiles: OpenFileTable?
+
     /// Calls `body` with the whole content of `path`; returns nil when the file does not exist.
     /// Throws `CollectorError.cannotRead` for any other failure (permission denied, I/O error).
+    /// Inside a sweep (`openFiles` set) the file stays open and is read with `pread` at offset 0.
     static func withContents<R>(
         of path: String,
         _ body: (UnsafeBufferPointer<UInt8>) throws -> R
     ) throws -> R? {
+        if let table = openFiles {
+            return try withKeptContents(of: path, table: table, body)
+        }
         let fd = path.withCString { open($0, O_RDONLY | O_CLOEXEC) }
         if fd < 0 {
             let code = errno
@@ -65,6 +78,47 @@ enum CollectorFile {
                 heap.append(contentsOf: UnsafeBufferPointer(start: base, count: n))
             }
             return try heap.withUnsafeBufferPointer { try body($0) }
+        }
+    }
+
+    /// `withContents` through a kept descriptor: `pread` from offset 0 into a stack buffer (the heap only for
+    /// files larger than it), reopening once when the kept descriptor's file went away.
+    private static func withKeptContents<R>(
+        of path: String, table: OpenFileTable, _ body: (UnsafeBufferPointer<UInt8>) throws -> R
+    ) throws -> R? {
+        var reopened = false
+        while true {
+            guard let fd = try table.descriptor(for: path, reopen: reopened) else { return nil }
+            let outcome: Result<R?, CollectorError>? = try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: stackCapacity) { stack in
+                guard let base = stack.baseAddress else { return .success(nil) }
+                var offset = 0  // bytes read so far
+                var heap: [UInt8]?  // once the stack buffer is full: everything so far, then each further read
+                while true {
+                    let (target, capacity) = heap == nil ? (base + offset, stack.count - offset) : (base, stack.count)
+                    let n = pread(fd, target, capacity, off_t(offset))
+                    if n < 0 {
+                        let code = errno
+                        if code == EINTR { continue }
+                        if isGone(code) { return nil }  // reopen
+                        return .failure(.cannotRead(path: path, errno: code))
+                    }
+                    if n == 0 { break }
+                    if heap != nil { heap!.append(contentsOf: UnsafeBufferPointer(start: base, count: n)) }
+                    offset += n
+                    if heap == nil && offset == stack.count { heap = Array(UnsafeBufferPointer(start: base, count: offset)) }
+                }
+                if let heap { return .success(try heap.withUnsafeBufferPointer { try body($0) }) }
+                return .success(try body(UnsafeBufferPointer(start: base, count: offset)))
+            }
+            switch outcome {
+            case .some(.success(let value)):
+                return value
+            case .some(.failure(let error)):
+                throw error
+            case .none:
+                if reopened { return nil }
+                reopened = true
+            }
         }
     }
 

@@ -43,6 +43,8 @@ public final class Sampler: Service, Sendable {
     private let statsReader: ContainerStatsReader
     private let logger: Logger
     private let warned = Mutex<Set<String>>([])
+    /// The cgroup and /proc files sweeps read, kept open from one sweep to the next.
+    public let openFiles = OpenFileTable()
 
     public init(configuration: Configuration, docker: DockerClient, inventory: ContainerInventory, events: DockerEventWatcher, spool: Spool,
                 sequence: SequenceStore, deadLetters: DeadLetterBox, doorbell: Doorbell, logger: Logger) {
@@ -90,14 +92,17 @@ public final class Sampler: Service, Sendable {
         var batch = Crowsnest_V1_SampleBatch()
         batch.tsUnixMs = tickMillis
         batch.intervalSeconds = UInt32(configuration.interval.components.seconds)
-        do {
-            batch.host = try hostReader.read()
-        } catch {
-            warnOnce("host", "cannot read host figures", error: "\(error)")
-        }
         // The first sweep after start waits (briefly) for the first listing, so it is complete.
         await inventory.waitUntilListed(timeout: .seconds(5))
-        let containers = await sampleContainers(deadline: .now + configuration.interval / 2)
+        let (host, containers) = await CollectorFile.$openFiles.withValue(openFiles) {
+            (Result { try hostReader.read() }, await sampleContainers(deadline: .now + configuration.interval / 2))
+        }
+        // Files of containers that stopped or went away were not read this sweep: closed now.
+        openFiles.closeUnused()
+        switch host {
+        case .success(let sample): batch.host = sample
+        case .failure(let error): warnOnce("host", "cannot read host figures", error: "\(error)")
+        }
         batch.containers = containers.containers
         batch.containersUnavailableReason = containers.unavailableReason
         batch.missing = containers.missing
