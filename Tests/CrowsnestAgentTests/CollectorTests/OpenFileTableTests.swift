@@ -6,13 +6,6 @@ import XCTest
 /// Files kept open across sweeps: read with pread from the start, closed when a sweep no longer reads them,
 /// reopened when the file behind a kept descriptor went away.
 final class OpenFileTableTests: XCTestCase {
-    private func directory() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("open-files-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
-
     private func read(_ path: String, with table: OpenFileTable) throws -> String? {
         try CollectorFile.$openFiles.withValue(table) { try CollectorFile.string(at: path) }
     }
@@ -22,7 +15,7 @@ final class OpenFileTableTests: XCTestCase {
     }
 
     func testAKeptFileIsReadFromTheStartEverySweepAndClosedWhenNoLongerRead() throws {
-        let dir = try directory()
+        let dir = try scratchDirectory("open-files")
         let path = dir + "/memory.current"
         try "1234\n".write(toFile: path, atomically: false, encoding: .utf8)
         let table = OpenFileTable()
@@ -42,7 +35,7 @@ final class OpenFileTableTests: XCTestCase {
     }
 
     func testAFileLargerThanTheStackBufferIsReadWhole() throws {
-        let path = try directory() + "/big"
+        let path = try scratchDirectory("open-files") + "/big"
         let text = (0..<3000).map { "line \($0) 12345\n" }.joined()
         XCTAssertGreaterThan(text.utf8.count, CollectorFile.stackCapacity * 2)
         try text.write(toFile: path, atomically: false, encoding: .utf8)
@@ -53,7 +46,7 @@ final class OpenFileTableTests: XCTestCase {
 
     /// Containers coming and going for 1,000 cycles leave the agent's descriptor count where it was.
     func testTheOpenFileCountStaysFlatOverAThousandContainerCycles() throws {
-        let dir = try directory()
+        let dir = try scratchDirectory("open-files")
         let table = OpenFileTable()
         let before = try openDescriptorCount()
         for cycle in 0..<1_000 {

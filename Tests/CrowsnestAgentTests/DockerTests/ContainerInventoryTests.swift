@@ -70,9 +70,7 @@ final class ContainerInventoryTests: XCTestCase {
     func testAfterARestartTheStreamResumesFromTheSavedCursor() async throws {
         let docker = try await DockerTestSupport.liveClient()
         let logger = DockerTestSupport.makeLogger()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cursor-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: directory) }
+        let directory = try scratchDirectory("cursor")
         let cursor = EventCursor(stateDirectory: directory)
 
         let first = DockerEventWatcher(docker: docker, cursor: cursor, logger: logger)

@@ -3,15 +3,8 @@ import Foundation
 import XCTest
 
 final class EventCursorTests: XCTestCase {
-    private func directory() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cursor-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
-
     func testSavedCursorLoadsBackAndReplacesTheOldOne() throws {
-        let cursor = EventCursor(stateDirectory: try directory())
+        let cursor = EventCursor(stateDirectory: try scratchDirectory("cursor"))
         XCTAssertNil(cursor.load(), "no cursor before the first save")
         try cursor.save(1_764_500_000_123_456_789)
         XCTAssertEqual(cursor.load(), 1_764_500_000_123_456_789)
@@ -21,7 +14,7 @@ final class EventCursorTests: XCTestCase {
     }
 
     func testAGarbledCursorIsIgnored() throws {
-        let cursor = EventCursor(stateDirectory: try directory())
+        let cursor = EventCursor(stateDirectory: try scratchDirectory("cursor"))
         for garbage in ["", "abc", "-5", "0", "12 34", "99999999999999999999999"] {
             FileManager.default.createFile(atPath: cursor.path, contents: Data(garbage.utf8))
             XCTAssertNil(cursor.load(), "\(garbage) taken for a cursor")
