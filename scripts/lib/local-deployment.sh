@@ -16,7 +16,8 @@ deployment_cleanup() {
   [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null || true
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
   sleep 2
-  docker ps -aq --filter "name=$prefix" | xargs -r docker rm -f >/dev/null 2>&1 || true
+  # In small groups: one `docker rm -f` of 300 containers with huge labels left dockerd unresponsive here.
+  docker ps -aq --filter "name=$prefix" | xargs -r -n 20 timeout 120 docker rm -f >/dev/null 2>&1 || true
   local pidfile="$root/server/postgres/data/postmaster.pid"
   [ -f "$pidfile" ] && kill -INT "$(head -1 "$pidfile")" 2>/dev/null || true
   if [ -z "${KEEP:-}" ]; then rm -rf "$root"; else echo "kept $root"; fi
