@@ -111,6 +111,13 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// SIGTERM, then how many seconds the process took to exit (no service may sleep through a graceful shutdown).
+    func secondsToStop() -> TimeInterval {
+        let stopping = Date()
+        terminate()
+        return Date().timeIntervalSince(stopping)
+    }
 }
 
 /// A free TCP port on loopback (bound, then released).

@@ -66,11 +66,7 @@ public final class EventBatchSender: Service, Sendable {
         batch.intervalSeconds = UInt32(clamping: interval.components.seconds)
         batch.events = pending
         batch.truncatedValues = batch.sanitize()
-        batch.seq = try spool.appendNext(sequence: sequence) { seq in
-            var numbered = batch
-            numbered.seq = seq
-            return try Crowsnest_V1_Frame.with(.batch(numbered)).serializedBytes()
-        }
+        batch.seq = try spool.appendBatch(batch, sequence: sequence)
         events.markSpooled(pending)
         doorbell.ring()
         return batch

@@ -1,3 +1,4 @@
+import CrowsnestWire
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -27,15 +28,9 @@ public struct EventCursor: Sendable {
     /// The saved cursor; nil when none was saved or the file does not hold a positive number.
     public func load() -> Int64? {
         guard let data = FileManager.default.contents(atPath: path),
-              let value = Int64(String(decoding: Self.trimmed(Array(data)), as: UTF8.self)),
+              let value = Int64(String(decoding: data, as: UTF8.self).trimmingWhitespace()),
               value > 0 else { return nil }
         return value
-    }
-
-    private static func trimmed(_ bytes: [UInt8]) -> ArraySlice<UInt8> {
-        let space: (UInt8) -> Bool = { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }
-        guard let first = bytes.firstIndex(where: { !space($0) }), let last = bytes.lastIndex(where: { !space($0) }) else { return [] }
-        return bytes[first...last]
     }
 
     /// Replaces the cursor crash-safely (written beside it, then renamed over it).

@@ -117,12 +117,7 @@ public final class Sampler: Service, Sendable {
                         metadata: ["parts": "\(parts.count)", "containers": "\(batch.containers.count)"])
         }
         for index in parts.indices {
-            let part = parts[index]
-            parts[index].seq = try spool.appendNext(sequence: sequence) { seq in
-                var numbered = part
-                numbered.seq = seq
-                return try Crowsnest_V1_Frame.with(.batch(numbered)).serializedBytes()
-            }
+            parts[index].seq = try spool.appendBatch(parts[index], sequence: sequence)
         }
         events.markSpooled(batch.events)
         doorbell.ring()

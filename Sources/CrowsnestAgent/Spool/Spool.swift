@@ -1,3 +1,4 @@
+import CrowsnestWire
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -78,6 +79,16 @@ public final class Spool: Sendable {
             let seq = try sequence.next()
             try core.append(seq: seq, payload: try payload(seq))
             return seq
+        }
+    }
+
+    /// Appends `batch` as a frame under the next sequence (written into the batch); returns the sequence.
+    @discardableResult
+    public func appendBatch(_ batch: Crowsnest_V1_SampleBatch, sequence: SequenceStore) throws -> UInt64 {
+        try appendNext(sequence: sequence) { seq in
+            var numbered = batch
+            numbered.seq = seq
+            return try Crowsnest_V1_Frame.with(.batch(numbered)).serializedBytes()
         }
     }
 
