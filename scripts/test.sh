@@ -13,9 +13,18 @@ scripts/build-test-image.sh
 swift build --build-tests 2>&1 | grep -v '^\[' || true
 swift build --build-tests >/dev/null  # fail here (with the compiler's output above) if the build broke
 status=0
-swift test --skip-build "$@" || status=$?
+# The test log is kept so that the failures can be repeated at the very end: CI shows only the tail.
+log=$(mktemp /tmp/crowsnest-test-log.XXXXXX)
+swift test --skip-build "$@" 2>&1 | tee "$log" || status=$?  # pipefail: swift test's own status
 # The whole suite (no filter given) also checks server/openapi.yaml against the running server.
 if [ $# -eq 0 ]; then
   scripts/api-conformance.sh .build/debug/crowsnest-server || status=1
 fi
+if [ $status -ne 0 ]; then
+  echo "test: FAILED. The failing tests and their messages:" >&2
+  grep -E ": error: |Fatal error|' failed \(|^Test Suite '(All|Selected) tests' |✘" "$log" | tail -60 >&2 || true
+else
+  echo "test: all tests passed"
+fi
+rm -f "$log"
 exit $status
