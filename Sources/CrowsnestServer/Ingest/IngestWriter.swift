@@ -144,6 +144,13 @@ public struct IngestWriter: Sendable {
         var prepared: [PreparedBatch] = []
         for batch in batches {
             var clean = batch
+            if clean.eventsOnly {
+                // An event-only batch carries events and nothing else: figures sent with it are not a sweep's (no
+                // host row, no samples, no container marked missing) and are dropped here.
+                clean.clearHost()
+                clean.containers = []
+                clean.missing = []
+            }
             let truncated = clean.sanitize()
             let refusal = timeWindow.refusal(forMillis: batch.tsUnixMs, now: now).map {
                 IngestRejection(batchSeq: batch.seq, batchTsMillis: batch.tsUnixMs, part: .batch, reason: $0)

@@ -243,11 +243,19 @@ final class IngestWriterTests: XCTestCase {
                 IngestFixtures.batch(seq: 1, tsMillis: t0, containers: [web, IngestFixtures.container("db")], host: IngestFixtures.host()),
                 tenantID: tenantID, agentID: agentID, memory: &memory)
             let dieAt = t0 * 1000 + 4_321_000
-            var urgent = IngestFixtures.batch(seq: 2, tsMillis: t0 + 4_500,
-                                              events: [IngestFixtures.event("web", "die", atMicros: dieAt, exitCode: 137)])
+            // Figures riding along in an event-only batch (a buggy or hostile agent) are not a sweep's: ignored.
+            var urgent = IngestFixtures.batch(seq: 2, tsMillis: t0 + 4_500, containers: [IngestFixtures.container("intruder")],
+                                              events: [IngestFixtures.event("web", "die", atMicros: dieAt, exitCode: 137)],
+                                              host: IngestFixtures.host())
             urgent.eventsOnly = true
+            var missing = Crowsnest_V1_MissingContainer()
+            missing.name = "db"
+            missing.reason = "claimed missing by an event-only batch"
+            urgent.missing = [missing]
             let outcome = try await writer.write(urgent, tenantID: tenantID, agentID: agentID, memory: &memory)
             XCTAssertEqual(outcome, .committed(containerSamples: 0))
+            do { let value = try await count("SELECT count(*) FROM container_samples"); XCTAssertEqual(value, 2, "no sample for it") }
+            do { let value = try await count("SELECT count(*) FROM containers WHERE name = 'intruder'"); XCTAssertEqual(value, 0) }
             let removed = try await count("SELECT count(*) FROM containers WHERE removed_at IS NOT NULL")
             XCTAssertEqual(removed, 0, "an event-only batch is no sweep: nothing removed")
             do { let value = try await count("SELECT count(*) FROM host_samples"); XCTAssertEqual(value, 1, "no host row for it") }
