@@ -306,7 +306,8 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(try deployment.sql("SELECT count(*) FROM containers WHERE removed_at IS NOT NULL"), "0")
         let finished = parseDockerTime(Shell.docker("inspect", "--format", "{{.State.FinishedAt}}", web).output)
         let downSince = Double(try deployment.sql("""
-            SELECT extract(epoch FROM started_at) FROM status_spans WHERE state = 'down' AND ended_at IS NULL
+            SELECT extract(epoch FROM started_at) FROM status_spans
+            WHERE state = 'down' AND ended_at IS NULL AND target_id LIKE '%-\(web)'
             """)) ?? 0
         XCTAssertEqual(downSince, try XCTUnwrap(finished).timeIntervalSince1970, accuracy: 0.25,
                        "down from Docker's die event (a few ms after FinishedAt), not from a sweep")
