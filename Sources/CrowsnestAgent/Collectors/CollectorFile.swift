@@ -9,12 +9,12 @@ import Darwin
 /// The bytes of a small kernel file (cgroupfs, procfs), viewed without copying.
 typealias CollectorBytes = Slice<UnsafeBufferPointer<UInt8>>
 
-/// Reading small pseudo-files with plain syscalls: one open, a few reads into a stack buffer,
-/// no `String` built for the content. The agent reads about ten of these per container per sweep.
+/// Reading small pseudo-files once with plain syscalls: one open, a few reads into a stack buffer, no `String`
+/// built for the content; and the byte-level parsing every collector shares.
 enum CollectorFile {
     /// Bytes read onto the stack before spilling to the heap; every cgroup file fits, large
     /// `/proc/self/mounts` tables spill.
-    static let stackCapacity = 8192
+    static let stackCapacity = KeptFile.stackCapacity
 
     /// Errors that mean "this file is not there" (including a cgroup removed between open and read).
     @inline(__always)
@@ -28,19 +28,14 @@ enum CollectorFile {
         code == ENOENT || code == ESTALE || code == ENODEV || code == ESRCH
     }
 
-    /// The table of kept-open files for the current sweep, when the sampler runs one.
-    @TaskLocal static var openFiles: OpenFileTable?
-
-    /// Calls `body` with the whole content of `path`; returns nil when the file does not exist.
+    /// Calls `body` with the whole content of `path`, opened, read and closed now; returns nil when the file does
+    /// not exist. For files read once (a process's cgroup table when its container starts); what sweeps read again
+    /// and again is a `KeptFile`.
     /// Throws `CollectorError.cannotRead` for any other failure (permission denied, I/O error).
-    /// Inside a sweep (`openFiles` set) the file stays open and is read with `pread` at offset 0.
     static func withContents<R>(
         of path: String,
         _ body: (UnsafeBufferPointer<UInt8>) throws -> R
     ) throws -> R? {
-        if let table = openFiles {
-            return try withKeptContents(of: path, table: table, body)
-        }
         let fd = path.withCString { open($0, O_RDONLY | O_CLOEXEC) }
         if fd < 0 {
             let code = errno
@@ -81,60 +76,9 @@ enum CollectorFile {
         }
     }
 
-    /// `withContents` through a kept descriptor: `pread` from offset 0 into a stack buffer (the heap only for
-    /// files larger than it), reopening once when the kept descriptor's file went away.
-    private static func withKeptContents<R>(
-        of path: String, table: OpenFileTable, _ body: (UnsafeBufferPointer<UInt8>) throws -> R
-    ) throws -> R? {
-        var reopened = false
-        while true {
-            guard let fd = try table.descriptor(for: path, reopen: reopened) else { return nil }
-            let outcome: Result<R?, CollectorError>? = try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: stackCapacity) { stack in
-                guard let base = stack.baseAddress else { return .success(nil) }
-                var offset = 0  // bytes read so far
-                var heap: [UInt8]?  // once the stack buffer is full: everything so far, then each further read
-                while true {
-                    let (target, capacity) = heap == nil ? (base + offset, stack.count - offset) : (base, stack.count)
-                    let n = pread(fd, target, capacity, off_t(offset))
-                    if n < 0 {
-                        let code = errno
-                        if code == EINTR { continue }
-                        if isGone(code) { return nil }  // reopen
-                        return .failure(.cannotRead(path: path, errno: code))
-                    }
-                    if n == 0 { break }
-                    if heap != nil { heap!.append(contentsOf: UnsafeBufferPointer(start: base, count: n)) }
-                    offset += n
-                    if heap == nil && offset == stack.count { heap = Array(UnsafeBufferPointer(start: base, count: offset)) }
-                }
-                if let heap { return .success(try heap.withUnsafeBufferPointer { try body($0) }) }
-                return .success(try body(UnsafeBufferPointer(start: base, count: offset)))
-            }
-            switch outcome {
-            case .some(.success(let value)):
-                return value
-            case .some(.failure(let error)):
-                throw error
-            case .none:
-                if reopened { return nil }
-                reopened = true
-            }
-        }
-    }
-
     /// The content of `path` as a `String`; nil when the file does not exist.
     static func string(at path: String) throws -> String? {
         try withContents(of: path) { String(decoding: $0, as: UTF8.self) }
-    }
-
-    /// The first unsigned number in `path` (files such as `memory.current` or `pids.current`);
-    /// nil when the file is missing or does not start with a number (for example "max").
-    static func number(at path: String) throws -> UInt64? {
-        try withContents(of: path) { bytes -> UInt64? in
-            var fields = CollectorFields(bytes[...])
-            guard let first = fields.next() else { return nil }
-            return CollectorParse.uint64(first)
-        } ?? nil
     }
 
     /// Whether `path` names an existing directory.
@@ -213,6 +157,47 @@ enum CollectorParse {
             value = sum
         }
         return value
+    }
+
+    /// A non-negative decimal such as `0.52` or `12` (the load averages); nil if anything else.
+    ///
+    /// The digits are read as one integer and divided once by a power of ten, so the result is the correctly
+    /// rounded value (the same `Double("0.52")` gives) while the integer stays below 2^53.
+    static func decimal(_ bytes: CollectorBytes) -> Double? {
+        guard !bytes.isEmpty else { return nil }
+        var mantissa: UInt64 = 0
+        var fractionDigits = 0
+        var sawPoint = false
+        var sawDigit = false
+        for byte in bytes {
+            if byte == UInt8(ascii: "."), !sawPoint {
+                sawPoint = true
+                continue
+            }
+            let digit = byte &- UInt8(ascii: "0")
+            guard digit < 10, mantissa < (1 << 53) / 10 else { return nil }
+            mantissa = mantissa * 10 + UInt64(digit)
+            sawDigit = true
+            if sawPoint { fractionDigits += 1 }
+        }
+        guard sawDigit, fractionDigits <= 15 else { return nil }
+        var scale = 1.0
+        for _ in 0..<fractionDigits { scale *= 10 }
+        return Double(mantissa) / scale
+    }
+
+    /// Whether `bytes` starts with the UTF-8 of `prefix`.
+    static func hasPrefix(_ bytes: CollectorBytes, _ prefix: String) -> Bool {
+        var prefix = prefix
+        return prefix.withUTF8 { p in
+            guard bytes.count >= p.count else { return false }
+            var index = bytes.startIndex
+            for byte in p {
+                if bytes[index] != byte { return false }
+                index += 1
+            }
+            return true
+        }
     }
 
     /// Whether `bytes` spells exactly `literal` (an ASCII string literal).

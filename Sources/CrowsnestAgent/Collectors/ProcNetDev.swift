@@ -114,10 +114,4 @@ public enum ProcNetDev {
             return result
         }
     }
-
-    /// Reads `<procRoot>/<pid>/net/dev` and sums all interfaces but `lo`; nil when the process is gone or pid ≤ 0.
-    public static func readContainerNetwork(procRoot: String, pid: Int32) throws -> NetworkCounters? {
-        guard pid > 0 else { return nil }
-        return try CollectorFile.withContents(of: "\(procRoot)/\(pid)/net/dev") { sumExceptLoopback(bytes: $0) }
-    }
 }

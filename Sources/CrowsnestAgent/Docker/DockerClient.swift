@@ -119,8 +119,8 @@ public final class DockerClient: Sendable {
     ///
     /// One call normally. When the answer is over `maxResponseBytes` (hundreds of containers with huge labels:
     /// Docker always sends every label in full), the listing is fetched again in pages of the newest containers
-    /// (`limit`, then `before` the last one seen), halving the page until each fits; only a single container
-    /// larger than the cap fails the listing.
+    /// (`limit`, then `before` the last one seen), halving the page until each fits; a single container larger
+    /// than the cap on its own is listed by its id only (no name, state or labels).
     public func listContainers(all: Bool = true) async throws -> [DockerContainerSummary] {
         let call = "list containers"
         do {
@@ -146,14 +146,41 @@ public final class DockerClient: Sendable {
             do {
                 let body = try await get("/containers/json", query: query, call: call)
                 page = try decode(call: call) { try DockerResponseDecoder.containerList(from: body) }
-            } catch let error as DockerClientError where error.code == .responseTooLarge && pageSize > 1 {
-                pageSize /= 2
-                continue
+            } catch let error as DockerClientError where error.code == .responseTooLarge {
+                if pageSize > 1 {
+                    pageSize /= 2
+                    continue
+                }
+                // One container alone is over the cap (megabytes of labels): known by its id only, so that the
+                // listing goes on past it and the inspect that follows says why it has no figures.
+                guard let id = try await idAtHeadOfListing(query: query, call: call) else { throw error }
+                logger.warning("a container's listing entry is larger than the response cap (huge labels?); listed by id only",
+                               metadata: ["docker.container_id": "\(id)", "docker.max_response_bytes": "\(maxResponseBytes)"])
+                page = [DockerContainerSummary(id: id, names: [], image: "", state: "", status: "", labels: [:])]
             }
             for container in page where seen.insert(container.id).inserted { containers.append(container) }
             guard page.count == pageSize, let last = page.last else { return containers }
             before = last.id
         }
+    }
+
+    /// The `Id` at the head of a listing page's answer, reading only its first bytes (Docker writes `Id` first).
+    private func idAtHeadOfListing(query: [(String, String)], call: String) async throws -> String? {
+        let uri = requestURI("/containers/json", query: query)
+        let timeout = requestTimeout
+        let head: [UInt8]
+        do {
+            head = try await withDeadline(timeout, clock: EventLoopClock()) { [transport] in
+                try await transport.get(uri, headTimeout: timeout) { _, body in
+                    var bytes: [UInt8] = []
+                    while bytes.count < 1024, let chunk = try await body.next() { bytes += chunk.readableBytesView }
+                    return bytes
+                }
+            }
+        } catch {
+            throw Self.mapTransportError(error, socketPath: socketPath, call: call)
+        }
+        return DockerResponseDecoder.containerID(atHeadOfListing: head)
     }
 
     /// First page size when a listing has to be paged.
@@ -169,8 +196,8 @@ public final class DockerClient: Sendable {
     /// One snapshot of a container's counters (`GET /containers/{id}/stats?stream=false&one-shot=true`).
     ///
     /// The fallback when the agent cannot read cgroup files. For a container that is not running,
-    /// Docker answers with empty figures: `hasFigures` is false then.
-    public func oneShotStats(_ id: String) async throws -> DockerStats {
+    /// Docker answers with empty figures: nil then.
+    public func oneShotStats(_ id: String) async throws -> ContainerCounters? {
         let call = "read stats of container \(id)"
         let body = try await get(
             "/containers/\(Self.percentEncoded(id))/stats",

@@ -62,37 +62,38 @@ public enum DockerResponseDecoder {
         )
     }
 
-    /// Decodes a `GET /containers/{id}/stats?stream=false` body.
-    public static func stats(from data: Data) throws -> DockerStats {
+    /// Decodes a `GET /containers/{id}/stats?stream=false` body into the agent's counter model; nil when Docker had
+    /// no figures (a container that is not running: zero read time and empty sections).
+    ///
+    /// Docker's memory limit is left out (0): when the container has none, Docker reports the host's memory there,
+    /// which would look like a limit. The sampler takes the limit from inspect data instead.
+    public static func stats(from data: Data) throws -> ContainerCounters? {
         let wire = try JSONDecoder().decode(WireStats.self, from: data)
-        var stats = DockerStats()
-        stats.readUnixNano = wire.read.flatMap(DockerTimestamp.unixNanoseconds(fromRFC3339:))
-        stats.cpuUsageNs = wire.cpu_stats?.cpu_usage?.total_usage ?? 0
-        stats.cpuThrottledPeriods = wire.cpu_stats?.throttling_data?.throttled_periods ?? 0
-        stats.cpuThrottledNs = wire.cpu_stats?.throttling_data?.throttled_time ?? 0
+        guard let readUnixNano = wire.read.flatMap(DockerTimestamp.unixNanoseconds(fromRFC3339:)) else { return nil }
+        var counters = ContainerCounters(source: .dockerStats)
+        counters.readUnixNano = readUnixNano
+        counters.cpuUsageNs = wire.cpu_stats?.cpu_usage?.total_usage ?? 0
+        counters.cpuThrottledPeriods = wire.cpu_stats?.throttling_data?.throttled_periods ?? 0
+        counters.cpuThrottledNs = wire.cpu_stats?.throttling_data?.throttled_time ?? 0
         let memory = wire.memory_stats
-        stats.memoryUsageBytes = memory?.usage ?? 0
-        stats.memoryLimitBytes = memory?.limit ?? 0
+        counters.memoryUsageBytes = memory?.usage ?? 0
         // cgroup v1 reports the hierarchical total_inactive_file; v2 only inactive_file.
-        stats.memoryInactiveFileBytes = memory?.stats?["total_inactive_file"] ?? memory?.stats?["inactive_file"] ?? 0
+        counters.memoryInactiveFileBytes = memory?.stats?["total_inactive_file"] ?? memory?.stats?["inactive_file"] ?? 0
         for network in (wire.networks ?? [:]).values {
-            stats.netRxBytes &+= network.rx_bytes ?? 0
-            stats.netTxBytes &+= network.tx_bytes ?? 0
-            stats.netRxPackets &+= network.rx_packets ?? 0
-            stats.netTxPackets &+= network.tx_packets ?? 0
-            stats.netRxErrors &+= network.rx_errors ?? 0
-            stats.netTxErrors &+= network.tx_errors ?? 0
-            stats.netRxDropped &+= network.rx_dropped ?? 0
-            stats.netTxDropped &+= network.tx_dropped ?? 0
+            counters.network.add(NetworkCounters(
+                rxBytes: network.rx_bytes ?? 0, txBytes: network.tx_bytes ?? 0,
+                rxPackets: network.rx_packets ?? 0, txPackets: network.tx_packets ?? 0,
+                rxErrors: network.rx_errors ?? 0, txErrors: network.tx_errors ?? 0,
+                rxDropped: network.rx_dropped ?? 0, txDropped: network.tx_dropped ?? 0))
         }
         let bytes = sumBlockIO(wire.blkio_stats?.io_service_bytes_recursive)
-        stats.blockReadBytes = bytes.read
-        stats.blockWriteBytes = bytes.write
+        counters.blockReadBytes = bytes.read
+        counters.blockWriteBytes = bytes.write
         let ops = sumBlockIO(wire.blkio_stats?.io_serviced_recursive)
-        stats.blockReadOps = ops.read
-        stats.blockWriteOps = ops.write
-        stats.pids = wire.pids_stats?.current ?? 0
-        return stats
+        counters.blockReadOps = ops.read
+        counters.blockWriteOps = ops.write
+        counters.pids = wire.pids_stats?.current ?? 0
+        return counters
     }
 
     /// Decodes one line of the `GET /events` stream.
@@ -135,6 +136,15 @@ public enum DockerResponseDecoder {
         let detail = rawAction.split(separator: ":", maxSplits: 1).dropFirst().first.map { String($0.drop(while: { $0 == " " })) }
         return DockerEvent(rawAction: rawAction, action: action, id: id, name: "", exitCode: nil, signal: nil,
                            healthStatus: action == "health_status" ? detail : nil, timeUnixNano: timeNano, attributes: [:])
+    }
+
+    /// The id of the first container in the head of a `GET /containers/json` answer (`[{"Id":"…",…`): what can be
+    /// known of a listing entry too large to read whole. Nil unless it is a 64-digit hex id.
+    public static func containerID(atHeadOfListing head: [UInt8]) -> String? {
+        guard let id = stringField("Id", in: head), id.utf8.count == 64,
+              id.utf8.allSatisfy({ ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "f")) })
+        else { return nil }
+        return id
     }
 
     /// The first `"key":"value"` string of a JSON fragment (values Docker writes here have no escapes).
@@ -266,7 +276,6 @@ private struct WireStats: Decodable {
     }
     struct MemoryStats: Decodable {
         var usage: UInt64?
-        var limit: UInt64?
         var stats: [String: UInt64]?
     }
     struct Network: Decodable {

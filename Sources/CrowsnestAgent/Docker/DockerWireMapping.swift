@@ -21,35 +21,6 @@ extension Crowsnest_V1_ContainerSample {
         cpuLimitCores = details.cpuLimitCores
         memoryLimitBytes = details.memoryLimitBytes
     }
-
-    /// Fills the counters and gauges from a one-shot `docker stats` answer and marks the source
-    /// "docker-stats". Leaves `hasStats` false when Docker had no figures (container not running).
-    public mutating func setCounters(from stats: DockerStats) {
-        guard stats.hasFigures else {
-            hasStats_p = false
-            return
-        }
-        hasStats_p = true
-        statsSource = "docker-stats"
-        cpuUsageNs = stats.cpuUsageNs
-        cpuThrottledPeriods = stats.cpuThrottledPeriods
-        cpuThrottledNs = stats.cpuThrottledNs
-        memoryUsageBytes = stats.memoryUsageBytes
-        memoryWorkingSetBytes = stats.memoryWorkingSetBytes
-        netRxBytes = stats.netRxBytes
-        netTxBytes = stats.netTxBytes
-        netRxPackets = stats.netRxPackets
-        netTxPackets = stats.netTxPackets
-        netRxErrors = stats.netRxErrors
-        netTxErrors = stats.netTxErrors
-        netRxDropped = stats.netRxDropped
-        netTxDropped = stats.netTxDropped
-        blockReadBytes = stats.blockReadBytes
-        blockWriteBytes = stats.blockWriteBytes
-        blockReadOps = stats.blockReadOps
-        blockWriteOps = stats.blockWriteOps
-        pids = stats.pids
-    }
 }
 
 extension Crowsnest_V1_ContainerEvent {

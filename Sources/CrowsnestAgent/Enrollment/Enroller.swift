@@ -115,7 +115,7 @@ public enum HostFactsReader {
         }
         facts.cpuCount = UInt32(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         if let meminfo = try? String(contentsOfFile: procRoot + "/meminfo", encoding: .utf8) {
-            facts.memoryTotalBytes = HostReader.parseMeminfo(meminfo).totalBytes
+            facts.memoryTotalBytes = MemoryInfoCollector.parse(meminfo).totalBytes
         }
         facts.dockerVersion = dockerVersion
         return facts

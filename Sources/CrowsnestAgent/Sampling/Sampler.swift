@@ -40,11 +40,12 @@ public final class Sampler: Service, Sendable {
     private let deadLetters: DeadLetterBox
     private let doorbell: Doorbell
     private let hostReader: HostReader
-    private let statsReader: ContainerStatsReader
+    private let counterReader: ContainerCounterReader
     private let logger: Logger
     private let warned = Mutex<Set<String>>([])
-    /// The cgroup and /proc files sweeps read, kept open from one sweep to the next.
-    public let openFiles = OpenFileTable()
+    /// The collectors of the containers the last sweep read, by Docker id: their files stay open until a sweep no
+    /// longer finds the container running.
+    private let containerCollectors = Mutex<[String: ContainerCollectors]>([:])
 
     public init(configuration: Configuration, docker: DockerClient, inventory: ContainerInventory, events: DockerEventWatcher, spool: Spool,
                 sequence: SequenceStore, deadLetters: DeadLetterBox, doorbell: Doorbell, logger: Logger) {
@@ -57,7 +58,7 @@ public final class Sampler: Service, Sendable {
         self.deadLetters = deadLetters
         self.doorbell = doorbell
         self.hostReader = HostReader(procRoot: configuration.procRoot)
-        self.statsReader = ContainerStatsReader(cgroupRoot: configuration.cgroupRoot, procRoot: configuration.procRoot)
+        self.counterReader = ContainerCounterReader(cgroupRoot: configuration.cgroupRoot, procRoot: configuration.procRoot)
         self.logger = logger
     }
 
@@ -94,11 +95,8 @@ public final class Sampler: Service, Sendable {
         batch.intervalSeconds = UInt32(configuration.interval.components.seconds)
         // The first sweep after start waits (briefly) for the first listing, so it is complete.
         await inventory.waitUntilListed(timeout: .seconds(5))
-        let (host, containers) = await CollectorFile.$openFiles.withValue(openFiles) {
-            (Result { try hostReader.read() }, await sampleContainers(deadline: .now + configuration.interval / 2))
-        }
-        // Files of containers that stopped or went away were not read this sweep: closed now.
-        openFiles.closeUnused()
+        let host = Result { try hostReader.read() }
+        let containers = await sampleContainers(deadline: .now + configuration.interval / 2)
         switch host {
         case .success(let sample): batch.host = sample
         case .failure(let error): warnOnce("host", "cannot read host figures", error: "\(error)")
@@ -137,6 +135,9 @@ public final class Sampler: Service, Sendable {
         var samples: [Crowsnest_V1_ContainerSample] = []
         var missingContainers: [Crowsnest_V1_MissingContainer] = []
         samples.reserveCapacity(snapshot.entries.count)
+        let previous = containerCollectors.withLock { $0 }
+        var kept: [String: ContainerCollectors] = [:]
+        kept.reserveCapacity(previous.count)
         for entry in snapshot.entries {
             guard let details = entry.details else {
                 // Listed (or announced by an event) but never inspected: say so, so the server keeps it.
@@ -150,23 +151,43 @@ public final class Sampler: Service, Sendable {
             sample.setIdentityAndState(from: details)
             if details.state == "running" || details.state == "paused", details.pid > 0 {
                 do {
-                    let stats = try statsReader.read(pid: Int32(details.pid), dockerID: details.id)
-                    let limit = sample.memoryLimitBytes
-                    sample.apply(stats)
-                    if limit > 0 { sample.memoryLimitBytes = limit }
+                    sample.setCounters(try counters(of: details, previous: previous, kept: &kept))
                 } catch {
                     warnOnce("cgroup", "cannot read container cgroup files; using Docker's stats API instead (slower)",
                              error: "\(error)")
-                    if ContinuousClock.now < deadline, let stats = try? await docker.oneShotStats(details.id) {
-                        let limit = sample.memoryLimitBytes
-                        sample.setCounters(from: stats)
-                        if limit > 0 { sample.memoryLimitBytes = limit }
+                    if ContinuousClock.now < deadline, let counters = try? await docker.oneShotStats(details.id) {
+                        sample.setCounters(counters)
                     }
                 }
             }
             samples.append(sample)
         }
+        // Collectors of containers that stopped or went away are dropped here, and their files closed.
+        containerCollectors.withLock { $0 = kept }
         return ContainerSweep(containers: samples, unavailableReason: "", missing: missingContainers)
+    }
+
+    /// A running container's counters through its kept collectors: last sweep's while its init process is the same
+    /// and its files can be read, else located anew (a restart: new pid, new cgroup directory).
+    private func counters(of details: DockerContainerDetails, previous: [String: ContainerCollectors],
+                          kept: inout [String: ContainerCollectors]) throws -> ContainerCounters {
+        let pid = Int32(clamping: details.pid)
+        if let collectors = previous[details.id], collectors.pid == pid, let counters = try? collectors.collect() {
+            kept[details.id] = collectors
+            return counters
+        }
+        let collectors = try counterReader.collectors(pid: pid, dockerID: details.id)
+        let counters = try collectors.collect()
+        kept[details.id] = collectors
+        return counters
+    }
+
+    /// How many containers have collectors kept (their files open) after the last sweep.
+    public var keptContainerCount: Int { containerCollectors.withLock { $0.count } }
+
+    /// The collectors kept for a container after the last sweep (tests look at which process they follow).
+    func keptCollectors(of dockerID: String) -> ContainerCollectors? {
+        containerCollectors.withLock { $0[dockerID] }
     }
 
     private func warnOnce(_ key: String, _ message: Logger.Message, error: String) {

@@ -4,11 +4,11 @@ import XCTest
 @testable import CrowsnestAgent
 
 final class CgroupV1ReaderTests: XCTestCase {
-    private var cgroupfs: ContainerStatsReader {
-        ContainerStatsReader(cgroupRoot: CollectorFixtures.cgroupV1Cgroupfs, procRoot: CollectorFixtures.proc)
+    private var cgroupfs: ContainerCounterReader {
+        ContainerCounterReader(cgroupRoot: CollectorFixtures.cgroupV1Cgroupfs, procRoot: CollectorFixtures.proc)
     }
-    private var systemd: ContainerStatsReader {
-        ContainerStatsReader(cgroupRoot: CollectorFixtures.cgroupV1Systemd, procRoot: CollectorFixtures.proc)
+    private var systemd: ContainerCounterReader {
+        ContainerCounterReader(cgroupRoot: CollectorFixtures.cgroupV1Systemd, procRoot: CollectorFixtures.proc)
     }
 
     func testDetectsCgroupV1WhenThereIsNoCgroupControllersFile() {
@@ -18,7 +18,7 @@ final class CgroupV1ReaderTests: XCTestCase {
 
     func testReadsCPUUsageFromCpuacctAndThrottlingFromCPUStat() throws {
         let stats = try cgroupfs.read(pid: 1717, dockerID: CollectorFixtures.v1CgroupfsID)
-        XCTAssertEqual(stats.source, .v1)
+        XCTAssertEqual(stats.source, .cgroupV1)
         XCTAssertEqual(stats.cpuUsageNs, 5_351_664_326)
         XCTAssertEqual(stats.cpuThrottledPeriods, 265)
         XCTAssertEqual(stats.cpuThrottledNs, 34_988_315_616)
@@ -75,7 +75,7 @@ final class CgroupV1ReaderTests: XCTestCase {
         try CollectorFixtures.write("4096\n", to: root + "/memory/docker/abc/memory.usage_in_bytes")
         try FileManager.default.createDirectory(atPath: root + "/blkio/docker/abc", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: root + "/pids/docker/abc", withIntermediateDirectories: true)
-        let stats = try ContainerStatsReader(cgroupRoot: root, procRoot: root).read(pid: 0, dockerID: "abc")
+        let stats = try ContainerCounterReader(cgroupRoot: root, procRoot: root).read(pid: 0, dockerID: "abc")
         XCTAssertEqual(stats.cpuUsageNs, 123_456_789)
         XCTAssertEqual(stats.memoryUsageBytes, 4096)
         XCTAssertEqual(stats.memoryWorkingSetBytes, 4096)
@@ -96,7 +96,7 @@ final class CgroupV1ReaderTests: XCTestCase {
 
     func testAppliesV1StatsWithTheirSource() throws {
         var sample = Crowsnest_V1_ContainerSample()
-        sample.apply(try cgroupfs.read(pid: 1717, dockerID: CollectorFixtures.v1CgroupfsID))
+        sample.setCounters(try cgroupfs.read(pid: 1717, dockerID: CollectorFixtures.v1CgroupfsID))
         XCTAssertTrue(sample.hasStats_p)
         XCTAssertEqual(sample.statsSource, "cgroup-v1")
         XCTAssertEqual(sample.memoryLimitBytes, 268_435_456)

@@ -4,8 +4,8 @@ import XCTest
 @testable import CrowsnestAgent
 
 final class CgroupV2ReaderTests: XCTestCase {
-    private var reader: ContainerStatsReader {
-        ContainerStatsReader(cgroupRoot: CollectorFixtures.cgroupV2, procRoot: CollectorFixtures.proc)
+    private var reader: ContainerCounterReader {
+        ContainerCounterReader(cgroupRoot: CollectorFixtures.cgroupV2, procRoot: CollectorFixtures.proc)
     }
 
     func testDetectsCgroupV2FromCgroupControllers() {
@@ -14,7 +14,7 @@ final class CgroupV2ReaderTests: XCTestCase {
 
     func testReadsCPUUsageAndThrottlingFromCgroupV2() throws {
         let stats = try reader.read(pid: 4242, dockerID: CollectorFixtures.v2SystemdID)
-        XCTAssertEqual(stats.source, .v2)
+        XCTAssertEqual(stats.source, .cgroupV2)
         XCTAssertEqual(stats.cpuUsageNs, 8_335_557_000)
         XCTAssertEqual(stats.cpuThrottledPeriods, 120)
         XCTAssertEqual(stats.cpuThrottledNs, 2_314_599_000)
@@ -79,7 +79,7 @@ final class CgroupV2ReaderTests: XCTestCase {
         let root = try CollectorFixtures.temporaryDirectory(for: self)
         try CollectorFixtures.write("cpu memory io pids\n", to: root + "/cgroup.controllers")
         try CollectorFixtures.write("1024\n", to: root + "/docker/abc/memory.current")
-        let reader = ContainerStatsReader(cgroupRoot: root, procRoot: CollectorFixtures.proc)
+        let reader = ContainerCounterReader(cgroupRoot: root, procRoot: CollectorFixtures.proc)
         XCTAssertThrowsError(try reader.read(pid: 0, dockerID: "abc")) { error in
             XCTAssertEqual(String(describing: error), "cannot read \(root)/docker/abc/cpu.stat: no such file")
         }
@@ -88,7 +88,7 @@ final class CgroupV2ReaderTests: XCTestCase {
     func testAppliesStatsOntoAContainerSample() throws {
         let stats = try reader.read(pid: 4242, dockerID: CollectorFixtures.v2SystemdID)
         var sample = Crowsnest_V1_ContainerSample()
-        sample.apply(stats)
+        sample.setCounters(stats)
         XCTAssertTrue(sample.hasStats_p)
         XCTAssertEqual(sample.statsSource, "cgroup-v2")
         XCTAssertEqual(sample.cpuUsageNs, 8_335_557_000)
@@ -116,7 +116,7 @@ final class CgroupV2ReaderTests: XCTestCase {
         let stats = try reader.read(pid: 4242, dockerID: CollectorFixtures.v2SystemdID)
         var sample = Crowsnest_V1_ContainerSample()
         sample.memoryLimitBytes = 1_073_741_824
-        sample.apply(stats)
+        sample.setCounters(stats)
         XCTAssertEqual(sample.memoryLimitBytes, 1_073_741_824)
     }
 }

@@ -10,7 +10,7 @@ final class HostReaderTests: XCTestCase {
     }
 
     func testConvertsProcStatJiffiesToNanoseconds() throws {
-        let cpu = try XCTUnwrap(HostReader.parseCPUTimes(try fixture("stat"), clockTicksPerSecond: 100))
+        let cpu = try XCTUnwrap(CPUTimesCollector.parse(try fixture("stat"), clockTicksPerSecond: 100))
         XCTAssertEqual(cpu.userNs, (1_843_921 + 2_210) * 10_000_000)
         XCTAssertEqual(cpu.systemNs, (611_520 + 0 + 8_421) * 10_000_000)
         XCTAssertEqual(cpu.idleNs, 42_911_350 * 10_000_000)
@@ -20,17 +20,17 @@ final class HostReaderTests: XCTestCase {
     }
 
     func testHonoursTheClockTickRate() throws {
-        let cpu = try XCTUnwrap(HostReader.parseCPUTimes(try fixture("stat"), clockTicksPerSecond: 250))
+        let cpu = try XCTUnwrap(CPUTimesCollector.parse(try fixture("stat"), clockTicksPerSecond: 250))
         XCTAssertEqual(cpu.userNs, 1_846_131 * 4_000_000)
         // Large tick counts do not overflow the intermediate product.
-        let huge = try XCTUnwrap(HostReader.parseCPUTimes("cpu  100000000000 0 0 0 0 0 0 0 0 0\n", clockTicksPerSecond: 100))
+        let huge = try XCTUnwrap(CPUTimesCollector.parse("cpu  100000000000 0 0 0 0 0 0 0 0 0\n", clockTicksPerSecond: 100))
         XCTAssertEqual(huge.userNs, 100_000_000_000 * 10_000_000)
         XCTAssertEqual(huge.cpuCount, 0)
-        XCTAssertNil(HostReader.parseCPUTimes("intr 1 2 3\n", clockTicksPerSecond: 100))
+        XCTAssertNil(CPUTimesCollector.parse("intr 1 2 3\n", clockTicksPerSecond: 100))
     }
 
     func testParsesMeminfoInBytes() throws {
-        let memory = HostReader.parseMeminfo(try fixture("meminfo"))
+        let memory = MemoryInfoCollector.parse(try fixture("meminfo"))
         XCTAssertEqual(
             memory,
             HostMemoryInfo(
@@ -39,16 +39,16 @@ final class HostReaderTests: XCTestCase {
     }
 
     func testParsesLoadUptimeAndBootID() throws {
-        let load = try XCTUnwrap(HostReader.parseLoadAverage(try fixture("loadavg")))
+        let load = try XCTUnwrap(LoadAverageCollector.parse(try fixture("loadavg")))
         XCTAssertEqual(load.load1, 0.52)
         XCTAssertEqual(load.load5, 0.58)
         XCTAssertEqual(load.load15, 0.59)
-        XCTAssertEqual(HostReader.parseUptime(try fixture("uptime")), 1_234_567)
-        XCTAssertEqual(HostReader.parseBootID(try fixture("sys/kernel/random/boot_id")), "6b1f0e0c-3a5d-4c2e-9f7b-2d8e1a4c5b6f")
+        XCTAssertEqual(UptimeCollector.parse(try fixture("uptime")), 1_234_567)
+        XCTAssertEqual(BootIDCollector.parse(try fixture("sys/kernel/random/boot_id")), "6b1f0e0c-3a5d-4c2e-9f7b-2d8e1a4c5b6f")
     }
 
     func testListsInterfacesWithoutLoopbackOrVethPairs() throws {
-        let interfaces = HostReader.parseInterfaces(try fixture("net/dev"))
+        let interfaces = NetworkInterfacesCollector.parse(try fixture("net/dev"))
         XCTAssertEqual(interfaces.map(\.name), ["eth0", "docker0"])
         let eth0 = interfaces[0]
         // "eth0:123456789012" has no space after the colon, as older kernels print large counters.
@@ -61,11 +61,11 @@ final class HostReaderTests: XCTestCase {
         XCTAssertEqual(eth0.txErrors, 5)
         XCTAssertEqual(eth0.txDropped, 6)
         XCTAssertEqual(interfaces[1].txDropped, 1)
-        XCTAssertEqual(HostReader.parseInterfaces(try fixture("net/dev"), skippingPrefixes: []).map(\.name), ["eth0", "docker0", "veth1a2b3c4"])
+        XCTAssertEqual(NetworkInterfacesCollector.parse(try fixture("net/dev"), skippingPrefixes: []).map(\.name), ["eth0", "docker0", "veth1a2b3c4"])
     }
 
     func testKeepsRealFilesystemsOncePerDevice() throws {
-        let mounts = HostReader.parseMounts(try fixture("1/mounts"))
+        let mounts = FilesystemCollector.parse(try fixture("1/mounts"))
         XCTAssertEqual(
             mounts,
             [
@@ -82,8 +82,8 @@ final class HostReaderTests: XCTestCase {
             /dev/vda / ext4 rw 0 0
             nas:/export /mnt/nas nfs4 rw 0 0
             """
-        XCTAssertEqual(HostReader.parseMounts(table), [HostMount(device: "/dev/vda", mountpoint: "/", fstype: "ext4")])
-        XCTAssertEqual(HostReader.parseMounts(table, includeNetworkFilesystems: true).map(\.fstype), ["ext4", "nfs4"])
+        XCTAssertEqual(FilesystemCollector.parse(table), [HostMount(device: "/dev/vda", mountpoint: "/", fstype: "ext4")])
+        XCTAssertEqual(FilesystemCollector.parse(table, includeNetworkFilesystems: true).map(\.fstype), ["ext4", "nfs4"])
     }
 
     func testReadsAHostSampleFromAProcRootAndMeasuresFilesystemsUnderTheRootfsPrefix() throws {

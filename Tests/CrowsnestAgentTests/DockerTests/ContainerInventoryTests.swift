@@ -105,6 +105,54 @@ final class ContainerInventoryTests: XCTestCase {
         XCTAssertLessThan(abs(die.timeUnixNano - dockerNanos), 1_000_000_000, "Docker's event time, not the agent's")
     }
 
+    /// The event stream drops (dockerd restarting, a wedged socket): a container created and started meanwhile is
+    /// found by the listing that follows the reconnect, and its start event is replayed with Docker's time.
+    func testAContainerCreatedWhileTheStreamIsDownAppearsAfterReconciliation() async throws {
+        _ = try await DockerTestSupport.liveClient()
+        let proxy = try await SeveringProxy.start()
+        let logger = DockerTestSupport.makeLogger()
+        let docker = DockerClient(socketPath: proxy.socketPath, logger: logger)
+        let inventory = ContainerInventory(docker: docker, logger: logger)
+        let watcher = DockerEventWatcher(docker: docker, inventory: inventory, logger: logger)
+        let tasks = [Task { try await inventory.run() }, Task { try await watcher.run() }]
+        defer { tasks.forEach { $0.cancel() } }
+        await inventory.waitUntilListed(timeout: .seconds(20))
+        var seen: [Crowsnest_V1_ContainerEvent] = []
+
+        // The stream is up: a container's start arrives through it.
+        let first = DockerTestSupport.containerName("recon-first")
+        let firstID = try runContainer(first, command: ["sleep", "300"])
+        _ = try await DockerTestSupport.eventually(seconds: 10, what: "the first container's start event") { () -> Bool? in
+            seen += watcher.drain()
+            return seen.contains { $0.dockerID == firstID && $0.action == "start" } ? true : nil
+        }
+
+        // Cut: while no event can arrive, a second container is created and started.
+        proxy.sever()
+        let second = DockerTestSupport.containerName("recon-second")
+        let secondID = try runContainer(second, command: ["sleep", "300"])
+        let startedAt = try DockerTestSupport.dockerOK(["inspect", "--format", "{{.State.StartedAt}}", second])
+        try await Task.sleep(for: .seconds(2))
+        seen += watcher.drain()
+        XCTAssertFalse(inventory.snapshot().entries.contains { $0.details?.id == secondID }, "known while the stream was cut?")
+        XCTAssertFalse(seen.contains { $0.dockerID == secondID })
+
+        proxy.restore()
+        let entry = try await DockerTestSupport.eventually(seconds: 40, what: "the second container after reconciliation") {
+            inventory.snapshot().entries.first { $0.details?.id == secondID && $0.details?.state == "running" }
+        }
+        XCTAssertEqual(entry.details?.name, second)
+        let start = try await DockerTestSupport.eventually(seconds: 20, what: "its start event replayed") { () -> Crowsnest_V1_ContainerEvent? in
+            seen += watcher.drain()
+            return seen.first { $0.dockerID == secondID && $0.action == "start" }
+        }
+        let dockerNanos = try XCTUnwrap(DockerTimestamp.unixNanoseconds(fromRFC3339: startedAt))
+        XCTAssertLessThan(abs(start.timeUnixNano - dockerNanos), 1_000_000_000, "Docker's event time, not the reconnect's")
+        XCTAssertEqual(seen.filter { $0.dockerID == firstID && $0.action == "start" }.count, 1, "an event came twice")
+        tasks.forEach { $0.cancel() }
+        await proxy.stop()
+    }
+
     func testAnEngineThatCannotBeReachedLeavesNoContainersAndSaysWhy() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("inv-\(UUID().uuidString)").path
         let docker = DockerClient(socketPath: directory + "/no-such.sock", logger: DockerTestSupport.makeLogger())

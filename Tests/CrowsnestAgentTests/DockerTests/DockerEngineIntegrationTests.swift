@@ -55,6 +55,12 @@ final class DockerEngineIntegrationTests: XCTestCase {
             addTeardownBlock { _ = try? DockerTestSupport.docker(["rm", "-f", name]) }
             ours.insert(try DockerTestSupport.dockerOK(["create", "--name", name, "--label", label, DockerTestSupport.image, "true"]))
         }
+        // And one larger than the cap on its own: it cannot be read whole, and must not hide the others.
+        let huge = DockerTestSupport.containerName("huge-labels")
+        addTeardownBlock { _ = try? DockerTestSupport.docker(["rm", "-f", huge]) }
+        // Four labels of 60,000 characters (one argument may not exceed 128 KiB): 240,000 bytes over a 150,000 cap.
+        let hugeLabels = (0..<4).flatMap { ["--label", "crowsnest.test.huge\($0)=" + String(repeating: "H", count: 60_000)] }
+        let hugeID = try DockerTestSupport.dockerOK(["create", "--name", huge] + hugeLabels + [DockerTestSupport.image, "true"])
         let engine = try DockerClient(dockerHost: DockerClient.dockerHostFromEnvironment, maxResponseBytes: 150_000,
                                       logger: DockerTestSupport.makeLogger())
         let listed = try await engine.listContainers(all: true)
@@ -63,6 +69,15 @@ final class DockerEngineIntegrationTests: XCTestCase {
         XCTAssertEqual(listed.count, expected.count)
         XCTAssertTrue(ours.isSubset(of: Set(listed.map(\.id))))
         XCTAssertEqual(listed.first { ours.contains($0.id) }?.labels["crowsnest.test.big"]?.count, 60_000)
+        let alone = try XCTUnwrap(listed.first { $0.id == hugeID })
+        XCTAssertEqual(alone.names, [], "too large to read: known by its id only")
+        XCTAssertEqual(alone.primaryName, String(hugeID.prefix(12)))
+        do {
+            _ = try await engine.inspect(hugeID)
+            XCTFail("the inspect of a container over the cap should fail")
+        } catch let error as DockerClientError {
+            XCTAssertEqual(error.code, .responseTooLarge, "\(error)")
+        }
     }
 
     func testEngineReportsItsVersion() async throws {
@@ -207,20 +222,21 @@ final class DockerEngineIntegrationTests: XCTestCase {
             ["--memory", "64m"],
             command: ["sh", "-c", "head -c 2000000 /dev/urandom | md5sum; sleep 300"]
         )
-        let stats = try await DockerTestSupport.eventually(seconds: 20, what: "stats of \(name)") {
-            let stats = try await client.oneShotStats(id)
-            return stats.hasFigures && stats.pids > 0 && stats.cpuUsageNs > 0 ? stats : nil
+        let stats = try await DockerTestSupport.eventually(seconds: 20, what: "stats of \(name)") { () -> ContainerCounters? in
+            guard let stats = try await client.oneShotStats(id) else { return nil }
+            return stats.pids > 0 && stats.cpuUsageNs > 0 ? stats : nil
         }
         XCTAssertGreaterThan(stats.pids, 0)
         XCTAssertGreaterThan(stats.memoryUsageBytes, 0)
-        XCTAssertEqual(stats.memoryLimitBytes, 64 << 20)
+        XCTAssertEqual(stats.source, .dockerStats)
+        XCTAssertEqual(stats.memoryLimitBytes, 0, "the limit comes from inspect, not from Docker's stats")
         XCTAssertGreaterThan(stats.cpuUsageNs, 0)
         XCTAssertLessThanOrEqual(stats.memoryWorkingSetBytes, stats.memoryUsageBytes)
         let readAt = try XCTUnwrap(stats.readUnixNano)
         XCTAssertLessThan(abs(readAt - DockerTestSupport.nowUnixNano()), 60_000_000_000)
 
         var sample = Crowsnest_V1_ContainerSample()
-        sample.setCounters(from: stats)
+        sample.setCounters(stats)
         XCTAssertTrue(sample.hasStats_p)
         XCTAssertEqual(sample.statsSource, "docker-stats")
         XCTAssertEqual(sample.pids, stats.pids)
@@ -230,7 +246,7 @@ final class DockerEngineIntegrationTests: XCTestCase {
             try await client.inspect(id).state == "exited" ? true : nil
         }
         let stopped = try await client.oneShotStats(id)
-        XCTAssertFalse(stopped.hasFigures)
+        XCTAssertNil(stopped, "a stopped container has no figures")
     }
 
     func testInspectOfUnknownContainerIsNotFound() async throws {

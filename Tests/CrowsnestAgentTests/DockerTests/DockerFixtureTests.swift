@@ -75,8 +75,8 @@ final class DockerFixtureTests: XCTestCase {
     }
 
     func testDecodesOneShotStatsOnCgroupV1() throws {
-        let stats = try DockerResponseDecoder.stats(from: Self.fixture("stats-oneshot.json"))
-        XCTAssertTrue(stats.hasFigures)
+        let stats = try XCTUnwrap(DockerResponseDecoder.stats(from: Self.fixture("stats-oneshot.json")))
+        XCTAssertEqual(stats.source, .dockerStats)
         XCTAssertEqual(stats.readUnixNano, 1_795_612_793_992_397_697)
         XCTAssertEqual(stats.cpuUsageNs, 454_686_375)
         XCTAssertEqual(stats.cpuThrottledPeriods, 0)
@@ -84,17 +84,17 @@ final class DockerFixtureTests: XCTestCase {
         XCTAssertEqual(stats.memoryUsageBytes, 798_720)
         XCTAssertEqual(stats.memoryInactiveFileBytes, 4096, "total_inactive_file on cgroup v1")
         XCTAssertEqual(stats.memoryWorkingSetBytes, 798_720 - 4096)
-        XCTAssertEqual(stats.memoryLimitBytes, 67_108_864)
-        XCTAssertEqual(stats.netRxBytes, 1182)
-        XCTAssertEqual(stats.netRxPackets, 13)
-        XCTAssertEqual(stats.netTxBytes, 0)
+        XCTAssertEqual(stats.memoryLimitBytes, 0, "Docker's limit is the host's memory when unlimited: not taken")
+        XCTAssertEqual(stats.network.rxBytes, 1182)
+        XCTAssertEqual(stats.network.rxPackets, 13)
+        XCTAssertEqual(stats.network.txBytes, 0)
         XCTAssertEqual(stats.blockReadBytes, 0)
         XCTAssertEqual(stats.blockWriteOps, 0)
         XCTAssertEqual(stats.pids, 2)
     }
 
     func testSumsNetworksAndLowercaseBlockIOOnCgroupV2Shape() throws {
-        let stats = try DockerResponseDecoder.stats(from: Self.fixture("stats-cgroupv2-handwritten.json"))
+        let stats = try XCTUnwrap(DockerResponseDecoder.stats(from: Self.fixture("stats-cgroupv2-handwritten.json")))
         XCTAssertEqual(stats.readUnixNano, 1_795_613_400_123_456_789)
         XCTAssertEqual(stats.cpuUsageNs, 98_765_432_100)
         XCTAssertEqual(stats.cpuThrottledPeriods, 37)
@@ -102,15 +102,9 @@ final class DockerFixtureTests: XCTestCase {
         XCTAssertEqual(stats.memoryUsageBytes, 52_428_800)
         XCTAssertEqual(stats.memoryInactiveFileBytes, 10_485_760, "inactive_file on cgroup v2")
         XCTAssertEqual(stats.memoryWorkingSetBytes, 41_943_040)
-        XCTAssertEqual(stats.memoryLimitBytes, 268_435_456)
-        XCTAssertEqual(stats.netRxBytes, 1500)
-        XCTAssertEqual(stats.netTxBytes, 2700)
-        XCTAssertEqual(stats.netRxPackets, 15)
-        XCTAssertEqual(stats.netTxPackets, 27)
-        XCTAssertEqual(stats.netRxErrors, 1)
-        XCTAssertEqual(stats.netTxErrors, 3)
-        XCTAssertEqual(stats.netRxDropped, 3)
-        XCTAssertEqual(stats.netTxDropped, 4)
+        XCTAssertEqual(stats.memoryLimitBytes, 0)
+        XCTAssertEqual(stats.network, NetworkCounters(rxBytes: 1500, txBytes: 2700, rxPackets: 15, txPackets: 27,
+                                                      rxErrors: 1, txErrors: 3, rxDropped: 3, txDropped: 4))
         XCTAssertEqual(stats.blockReadBytes, 4_096_904)
         XCTAssertEqual(stats.blockWriteBytes, 16_777_216)
         XCTAssertEqual(stats.blockReadOps, 0, "io_serviced_recursive is null")
@@ -126,7 +120,7 @@ final class DockerFixtureTests: XCTestCase {
               "io_serviced_recursive":[{"major":8,"minor":0,"op":"Read","value":4},{"major":8,"minor":0,"op":"Write","value":5},
                 {"major":8,"minor":0,"op":"Total","value":9}]}}
             """
-        let stats = try DockerResponseDecoder.stats(from: Data(json.utf8))
+        let stats = try XCTUnwrap(DockerResponseDecoder.stats(from: Data(json.utf8)))
         XCTAssertEqual(stats.blockReadBytes, 101)
         XCTAssertEqual(stats.blockWriteBytes, 200)
         XCTAssertEqual(stats.blockReadOps, 4)
@@ -135,12 +129,8 @@ final class DockerFixtureTests: XCTestCase {
     }
 
     func testStatsOfStoppedContainerHaveNoFigures() throws {
-        let stats = try DockerResponseDecoder.stats(from: Self.fixture("stats-stopped.json"))
-        XCTAssertFalse(stats.hasFigures)
-        XCTAssertNil(stats.readUnixNano)
-        XCTAssertEqual(stats.pids, 0)
-        XCTAssertEqual(stats.memoryUsageBytes, 0)
-        XCTAssertEqual(stats.blockReadBytes, 0)
+        XCTAssertNil(try DockerResponseDecoder.stats(from: Self.fixture("stats-stopped.json")),
+                     "a container that is not running has no figures (zero read time)")
     }
 
     func testDecodesEngineVersion() throws {

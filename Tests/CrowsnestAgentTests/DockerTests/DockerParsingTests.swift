@@ -121,10 +121,10 @@ final class DockerParsingTests: XCTestCase {
 
     func testMapsInspectAndStatsToContainerSample() throws {
         let details = try DockerResponseDecoder.containerDetails(from: DockerFixtureTests.fixture("inspect-running-unhealthy.json"))
-        let stats = try DockerResponseDecoder.stats(from: DockerFixtureTests.fixture("stats-cgroupv2-handwritten.json"))
+        let stats = try XCTUnwrap(DockerResponseDecoder.stats(from: DockerFixtureTests.fixture("stats-cgroupv2-handwritten.json")))
         var sample = Crowsnest_V1_ContainerSample()
         sample.setIdentityAndState(from: details)
-        sample.setCounters(from: stats)
+        sample.setCounters(stats)
         XCTAssertEqual(sample.dockerID, "7aff0a668303573b29aefcc17b09d510c9374e0c32873d97d8540b4aa4b9ff4c")
         XCTAssertEqual(sample.name, "crowsnest-test-rec-healthy")
         XCTAssertEqual(sample.image, "crowsnest-test/busybox:latest")
@@ -163,10 +163,9 @@ final class DockerParsingTests: XCTestCase {
 
     func testMapsExitedContainerWithoutHealthcheckAndWithoutStats() throws {
         let details = try DockerResponseDecoder.containerDetails(from: DockerFixtureTests.fixture("inspect-oom.json"))
-        let stats = try DockerResponseDecoder.stats(from: DockerFixtureTests.fixture("stats-stopped.json"))
+        XCTAssertNil(try DockerResponseDecoder.stats(from: DockerFixtureTests.fixture("stats-stopped.json")))
         var sample = Crowsnest_V1_ContainerSample()
         sample.setIdentityAndState(from: details)
-        sample.setCounters(from: stats)
         XCTAssertEqual(sample.health, "none")
         XCTAssertEqual(sample.healthOutput, "")
         XCTAssertEqual(sample.state, "exited")
