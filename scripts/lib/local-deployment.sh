@@ -1,11 +1,13 @@
 # Sourced by soaks and benchmarks: one crowsnest-server on its embedded PostgreSQL and one enrolled agent in a
 # throw-away directory, all stopped and removed on exit (KEEP=1 keeps the directory).
 #
-#   source scripts/lib/local-deployment.sh   # from the repository root; BIN_DIR=… (default .build/debug)
+#   source scripts/lib/local-deployment.sh   # from the repository root; BIN_DIR=… (default .build/debug),
+#                                            # AGENT_BIN=… for another agent binary (default $BIN_DIR/crowsnest-agent)
 #   deployment_start NAME                    # server up, tenant NAME, read key in $key, agent enrolled
 #   agent_start INTERVAL                     # then: api PATH, db SQL, $root, $prefix (for container names)
 BIN_DIR=${BIN_DIR:-.build/debug}
 BIN_DIR=$(cd "$BIN_DIR" && pwd)
+AGENT_BIN=${AGENT_BIN:-$BIN_DIR/crowsnest-agent}
 image=crowsnest-test/busybox:latest
 root=$(mktemp -d /tmp/cn-run-XXXXXX)
 chmod 755 "$root"  # the embedded cluster's own user must reach its directory
@@ -49,11 +51,11 @@ deployment_start() {
   key=$(admin apikey create --tenant "$1" --role read | json_field key)
   local token
   token=$(admin token create --tenant "$1")
-  "$BIN_DIR/crowsnest-agent" enroll --server "127.0.0.1:$agent_port" --token "$(echo "$token" | json_field token)" \
+  "$AGENT_BIN" enroll --server "127.0.0.1:$agent_port" --token "$(echo "$token" | json_field token)" \
     --ca-pin "$(echo "$token" | json_field ca_pin)" --state-dir "$root/agent" >/dev/null 2>&1
 }
 
 agent_start() {
-  "$BIN_DIR/crowsnest-agent" run --state-dir "$root/agent" --interval "$1" >"$root/agent.log" 2>&1 &
+  "$AGENT_BIN" run --state-dir "$root/agent" --interval "$1" >"$root/agent.log" 2>&1 &
   agent_pid=$!
 }
