@@ -107,7 +107,7 @@ sweeps_so_far() { sql "SELECT count(*) FROM host_samples WHERE agent_id = '$agen
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # --- runs --------------------------------------------------------------------------------------------------
-printf 'variant\trun\tcontainers_seen\tsweeps\trss_median_mib\trss_peak_mib\tcpu_ms_per_sweep\trss_anon_mib\trss_file_mib\n' >"$work/results.tsv"
+printf 'variant\trun\tcontainers_seen\tsweeps\trss_median_mib\trss_peak_mib\tcpu_ms_per_sweep\trss_anon_mib\trss_file_mib\tpss_median_mib\n' >"$work/results.tsv"
 for variant in $VARIANTS; do
   kind=${variant%%:*}
   environment=()
@@ -121,9 +121,11 @@ for variant in $VARIANTS; do
     kill -0 "$agent_pid" 2>/dev/null || { tail -20 "$work/agent-$variant-$run.log" >&2; die "agent exited"; }
     seen=$(docker ps -q | wc -l)
     sweeps0=$(sweeps_so_far); ticks0=$(cpu_ticks "$agent_pid")
-    : >"$work/rss"
-    for _ in $(seq 1 "$SWEEPS"); do
+    : >"$work/rss"; : >"$work/pss"
+    for i in $(seq 1 "$SWEEPS"); do
       kib "$agent_pid" VmRSS >>"$work/rss"
+      # PSS (shared pages split among the processes mapping them) every 10 s: smaps_rollup walks every mapping.
+      [ $((i % 10)) = 0 ] && awk '$1 == "Pss:" { print $2 }' "/proc/$agent_pid/smaps_rollup" >>"$work/pss"
       sleep 1
     done
     ticks1=$(cpu_ticks "$agent_pid"); sweeps1=$(sweeps_so_far)
@@ -137,10 +139,10 @@ for variant in $VARIANTS; do
     kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_pid=""
     sweeps=$((sweeps1 - sweeps0))
     [ "$sweeps" -gt 0 ] || die "no sweeps were stored during the run (see $work/agent-$variant-$run.log)"
-    rss=$(median <"$work/rss")
-    printf '%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\n' "$variant" "$run" "$seen" "$sweeps" "$(echo "$rss / 1024" | bc -l)" \
+    rss=$(median <"$work/rss"); pss=$(median <"$work/pss")
+    printf '%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\n' "$variant" "$run" "$seen" "$sweeps" "$(echo "$rss / 1024" | bc -l)" \
       "$(echo "$peak / 1024" | bc -l)" "$(echo "($ticks1 - $ticks0) * 1000 / $hz / $sweeps" | bc -l)" \
-      "$(echo "$anon / 1024" | bc -l)" "$(echo "$file / 1024" | bc -l)" | tee -a "$work/results.tsv" >&2
+      "$(echo "$anon / 1024" | bc -l)" "$(echo "$file / 1024" | bc -l)" "$(echo "$pss / 1024" | bc -l)" | tee -a "$work/results.tsv" >&2
   done
 done
 
@@ -151,12 +153,12 @@ echo "containers running on the engine during runs: $(cut -f3 "$work/results.tsv
 for b in dynamic static; do
   echo "crowsnest-agent-$b: $(stat -c %s "$bin/crowsnest-agent-$b" | awk '{ printf "%.1f MiB", $1 / 1048576 }'), shared libraries: $(ldd "$bin/crowsnest-agent-$b" | awk '{ print $1 }' | tr '\n' ' ')"
 done
-printf '\n%-36s %5s %15s %13s %15s %10s %10s\n' variant runs "median RSS MiB" "peak RSS MiB" "CPU ms/sweep" "anon MiB" "file MiB"
+printf '\n%-36s %5s %15s %13s %15s %10s %10s %10s\n' variant runs "median RSS MiB" "peak RSS MiB" "CPU ms/sweep" "anon MiB" "file MiB" "PSS MiB"
 for variant in $VARIANTS; do
   rows=$(awk -F'\t' -v v="$variant" '$1 == v' "$work/results.tsv")
-  printf '%-36s %5s %15s %13s %15s %10s %10s\n' "$variant" "$(wc -l <<<"$rows")" \
+  printf '%-36s %5s %15s %13s %15s %10s %10s %10s\n' "$variant" "$(wc -l <<<"$rows")" \
     "$(cut -f5 <<<"$rows" | median)" "$(cut -f6 <<<"$rows" | median)" "$(cut -f7 <<<"$rows" | median)" \
-    "$(cut -f8 <<<"$rows" | median)" "$(cut -f9 <<<"$rows" | median)"
+    "$(cut -f8 <<<"$rows" | median)" "$(cut -f9 <<<"$rows" | median)" "$(cut -f10 <<<"$rows" | median)"
 done
 for variant in $VARIANTS; do
   echo; echo "largest resident mappings, $variant, last run:"; cat "$work/smaps-$variant-$RUNS.txt"

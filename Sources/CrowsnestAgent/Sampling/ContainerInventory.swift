@@ -189,43 +189,65 @@ public final class ContainerInventory: Service, Sendable {
         }
         guard !ids.isEmpty else { return }
         let docker = self.docker
-        await withTaskGroup(of: (String, Result<DockerContainerDetails, any Error>).self) { group in
-            var next = 0
-            func start() {
-                guard next < ids.count else { return }
-                let id = ids[next]
-                next += 1
-                group.addTask {
-                    do { return (id, .success(try await docker.inspect(id))) } catch { return (id, .failure(error)) }
+        // One child task per inspect, at most `concurrentInspects` at a time; each answers with a plain value
+        // (no existential error in the child's result: the release build crashed copying such tuples out of the
+        // group).
+        await withTaskGroup(of: InspectOutcome.self) { group in
+            var pending = ids.makeIterator()
+            for _ in 0..<concurrentInspects {
+                guard let id = pending.next() else { break }
+                group.addTask { await InspectOutcome.inspect(id, with: docker) }
+            }
+            while let outcome = await group.next() {
+                record(outcome)
+                if let id = pending.next() {
+                    group.addTask { await InspectOutcome.inspect(id, with: docker) }
                 }
             }
-            for _ in 0..<min(concurrentInspects, ids.count) { start() }
-            while let (id, result) = await group.next() {
-                state.withLock { state in
-                    switch result {
-                    case .success(let details):
-                        // Destroyed while the inspect ran: a late answer must not bring it back.
-                        guard state.entries[id] != nil else { return }
-                        // Bounded once, here: a container with megabytes of labels costs the agent 16 KiB of
-                        // memory and no work per sweep; what was cut is counted once, in the next batch.
-                        var bounded = details
-                        var cleaner = WireTextCleaner()
-                        bounded.labels = cleaner.labels(details.labels)
-                        if let output = details.health?.lastOutput {
-                            bounded.health?.lastOutput = cleaner.text(output, maxBytes: WireTextBounds.healthOutputBytes)
-                        }
-                        state.truncatedValues &+= cleaner.truncated
-                        state.entries[id] = Entry(details: bounded, listedName: details.name, failure: nil)
-                    case .failure(let error):
-                        if (error as? DockerClientError)?.code == .notFound {
-                            state.entries[id] = nil  // removed between the event (or listing) and the inspect
-                        } else if var entry = state.entries[id] {
-                            entry.failure = "inspect failed: \(error)"
-                            state.entries[id] = entry
-                        }
-                    }
+        }
+    }
+
+    /// What one inspect gave.
+    private enum InspectOutcome: Sendable {
+        case details(DockerContainerDetails)
+        case notFound(id: String)
+        case failed(id: String, reason: String)
+
+        static func inspect(_ id: String, with docker: DockerClient) async -> InspectOutcome {
+            do {
+                return .details(try await docker.inspect(id))
+            } catch let error as DockerClientError where error.code == .notFound {
+                return .notFound(id: id)
+            } catch {
+                return .failed(id: id, reason: "\(error)")
+            }
+        }
+    }
+
+    /// Keeps what an inspect found (bounded once, here) or why it failed.
+    private func record(_ outcome: InspectOutcome) {
+        state.withLock { state in
+            switch outcome {
+            case .details(let details):
+                // Destroyed while the inspect ran: a late answer must not bring it back.
+                guard state.entries[details.id] != nil else { return }
+                // Bounded once, here: a container with megabytes of labels costs the agent 16 KiB of
+                // memory and no work per sweep; what was cut is counted once, in the next batch.
+                var bounded = details
+                var cleaner = WireTextCleaner()
+                bounded.labels = cleaner.labels(details.labels)
+                if let output = details.health?.lastOutput {
+                    bounded.health?.lastOutput = cleaner.text(output, maxBytes: WireTextBounds.healthOutputBytes)
                 }
-                start()
+                state.truncatedValues &+= cleaner.truncated
+                state.entries[details.id] = Entry(details: bounded, listedName: details.name, failure: nil)
+            case .notFound(let id):
+                state.entries[id] = nil  // removed between the event (or listing) and the inspect
+            case .failed(let id, let reason):
+                if var entry = state.entries[id] {
+                    entry.failure = "inspect failed: \(reason)"
+                    state.entries[id] = entry
+                }
             }
         }
     }
