@@ -13,6 +13,8 @@
 #
 #   Benchmarks/agent-cpu.sh
 #   SKIP_BUILD=1 SWEEPS=60 Benchmarks/agent-cpu.sh     # reuse .build-agent's binary; a shorter run
+#   PROFILE=1 SKIP_BUILD=1 SWEEPS=30 Benchmarks/agent-cpu.sh   # and where the agent's time goes (perf; the
+#                                                              # sampling costs CPU too: not for the figures)
 #
 # CPU is reported per container per sweep: CPU time / sweeps stored by the server / containers running.
 # Needs root, dockerd (scripts/ensure-docker.sh), gcc, psql, python3. Containers are removed on exit.
@@ -75,6 +77,11 @@ sleep "$WARMUP"
 kill -0 "$agent_pid" 2>/dev/null || { tail -20 "$root/agent.log" >&2; exit 1; }
 sweeps_stored() { db "SELECT count(*) FROM host_samples WHERE agent_id = '$agent_id'"; }
 s0=$(sweeps_stored) a0=$(ticks_of "$agent_pid") d0=$(daemon_ticks)
+perf_pid=''
+if [ "${PROFILE:-0}" = 1 ]; then
+  perf record -q -F 499 -g -p "$agent_pid" -o "$root/perf.data" -- sleep "$SWEEPS" 2>/dev/null &
+  perf_pid=$!
+fi
 : >"$root/rss"; : >"$root/anon"; : >"$root/pss"
 for i in $(seq "$SWEEPS"); do
   awk '$1 == "VmRSS:" { print $2 }' "/proc/$agent_pid/status" >>"$root/rss"
@@ -83,6 +90,11 @@ for i in $(seq "$SWEEPS"); do
   sleep 1
 done
 a1=$(ticks_of "$agent_pid") d1=$(daemon_ticks) s1=$(sweeps_stored)
+if [ -n "$perf_pid" ]; then
+  wait "$perf_pid" || true
+  perf report -i "$root/perf.data" --stdio --no-children --percent-limit 1.5 --sort symbol -g none 2>/dev/null \
+    | grep -v '^#' | grep -v '^$' | head -45 >"$root/perf.txt" || true
+fi
 peak=$(awk '$1 == "VmHWM:" { print $2 }' "/proc/$agent_pid/status")
 sweeps=$((s1 - s0))
 [ "$sweeps" -gt 0 ] || { echo "agent-cpu: no sweep was stored (see $root/agent.log)" >&2; exit 1; }
@@ -102,5 +114,6 @@ printf '  %-48s %8s\n' "C reader, files kept open (pread at 0)" "$c_keep" \
   "dockerd + containerd, agent window" "$daemons_us" \
   "dockerd + containerd, baselines (no agent)" "${baseline_us[1]} ${baseline_us[2]} ${baseline_us[3]}"
 echo
+[ -n "$perf_pid" ] && { echo "where the agent's CPU went (perf, symbols over 1.5 %):"; cat "$root/perf.txt"; echo; }
 echo "agent resident memory (MiB): RSS median $(mib "$(median <"$root/rss")"), peak $(mib "$peak")," \
   "RssAnon median $(mib "$(median <"$root/anon")"), PSS median $(mib "$(median <"$root/pss")")"
