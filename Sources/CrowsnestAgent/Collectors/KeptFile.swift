@@ -75,6 +75,19 @@ final class KeptFile: Sendable {
         }
     }
 
+    /// For a kernel table that signals its changes with `POLLPRI` (`/proc/<pid>/mounts`): whether it changed since
+    /// the last call. True when the file is not open yet or cannot be polled. Only the mount tables of procfs
+    /// signal changes this way; for any other file the answer means nothing.
+    func signalledChange() -> Bool {
+        descriptor.withLock { fd in
+            guard fd >= 0 else { return true }
+            var entry = pollfd(fd: fd, events: Int16(POLLPRI), revents: 0)
+            let ready = poll(&entry, 1, 0)
+            guard ready >= 0 else { return true }
+            return ready > 0 && entry.revents & Int16(POLLPRI | POLLERR) != 0
+        }
+    }
+
     /// The content as a `String` (small files whose text is kept, such as the boot id); nil when missing.
     func string() throws -> String? {
         try withContents { String(decoding: $0, as: UTF8.self) }

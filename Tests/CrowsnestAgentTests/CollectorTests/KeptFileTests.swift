@@ -67,6 +67,26 @@ final class KeptFileTests: XCTestCase {
         XCTAssertEqual(try openDescriptorCount(), before)
     }
 
+    /// On the real kernel: the mount table says when it changed, so the host's filesystems are read from it again
+    /// only then (a Docker host's table is long and built anew on every read).
+    func testTheMountTableSignalsAMountAndAnUnmount() throws {
+        let point = try scratchDirectory("mount-signal")
+        let table = KeptFile("/proc/self/mounts")
+        XCTAssertTrue(table.signalledChange(), "not read yet: read it")
+        XCTAssertNotNil(try table.string())
+        XCTAssertFalse(table.signalledChange(), "nothing mounted since the read")
+        guard mount("crowsnest-test", point, "tmpfs", 0, "size=1m") == 0 else {
+            let code = errno
+            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("cannot mount a tmpfs (errno \(code)); the suite runs as root") }
+            throw XCTSkip("mounting needs root (errno \(code))")
+        }
+        XCTAssertTrue(table.signalledChange(), "a mount is a change")
+        XCTAssertFalse(table.signalledChange(), "and it is signalled once")
+        XCTAssertEqual(umount(point), 0)
+        XCTAssertTrue(table.signalledChange(), "an unmount is a change")
+        XCTAssertTrue(try table.string()?.contains(point) == false)
+    }
+
     /// On the real kernel: a cgroup removed and created again under the same path (a restarted container keeps
     /// its id, so its cgroup path) fails the kept descriptor, which is reopened on the new cgroup.
     func testAKeptCgroupFileIsReopenedWhenItsCgroupIsRecreated() throws {

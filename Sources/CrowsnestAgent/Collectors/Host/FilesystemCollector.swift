@@ -27,8 +27,10 @@ public struct HostMount: Sendable, Equatable {
 /// Size, free and available space of the host's real filesystems: the mount table of the host's init
 /// (`<procRoot>/1/mounts`, else this process's), then `statvfs` of each mount.
 ///
-/// The table is parsed again only when its bytes change (mounts rarely do), so a steady sweep builds no `String`
-/// for it. `statvfs` can block: run sweeps off the event loop.
+/// The kernel builds the table anew on every read, and on a Docker host it is long (every container adds overlay
+/// mounts with kilobytes of options), so it is read again only when it changed: procfs mount tables say so through
+/// `poll` (`POLLPRI`). A steady sweep only calls `statvfs` on each mount. `statvfs` can block: run sweeps off the
+/// event loop.
 public final class FilesystemCollector: Collector {
     /// Filesystem types that never hold operator data: kernel pseudo filesystems, memory-backed
     /// mounts, container layers and read-only images.
@@ -49,8 +51,10 @@ public final class FilesystemCollector: Collector {
     private let ownMounts: KeptFile
     private let rootfsPrefix: String
     private let includeNetworkFilesystems: Bool
-    /// The last table's bytes and what was parsed from them.
-    private let parsed = Mutex<(table: [UInt8], mounts: [HostMount])>(([], []))
+    /// Whether the tables are procfs's, which signal changes (a fixture tree's plain files do not).
+    private let tablesSignalChanges: Bool
+    /// The mounts parsed from the last table read, and the file they were read from.
+    private let parsed = Mutex<(mounts: [HostMount], source: KeptFile?)>(([], nil))
 
     /// A collector of the mount table under `procRoot`, measuring each mountpoint under `rootfsPrefix`.
     public init(procRoot: String, rootfsPrefix: String, includeNetworkFilesystems: Bool) {
@@ -58,26 +62,37 @@ public final class FilesystemCollector: Collector {
         ownMounts = KeptFile(procRoot + "/self/mounts")
         self.rootfsPrefix = rootfsPrefix
         self.includeNetworkFilesystems = includeNetworkFilesystems
+        // procfs's root directory is inode 1 (PROC_ROOT_INO), also where it is bind-mounted (`/host/proc`).
+        var info = stat()
+        tablesSignalChanges = stat(procRoot, &info) == 0 && info.st_ino == 1
     }
 
     public func collect(into sample: inout Crowsnest_V1_HostSample) throws {
-        let parse: (UnsafeBufferPointer<UInt8>) -> [HostMount] = { self.mounts(of: $0) }
-        // The host's init's table when readable (it may not be without CAP_SYS_PTRACE), else this process's.
-        let mounts = try (try? initMounts.withContents(parse)) ?? ownMounts.withContents(parse)
-        guard let mounts else { return }
-        sample.filesystems = mounts.compactMap { measure($0) }
-    }
-
-    /// The mounts of a table: the cached list when the bytes are the same as last time.
-    private func mounts(of bytes: UnsafeBufferPointer<UInt8>) -> [HostMount] {
-        parsed.withLock { cache in
-            if cache.table.count == bytes.count, cache.table.withUnsafeBufferPointer({ $0.elementsEqual(bytes) }) {
-                return cache.mounts
-            }
-            let mounts = Self.parse(String(decoding: bytes, as: UTF8.self), includeNetworkFilesystems: includeNetworkFilesystems)
-            cache = (Array(bytes), mounts)
-            return mounts
+        let unchanged: [HostMount]? = parsed.withLock { cache in
+            guard tablesSignalChanges, let source = cache.source, !source.signalledChange() else { return nil }
+            return cache.mounts
         }
+        if let unchanged {
+            sample.filesystems = unchanged.compactMap { measure($0) }
+            return
+        }
+        let include = includeNetworkFilesystems
+        let parse: (UnsafeBufferPointer<UInt8>) -> [HostMount] = { bytes in
+            Self.parse(String(decoding: bytes, as: UTF8.self), includeNetworkFilesystems: include)
+        }
+        // The host's init's table when readable (it may not be without CAP_SYS_PTRACE), else this process's.
+        let source: KeptFile
+        let mounts: [HostMount]
+        if let fromInit = try? initMounts.withContents(parse) {
+            (source, mounts) = (initMounts, fromInit)
+        } else if let own = try ownMounts.withContents(parse) {
+            (source, mounts) = (ownMounts, own)
+        } else {
+            return
+        }
+        // A change signalled while the table was read is seen at the next sweep's poll: at worst one more read.
+        parsed.withLock { $0 = (mounts, source) }
+        sample.filesystems = mounts.compactMap { measure($0) }
     }
 
     /// `statvfs` figures of a mount; nil when it cannot be measured or has no blocks.
