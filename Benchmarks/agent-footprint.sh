@@ -67,7 +67,7 @@ if [ "$SKIP_BUILD" != 1 ]; then
   swift build -c release --product crowsnest-agent >&2
   cp .build/release/crowsnest-agent "$bin/crowsnest-agent-dynamic"
 fi
-for b in crowsnest-server crowsnest-agent-dynamic crowsnest-agent-static; do
+for b in crowsnest-server $(for v in $VARIANTS; do echo "crowsnest-agent-${v%%:*}"; done | sort -u); do
   [ -x "$bin/$b" ] || die "$bin/$b is missing; run without SKIP_BUILD=1"
 done
 
@@ -150,7 +150,7 @@ done
 echo
 echo "machine: $(nproc) cpus, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "containers running on the engine during runs: $(cut -f3 "$work/results.tsv" | tail -n +2 | sort -u | tr '\n' ' ')"
-for b in dynamic static; do
+for b in $(for v in $VARIANTS; do echo "${v%%:*}"; done | sort -u); do
   echo "crowsnest-agent-$b: $(stat -c %s "$bin/crowsnest-agent-$b" | awk '{ printf "%.1f MiB", $1 / 1048576 }'), shared libraries: $(ldd "$bin/crowsnest-agent-$b" | awk '{ print $1 }' | tr '\n' ' ')"
 done
 printf '\n%-36s %5s %15s %13s %15s %10s %10s %10s\n' variant runs "median RSS MiB" "peak RSS MiB" "CPU ms/sweep" "anon MiB" "file MiB" "PSS MiB"

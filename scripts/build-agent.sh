@@ -9,6 +9,12 @@
 #                              of Swift metadata; the heap, stack, mmap areas and shared libraries stay randomised
 #                              (Go builds its agents this way by default)
 #   -Osize                     Swift code optimised for size: a fifth less machine code to page in
+#   lld --symbol-ordering-file agent/text-order.txt
+#                              the functions a running agent executes placed together at the start of .text
+#                              (C compiled with -ffunction-sections so each can be placed): the kernel maps code
+#                              64 KiB around every page faulted in, so packed they fault in a small block instead
+#                              of most of .text. scripts/generate-text-order.sh regenerates the list;
+#                              TEXT_ORDER=none builds without it.
 #
 # Together they keep about 6 MiB of relocation, symbol-table, dirtied metadata and code pages out of the agent's
 # resident memory (docs/BENCHMARKS.md, section 1). Built in its own scratch directory so these flags do not force
@@ -18,6 +24,10 @@ cd "$(dirname "$0")/.."
 flags=(-c release --scratch-path .build-agent --product crowsnest-agent --static-swift-stdlib
        -Xlinker --no-export-dynamic)
 [ "${PIE:-0}" = 1 ] || flags+=(-Xswiftc -Xclang-linker -Xswiftc -no-pie)
-flags+=(-Xswiftc -Osize)
+flags+=(-Xswiftc -Osize -Xcc -ffunction-sections -Xswiftc -use-ld=lld)
+order="$(pwd)/agent/text-order.txt"
+if [ "${TEXT_ORDER:-}" != none ] && [ -f "$order" ]; then
+  flags+=(-Xlinker "--symbol-ordering-file=$order" -Xlinker --no-warn-symbol-ordering)
+fi
 swift build "${flags[@]}" >&2
 echo "$(swift build "${flags[@]}" --show-bin-path)/crowsnest-agent"
