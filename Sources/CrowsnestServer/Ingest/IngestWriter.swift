@@ -198,6 +198,7 @@ public struct IngestWriter: Sendable {
             var rows = ByteBufferAllocator().buffer(capacity: batches.reduce(0) { $0 + $1.batch.containers.count } * 400)
             var rowCount = 0
             var duplicates = 0
+            var hostRows: [HostSampleRow] = []
             for prepared in batches {
                 let batch = prepared.batch
                 guard batch.seq > highest else {
@@ -220,14 +221,18 @@ public struct IngestWriter: Sendable {
                 var batchRejections: [IngestRejection] = []
                 let part = PartWriter(batch: batch, salvage: salvage, connection: connection, logger: logger)
                 if batch.hasHost {
-                    try await part.run(.host, &batchRejections) {
-                        let snapshot = CounterSnapshot.host(batch.host, tsMillis: batch.tsUnixMs)
-                        let rates = CounterRates.between(memory.host, snapshot)
-                        _ = try await SampleStore.insertHostSample(batch.host, tsMillis: batch.tsUnixMs, rates: rates,
-                                                                   tenantID: tenantID, agentID: agentID,
-                                                                   on: connection, logger: logger)
-                        memory.host = snapshot
+                    let snapshot = CounterSnapshot.host(batch.host, tsMillis: batch.tsUnixMs)
+                    let row = HostSampleRow(host: batch.host, tsMillis: batch.tsUnixMs,
+                                            rates: CounterRates.between(memory.host, snapshot))
+                    if salvage {
+                        try await part.run(.host, &batchRejections) {
+                            try await SampleStore.insertHostSamples([row], tenantID: tenantID, agentID: agentID,
+                                                                    on: connection, logger: logger)
+                        }
+                    } else {
+                        hostRows.append(row)  // all of the group's in one statement, below
                     }
+                    memory.host = snapshot
                 }
                 try await writeContainerState(batch, part: part, rejections: &batchRejections, tenantID: tenantID,
                                               agentID: agentID, memory: &memory, on: connection)
@@ -253,6 +258,7 @@ public struct IngestWriter: Sendable {
                                                         : .partial(containerSamples: storedSamples, rejected: batchRejections))
             }
             guard let last = stored.last else { return (outcomes, before, [], 0) }
+            try await SampleStore.insertHostSamples(hostRows, tenantID: tenantID, agentID: agentID, on: connection, logger: logger)
             duplicates += try await SampleStore.copyContainerSamples(rows, rowCount: rowCount, on: connection, logger: logger)
             if duplicates > 0 {
                 // Which batch the duplicates belonged to is not known on this path: the outcome counts stay as built.

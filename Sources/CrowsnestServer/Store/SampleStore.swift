@@ -59,33 +59,37 @@ public enum SampleStore {
         return max(0, rowCount - Int(stored))
     }
 
-    /// Inside the caller's transaction: one host row; returns false when a row for that time already existed.
-    public static func insertHostSample(_ host: Crowsnest_V1_HostSample, tsMillis: Int64, rates: CounterRates,
-                                        tenantID: UUID, agentID: UUID, on connection: PostgresConnection,
-                                        logger: Logger) async throws -> Bool {
-        let filesystems = host.filesystems.map {
-            ["mountpoint": $0.mountpoint, "device": $0.device, "fstype": $0.fstype, "size_bytes": $0.sizeBytes,
-             "free_bytes": $0.freeBytes, "available_bytes": $0.availableBytes] as [String: Any]
-        }
-        let fsJSON = String(decoding: try JSONSerialization.data(withJSONObject: filesystems, options: [.sortedKeys]), as: UTF8.self)
-        let rx = host.interfaces.reduce(UInt64(0)) { $0 &+ $1.rxBytes }
-        let tx = host.interfaces.reduce(UInt64(0)) { $0 &+ $1.txBytes }
-        let rows = try await connection.query("""
+    /// Inside the caller's transaction: the host rows of a group of batches in one statement (one round trip, not
+    /// one per batch); a row whose time is already stored is skipped. Unknown rates travel as NaN (arrays carry no
+    /// NULL here) and are stored as NULL.
+    public static func insertHostSamples(_ rows: [HostSampleRow], tenantID: UUID, agentID: UUID,
+                                         on connection: PostgresConnection, logger: Logger) async throws {
+        guard !rows.isEmpty else { return }
+        func column<T>(_ value: (HostSampleRow) -> T) -> [T] { rows.map(value) }
+        try await connection.query("""
             INSERT INTO host_samples (tenant_id, agent_id, ts, cpu_total_ns, cpu_idle_ns, cpu_iowait_ns, cpu_count, load1, load5,
                 load15, memory_total_bytes, memory_available_bytes, swap_total_bytes, swap_free_bytes, net_rx_bytes,
                 net_tx_bytes, uptime_seconds, filesystems, cpu_percent, net_rx_bytes_per_second, net_tx_bytes_per_second)
-            VALUES (\(tenantID), \(agentID), 'epoch'::timestamptz + \(tsMillis) * interval '1 millisecond',
-                \(Int64(clamping: host.cpuTotalNs)), \(Int64(clamping: host.cpuIdleNs)), \(Int64(clamping: host.cpuIowaitNs)),
-                \(Int32(clamping: host.cpuCount)), \(host.load1), \(host.load5), \(host.load15),
-                \(Int64(clamping: host.memoryTotalBytes)), \(Int64(clamping: host.memoryAvailableBytes)),
-                \(Int64(clamping: host.swapTotalBytes)), \(Int64(clamping: host.swapFreeBytes)),
-                \(Int64(clamping: rx)), \(Int64(clamping: tx)), \(Int64(clamping: host.uptimeSeconds)), \(fsJSON)::jsonb,
-                \(rates.cpuPercent), \(rates.netRxBytesPerSecond), \(rates.netTxBytesPerSecond))
+            SELECT \(tenantID), \(agentID), 'epoch'::timestamptz + u.ts_ms * interval '1 millisecond', u.cpu_total, u.cpu_idle,
+                u.cpu_iowait, u.cpu_count, u.load1, u.load5, u.load15, u.memory_total, u.memory_available, u.swap_total,
+                u.swap_free, u.rx, u.tx, u.uptime, u.filesystems::jsonb,
+                NULLIF(u.cpu_percent, 'NaN'), NULLIF(u.rx_rate, 'NaN'), NULLIF(u.tx_rate, 'NaN')
+            FROM unnest(\(column { $0.tsMillis })::bigint[], \(column { Int64(clamping: $0.host.cpuTotalNs) })::bigint[],
+                        \(column { Int64(clamping: $0.host.cpuIdleNs) })::bigint[], \(column { Int64(clamping: $0.host.cpuIowaitNs) })::bigint[],
+                        \(column { Int32(clamping: $0.host.cpuCount) })::integer[], \(column { $0.host.load1 })::float8[],
+                        \(column { $0.host.load5 })::float8[], \(column { $0.host.load15 })::float8[],
+                        \(column { Int64(clamping: $0.host.memoryTotalBytes) })::bigint[],
+                        \(column { Int64(clamping: $0.host.memoryAvailableBytes) })::bigint[],
+                        \(column { Int64(clamping: $0.host.swapTotalBytes) })::bigint[],
+                        \(column { Int64(clamping: $0.host.swapFreeBytes) })::bigint[], \(column { $0.rxBytes })::bigint[],
+                        \(column { $0.txBytes })::bigint[], \(column { Int64(clamping: $0.host.uptimeSeconds) })::bigint[],
+                        \(column { $0.filesystemsJSON })::text[], \(column { $0.rates.cpuPercent ?? .nan })::float8[],
+                        \(column { $0.rates.netRxBytesPerSecond ?? .nan })::float8[],
+                        \(column { $0.rates.netTxBytesPerSecond ?? .nan })::float8[])
+                AS u(ts_ms, cpu_total, cpu_idle, cpu_iowait, cpu_count, load1, load5, load15, memory_total, memory_available,
+                     swap_total, swap_free, rx, tx, uptime, filesystems, cpu_percent, rx_rate, tx_rate)
             ON CONFLICT (tenant_id, agent_id, ts) DO NOTHING
-            RETURNING 1
             """, logger: logger)
-        for try await _ in rows.decode(Int.self) { return true }
-        return false
     }
 
     /// The newest counters of each of the agent's containers in the day before `before` (unix ms).
@@ -136,5 +140,50 @@ public enum SampleStore {
             return CounterSnapshot.host(host, tsMillis: ts)
         }
         return nil
+    }
+}
+
+/// One host row ready to insert: the sample, its time and the rates against the previous one.
+public struct HostSampleRow: Sendable {
+    public var host: Crowsnest_V1_HostSample
+    public var tsMillis: Int64
+    public var rates: CounterRates
+
+    public init(host: Crowsnest_V1_HostSample, tsMillis: Int64, rates: CounterRates) {
+        self.host = host
+        self.tsMillis = tsMillis
+        self.rates = rates
+    }
+
+    /// Bytes received and sent, summed over the interfaces.
+    var rxBytes: Int64 { Int64(clamping: host.interfaces.reduce(UInt64(0)) { $0 &+ $1.rxBytes }) }
+    var txBytes: Int64 { Int64(clamping: host.interfaces.reduce(UInt64(0)) { $0 &+ $1.txBytes }) }
+
+    /// The filesystems as the JSON array the `filesystems` column holds (keys sorted, as before).
+    var filesystemsJSON: String {
+        var json = "["
+        for (index, fs) in host.filesystems.enumerated() {
+            if index > 0 { json += "," }
+            json += #"{"available_bytes":\#(fs.availableBytes),"device":\#(Self.quoted(fs.device)),"fstype":\#(Self.quoted(fs.fstype)),"#
+            json += #""free_bytes":\#(fs.freeBytes),"mountpoint":\#(Self.quoted(fs.mountpoint)),"size_bytes":\#(fs.sizeBytes)}"#
+        }
+        return json + "]"
+    }
+
+    /// A JSON string literal: quotes, backslashes and control characters escaped.
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 }
