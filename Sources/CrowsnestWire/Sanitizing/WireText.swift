@@ -78,6 +78,24 @@ public struct WireTextCleaner: Sendable {
         return result
     }
 
+    /// Whether `value` is already what `text` or `name` would return for it (no NUL, within `maxBytes`): the
+    /// check that lets an already clean message go through without being written to (no copy of its storage).
+    public static func isClean(_ value: String, maxBytes: Int) -> Bool {
+        value.utf8.count <= maxBytes && !value.utf8.contains(0)
+    }
+
+    /// Whether `labels` is already what `labels(_:)` would return for it.
+    public static func areClean(_ labels: [String: String]) -> Bool {
+        guard labels.count <= WireTextBounds.labelCount else { return false }
+        var total = 0
+        for (key, value) in labels {
+            guard !key.isEmpty, isClean(key, maxBytes: WireTextBounds.labelKeyBytes),
+                  isClean(value, maxBytes: WireTextBounds.labelValueBytes) else { return false }
+            total += key.utf8.count + value.utf8.count
+        }
+        return total <= WireTextBounds.labelTotalBytes
+    }
+
     /// Counts values dropped whole (entries over a count bound).
     public mutating func countDropped(_ count: UInt64) {
         truncated &+= count

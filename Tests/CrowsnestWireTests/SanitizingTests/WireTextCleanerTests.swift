@@ -75,4 +75,37 @@ final class WireTextCleanerTests: XCTestCase {
         XCTAssertEqual(batch.missing[0].name, "m")
         XCTAssertEqual(batch.host.interfaces[0].name, "eth0")
     }
+
+    /// Each part is checked before it is written to: a clean part stays as it was, a dirty one beside it is cleaned,
+    /// and every bound counts as dirty exactly where `sanitize` would change something.
+    func testOnlyThePartsThatNeedCleaningAreCleaned() {
+        var clean = Crowsnest_V1_ContainerSample()
+        clean.name = "web"
+        clean.labels = ["tier": String(repeating: "v", count: WireTextBounds.labelValueBytes)]
+        clean.healthOutput = String(repeating: "o", count: WireTextBounds.healthOutputBytes)
+        var dirty = clean
+        dirty.name = "db\u{0}"
+        var batch = Crowsnest_V1_SampleBatch()
+        batch.containers = [clean, dirty]
+        var untouched = batch
+        untouched.containers = [clean]
+        XCTAssertEqual(untouched.sanitize(), 0)
+        XCTAssertEqual(untouched.containers, [clean], "a clean batch comes back as it was")
+        XCTAssertEqual(batch.sanitize(), 0, "a removed NUL is cleaned, not counted as shortened")
+        XCTAssertEqual(batch.containers[0], clean)
+        XCTAssertEqual(batch.containers[1].name, "db")
+
+        var tooManyLabels = clean
+        tooManyLabels.labels = Dictionary(uniqueKeysWithValues: (0...WireTextBounds.labelCount).map { ("k\($0)", "v") })
+        var emptyKey = clean
+        emptyKey.labels = ["": "v"]
+        var future = clean
+        future.startedAtUnixMs = WireTextBounds.latestMillis + 1
+        for (sample, why) in [(tooManyLabels, "labels over the count"), (emptyKey, "an empty label key"), (future, "a time after 9999")] {
+            var one = Crowsnest_V1_SampleBatch()
+            one.containers = [sample]
+            XCTAssertGreaterThan(one.sanitize(), 0, why)
+            XCTAssertNotEqual(one.containers[0], sample, why)
+        }
+    }
 }
