@@ -92,10 +92,11 @@ for _ in $(seq 1 180); do
 done
 curl -fsS -o /dev/null "http://127.0.0.1:$http_port/readyz" || die "server not ready"
 admin() { "$bin/crowsnest-server" "$@" --data-dir "$work/server" --json; }
-sql() { psql -X -At -h "$work/server/postgres/run" -U crowsnest -d crowsnest -v ON_ERROR_STOP=1 -c "$1"; }
+sql() { PGPASSWORD=$(cat "$work/server/postgres-password") psql -X -At -h "$work/server/postgres/run" -U crowsnest -d crowsnest -v ON_ERROR_STOP=1 -c "$1"; }
 admin tenant create bench >/dev/null
 token_json=$(admin token create --tenant bench)
-"$bin/crowsnest-agent-dynamic" enroll --server "127.0.0.1:$agent_port" --token "$(jq -r .token <<<"$token_json")" \
+first_variant=${VARIANTS%% *}
+"$bin/crowsnest-agent-${first_variant%%:*}" enroll --server "127.0.0.1:$agent_port" --token "$(jq -r .token <<<"$token_json")" \
   --ca-pin "$(jq -r .ca_pin <<<"$token_json")" --state-dir "$work/agent" >"$work/enroll.log" 2>&1 \
   || { cat "$work/enroll.log" >&2; die "enroll failed"; }
 agent_id=$(jq -r .agent_id "$work/agent/identity.json")
