@@ -9,19 +9,8 @@ import Darwin
 /// The bytes of a small kernel file (cgroupfs, procfs), viewed without copying.
 typealias CollectorBytes = Slice<UnsafeBufferPointer<UInt8>>
 
-/// Reading small pseudo-files once with plain syscalls: one open, a few reads into a stack buffer, no `String`
-/// built for the content; and the byte-level parsing every collector shares.
+/// Reading small pseudo-files once, and the byte-level parsing every collector shares.
 enum CollectorFile {
-    /// Bytes read onto the stack before spilling to the heap; every cgroup file fits, large
-    /// `/proc/self/mounts` tables spill.
-    static let stackCapacity = KeptFile.stackCapacity
-
-    /// Errors that mean "this file is not there" (including a cgroup removed between open and read).
-    @inline(__always)
-    static func isMissing(_ code: Int32) -> Bool {
-        code == ENOENT || code == ENOTDIR || code == ENODEV || code == ESRCH
-    }
-
     /// Errors of a kept descriptor whose file went away (or was replaced): reopen once.
     @inline(__always)
     static func isGone(_ code: Int32) -> Bool {
@@ -30,50 +19,13 @@ enum CollectorFile {
 
     /// Calls `body` with the whole content of `path`, opened, read and closed now; returns nil when the file does
     /// not exist. For files read once (a process's cgroup table when its container starts); what sweeps read again
-    /// and again is a `KeptFile`.
+    /// and again is a `KeptFile`, which this borrows for the one read.
     /// Throws `CollectorError.cannotRead` for any other failure (permission denied, I/O error).
     static func withContents<R>(
         of path: String,
         _ body: (UnsafeBufferPointer<UInt8>) throws -> R
     ) throws -> R? {
-        let fd = path.withCString { open($0, O_RDONLY | O_CLOEXEC) }
-        if fd < 0 {
-            let code = errno
-            if isMissing(code) { return nil }
-            throw CollectorError.cannotRead(path: path, errno: code)
-        }
-        defer { close(fd) }
-        return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: stackCapacity) { stack -> R? in
-            guard let base = stack.baseAddress else { return nil }
-            var count = 0
-            while count < stack.count {
-                let n = read(fd, base + count, stack.count - count)
-                if n < 0 {
-                    let code = errno
-                    if code == EINTR { continue }
-                    if isMissing(code) { return nil }
-                    throw CollectorError.cannotRead(path: path, errno: code)
-                }
-                if n == 0 {
-                    return try body(UnsafeBufferPointer(start: base, count: count))
-                }
-                count += n
-            }
-            // Larger than the stack buffer: continue on the heap.
-            var heap = [UInt8](UnsafeBufferPointer(start: base, count: count))
-            while true {
-                let n = read(fd, base, stack.count)
-                if n < 0 {
-                    let code = errno
-                    if code == EINTR { continue }
-                    if isMissing(code) { return nil }
-                    throw CollectorError.cannotRead(path: path, errno: code)
-                }
-                if n == 0 { break }
-                heap.append(contentsOf: UnsafeBufferPointer(start: base, count: n))
-            }
-            return try heap.withUnsafeBufferPointer { try body($0) }
-        }
+        try KeptFile(path).withContents(body)
     }
 
     /// The content of `path` as a `String`; nil when the file does not exist.
