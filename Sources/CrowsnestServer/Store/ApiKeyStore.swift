@@ -130,13 +130,7 @@ public struct APIKeyStore: Sendable {
 
     /// A new random secret: `cnk_` + base64url (no padding) of 32 bytes from the system CSPRNG.
     static func generateSecret() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-        let base64 = Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-        return secretPrefix + base64
+        secretPrefix + RandomSecret.base64URL()
     }
 
     /// SHA-256 of the secret's UTF-8 bytes, as stored in `api_keys.key_hash`.

@@ -4,8 +4,8 @@ import PostgresNIO
 
 /// Creates the daily range partitions of the time-series tables ahead of the rows that need them.
 public actor PartitionStore {
-    /// The day-partitioned tables.
-    public static let tables = ["container_samples", "host_samples"]
+    /// The day-partitioned tables (samples by `ts`, check results by `slot_at`).
+    public static let tables = ["container_samples", "host_samples", "check_results"]
 
     private let client: PostgresClient
     private let logger: Logger

@@ -120,14 +120,14 @@ struct APISeed: Sendable {
         )
     }
 
-    /// Creates the UTC day partitions of both sample tables that hold `dates` (named like the server's
+    /// Creates the UTC day partitions of the time-series tables that hold `dates` (named like the server's
     /// own, `<table>_YYYYMMDD`, and created only when missing).
     func partitions(for dates: [Date]) async throws {
         for day in Set(dates.map { Int64(($0.timeIntervalSince1970 / 86_400).rounded(.down)) }) {
             let start = RFC3339.string(from: Date(timeIntervalSince1970: Double(day) * 86_400))
             let end = RFC3339.string(from: Date(timeIntervalSince1970: Double(day + 1) * 86_400))
             let suffix = start.prefix(10).replacingOccurrences(of: "-", with: "")
-            for table in ["container_samples", "host_samples"] {
+            for table in PartitionStore.tables {
                 // Table names and bounds are built from integers above, never from input.
                 try await self.execute(
                     PostgresQuery(
@@ -179,6 +179,23 @@ struct APISeed: Sendable {
             """
             INSERT INTO container_events (tenant_id, agent_id, name, ts, action, docker_id, exit_code, detail)
             VALUES (\(tenant), \(agent), \(name), \(ts), \(action), 'abc123', \(exitCode), \(detail))
+            """
+        )
+    }
+
+    /// One check result row, as the result writer would store it.
+    func checkResult(
+        tenant: UUID, check: UUID, slotAt: Date, ok: Bool, ts: Date? = nil, agent: UUID? = nil, runner: String = "replica-1",
+        latencyMs: Double? = 12.5, error: String = "", httpStatus: Int32? = nil, certNotAfter: Date? = nil,
+        figures: String = "{}"
+    ) async throws {
+        try await self.partitions(for: [slotAt])
+        try await self.execute(
+            """
+            INSERT INTO check_results (tenant_id, check_id, slot_at, ts, agent_id, runner, token, ok, latency_ms, error,
+                                       http_status, cert_not_after, figures)
+            VALUES (\(tenant), \(check), \(slotAt), \(ts ?? slotAt.addingTimeInterval(0.25)), \(agent), \(runner), 1, \(ok),
+                    \(latencyMs), \(error), \(httpStatus), \(certNotAfter), \(figures)::jsonb)
             """
         )
     }

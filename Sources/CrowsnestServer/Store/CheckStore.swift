@@ -1,0 +1,244 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// A check as stored, with what the API shows beside it (its newest results' outcomes).
+public struct StoredCheck: Sendable, Equatable {
+    public var id: UUID
+    public var name: String
+    public var type: CheckType
+    public var target: String
+    public var intervalSeconds: Int
+    public var timeoutMs: Int
+    public var retries: Int
+    /// The stored `run_on` and `options` objects, as validated when they were written.
+    public var runOn: JSONValue
+    public var options: JSONValue
+    public var paused: Bool
+    /// Push checks only: the secret of the check's push URL.
+    public var pushToken: String?
+    public var createdAt: Date
+    public var updatedAt: Date
+    /// `ok` of the newest `retries + 1` results, newest first.
+    public var recentResults: [Bool]
+    /// `ts` of the newest result; nil when there is none.
+    public var lastResultAt: Date?
+
+    public var state: CheckState { .derive(paused: paused, retries: retries, newestFirst: recentResults) }
+}
+
+/// One run of a check, as recorded.
+public struct CheckResultRecord: Sendable, Equatable {
+    public var slotAt: Date
+    public var ts: Date
+    /// nil when a server replica ran it.
+    public var agentID: UUID?
+    public var runner: String
+    public var ok: Bool
+    public var latencyMs: Double?
+    public var error: String
+    public var httpStatus: Int?
+    public var certificateNotAfter: Date?
+    public var figures: JSONValue
+}
+
+/// SQL for the `checks` and `check_results` tables. Every statement is confined to one tenant.
+public struct CheckStore: Sendable {
+    /// Prefix of push tokens, so a leaked push URL is recognisable.
+    public static let pushTokenPrefix = "cnp_"
+    /// Most results one `results` call returns.
+    public static let maximumResultLimit = 1000
+
+    public let client: PostgresClient
+    public let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Stores a new check (paused when the submission says so) with a new id, and a push token for push checks.
+    /// Throws `StoreError(.alreadyExists)` when the tenant has a check of that name.
+    public func create(tenantID: UUID, submission: CheckSubmission) async throws -> StoredCheck {
+        let definition = submission.definition
+        let id = UUID()
+        let pushToken = definition.type == .push ? Self.generatePushToken() : nil
+        let created = try await Self.mapConflicts(name: definition.name) {
+            try await Self.decodeChecks(client.query("""
+                WITH c AS (
+                    INSERT INTO checks (tenant_id, id, name, type, target, interval_seconds, timeout_ms, retries, run_on,
+                                        options, paused, push_token)
+                    VALUES (\(tenantID), \(id), \(definition.name), \(definition.type.rawValue), \(definition.target),
+                            \(Int32(definition.intervalSeconds)), \(Int32(definition.timeoutMs)), \(Int32(definition.retries)),
+                            \(definition.placement.json.jsonText)::jsonb, \(definition.options.json.jsonText)::jsonb,
+                            \(submission.paused ?? false), \(pushToken))
+                    RETURNING *
+                )
+                \(unescaped: Self.selectFromC)
+                """, logger: logger))
+        }
+        guard let check = created.first else {
+            throw StoreError(.notFound, "creating check \(definition.name) returned no row")
+        }
+        logger.info("check created", metadata: ["tenant.id": "\(tenantID)", "check.id": "\(id)", "check.type": "\(definition.type.rawValue)"])
+        return check
+    }
+
+    /// The tenant's checks, by name.
+    public func list(tenantID: UUID) async throws -> [StoredCheck] {
+        let rows = try await client.query("""
+            WITH c AS (SELECT * FROM checks WHERE tenant_id = \(tenantID))
+            \(unescaped: Self.selectFromC) ORDER BY c.name, c.id
+            """, logger: logger)
+        return try await Self.decodeChecks(rows)
+    }
+
+    /// One check of the tenant, or nil (another tenant's check is nil too).
+    public func get(tenantID: UUID, id: UUID) async throws -> StoredCheck? {
+        let rows = try await client.query("""
+            WITH c AS (SELECT * FROM checks WHERE tenant_id = \(tenantID) AND id = \(id))
+            \(unescaped: Self.selectFromC)
+            """, logger: logger)
+        return try await Self.decodeChecks(rows).first
+    }
+
+    /// Replaces a check's definition; `paused` changes only when the submission gives it. A push check keeps its
+    /// token (its callers keep working); a check that becomes a push check gets one, one that stops being one loses
+    /// it. Returns nil when the tenant has no such check; throws `StoreError(.alreadyExists)` for a taken name.
+    public func update(tenantID: UUID, id: UUID, submission: CheckSubmission) async throws -> StoredCheck? {
+        let definition = submission.definition
+        let newToken = definition.type == .push ? Self.generatePushToken() : nil
+        let updated = try await Self.mapConflicts(name: definition.name) {
+            try await Self.decodeChecks(client.query("""
+                WITH c AS (
+                    UPDATE checks SET name = \(definition.name), type = \(definition.type.rawValue), target = \(definition.target),
+                        interval_seconds = \(Int32(definition.intervalSeconds)), timeout_ms = \(Int32(definition.timeoutMs)),
+                        retries = \(Int32(definition.retries)), run_on = \(definition.placement.json.jsonText)::jsonb,
+                        options = \(definition.options.json.jsonText)::jsonb, paused = coalesce(\(submission.paused), paused),
+                        push_token = CASE WHEN \(newToken)::text IS NULL THEN NULL ELSE coalesce(push_token, \(newToken)) END,
+                        updated_at = now()
+                    WHERE tenant_id = \(tenantID) AND id = \(id)
+                    RETURNING *
+                )
+                \(unescaped: Self.selectFromC)
+                """, logger: logger))
+        }
+        return updated.first
+    }
+
+    /// Pauses or resumes a check; nil when the tenant has no such check.
+    public func setPaused(tenantID: UUID, id: UUID, paused: Bool) async throws -> StoredCheck? {
+        let rows = try await client.query("""
+            WITH c AS (
+                UPDATE checks SET paused = \(paused), updated_at = CASE WHEN paused = \(paused) THEN updated_at ELSE now() END
+                WHERE tenant_id = \(tenantID) AND id = \(id)
+                RETURNING *
+            )
+            \(unescaped: Self.selectFromC)
+            """, logger: logger)
+        return try await Self.decodeChecks(rows).first
+    }
+
+    /// Deletes a check and its results in one transaction; false when the tenant has no such check.
+    public func delete(tenantID: UUID, id: UUID) async throws -> Bool {
+        let logger = self.logger
+        let deleted = try await client.withTransaction(logger: logger) { connection -> Bool in
+            let rows = try await connection.query(
+                "DELETE FROM checks WHERE tenant_id = \(tenantID) AND id = \(id) RETURNING id", logger: logger)
+            var found = false
+            for try await _ in rows.decode(UUID.self) { found = true }
+            guard found else { return false }
+            try await connection.query(
+                "DELETE FROM check_results WHERE tenant_id = \(tenantID) AND check_id = \(id)", logger: logger)
+            return true
+        }
+        if deleted {
+            logger.info("check deleted", metadata: ["tenant.id": "\(tenantID)", "check.id": "\(id)"])
+        }
+        return deleted
+    }
+
+    /// The check's results with `slot_at` in `[from, to]` (either bound optional), newest first, at most `limit`;
+    /// nil when the tenant has no such check.
+    public func results(tenantID: UUID, checkID: UUID, limit: Int, from: Date?, to: Date?) async throws -> [CheckResultRecord]? {
+        let exists = try await client.query(
+            "SELECT 1::int4 FROM checks WHERE tenant_id = \(tenantID) AND id = \(checkID)", logger: logger)
+        var found = false
+        for try await _ in exists.decode(Int32.self) { found = true }
+        guard found else { return nil }
+
+        var query: PostgresQuery = """
+            SELECT slot_at, ts, agent_id, runner, ok, latency_ms, error, http_status, cert_not_after, figures::text
+            FROM check_results WHERE tenant_id = \(tenantID) AND check_id = \(checkID)
+            """
+        // Bounds are appended only when given, so the planner can prune partitions by them.
+        if let from {
+            query.binds.append(from)
+            query.sql += " AND slot_at >= $\(query.binds.count)"
+        }
+        if let to {
+            query.binds.append(to)
+            query.sql += " AND slot_at <= $\(query.binds.count)"
+        }
+        query.binds.append(Int64(min(max(1, limit), Self.maximumResultLimit)))
+        query.sql += " ORDER BY slot_at DESC LIMIT $\(query.binds.count)"
+        let rows = try await client.query(query, logger: logger)
+        var results: [CheckResultRecord] = []
+        for try await (slotAt, ts, agentID, runner, ok, latency, error, status, notAfter, figures) in rows.decode(
+            (Date, Date, UUID?, String, Bool, Double?, String, Int32?, Date?, String).self) {
+            results.append(CheckResultRecord(
+                slotAt: slotAt, ts: ts, agentID: agentID, runner: runner, ok: ok, latencyMs: latency, error: error,
+                httpStatus: status.map(Int.init), certificateNotAfter: notAfter,
+                figures: (try? JSONValue.parse(Data(figures.utf8))) ?? .object([:])))
+        }
+        return results
+    }
+
+    // MARK: - Pieces
+
+    /// Selects the check rows of a CTE named `c` with the outcomes of their newest `retries + 1` results.
+    private static let selectFromC = """
+        SELECT c.id, c.name, c.type, c.target, c.interval_seconds, c.timeout_ms, c.retries, c.run_on::text, c.options::text,
+               c.paused, c.push_token, c.created_at, c.updated_at, recent.oks, recent.last_ts
+        FROM c LEFT JOIN LATERAL (
+            SELECT array_agg(r.ok ORDER BY r.slot_at DESC) AS oks, max(r.ts) AS last_ts
+            FROM (SELECT ok, ts, slot_at FROM check_results
+                  WHERE tenant_id = c.tenant_id AND check_id = c.id
+                  ORDER BY slot_at DESC LIMIT c.retries + 1) r
+        ) recent ON true
+        """
+
+    /// Reads every row (a server error in a row-returning statement surfaces only while iterating).
+    private static func decodeChecks(_ rows: PostgresRowSequence) async throws -> [StoredCheck] {
+        var checks: [StoredCheck] = []
+        for try await (id, name, type, target, interval, timeout, retries, runOn, options, paused, pushToken, createdAt,
+                       updatedAt, oks, lastTs) in rows.decode(
+            (UUID, String, String, String, Int32, Int32, Int32, String, String, Bool, String?, Date, Date, [Bool]?, Date?).self) {
+            guard let checkType = CheckType(rawValue: type) else {
+                throw StoreError(.invalid, "check \(id) has an unknown type \"\(type)\"")
+            }
+            checks.append(StoredCheck(
+                id: id, name: name, type: checkType, target: target, intervalSeconds: Int(interval), timeoutMs: Int(timeout),
+                retries: Int(retries), runOn: try JSONValue.parse(Data(runOn.utf8)), options: try JSONValue.parse(Data(options.utf8)),
+                paused: paused, pushToken: pushToken, createdAt: createdAt, updatedAt: updatedAt, recentResults: oks ?? [],
+                lastResultAt: lastTs))
+        }
+        return checks
+    }
+
+    /// Runs a writing statement and reads its rows (where a violation surfaces), turning the tenant-name unique
+    /// violation into `StoreError(.alreadyExists)`.
+    private static func mapConflicts<T>(name: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505"
+            && error.serverInfo?[.constraintName] == "checks_name_unique" {
+            throw StoreError(.alreadyExists, "a check named \"\(name)\" already exists; choose another name or update that check")
+        }
+    }
+
+    /// `cnp_` + 43 base64url characters (32 random bytes).
+    static func generatePushToken() -> String {
+        pushTokenPrefix + RandomSecret.base64URL()
+    }
+}
