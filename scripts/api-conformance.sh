@@ -6,9 +6,10 @@
 #   scripts/api-conformance.sh [SERVER_BINARY]
 #
 # SERVER_BINARY defaults to $CROWSNEST_SERVER_BIN, else .build/debug/crowsnest-server (build it first; this
-# script does not build). It makes a throw-away data directory (embedded PostgreSQL), a tenant `conf` with a
-# read key, starts `serve` on a free loopback port, seeds a small fixed data set (the ids the document's
-# examples name) and runs schemathesis with a fixed seed and a bounded number of examples, under
+# script does not build). It makes a throw-away data directory (embedded PostgreSQL), a tenant `conf` with an
+# admin key (the check routes write; every read route answers admins and readers alike), starts `serve` on a
+# free loopback port, seeds a small fixed data set (the ids the document's examples name) and runs schemathesis
+# with a fixed seed and a bounded number of examples, under
 # `timeout 300`. The server is stopped and everything removed on every exit path. Exit status: 0 when
 # schemathesis finds nothing, non-zero otherwise (its summary and the server log's tail are printed).
 #
@@ -142,7 +143,7 @@ json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv
 # --- tenant, key, server ------------------------------------------------------------------------------------
 tenant_json="$(admin tenant create conf --json)" || exit 1
 tenant_id="$(json_field id <<<"$tenant_json")"
-key_json="$(admin apikey create --tenant conf --role read --json)" || exit 1
+key_json="$(admin apikey create --tenant conf --role admin --json)" || exit 1
 api_key="$(json_field key <<<"$key_json")"
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
@@ -174,6 +175,10 @@ BEGIN
                        'container_samples_' || to_char(d, 'YYYYMMDD'), d || ' 00:00:00+00', (d + 1) || ' 00:00:00+00');
         EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF host_samples FOR VALUES FROM (%L) TO (%L)',
                        'host_samples_' || to_char(d, 'YYYYMMDD'), d || ' 00:00:00+00', (d + 1) || ' 00:00:00+00');
+        IF to_regclass('check_results') IS NOT NULL THEN
+            EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF check_results FOR VALUES FROM (%L) TO (%L)',
+                           'check_results_' || to_char(d, 'YYYYMMDD'), d || ' 00:00:00+00', (d + 1) || ' 00:00:00+00');
+        END IF;
     END LOOP;
 END $$;
 
@@ -234,6 +239,31 @@ BEGIN
                 now() - interval '2 hours', 'samples', '22003', 'numeric value out of range', now() - interval '2 hours'),
                (current_setting('conformance.tenant')::uuid, '0c0ffee0-0000-4000-8000-000000000001', 18,
                 NULL, 'batch', '', 'batch time is more than 400 days in the past', now() - interval '1 hour');
+    END IF;
+END $$;
+-- Migration 0008: an HTTP check (the CheckID example) with results each minute of the hour the results route's
+-- from/to examples name (the newest one failed), and a TCP check that the delete route's example names.
+DO $$
+BEGIN
+    IF to_regclass('checks') IS NOT NULL THEN
+        CREATE TABLE IF NOT EXISTS check_results_20250131 PARTITION OF check_results
+            FOR VALUES FROM ('2025-01-31 00:00:00+00') TO ('2025-02-01 00:00:00+00');
+        INSERT INTO checks (tenant_id, id, name, type, target, interval_seconds, timeout_ms, retries, run_on, options)
+        VALUES (current_setting('conformance.tenant')::uuid, '0c0ffee0-0000-4000-8000-000000000009', 'home page', 'http',
+                'https://example.com/', 60, 48000, 1, '{"mode":"any"}',
+                '{"expected_status":["200-299"],"follow_redirects":true,"method":"GET"}'),
+               (current_setting('conformance.tenant')::uuid, '0c0ffee0-0000-4000-8000-00000000000d', 'old database', 'tcp',
+                'db.internal:5432', 30, 24000, 0, '{"mode":"labels","labels":["env=prod"]}', '{}');
+        INSERT INTO check_results (tenant_id, check_id, slot_at, ts, agent_id, runner, token, ok, latency_ms, error,
+                                   http_status, cert_not_after, figures)
+        SELECT current_setting('conformance.tenant')::uuid, '0c0ffee0-0000-4000-8000-000000000009',
+               timestamptz '2025-01-31 12:00:00+00' - i * interval '1 minute',
+               timestamptz '2025-01-31 12:00:00.150+00' - i * interval '1 minute',
+               CASE WHEN i % 2 = 0 THEN '0c0ffee0-0000-4000-8000-000000000001'::uuid END,
+               CASE WHEN i % 2 = 0 THEN 'alpha' ELSE 'replica-1' END, i + 1, i <> 0,
+               CASE WHEN i = 0 THEN NULL ELSE 20.5 + i END, CASE WHEN i = 0 THEN 'connection refused' ELSE '' END,
+               CASE WHEN i = 0 THEN NULL ELSE 200 END, now() + interval '60 days', '{}'
+        FROM generate_series(0, 59) AS i;
     END IF;
 END $$;
 COMMIT;

@@ -42,6 +42,11 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible, Senda
         APIError(status: .notFound, code: "not_found", message: message)
     }
 
+    /// 409: the request conflicts with what exists (e.g. a name already taken).
+    public static func conflict(_ message: String) -> APIError {
+        APIError(status: .conflict, code: "conflict", message: message)
+    }
+
     /// 500: something failed on the server side; details go to the log, not the caller.
     public static func internalError() -> APIError {
         APIError(status: .internalServerError, code: "internal", message: "internal server error; see the server log")
@@ -110,6 +115,7 @@ public struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         case .forbidden: return "forbidden"
         case .notFound: return "not_found"
         case .methodNotAllowed: return "method_not_allowed"
+        case .conflict: return "conflict"
         case .contentTooLarge: return "payload_too_large"
         case .tooManyRequests: return "rate_limited"
         case .serviceUnavailable: return "unavailable"

@@ -5,7 +5,7 @@ import PostgresNIO
 import Prometheus
 
 /// Builds the HTTP API router: `/healthz`, `/readyz` and `/metrics` without authentication, and the
-/// tenant-scoped read routes under `/api/v1` behind `APIKeyAuthMiddleware`.
+/// tenant-scoped routes under `/api/v1` behind `APIKeyAuthMiddleware` (writes need an admin key).
 ///
 /// Every error leaves as `{"error":{"code","message"}}` (`APIErrorMiddleware`, installed first so it also
 /// covers unknown routes). Further `/api/v1` routes can be added to the returned router with
@@ -51,6 +51,7 @@ public func makeAPIRouter(
     MetricsRoutes(infrastructure: infrastructure, metrics: MetricsQueries(database: database, logger: logger)).register(on: api)
     HealthRoutes(infrastructure: infrastructure, health: HealthQueries(database: database, logger: logger)).register(on: api)
     AgentRoutes(infrastructure: infrastructure, database: database, logger: logger).register(on: api)
+    CheckRoutes(checks: CheckStore(client: database, logger: logger)).register(on: api)
     return router
 }
 

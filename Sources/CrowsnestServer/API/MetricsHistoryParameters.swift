@@ -36,8 +36,8 @@ struct MetricsHistoryParameters: Equatable, Sendable {
     static func parse(
         from fromText: String?, to toText: String?, step stepText: String?, agg aggText: String?, now: Date
     ) throws -> MetricsHistoryParameters {
-        let to = try toText.map { try timestamp($0, name: "to") } ?? now
-        let from = try fromText.map { try timestamp($0, name: "from") } ?? to.addingTimeInterval(-defaultRangeSeconds)
+        let to = try QueryParameter.timestamp(toText, name: "to") ?? now
+        let from = try QueryParameter.timestamp(fromText, name: "from") ?? to.addingTimeInterval(-defaultRangeSeconds)
         guard from < to else {
             throw APIError.badRequest("from (\(RFC3339.string(from: from))) must be before to (\(RFC3339.string(from: to)))")
         }
@@ -114,12 +114,5 @@ struct MetricsHistoryParameters: Equatable, Sendable {
         let seconds = value * multiplier
         guard seconds >= 1 else { throw APIError.badRequest("step must be at least 1 second") }
         return seconds
-    }
-
-    private static func timestamp(_ text: String, name: String) throws -> Date {
-        guard let date = RFC3339.date(from: text) else {
-            throw APIError.badRequest("\(name) must be an RFC 3339 timestamp such as 2025-01-31T12:00:00Z (got \"\(text)\")")
-        }
-        return date
     }
 }

@@ -104,13 +104,8 @@ struct AgentRoutes: Sendable {
     func register(on group: RouterGroup<APIRequestContext>) {
         group.get("agents/:target/rejections") { request, context in
             let caller = try context.requireCaller()
-            var limit = 100
-            if let text = request.uri.queryParameters.get("limit") {
-                guard let value = Int(text), (1...IngestRejectionStore.keptPerAgent).contains(value) else {
-                    throw APIError.badRequest("limit must be an integer from 1 to \(IngestRejectionStore.keptPerAgent)")
-                }
-                limit = value
-            }
+            let limit = try QueryParameter.limit(request.uri.queryParameters.get("limit"),
+                                                 range: 1...IngestRejectionStore.keptPerAgent, defaultValue: 100)
             let target = try await resolveTarget(context: context, caller: caller, infrastructure: self.infrastructure)
             guard case .host(let agentID) = target.id else {
                 throw APIError.notFound("\(target.id) is not a host: rejections are kept per agent (h-… ids)")
