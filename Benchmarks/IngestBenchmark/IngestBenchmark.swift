@@ -27,6 +27,8 @@ struct IngestBenchmark: AsyncParsableCommand {
     @Option(help: "Parallel connections for the COPY ceiling.") var copyConnections = 4
     @Option(help: "Rows per COPY statement (one transaction each), comma-separated; one ceiling per value.") var copyRows = "100,10000"
     @Flag(help: "Skip the phase that calls IngestWriter directly (no network, no TLS).") var skipDirect = false
+    @Flag(help: "Simulated agents build and serialize every batch with SwiftProtobuf (as the real agent does) instead of writing its bytes directly; their CPU then competes more with the server's on this machine.")
+    var agentsUseSwiftProtobuf = false
     @Option(help: "Batches for the per-statement timing of one ingest transaction at the end (0: skip).") var profileBatches = 300
     @Option(help: "Server data directory (default: a fresh /tmp/cn-bench-XXXX, removed afterwards).") var dataDir: String?
     @Option(help: "External PostgreSQL URL instead of the embedded cluster.") var databaseURL: String?
@@ -112,7 +114,9 @@ struct IngestBenchmark: AsyncParsableCommand {
                 servers: [ServerAddress(host: "127.0.0.1", port: port)], token: token, pin: try CAPin.parse(pin),
                 stateDirectory: directory + "/agents/\(index)", logger: logger
             ).enroll(host: facts, agentVersion: "crowsnest-bench")
-            return try SimulatedAgent(index: index, credentials: credentials, containerCount: batchSize, startMillis: start)
+            let agent = try SimulatedAgent(index: index, credentials: credentials, containerCount: batchSize, startMillis: start)
+            try agent.checkFrameEncoding()
+            return agent
         }
         var wireAgents: [SimulatedAgent] = []
         var directAgents: [SimulatedAgent] = []
@@ -129,7 +133,8 @@ struct IngestBenchmark: AsyncParsableCommand {
             let counters = AckCounters()
             let (samples, seconds, latencies) = try await withThrowingTaskGroup(of: [Double].self) { group in
                 for agent in wireAgents {
-                    group.addTask { try await runSession(agent: agent, port: port, window: window, counters: counters) }
+                    group.addTask { try await runSession(agent: agent, port: port, window: window, counters: counters,
+                                                           encodeWithSwiftProtobuf: agentsUseSwiftProtobuf) }
                 }
                 let (samples, seconds) = try await Self.window(counters: counters, warmup: warmup, duration: duration)
                 counters.stop.store(true, ordering: .relaxed)

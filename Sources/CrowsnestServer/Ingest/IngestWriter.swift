@@ -25,7 +25,7 @@ public struct CounterMemory: Sendable {
     var host: CounterSnapshot?
     /// Identity and state of each container as last written to `containers` in this session: unchanged
     /// containers are not rewritten on every batch (that rewrite was the largest cost of a batch).
-    var written: [String: Crowsnest_V1_ContainerSample] = [:]
+    var written: [String: ContainerRowFields] = [:]
     /// The sweep whose parts are arriving (a sweep over the frame limit comes in several batches): its time, the
     /// parts seen and every container named so far. Only a complete sweep may mark containers removed.
     var sweep: (tsMillis: Int64, parts: Set<UInt32>, names: Set<String>)?
@@ -348,7 +348,7 @@ public struct IngestWriter: Sendable {
         }
         let loaded = memory.loaded
         let written = memory.written
-        let current = Dictionary(batch.containers.filter { !$0.name.isEmpty }.map { ($0.name, Self.identityAndState(of: $0)) },
+        let current = Dictionary(batch.containers.filter { !$0.name.isEmpty }.map { ($0.name, ContainerRowFields($0)) },
                                  uniquingKeysWith: { _, last in last })
         // First batch of a session: write everything (the table may hold anything). Afterwards only changes.
         let changed = batch.containers.filter { !$0.name.isEmpty && (!loaded || written[$0.name] != current[$0.name]) }
@@ -408,26 +408,6 @@ public struct IngestWriter: Sendable {
             memory.written.merge(current) { _, new in new }
             if let present { memory.written = memory.written.filter { present.contains($0.key) } }
         }
-    }
-
-    /// The fields of a sample that the `containers` row holds (everything but the counters).
-    static func identityAndState(of sample: Crowsnest_V1_ContainerSample) -> Crowsnest_V1_ContainerSample {
-        var row = Crowsnest_V1_ContainerSample()
-        row.dockerID = sample.dockerID
-        row.name = sample.name
-        row.image = sample.image
-        row.labels = sample.labels
-        row.state = sample.state
-        row.health = sample.health
-        row.healthOutput = sample.healthOutput
-        row.restartCount = sample.restartCount
-        row.exitCode = sample.exitCode
-        row.oomKilled = sample.oomKilled
-        row.startedAtUnixMs = sample.startedAtUnixMs
-        row.finishedAtUnixMs = sample.finishedAtUnixMs
-        row.cpuLimitCores = sample.cpuLimitCores
-        row.memoryLimitBytes = sample.memoryLimitBytes
-        return row
     }
 
     /// Appends the batch's container samples, with rates against `previous`, as COPY text rows; returns how many.
@@ -510,5 +490,42 @@ public struct IngestWriter: Sendable {
                                                 on: connection, logger: logger)
             }
         }
+    }
+}
+
+/// What a `containers` row holds of a sample (everything but the counters), as plain values: compared on every
+/// batch to find the containers whose row must be rewritten. A value type, so the comparison reads each field of
+/// the decoded message once instead of building a second message (heap storage and a checked access per field).
+struct ContainerRowFields: Equatable, Sendable {
+    var dockerID: String
+    var name: String
+    var image: String
+    var labels: [String: String]
+    var state: String
+    var health: String
+    var healthOutput: String
+    var restartCount: UInt32
+    var exitCode: Int32
+    var oomKilled: Bool
+    var startedAtUnixMs: Int64
+    var finishedAtUnixMs: Int64
+    var cpuLimitCores: Double
+    var memoryLimitBytes: UInt64
+
+    init(_ sample: Crowsnest_V1_ContainerSample) {
+        dockerID = sample.dockerID
+        name = sample.name
+        image = sample.image
+        labels = sample.labels
+        state = sample.state
+        health = sample.health
+        healthOutput = sample.healthOutput
+        restartCount = sample.restartCount
+        exitCode = sample.exitCode
+        oomKilled = sample.oomKilled
+        startedAtUnixMs = sample.startedAtUnixMs
+        finishedAtUnixMs = sample.finishedAtUnixMs
+        cpuLimitCores = sample.cpuLimitCores
+        memoryLimitBytes = sample.memoryLimitBytes
     }
 }
