@@ -20,9 +20,12 @@ public struct AgentConfiguration: Sendable {
     public var cgroupRoot: String
     public var procRoot: String
     public var logLevel: Logger.Level
+    /// The operator's `key=value` labels, sent in `Hello`: checks placed by labels run on agents carrying them.
+    public var labels: [String] = []
 
     public static let knownKeys: Set<String> = [
         "state_dir", "interval", "servers", "docker_host", "spool_max_mib", "cgroup_root", "proc_root", "log_level",
+        "labels",
     ]
     public static let defaultStateDirectory = "/var/lib/crowsnest-agent"
 
@@ -44,6 +47,15 @@ public struct AgentConfiguration: Sendable {
             }
             servers.append(address)
         }
+        let labels = layers.list("labels") ?? []
+        guard labels.count <= AgentLabels.maximumCount else {
+            throw ConfigurationError("\(layers.source(of: "labels")): at most \(AgentLabels.maximumCount) labels, got \(labels.count)")
+        }
+        for (index, label) in labels.enumerated() {
+            if let problem = AgentLabels.problem(label) {
+                throw ConfigurationError("\(layers.source(of: "labels")): label \(index + 1) \(problem)")
+            }
+        }
         let dockerHost = layers.string("docker_host", default: "unix://" + DockerClient.defaultSocketPath)
         let socket: String
         do {
@@ -59,6 +71,7 @@ public struct AgentConfiguration: Sendable {
             spoolMaxBytes: try layers.integer("spool_max_mib", default: 256, range: 1...65536) * 1024 * 1024,
             cgroupRoot: layers.string("cgroup_root", default: "/sys/fs/cgroup"),
             procRoot: layers.string("proc_root", default: "/proc"),
-            logLevel: level)
+            logLevel: level,
+            labels: Array(Set(labels)).sorted())
     }
 }

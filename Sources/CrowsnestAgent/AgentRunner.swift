@@ -62,6 +62,7 @@ public struct AgentRunner: Sendable {
                 hello.agentVersion = AgentRunner.version
                 hello.host = facts
                 hello.bootID = bootID
+                hello.labels = configuration.labels
                 return hello
             }, logger: logger)
         logger.info("agent starting", metadata: [

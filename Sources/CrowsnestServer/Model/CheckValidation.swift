@@ -1,3 +1,4 @@
+import CrowsnestWire
 import Foundation
 
 /// A refused check definition: which field, and what is wrong with it, in words an operator can act on.
@@ -177,23 +178,9 @@ extension CheckDefinition {
         return labels
     }
 
-    /// An agent label: `key=value`, the key of letters, digits, '.', '_', '-', '/' (at most 100), the value at
-    /// most 200 characters without control characters.
+    /// An agent label: `key=value` (the rule is `AgentLabels.problem`, shared with the agent's configuration).
     static func labelProblem(_ label: String) -> String? {
-        let parts = label.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty else {
-            return "must be key=value, such as env=prod (got \"\(label)\")"
-        }
-        let key = parts[0], value = parts[1]
-        guard key.unicodeScalars.count <= 100,
-              key.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-/".unicodeScalars.contains($0)) })
-        else {
-            return "must have a key of at most 100 letters, digits, '.', '_', '-' or '/' (got \"\(label)\")"
-        }
-        guard value.unicodeScalars.count <= 200, !value.unicodeScalars.contains(where: CheckTargetSyntax.isControl) else {
-            return "must have a value of at most 200 characters without control characters"
-        }
-        return nil
+        AgentLabels.problem(label)
     }
 }
 

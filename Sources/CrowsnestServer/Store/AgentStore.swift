@@ -71,6 +71,7 @@ public struct AgentStore: Sendable {
                 kernel = \(host.kernel), architecture = \(host.architecture), cpu_count = \(Int32(clamping: host.cpuCount)),
                 memory_total_bytes = \(Int64(clamping: host.memoryTotalBytes)), docker_version = \(host.dockerVersion),
                 boot_id = \(hello.bootID), last_seen = now(), clock_offset_ms = \(clockOffsetMillis),
+                labels = \(hello.labels),
                 session_id = CASE WHEN revoked_at IS NULL THEN \(sessionID) ELSE session_id END,
                 recent_boot_ids = (array_append(recent_boot_ids, \(hello.bootID)))[greatest(1, cardinality(recent_boot_ids) - 6):cardinality(recent_boot_ids) + 1],
                 -- The last four sessions, this one included, alternated between two boot ids (A B A B): one host

@@ -255,6 +255,10 @@ public nonisolated struct Crowsnest_V1_Hello: Sendable {
   /// The agent's wall clock when it sent this, unix milliseconds (0 = not sent, an older agent).
   public var agentTimeUnixMs: Int64 = 0
 
+  /// The operator's `key=value` labels from the agent's configuration (`labels: [env=prod]`): checks placed
+  /// with `run_on` labels run on the agents carrying them. At most 20; the server ignores malformed ones.
+  public var labels: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -416,8 +420,11 @@ public nonisolated struct Crowsnest_V1_SampleBatch: Sendable {
   /// An event-only batch: container events that matter (start, die, oom, kill, health_status) sent within a
   /// second of Docker's event instead of at the next sweep. It has no host or container figures and is no sweep:
   /// ts_unix_ms is when it was made, and nothing is marked removed because of it. Its events come again in no
-  /// other batch.
+  /// other batch. Check results sent within a second of their run go in batches like this too.
   public var eventsOnly: Bool = false
+
+  /// Results of assigned check runs, sent within a second of the run in an events_only batch.
+  public var checkResults: [Crowsnest_V1_CheckResult] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -845,7 +852,9 @@ public nonisolated struct Crowsnest_V1_Goodbye: Sendable {
   public init() {}
 }
 
-/// Server assigns check runs to the agent (leases come in a later version).
+/// The server leases one run of a check (a slot: the check and a wall-clock multiple of its interval) to this
+/// agent. The result must carry the slot and the fencing token: the server accepts it when the token is the
+/// last one issued for the slot and no result is recorded for the slot yet.
 public nonisolated struct Crowsnest_V1_Assign: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -861,13 +870,24 @@ public nonisolated struct Crowsnest_V1_Assign: Sendable {
 
   public var fencingToken: UInt64 = 0
 
+  /// Type-specific options, as JSON values keyed by option name (the check's `options` in the API).
   public var options: Dictionary<String,String> = [:]
+
+  /// The slot's start, unix milliseconds (a multiple of interval_seconds).
+  public var slotUnixMs: Int64 = 0
+
+  /// The run's deadline, from its start.
+  public var timeoutMs: UInt32 = 0
+
+  /// Networks (CIDR) the tenant allowed that the agent's address guard would otherwise refuse.
+  public var allowedNetworks: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
+/// One run of a check. Results travel in SampleBatch.check_results (spooled and acknowledged like samples).
 public nonisolated struct Crowsnest_V1_CheckResult: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -877,19 +897,37 @@ public nonisolated struct Crowsnest_V1_CheckResult: Sendable {
 
   public var fencingToken: UInt64 = 0
 
+  /// When the run finished, unix milliseconds.
   public var tsUnixMs: Int64 = 0
 
   public var ok: Bool = false
 
   public var latencyMs: Double = 0
 
+  /// Why it failed, for the operator (empty when ok).
   public var error: String = String()
+
+  /// The slot the run was assigned for, unix milliseconds.
+  public var slotUnixMs: Int64 = 0
+
+  /// HTTP status of the last response (http checks; 0 = none).
+  public var httpStatus: UInt32 = 0
+
+  /// Earliest expiry in the presented certificate chain, unix milliseconds (0 = no certificate).
+  public var certNotAfterUnixMs: Int64 = 0
+
+  /// Named figures: replication lag seconds, nginx counters, connection counts.
+  public var figures: Dictionary<String,Double> = [:]
+
+  /// Named texts: DNS answers, the container state seen.
+  public var details: Dictionary<String,String> = [:]
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
+/// Unused: check results travel in SampleBatch.check_results. Kept so field 9 of Frame is never reused.
 public nonisolated struct Crowsnest_V1_CheckResultBatch: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1243,7 +1281,7 @@ nonisolated extension Crowsnest_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Crowsnest_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}agent_version\0\u{1}host\0\u{3}boot_id\0\u{3}last_acked_seq\0\u{3}agent_time_unix_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}agent_version\0\u{1}host\0\u{3}boot_id\0\u{3}last_acked_seq\0\u{3}agent_time_unix_ms\0\u{1}labels\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1257,6 +1295,7 @@ nonisolated extension Crowsnest_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._
       case 4: try { try decoder.decodeSingularStringField(value: &self.bootID) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.lastAckedSeq) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.agentTimeUnixMs) }()
+      case 7: try { try decoder.decodeRepeatedStringField(value: &self.labels) }()
       default: break
       }
     }
@@ -1285,6 +1324,9 @@ nonisolated extension Crowsnest_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._
     if self.agentTimeUnixMs != 0 {
       try visitor.visitSingularInt64Field(value: self.agentTimeUnixMs, fieldNumber: 6)
     }
+    if !self.labels.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.labels, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1295,6 +1337,7 @@ nonisolated extension Crowsnest_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.bootID != rhs.bootID {return false}
     if lhs.lastAckedSeq != rhs.lastAckedSeq {return false}
     if lhs.agentTimeUnixMs != rhs.agentTimeUnixMs {return false}
+    if lhs.labels != rhs.labels {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1506,7 +1549,7 @@ nonisolated extension Crowsnest_V1_Reject: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Crowsnest_V1_SampleBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SampleBatch"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}ts_unix_ms\0\u{3}interval_seconds\0\u{1}host\0\u{1}containers\0\u{1}events\0\u{3}spool_dropped_batches\0\u{3}containers_unavailable_reason\0\u{1}part\0\u{3}part_count\0\u{1}missing\0\u{3}truncated_values\0\u{3}dead_lettered_batches\0\u{3}events_only\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}ts_unix_ms\0\u{3}interval_seconds\0\u{1}host\0\u{1}containers\0\u{1}events\0\u{3}spool_dropped_batches\0\u{3}containers_unavailable_reason\0\u{1}part\0\u{3}part_count\0\u{1}missing\0\u{3}truncated_values\0\u{3}dead_lettered_batches\0\u{3}events_only\0\u{3}check_results\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1528,6 +1571,7 @@ nonisolated extension Crowsnest_V1_SampleBatch: SwiftProtobuf.Message, SwiftProt
       case 12: try { try decoder.decodeSingularUInt64Field(value: &self.truncatedValues) }()
       case 13: try { try decoder.decodeSingularUInt64Field(value: &self.deadLetteredBatches) }()
       case 14: try { try decoder.decodeSingularBoolField(value: &self.eventsOnly) }()
+      case 15: try { try decoder.decodeRepeatedMessageField(value: &self.checkResults) }()
       default: break
       }
     }
@@ -1580,6 +1624,9 @@ nonisolated extension Crowsnest_V1_SampleBatch: SwiftProtobuf.Message, SwiftProt
     if self.eventsOnly != false {
       try visitor.visitSingularBoolField(value: self.eventsOnly, fieldNumber: 14)
     }
+    if !self.checkResults.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.checkResults, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1598,6 +1645,7 @@ nonisolated extension Crowsnest_V1_SampleBatch: SwiftProtobuf.Message, SwiftProt
     if lhs.truncatedValues != rhs.truncatedValues {return false}
     if lhs.deadLetteredBatches != rhs.deadLetteredBatches {return false}
     if lhs.eventsOnly != rhs.eventsOnly {return false}
+    if lhs.checkResults != rhs.checkResults {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2395,7 +2443,7 @@ nonisolated extension Crowsnest_V1_Goodbye: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Crowsnest_V1_Assign: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Assign"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}check_id\0\u{1}type\0\u{1}target\0\u{3}interval_seconds\0\u{3}fencing_token\0\u{1}options\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}check_id\0\u{1}type\0\u{1}target\0\u{3}interval_seconds\0\u{3}fencing_token\0\u{1}options\0\u{3}slot_unix_ms\0\u{3}timeout_ms\0\u{3}allowed_networks\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2409,6 +2457,9 @@ nonisolated extension Crowsnest_V1_Assign: SwiftProtobuf.Message, SwiftProtobuf.
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.intervalSeconds) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.fencingToken) }()
       case 6: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.options) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.slotUnixMs) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.timeoutMs) }()
+      case 9: try { try decoder.decodeRepeatedStringField(value: &self.allowedNetworks) }()
       default: break
       }
     }
@@ -2433,6 +2484,15 @@ nonisolated extension Crowsnest_V1_Assign: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.options.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.options, fieldNumber: 6)
     }
+    if self.slotUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.slotUnixMs, fieldNumber: 7)
+    }
+    if self.timeoutMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.timeoutMs, fieldNumber: 8)
+    }
+    if !self.allowedNetworks.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.allowedNetworks, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2443,6 +2503,9 @@ nonisolated extension Crowsnest_V1_Assign: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.intervalSeconds != rhs.intervalSeconds {return false}
     if lhs.fencingToken != rhs.fencingToken {return false}
     if lhs.options != rhs.options {return false}
+    if lhs.slotUnixMs != rhs.slotUnixMs {return false}
+    if lhs.timeoutMs != rhs.timeoutMs {return false}
+    if lhs.allowedNetworks != rhs.allowedNetworks {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2450,7 +2513,7 @@ nonisolated extension Crowsnest_V1_Assign: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Crowsnest_V1_CheckResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CheckResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}check_id\0\u{3}fencing_token\0\u{3}ts_unix_ms\0\u{1}ok\0\u{3}latency_ms\0\u{1}error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}check_id\0\u{3}fencing_token\0\u{3}ts_unix_ms\0\u{1}ok\0\u{3}latency_ms\0\u{1}error\0\u{3}slot_unix_ms\0\u{3}http_status\0\u{3}cert_not_after_unix_ms\0\u{1}figures\0\u{1}details\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2464,6 +2527,11 @@ nonisolated extension Crowsnest_V1_CheckResult: SwiftProtobuf.Message, SwiftProt
       case 4: try { try decoder.decodeSingularBoolField(value: &self.ok) }()
       case 5: try { try decoder.decodeSingularDoubleField(value: &self.latencyMs) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.slotUnixMs) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.httpStatus) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.certNotAfterUnixMs) }()
+      case 10: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &self.figures) }()
+      case 11: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.details) }()
       default: break
       }
     }
@@ -2488,6 +2556,21 @@ nonisolated extension Crowsnest_V1_CheckResult: SwiftProtobuf.Message, SwiftProt
     if !self.error.isEmpty {
       try visitor.visitSingularStringField(value: self.error, fieldNumber: 6)
     }
+    if self.slotUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.slotUnixMs, fieldNumber: 7)
+    }
+    if self.httpStatus != 0 {
+      try visitor.visitSingularUInt32Field(value: self.httpStatus, fieldNumber: 8)
+    }
+    if self.certNotAfterUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.certNotAfterUnixMs, fieldNumber: 9)
+    }
+    if !self.figures.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: self.figures, fieldNumber: 10)
+    }
+    if !self.details.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.details, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2498,6 +2581,11 @@ nonisolated extension Crowsnest_V1_CheckResult: SwiftProtobuf.Message, SwiftProt
     if lhs.ok != rhs.ok {return false}
     if lhs.latencyMs != rhs.latencyMs {return false}
     if lhs.error != rhs.error {return false}
+    if lhs.slotUnixMs != rhs.slotUnixMs {return false}
+    if lhs.httpStatus != rhs.httpStatus {return false}
+    if lhs.certNotAfterUnixMs != rhs.certNotAfterUnixMs {return false}
+    if lhs.figures != rhs.figures {return false}
+    if lhs.details != rhs.details {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

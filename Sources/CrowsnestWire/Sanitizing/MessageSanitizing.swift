@@ -135,6 +135,11 @@ extension Crowsnest_V1_Hello {
         var cleaner = WireTextCleaner()
         agentVersion = cleaner.text(agentVersion, maxBytes: WireTextBounds.tokenBytes)
         bootID = cleaner.text(bootID, maxBytes: WireTextBounds.tokenBytes)
-        return cleaner.truncated + host.sanitize()
+        // Labels that break the rule (or past the 20th) are dropped whole, not repaired: a repaired label could
+        // place checks on an agent the operator did not mean.
+        let valid = Array(Set(labels.filter { AgentLabels.problem($0) == nil })).sorted().prefix(AgentLabels.maximumCount)
+        let dropped = UInt64(labels.count - valid.count)
+        if dropped > 0 { labels = Array(valid) }
+        return cleaner.truncated + dropped + host.sanitize()
     }
 }
