@@ -15,7 +15,7 @@ public enum TargetID: Hashable, Sendable, CustomStringConvertible {
     /// send is not an id.
     public init?(_ string: String) {
         let uuidLength = 36
-        guard !string.utf8.contains(0), string.utf8.count <= 2 + uuidLength + 1 + WireTextBounds.nameBytes else { return nil }
+        guard !WireTextCleaner.containsNul(string), string.utf8.count <= 2 + uuidLength + 1 + WireTextBounds.nameBytes else { return nil }
         if string.hasPrefix("h-") || string.hasPrefix("k-") {
             guard string.utf8.count == 2 + uuidLength else { return nil }
         }

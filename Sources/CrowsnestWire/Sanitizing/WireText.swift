@@ -1,5 +1,11 @@
 import Crypto
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The bounds on every string a batch carries, in UTF-8 bytes. The agent applies them before encoding and the
 /// server again after decoding, so nothing a container says (names, labels, health output) can make a batch too
 /// big to store or a row too wide to index. Values over a bound are truncated and counted, never refused.
@@ -81,7 +87,17 @@ public struct WireTextCleaner: Sendable {
     /// Whether `value` is already what `text` or `name` would return for it (no NUL, within `maxBytes`): the
     /// check that lets an already clean message go through without being written to (no copy of its storage).
     public static func isClean(_ value: String, maxBytes: Int) -> Bool {
-        value.utf8.count <= maxBytes && !value.utf8.contains(0)
+        value.utf8.count <= maxBytes && !containsNul(value)
+    }
+
+    /// Whether `value` holds a NUL character: `memchr` over its UTF-8 bytes (the server asks this of every string of
+    /// every sample, and the generic byte-by-byte `contains` was 3 % of ingest's CPU).
+    public static func containsNul(_ value: String) -> Bool {
+        let found = value.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+            guard let base = bytes.baseAddress, !bytes.isEmpty else { return false }
+            return memchr(base, 0, bytes.count) != nil
+        }
+        return found ?? value.utf8.contains(0)
     }
 
     /// Whether `labels` is already what `labels(_:)` would return for it.
@@ -102,7 +118,7 @@ public struct WireTextCleaner: Sendable {
     }
 
     static func withoutNul(_ value: String) -> String {
-        guard value.utf8.contains(0) else { return value }
+        guard containsNul(value) else { return value }
         return String(String.UnicodeScalarView(value.unicodeScalars.lazy.filter { $0 != "\u{0}" }))
     }
 

@@ -3,6 +3,20 @@ import XCTest
 
 /// The bounds both sides apply to every string a batch carries.
 final class WireTextCleanerTests: XCTestCase {
+    func testContainsNulFindsANulAnywhereInSmallLargeAndBridgedStrings() {
+        XCTAssertFalse(WireTextCleaner.containsNul(""))
+        XCTAssertFalse(WireTextCleaner.containsNul("short"))                       // stored inline (small string)
+        XCTAssertTrue(WireTextCleaner.containsNul("a\u{0}b"))
+        let large = String(repeating: "x", count: 10_000)
+        XCTAssertFalse(WireTextCleaner.containsNul(large))
+        XCTAssertTrue(WireTextCleaner.containsNul(large + "\u{0}"))               // the last byte
+        XCTAssertTrue(WireTextCleaner.containsNul("\u{0}" + large))               // the first byte
+        XCTAssertFalse(WireTextCleaner.containsNul("é🙂" + large))                 // multi-byte characters, no NUL
+        let substring = ("abc\u{0}def" + large).dropFirst(4)                         // a String made from a Substring
+        XCTAssertFalse(WireTextCleaner.containsNul(String(substring)))
+        XCTAssertTrue(WireTextCleaner.containsNul(String(("abc\u{0}def" + large).dropFirst(3))))
+    }
+
     func testNulIsRemovedAndShortTextIsUnchanged() {
         var cleaner = WireTextCleaner()
         XCTAssertEqual(cleaner.text("a\u{0}b\u{0}", maxBytes: 10), "ab")
