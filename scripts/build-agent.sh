@@ -28,6 +28,9 @@ flags+=(-Xswiftc -Osize -Xcc -ffunction-sections -Xswiftc -use-ld=lld)
 order="$(pwd)/agent/text-order.txt"
 if [ "${TEXT_ORDER:-}" != none ] && [ -f "$order" ]; then
   flags+=(-Xlinker "--symbol-ordering-file=$order" -Xlinker --no-warn-symbol-ordering)
+  # SwiftPM does not know the list is an input of the link: relink when it is newer than the binary.
+  binary="$(swift build "${flags[@]}" --show-bin-path)/crowsnest-agent"
+  [ ! -e "$binary" ] || [ ! "$order" -nt "$binary" ] || rm -f "$binary"
 fi
 swift build "${flags[@]}" >&2
 echo "$(swift build "${flags[@]}" --show-bin-path)/crowsnest-agent"
