@@ -1,57 +1,6 @@
 import CrowsnestWire
 import NIOCore
 
-/// A network in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`, or one address), for `trusted_proxies`.
-public struct IPNetwork: Hashable, Sendable, CustomStringConvertible {
-    public let address: IPAddress
-    public let prefixLength: Int
-
-    /// Nil when `text` is not an address with an optional `/prefix` that fits the address family.
-    public init?(_ text: String) {
-        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-        guard let address = IPAddress(String(parts[0])) else { return nil }
-        let bits = address.bytes.count * 8
-        if parts.count == 2 {
-            guard let prefix = Int(parts[1]), (0...bits).contains(prefix) else { return nil }
-            prefixLength = prefix
-        } else {
-            prefixLength = bits
-        }
-        self.address = address
-    }
-
-    /// Whether `bytes` (4 or 16, network order) lie in this network.
-    public func contains(_ bytes: [UInt8]) -> Bool {
-        guard bytes.count == address.bytes.count else { return false }
-        var remaining = prefixLength
-        for (mine, theirs) in zip(address.bytes, bytes) where remaining > 0 {
-            let mask: UInt8 = remaining >= 8 ? 0xFF : ~(0xFF >> UInt8(remaining))
-            if mine & mask != theirs & mask { return false }
-            remaining -= 8
-        }
-        return true
-    }
-
-    public func contains(_ address: SocketAddress?) -> Bool {
-        guard let bytes = Self.bytes(of: address) else { return false }
-        return contains(bytes)
-    }
-
-    /// The raw address bytes of an IPv4 or IPv6 socket address.
-    static func bytes(of address: SocketAddress?) -> [UInt8]? {
-        switch address {
-        case .v4(let v4):
-            return withUnsafeBytes(of: v4.address.sin_addr) { Array($0) }
-        case .v6(let v6):
-            return withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
-        default:
-            return nil
-        }
-    }
-
-    public var description: String { "\(address.text)/\(prefixLength)" }
-}
-
 /// Reads the PROXY protocol v2 header a load balancer (HAProxy `send-proxy-v2`) puts before the TLS bytes, so
 /// caps, rate limits and logs see the agent's address rather than the balancer's. Accepted only from
 /// `trusted` networks: from anyone else the header is not parsed (and the TLS handshake fails on it).

@@ -29,4 +29,17 @@ public struct IPAddress: Hashable, Sendable {
         }
         self.text = text
     }
+
+    /// From 4 (IPv4) or 16 (IPv6) bytes in network order, as a resolver or a socket gives them; nil otherwise.
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == 4 || bytes.count == 16 else { return nil }
+        let family = bytes.count == 4 ? AF_INET : AF_INET6
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        let written = bytes.withUnsafeBytes { raw in
+            inet_ntop(family, raw.baseAddress, &text, socklen_t(text.count))
+        }
+        guard written != nil else { return nil }
+        self.bytes = bytes
+        self.text = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
 }
