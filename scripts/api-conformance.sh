@@ -242,7 +242,8 @@ BEGIN
     END IF;
 END $$;
 -- Migration 0008: an HTTP check (the CheckID example) with results each minute of the hour the results route's
--- from/to examples name (the newest one failed), and a TCP check that the delete route's example names.
+-- from/to examples name (the newest one failed), a TCP check that the delete route's example names, and a push
+-- check the push route's example token names.
 DO $$
 BEGIN
     IF to_regclass('checks') IS NOT NULL THEN
@@ -254,6 +255,12 @@ BEGIN
                 '{"expected_status":["200-299"],"follow_redirects":true,"method":"GET"}'),
                (current_setting('conformance.tenant')::uuid, '0c0ffee0-0000-4000-8000-00000000000d', 'old database', 'tcp',
                 'db.internal:5432', 30, 24000, 0, '{"mode":"labels","labels":["env=prod"]}', '{}');
+        -- The push route's example token names this push check.
+        INSERT INTO checks (tenant_id, id, name, type, target, interval_seconds, timeout_ms, retries, run_on, options,
+                            push_token)
+        VALUES (current_setting('conformance.tenant')::uuid, '0c0ffee0-0000-4000-8000-00000000000e', 'nightly backup',
+                'push', '', 3600, 2880000, 0, '{"mode":"server"}', '{"grace_seconds":3600}',
+                'cnp_conformance-push-token-0000000000000000000000');
         INSERT INTO check_results (tenant_id, check_id, slot_at, ts, agent_id, runner, token, ok, latency_ms, error,
                                    http_status, cert_not_after, figures)
         SELECT current_setting('conformance.tenant')::uuid, '0c0ffee0-0000-4000-8000-000000000009',

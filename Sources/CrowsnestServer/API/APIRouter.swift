@@ -52,6 +52,10 @@ public func makeAPIRouter(
     HealthRoutes(infrastructure: infrastructure, health: HealthQueries(database: database, logger: logger)).register(on: api)
     AgentRoutes(infrastructure: infrastructure, database: database, logger: logger).register(on: api)
     CheckRoutes(checks: CheckStore(client: database, logger: logger)).register(on: api)
+    // Outside the API-key group: a push URL's token is its credential.
+    PushRoutes(checks: CheckStore(client: database, logger: logger),
+               partitions: PartitionStore(client: database, logger: logger),
+               leases: LeaseStore(client: database, logger: logger)).register(on: router)
     return router
 }
 

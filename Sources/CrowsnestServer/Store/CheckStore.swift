@@ -194,6 +194,47 @@ public struct CheckStore: Sendable {
         return results
     }
 
+    /// What a call of a push URL did.
+    public enum PushOutcome: Sendable, Equatable {
+        /// Recorded as the result of the slot (the wall-clock multiple of the interval) the call fell in; a later
+        /// call in the same slot replaces it.
+        case recorded(tenantID: UUID, checkID: UUID, slotAt: Date)
+        /// The check is paused: nothing recorded.
+        case paused(tenantID: UUID, checkID: UUID)
+        /// No check has this push token.
+        case unknownToken
+    }
+
+    /// Looks up the push check by its token and, unless it is paused, records the call as its current slot's
+    /// result in the same statement (the database clock decides the slot). The day's `check_results` partition
+    /// must exist (`PartitionStore.ensurePartitions`).
+    public func recordPush(token: String, ok: Bool, message: String, latencyMs: Double?) async throws -> PushOutcome {
+        let rows = try await client.query("""
+            WITH c AS (
+                SELECT tenant_id, id, interval_seconds, paused FROM checks WHERE push_token = \(token) AND type = 'push'
+            ), stored AS (
+                INSERT INTO check_results AS r (tenant_id, check_id, slot_at, ts, runner, token, ok, latency_ms, error)
+                SELECT tenant_id, id,
+                       to_timestamp(floor(extract(epoch FROM statement_timestamp()) / interval_seconds) * interval_seconds),
+                       statement_timestamp(), 'push', 0, \(ok), \(latencyMs), \(message)
+                FROM c WHERE NOT paused
+                ON CONFLICT (tenant_id, check_id, slot_at) DO UPDATE
+                    SET ts = EXCLUDED.ts, ok = EXCLUDED.ok, latency_ms = EXCLUDED.latency_ms, error = EXCLUDED.error
+                RETURNING slot_at
+            )
+            SELECT c.tenant_id, c.id, c.paused, (SELECT slot_at FROM stored) FROM c
+            """, logger: logger)
+        var outcome = PushOutcome.unknownToken
+        for try await (tenantID, checkID, paused, slotAt) in rows.decode((UUID, UUID, Bool, Date?).self) {
+            if let slotAt, !paused {
+                outcome = .recorded(tenantID: tenantID, checkID: checkID, slotAt: slotAt)
+            } else {
+                outcome = .paused(tenantID: tenantID, checkID: checkID)
+            }
+        }
+        return outcome
+    }
+
     // MARK: - Pieces
 
     /// Selects the check rows of a CTE named `c` with the outcomes of their newest `retries + 1` results.
