@@ -155,9 +155,17 @@ public struct IngestWriter: Sendable {
             let refusal = timeWindow.refusal(forMillis: batch.tsUnixMs, now: now).map {
                 IngestRejection(batchSeq: batch.seq, batchTsMillis: batch.tsUnixMs, part: .batch, reason: $0)
             }
-            prepared.append(PreparedBatch(batch: clean, truncatedByServer: truncated, refusal: refusal))
+            // A result for a slot outside the time window is refused like a batch would be (its slot could not
+            // have been assigned, and must not create partitions).
+            let windowed = clean.checkResults.filter { timeWindow.refusal(forMillis: $0.slotUnixMs, now: now) == nil }
+            let outsideWindow = clean.checkResults.count - windowed.count
+            if outsideWindow > 0 { clean.checkResults = windowed }
+            prepared.append(PreparedBatch(batch: clean, truncatedByServer: truncated, refusal: refusal,
+                                          resultsOutsideWindow: outsideWindow))
         }
-        try await partitions.ensurePartitions(forMillis: prepared.filter { $0.refusal == nil }.map(\.batch.tsUnixMs))
+        let accepted = prepared.filter { $0.refusal == nil }
+        try await partitions.ensurePartitions(
+            forMillis: accepted.map(\.batch.tsUnixMs) + accepted.flatMap { $0.batch.checkResults.map(\.slotUnixMs) })
         do {
             return try await writeGroup(prepared, salvage: false, tenantID: tenantID, agentID: agentID, memory: &memory)
         } catch {
@@ -178,6 +186,8 @@ public struct IngestWriter: Sendable {
         var batch: Crowsnest_V1_SampleBatch
         var truncatedByServer: UInt64
         var refusal: IngestRejection?
+        /// Check results dropped because their slot lies outside the time window.
+        var resultsOutsideWindow = 0
     }
 
     /// One transaction for `batches`. With `salvage`, each part of each batch runs in a savepoint and a part that
@@ -236,6 +246,20 @@ public struct IngestWriter: Sendable {
                 }
                 try await writeContainerState(batch, part: part, rejections: &batchRejections, tenantID: tenantID,
                                               agentID: agentID, memory: &memory, on: connection)
+                if !batch.checkResults.isEmpty || prepared.resultsOutsideWindow > 0 {
+                    try await part.run(.checkResults, &batchRejections) {
+                        let recorded = try await CheckStore.recordAgentResults(
+                            batch.checkResults, tenantID: tenantID, agentID: agentID, on: connection, logger: logger)
+                        let refused = batch.checkResults.count - recorded + prepared.resultsOutsideWindow
+                        if refused > 0 {
+                            // Late (the slot was reassigned or already has its result) or never assigned to this
+                            // agent: acknowledged and dropped, as the fencing promises.
+                            logger.info("check results refused: not the token last issued to this agent for their slot",
+                                        metadata: ["batch.seq": "\(batch.seq)", "results.refused": "\(refused)",
+                                                   "results.recorded": "\(recorded)"])
+                        }
+                    }
+                }
                 let samples = Self.appendSampleRows(batch, tenantID: tenantID, agentID: agentID,
                                                     previous: &memory.snapshots, to: &rows)
                 rowCount += samples

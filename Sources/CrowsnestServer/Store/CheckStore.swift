@@ -1,3 +1,4 @@
+import CrowsnestWire
 import Foundation
 import Logging
 import PostgresNIO
@@ -192,6 +193,57 @@ public struct CheckStore: Sendable {
                 figures: (try? JSONValue.parse(Data(figures.utf8))) ?? .object([:])))
         }
         return results
+    }
+
+    /// Stores the check results an agent sent, each only when it carries the token last issued to this agent for
+    /// its slot (`check_slots`, row locked until COMMIT so a reassignment waits) and the slot has no result yet;
+    /// returns how many were stored. The others are late or were never this agent's: dropped, not errors.
+    public static func recordAgentResults(_ results: [Crowsnest_V1_CheckResult], tenantID: UUID, agentID: UUID,
+                                          on connection: PostgresConnection, logger: Logger) async throws -> Int {
+        var ids: [UUID] = [], slots: [Int64] = [], times: [Int64] = [], tokens: [Int64] = [], oks: [Bool] = []
+        var latencies: [Double] = [], errors: [String] = [], statuses: [Int32] = [], notAfters: [Int64] = []
+        var figures: [String] = []
+        for result in results {
+            guard let id = UUID(uuidString: result.checkID), result.fencingToken > 0,
+                  result.fencingToken <= UInt64(Int64.max) else { continue }
+            ids.append(id)
+            slots.append(result.slotUnixMs)
+            times.append(result.tsUnixMs)
+            tokens.append(Int64(result.fencingToken))
+            oks.append(result.ok)
+            latencies.append(result.latencyMs.isFinite && result.latencyMs >= 0 ? result.latencyMs : -1)
+            errors.append(result.error)
+            statuses.append(Int32(clamping: result.httpStatus))
+            notAfters.append(result.certNotAfterUnixMs)
+            var object: [String: JSONValue] = result.details.mapValues { .string($0) }
+            for (name, value) in result.figures where value.isFinite { object[name] = .number(value) }
+            figures.append(JSONValue.object(object).jsonText)
+        }
+        guard !ids.isEmpty else { return 0 }
+        let rows = try await connection.query("""
+            WITH fenced AS (
+                SELECT u.check_id, s.slot_at, u.ts_ms, u.token, u.ok, u.latency, u.error, u.status, u.not_after_ms,
+                       u.figures, s.runner
+                FROM unnest(\(ids)::uuid[], \(slots)::int8[], \(times)::int8[], \(tokens)::int8[], \(oks)::bool[],
+                            \(latencies)::float8[], \(errors)::text[], \(statuses)::int4[], \(notAfters)::int8[],
+                            \(figures)::text[])
+                     AS u(check_id, slot_ms, ts_ms, token, ok, latency, error, status, not_after_ms, figures)
+                JOIN check_slots s ON s.tenant_id = \(tenantID) AND s.check_id = u.check_id
+                    AND s.slot_at = to_timestamp(u.slot_ms / 1000.0) AND s.token = u.token AND s.agent_id = \(agentID)
+                FOR SHARE OF s
+            )
+            INSERT INTO check_results (tenant_id, check_id, slot_at, ts, agent_id, runner, token, ok, latency_ms, error,
+                                       http_status, cert_not_after, figures)
+            SELECT \(tenantID), check_id, slot_at, to_timestamp(ts_ms / 1000.0), \(agentID), runner, token, ok,
+                   CASE WHEN latency < 0 THEN NULL ELSE latency END, error, nullif(status, 0),
+                   CASE WHEN not_after_ms = 0 THEN NULL ELSE to_timestamp(not_after_ms / 1000.0) END, figures::jsonb
+            FROM fenced
+            ON CONFLICT (tenant_id, check_id, slot_at) DO NOTHING
+            RETURNING check_id
+            """, logger: logger)
+        var stored = 0
+        for try await _ in rows.decode(UUID.self) { stored += 1 }
+        return stored
     }
 
     /// What a call of a push URL did.

@@ -9,6 +9,7 @@ public struct IngestRejection: Sendable, Equatable {
     /// What could not be stored.
     public enum Part: String, Sendable, Codable {
         case batch, samples, host, containers, events, spans
+        case checkResults = "check_results"
     }
 
     public var batchSeq: UInt64

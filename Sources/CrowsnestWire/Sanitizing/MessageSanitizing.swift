@@ -36,7 +36,56 @@ extension Crowsnest_V1_SampleBatch {
             missing[index].dockerID = cleaner.text(missing[index].dockerID, maxBytes: WireTextBounds.tokenBytes)
             missing[index].reason = cleaner.text(missing[index].reason, maxBytes: WireTextBounds.textBytes)
         }
+        if checkResults.count > WireTextBounds.checkResults {
+            cleaner.countDropped(UInt64(checkResults.count - WireTextBounds.checkResults))
+            checkResults.removeLast(checkResults.count - WireTextBounds.checkResults)
+        }
+        for index in checkResults.indices where !checkResults[index].isClean {
+            checkResults[index].sanitize(&cleaner)
+        }
         return cleaner.truncated
+    }
+}
+
+extension Crowsnest_V1_CheckResult {
+    var isClean: Bool {
+        WireTextCleaner.isClean(checkID, maxBytes: WireTextBounds.tokenBytes)
+            && WireTextCleaner.isClean(error, maxBytes: WireTextBounds.textBytes)
+            && figures.count <= WireTextBounds.checkFigures && details.count <= WireTextBounds.checkFigures
+            && figures.keys.allSatisfy { !$0.isEmpty && WireTextCleaner.isClean($0, maxBytes: WireTextBounds.labelKeyBytes) }
+            && figures.values.allSatisfy(\.isFinite)
+            && details.allSatisfy {
+                !$0.key.isEmpty && WireTextCleaner.isClean($0.key, maxBytes: WireTextBounds.labelKeyBytes)
+                    && WireTextCleaner.isClean($0.value, maxBytes: WireTextBounds.labelValueBytes)
+            }
+    }
+
+    /// Bounds the run's texts; figures that are not finite numbers, and entries past the count bound (in key
+    /// order), are dropped and counted.
+    mutating func sanitize(_ cleaner: inout WireTextCleaner) {
+        checkID = cleaner.text(checkID, maxBytes: WireTextBounds.tokenBytes)
+        error = cleaner.text(error, maxBytes: WireTextBounds.textBytes)
+        var keptFigures: [String: Double] = [:]
+        for key in figures.keys.sorted() {
+            let name = cleaner.text(key, maxBytes: WireTextBounds.labelKeyBytes)
+            guard let value = figures[key], value.isFinite, !name.isEmpty, keptFigures.count < WireTextBounds.checkFigures
+            else {
+                cleaner.countDropped(1)
+                continue
+            }
+            keptFigures[name] = value
+        }
+        figures = keptFigures
+        var keptDetails: [String: String] = [:]
+        for key in details.keys.sorted() {
+            let name = cleaner.text(key, maxBytes: WireTextBounds.labelKeyBytes)
+            guard let value = details[key], !name.isEmpty, keptDetails.count < WireTextBounds.checkFigures else {
+                cleaner.countDropped(1)
+                continue
+            }
+            keptDetails[name] = cleaner.text(value, maxBytes: WireTextBounds.labelValueBytes)
+        }
+        details = keptDetails
     }
 }
 

@@ -21,8 +21,11 @@ public enum WireTextBounds {
     public static let labelCount = 64
     public static let labelTotalBytes = 16 * 1_024
     public static let healthOutputBytes = 4_096
-    /// Event details, reasons, host facts such as the OS name.
+    /// Event details, reasons, host facts such as the OS name, a check run's error.
     public static let textBytes = 1_024
+    /// Check results one batch carries, and named figures (or details) one result carries.
+    public static let checkResults = 1_000
+    public static let checkFigures = 64
     /// Containers listed as missing from a sweep.
     public static let missingContainers = 10_000
     /// The latest time a batch may name: 9999-12-31T23:59:59Z, in unix milliseconds.
