@@ -208,13 +208,16 @@ public struct CheckStore: Sendable {
                   result.fencingToken <= UInt64(Int64.max) else { continue }
             ids.append(id)
             slots.append(result.slotUnixMs)
-            times.append(result.tsUnixMs)
+            // Times are the agent's: a run time more than a day from its slot, or an expiry outside years 1970–9999,
+            // is not trusted (and must not fail the batch's statement with a timestamp out of range).
+            let runTime = result.tsUnixMs
+            times.append(abs(runTime &- result.slotUnixMs) <= 86_400_000 ? runTime : result.slotUnixMs)
             tokens.append(Int64(result.fencingToken))
             oks.append(result.ok)
             latencies.append(result.latencyMs.isFinite && result.latencyMs >= 0 ? result.latencyMs : -1)
             errors.append(result.error)
             statuses.append(Int32(clamping: result.httpStatus))
-            notAfters.append(result.certNotAfterUnixMs)
+            notAfters.append((0...253_402_300_799_999).contains(result.certNotAfterUnixMs) ? result.certNotAfterUnixMs : 0)
             var object: [String: JSONValue] = result.details.mapValues { .string($0) }
             for (name, value) in result.figures where value.isFinite { object[name] = .number(value) }
             figures.append(JSONValue.object(object).jsonText)

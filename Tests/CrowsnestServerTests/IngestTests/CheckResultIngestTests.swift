@@ -69,6 +69,9 @@ final class CheckResultIngestTests: XCTestCase {
                 result(UUID(), slot: slot0, token: 100),                        // no such check
                 result(checkID, slot: slot0 + 400 * 86_400_000, token: 100),    // a slot years ahead
             ]
+            // Hostile times on the reassigned slot's result: a run time and an expiry no timestamp can hold.
+            batch.checkResults[4].tsUnixMs = Int64.max
+            batch.checkResults[4].certNotAfterUnixMs = Int64.min
             var memory = CounterMemory()
             let outcome = try await writer.write(batch, tenantID: tenantID, agentID: agentID, memory: &memory)
             XCTAssertEqual(outcome, .committed(containerSamples: 0))
@@ -85,6 +88,10 @@ final class CheckResultIngestTests: XCTestCase {
             XCTAssertEqual(stored.first?.3, 200)
             XCTAssertEqual(stored.first?.4, #"{"bytes": 5120, "server": "nginx"}"#)
             XCTAssertEqual(stored.first?.5, agentID)
+            let hostileRow = try await IngestFixtures.integer(client, """
+                SELECT count(*) FROM check_results WHERE token = 103 AND ts = slot_at AND cert_not_after IS NULL
+                """)
+            XCTAssertEqual(hostileRow, 1, "an untrusted run time falls back to the slot, an impossible expiry to none")
             let ahead = try await IngestFixtures.integer(client, """
                 SELECT count(*) FROM pg_class WHERE relname LIKE 'check_results_2%' AND relname >= 'check_results_2025'
                 """)
