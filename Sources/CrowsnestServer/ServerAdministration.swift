@@ -18,6 +18,20 @@ public struct ServerAdministration: Sendable {
         try await TenantStore(client: client, logger: logger).create(name: name)
     }
 
+    /// `tenant allow-network NAME CIDR`: the tenant's checks may reach `cidr` even where the SSRF guard refuses its
+    /// class of address (loopback, private, link-local, metadata). Returns the normalised network and whether it
+    /// was new.
+    public func allowNetwork(tenant: String, cidr: String) async throws -> (network: IPNetwork, added: Bool) {
+        guard let network = IPNetwork(cidr.trimmingCharacters(in: .whitespaces)) else {
+            throw StoreError(.invalid, "\"\(cidr)\" is not an IP address or CIDR network (e.g. 10.20.0.0/16 or fd00::/8)")
+        }
+        let tenants = TenantStore(client: client, logger: logger)
+        let tenantID = try await tenants.id(named: tenant)
+        let added = try await tenants.allowNetwork(tenantID: tenantID, network: network)
+        logger.info("network allowed for a tenant's checks", metadata: ["tenant": "\(tenant)", "network": "\(network)"])
+        return (network, added)
+    }
+
     /// `token create --tenant NAME`: a single-use enrollment token, and the pin of the CA agents must trust (read
     /// from the database: administrative commands never create a CA).
     public func createEnrollmentToken(tenant: String,

@@ -100,7 +100,7 @@ struct Serve: AsyncParsableCommand {
 }
 
 struct Tenant: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Manage tenants.", subcommands: [Create.self])
+    static let configuration = CommandConfiguration(abstract: "Manage tenants.", subcommands: [Create.self, AllowNetwork.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a tenant.")
@@ -112,6 +112,26 @@ struct Tenant: AsyncParsableCommand {
             let name = self.name
             let id = try await administer(options) { admin, _ in try await admin.createTenant(name: name) }
             if json { try printJSON(["tenant": name, "id": id.uuidString.lowercased()]) } else { print("created tenant \(name) (\(id.uuidString.lowercased()))") }
+        }
+    }
+
+    struct AllowNetwork: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "allow-network",
+            abstract: "Let a tenant's checks reach a network the SSRF guard refuses (loopback, private, link-local, metadata).")
+        @OptionGroup var options: ServerOptions
+        @Argument(help: "Tenant name.") var name: String
+        @Argument(help: "An address or CIDR network, e.g. 10.20.0.0/16 or fd00::/8.") var cidr: String
+        @Flag(name: .long, help: "Print one JSON object.") var json = false
+
+        func run() async throws {
+            let (name, cidr) = (self.name, self.cidr)
+            let (network, added) = try await administer(options) { admin, _ in try await admin.allowNetwork(tenant: name, cidr: cidr) }
+            if json {
+                try printJSONObject(["tenant": name, "network": network.description, "added": added])
+            } else {
+                print(added ? "tenant \(name)'s checks may now reach \(network)" : "tenant \(name)'s checks could already reach \(network)")
+            }
         }
     }
 }

@@ -1,3 +1,4 @@
+import CrowsnestWire
 import Foundation
 import Logging
 import PostgresNIO
@@ -24,6 +25,30 @@ public struct TenantStore: Sendable {
             logger: logger)
         for try await _ in rows { return id }
         throw StoreError(.alreadyExists, "a tenant named \"\(trimmed)\" already exists")
+    }
+
+    /// Adds `network` to the networks the tenant's checks may reach whatever the SSRF guard's class of their
+    /// addresses; returns false when it was there already.
+    @discardableResult
+    public func allowNetwork(tenantID: UUID, network: IPNetwork) async throws -> Bool {
+        let rows = try await client.query("""
+            INSERT INTO tenant_allowed_networks (tenant_id, network) VALUES (\(tenantID), \(network.description))
+            ON CONFLICT (tenant_id, network) DO NOTHING RETURNING 1::int4
+            """, logger: logger)
+        var added = false
+        for try await _ in rows.decode(Int32.self) { added = true }
+        return added
+    }
+
+    /// The networks the tenant allowed, in the order they sort as text.
+    public func allowedNetworks(tenantID: UUID) async throws -> [IPNetwork] {
+        let rows = try await client.query(
+            "SELECT network FROM tenant_allowed_networks WHERE tenant_id = \(tenantID) ORDER BY network", logger: logger)
+        var networks: [IPNetwork] = []
+        for try await text in rows.decode(String.self) {
+            if let network = IPNetwork(text) { networks.append(network) }
+        }
+        return networks
     }
 
     /// The id of the tenant called `name`.
