@@ -14,7 +14,7 @@ public enum AgentLabels {
     public static func problem(_ label: String) -> String? {
         let parts = label.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty else {
-            return "must be key=value, such as env=prod (got \"\(shortened(label))\")"
+            return "must be key=value, such as env=prod (got \"\(WireTextCleaner.excerpt(label))\")"
         }
         let key = parts[0], value = parts[1]
         guard key.unicodeScalars.count <= maximumKeyLength,
@@ -23,7 +23,7 @@ public enum AgentLabels {
                       || ("0"..."9").contains(scalar) || "._-/".unicodeScalars.contains(scalar))
               })
         else {
-            return "must have a key of at most \(maximumKeyLength) letters, digits, '.', '_', '-' or '/' (got \"\(shortened(label))\")"
+            return "must have a key of at most \(maximumKeyLength) letters, digits, '.', '_', '-' or '/' (got \"\(WireTextCleaner.excerpt(label))\")"
         }
         guard value.unicodeScalars.count <= maximumValueLength,
               !value.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) })
@@ -31,10 +31,5 @@ public enum AgentLabels {
             return "must have a value of at most \(maximumValueLength) characters without control characters"
         }
         return nil
-    }
-
-    /// The first 80 characters of a label, for messages (a hostile label must not become a huge log line).
-    static func shortened(_ label: String) -> String {
-        label.unicodeScalars.count <= 80 ? label : String(String.UnicodeScalarView(label.unicodeScalars.prefix(80))) + "…"
     }
 }

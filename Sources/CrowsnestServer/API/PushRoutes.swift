@@ -34,12 +34,12 @@ struct PushRoutes: Sendable {
         case "up": ok = true
         case "down": ok = false
         case let other:
-            throw APIError.badRequest("status must be up or down (got \"\(LeaseError.shorten(other))\")")
+            throw APIError.badRequest("status must be up or down (got \"\(WireTextCleaner.excerpt(other))\")")
         }
         var latency: Double?
         if let text = query.get("latency_ms") {
             guard let value = Double(text), value.isFinite, (0...86_400_000).contains(value) else {
-                throw APIError.badRequest("latency_ms must be a number of milliseconds from 0 to 86400000 (got \"\(LeaseError.shorten(text))\")")
+                throw APIError.badRequest("latency_ms must be a number of milliseconds from 0 to 86400000 (got \"\(WireTextCleaner.excerpt(text))\")")
             }
             latency = value
         }

@@ -1,3 +1,4 @@
+import CrowsnestWire
 import Foundation
 import Logging
 import PostgresNIO
@@ -56,7 +57,7 @@ public enum LeaseError: Error, CustomStringConvertible, Sendable, Equatable {
     public var description: String {
         switch self {
         case .invalidName(let kind, let value, let reason):
-            return "\(kind) \"\(Self.shorten(value))\" \(reason)"
+            return "\(kind) \"\(WireTextCleaner.excerpt(value))\" \(reason)"
         case .invalidDuration(let kind, let value, let minimum, let maximum):
             return "\(kind) \(Self.describe(value)) is out of range: it must be between \(Self.describe(minimum)) "
                 + "and \(Self.describe(maximum))"
@@ -77,15 +78,6 @@ public enum LeaseError: Error, CustomStringConvertible, Sendable, Equatable {
         case .counterOverflow(let key):
             return "counter \(key) is at the largest 64-bit value and cannot be incremented; it was left unchanged"
         }
-    }
-
-    /// At most 80 characters of a name, for messages (a 10 MB key must not become a 10 MB log line).
-    static func shorten(_ value: String) -> String {
-        let scalars = value.unicodeScalars
-        guard scalars.count > 80 else { return value }
-        var shortened = String.UnicodeScalarView()
-        shortened.append(contentsOf: scalars.prefix(80))
-        return String(shortened) + "…"
     }
 
     /// "250 ms", "86400000 ms"; durations that are not whole milliseconds in Swift's own words.

@@ -93,6 +93,14 @@ public struct WireTextCleaner: Sendable {
         value.utf8.count <= maxBytes && !containsNul(value)
     }
 
+    /// At most the first 80 characters (Unicode scalars) of `value`, with "…" when cut: for quoting a value an
+    /// agent or caller sent inside an error message or log line (a 10 MB value must not become a 10 MB line).
+    public static func excerpt(_ value: String) -> String {
+        let scalars = value.unicodeScalars
+        guard scalars.count > 80 else { return value }
+        return String(String.UnicodeScalarView(scalars.prefix(80))) + "…"
+    }
+
     /// Whether `value` holds a NUL character: `memchr` over its UTF-8 bytes (the server asks this of every string of
     /// every sample, and the generic byte-by-byte `contains` was 3 % of ingest's CPU).
     public static func containsNul(_ value: String) -> Bool {
