@@ -47,6 +47,8 @@ public struct ServerRunner: Sendable {
                 ingest: IngestWriter(client: client, partitions: partitions, logger: logger),
                 enrollment: enrollment,
                 logger: logger)
+            let liveSessions = LiveSessions()
+            sessions.liveSessions = liveSessions
             sessions.admission = ConnectionAdmission(
                 limits: .init(enrollmentsPerMinutePerAddress: configuration.enrollmentsPerMinutePerAddress), logger: logger)
             let readiness = Readiness()
@@ -76,8 +78,9 @@ public struct ServerRunner: Sendable {
             let renewal = ServingCertificateRenewal(logger: logger, check: ServingCertificateRenewal.check(
                 gateway: gateway, authority: authority, directory: configuration.dataDirectory, serverNames: names,
                 serverIPs: ips, logger: logger))
-            // Started together; stopped in reverse order: renewal, HTTP, gateway, then the pools they use.
-            let group = ServiceGroup(configuration: .init(services: [pools.ingest, pools.api, gateway, http, renewal],
+            let coordinator = CheckCoordinator(client: client, sessions: liveSessions, logger: logger)
+            // Started together; stopped in reverse order: coordinator, renewal, HTTP, gateway, then the pools they use.
+            let group = ServiceGroup(configuration: .init(services: [pools.ingest, pools.api, gateway, http, renewal, coordinator],
                                                           gracefulShutdownSignals: signals,
                                                           logger: logger))
             try await group.run()

@@ -31,6 +31,8 @@ public struct AgentSessionHandler: Sendable {
     /// How often a session checks that it is still the agent's live session and the agent is not revoked.
     public var sessionCheckInterval: Duration = .seconds(2)
     public var maxSamplesPerTransaction = 5_000
+    /// The sessions of this replica that the check coordinator may give runs (nil: no coordination, as in tools).
+    public var liveSessions: LiveSessions?
 
     private let batchesCommitted = Counter(label: "crowsnest_ingest_batches_total", dimensions: [("outcome", "committed")])
     private let batchesReplayed = Counter(label: "crowsnest_ingest_batches_total", dimensions: [("outcome", "replay")])
@@ -87,9 +89,13 @@ public struct AgentSessionHandler: Sendable {
                 var session = FrameChannel(inbound: inbound, outbound: outbound)
                 let sender = session.sender
                 do {
-                    guard let (sessionID, machine) = try await handshake(&session, connection: connection, logger: &logger),
+                    guard let (sessionID, machine, facts) = try await handshake(&session, connection: connection, logger: &logger),
                           let identity = machine.identity
                     else { return }
+                    liveSessions?.register(LiveAgent(tenantID: identity.tenantID, agentID: identity.agentID, sessionID: sessionID,
+                                                     hostname: facts.hostname, labels: facts.labels,
+                                                     send: { try await sender.send($0) }))
+                    defer { liveSessions?.unregister(agentID: identity.agentID, sessionID: sessionID) }
                     try await receiveBatches(from: session, machine: machine, sender: sender, identity: identity,
                                              sessionID: sessionID, logger: logger)
                 } catch let end as SessionEnd {
@@ -120,10 +126,16 @@ public struct AgentSessionHandler: Sendable {
         }
     }
 
+    /// What the Hello said that the check coordinator needs.
+    struct HelloFacts {
+        var hostname = ""
+        var labels: Set<String> = []
+    }
+
     /// Enrolls an agent without a certificate (returns nil), or checks `Hello` and sends `Welcome` (returns the
     /// agent's identity and the session's state machine, with the session's frame limit raised).
     private func handshake(_ session: inout FrameChannel, connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>,
-                           logger: inout Logger) async throws -> (sessionID: UUID, machine: AgentSessionStateMachine)? {
+                           logger: inout Logger) async throws -> (sessionID: UUID, machine: AgentSessionStateMachine, facts: HelloFacts)? {
         guard let first = try await session.next() else { return nil }
         connection.channel.pipeline.fireUserInboundEventTriggered(ConnectionAdmission.Event.firstFrameReceived)
         // Behind a trusted load balancer the client's address is known now (its PROXY header came before TLS).
@@ -141,6 +153,7 @@ public struct AgentSessionHandler: Sendable {
         var machine = AgentSessionStateMachine(heartbeatSeconds: heartbeatSeconds, ackWindow: ackWindow)
         var actions = machine.firstFrame(first, peer: peer, nowMillis: Self.nowMillis())
         let sessionID = UUID()
+        var facts = HelloFacts()
         while !actions.isEmpty {
             let action = actions.removeFirst()
             switch action {
@@ -153,6 +166,8 @@ public struct AgentSessionHandler: Sendable {
                     logger[metadataKey: "tenant.id"] = "\(identity.tenantID.uuidString.lowercased())"
                 }
                 guard let identity = machine.identity else { continue }
+                facts.hostname = hello.host.hostname
+                facts.labels = Set(hello.labels)
                 var record: AgentRecord?
                 var storageFailed = false
                 do {
@@ -180,7 +195,7 @@ public struct AgentSessionHandler: Sendable {
                 session.maximumFrameLength = FrameLimits.established
                 connection.channel.pipeline.fireUserInboundEventTriggered(ConnectionAdmission.Event.authenticated)
                 logger.info("agent session established", metadata: ["agent.committed_seq": "\(welcome.committedSeq)"])
-                return (sessionID, machine)
+                return (sessionID, machine, facts)
             case .end(let end):
                 throw end
             case .queue, .send, .recordClockOffset, .renew, .close:
@@ -227,8 +242,12 @@ public struct AgentSessionHandler: Sendable {
                                 identity: AgentCertificateIdentity, sessionID: UUID, logger: Logger) async throws {
         let inbox = SessionInbox(capacity: max(1, Int(ackWindow)))
         // Leaving this scope (normally or by an error) cancels the reader and waits for it.
+        let heard: @Sendable () -> Void = { [liveSessions] in
+            liveSessions?.heard(agentID: identity.agentID, sessionID: sessionID)
+        }
         async let reading: Void = Self.readFrames(from: session, machine: machine, into: inbox, sender: sender,
-                                                  identity: identity, agents: agents, enrollment: enrollment, logger: logger)
+                                                  identity: identity, agents: agents, enrollment: enrollment,
+                                                  heard: heard, logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [agents, sessionCheckInterval] in
                 await Self.watchSession(sessionID, identity: identity, agents: agents, into: inbox,
@@ -282,7 +301,8 @@ public struct AgentSessionHandler: Sendable {
     /// reason the session ends go into `inbox`, in order; heartbeats and renewals are answered here.
     private static func readFrames(from session: sending FrameChannel, machine: sending AgentSessionStateMachine,
                                    into inbox: SessionInbox, sender: FrameSender, identity: AgentCertificateIdentity,
-                                   agents: AgentStore, enrollment: AgentEnrollment, logger: Logger) async {
+                                   agents: AgentStore, enrollment: AgentEnrollment, heard: @Sendable () -> Void,
+                                   logger: Logger) async {
         var session = session
         var machine = machine
         var renewed = false
@@ -297,6 +317,7 @@ public struct AgentSessionHandler: Sendable {
                     continue
                 }
                 guard let frame = next else { break }
+                heard()
                 for action in machine.frame(frame, bytes: session.lastFrameBytes, nowMillis: nowMillis()) {
                     switch action {
                     case .queue(let batch, let bytes):

@@ -196,4 +196,29 @@ public struct AgentStore: Sendable {
         for try await seq in rows.decode(Int64.self) { return UInt64(max(0, seq)) }
         return 0
     }
+
+    /// The agents of `tenants` that hold a live `agent:{id}` term (a session on some replica, heard from within the
+    /// ttl), with their labels: the runners checks can be placed on, across every replica.
+    public func liveAgents(tenants: [UUID]) async throws -> [LiveAgentRecord] {
+        guard !tenants.isEmpty else { return [] }
+        let rows = try await client.query("""
+            SELECT a.tenant_id, a.id, a.hostname, a.labels
+            FROM leases l JOIN agents a ON l.key = 'agent:' || a.id::text
+            WHERE starts_with(l.key, 'agent:') AND l.released_at IS NULL AND l.expires_at > statement_timestamp()
+              AND a.tenant_id = ANY(\(tenants)::uuid[]) AND a.revoked_at IS NULL
+            """, logger: logger)
+        var agents: [LiveAgentRecord] = []
+        for try await (tenantID, agentID, hostname, labels) in rows.decode((UUID, UUID, String, [String]).self) {
+            agents.append(LiveAgentRecord(tenantID: tenantID, agentID: agentID, hostname: hostname, labels: Set(labels)))
+        }
+        return agents
+    }
+}
+
+/// An agent with a live session on some replica (`AgentStore.liveAgents`).
+public struct LiveAgentRecord: Sendable, Equatable {
+    public var tenantID: UUID
+    public var agentID: UUID
+    public var hostname: String
+    public var labels: Set<String>
 }

@@ -201,6 +201,95 @@ public struct LeaseStore: Sendable {
         return lease
     }
 
+    // MARK: - Many keys at once (the check coordinator's hot path)
+
+    /// `acquire` for many keys in one statement: each `(key, holder)` pair starts a term when its key is free,
+    /// released or expired. Returns the terms started, by key; keys held by anyone stay as they were. Keys are taken
+    /// in sorted order so two replicas acquiring overlapping sets cannot deadlock. A key named twice is refused.
+    public func acquireMany(_ requests: [(key: String, holder: String)], ttl: Duration) async throws -> [String: Lease] {
+        guard !requests.isEmpty else { return [:] }
+        var keys: [String] = [], holders: [String] = []
+        var seen = Set<String>()
+        for request in requests.sorted(by: { $0.key < $1.key }) {
+            try Self.validateName(request.key, kind: "lease key")
+            try Self.validateName(request.holder, kind: "lease holder")
+            guard seen.insert(request.key).inserted else {
+                throw LeaseError.invalidName(kind: "lease key", value: request.key, reason: "is named twice in one acquireMany call")
+            }
+            keys.append(request.key)
+            holders.append(request.holder)
+        }
+        let ttlMillis = try Self.milliseconds(ttl, kind: "lease ttl", minimum: Self.minimumTTL, maximum: Self.maximumTTL)
+        let rows = try await client.query("""
+            INSERT INTO leases AS l (key, holder, token, acquired_at, expires_at)
+            SELECT u.key, u.holder, crowsnest_next_lease_token(), statement_timestamp(),
+                   statement_timestamp() + \(ttlMillis) * interval '1 millisecond'
+            FROM unnest(\(keys)::text[], \(holders)::text[]) WITH ORDINALITY AS u(key, holder, n)
+            WHERE NOT EXISTS (SELECT 1 FROM leases h WHERE h.key = u.key AND h.expires_at > statement_timestamp())
+            ORDER BY u.n
+            ON CONFLICT (key) DO UPDATE SET holder = EXCLUDED.holder, token = crowsnest_next_lease_token(),
+                acquired_at = EXCLUDED.acquired_at, expires_at = EXCLUDED.expires_at, released_at = NULL
+            WHERE l.expires_at <= statement_timestamp()
+            RETURNING key, holder, token, acquired_at, expires_at
+            """, logger: logger)
+        var acquired: [String: Lease] = [:]
+        for try await (key, holder, token, acquiredAt, expiresAt) in rows.decode((String, String, Int64, Date, Date).self) {
+            acquired[key] = Lease(key: key, holder: holder, token: token, acquiredAt: acquiredAt, expiresAt: expiresAt)
+        }
+        return acquired
+    }
+
+    /// Renews, in one statement, every unexpired, unreleased term whose key starts with `keyPrefix` and whose
+    /// holder is one of `holders` (a replica renewing the check leases of the agents whose sessions it serves).
+    /// Returns the terms renewed. Tokens stay; a lost term is never revived.
+    public func renewAll(keyPrefix: String, holders: [String], ttl: Duration) async throws -> [Lease] {
+        guard !holders.isEmpty else { return [] }
+        try Self.validateName(keyPrefix, kind: "lease key prefix")
+        for holder in holders { try Self.validateName(holder, kind: "lease holder") }
+        let ttlMillis = try Self.milliseconds(ttl, kind: "lease ttl", minimum: Self.minimumTTL, maximum: Self.maximumTTL)
+        // The prefix is matched with starts_with: no LIKE wildcards for a caller to trip over.
+        let rows = try await client.query("""
+            UPDATE leases SET expires_at = statement_timestamp() + \(ttlMillis) * interval '1 millisecond'
+            WHERE holder = ANY(\(holders)::text[]) AND starts_with(key, \(keyPrefix))
+                AND released_at IS NULL AND expires_at > statement_timestamp()
+            RETURNING key, holder, token, acquired_at, expires_at
+            """, logger: logger)
+        var renewed: [Lease] = []
+        for try await (key, holder, token, acquiredAt, expiresAt) in rows.decode((String, String, Int64, Date, Date).self) {
+            renewed.append(Lease(key: key, holder: holder, token: token, acquiredAt: acquiredAt, expiresAt: expiresAt))
+        }
+        return renewed
+    }
+
+    /// Starts `agent:{id}` terms for sessions that are their agent's live session (`agents.session_id`, the newest
+    /// Hello): `SET key holder PX ttl` without NX, so a reconnect on another replica takes the agent over with a new
+    /// token, while a session that was itself taken over (or an agent since revoked) gets nothing. The holder is
+    /// `session:{id}`. Call it for sessions whose term `renewAll` did not find. Returns the terms started, by agent.
+    public func claimAgentSessions(_ sessions: [(tenantID: UUID, agentID: UUID, sessionID: UUID)],
+                                   ttl: Duration) async throws -> [UUID: Lease] {
+        guard !sessions.isEmpty else { return [:] }
+        let ttlMillis = try Self.milliseconds(ttl, kind: "lease ttl", minimum: Self.minimumTTL, maximum: Self.maximumTTL)
+        let rows = try await client.query("""
+            INSERT INTO leases AS l (key, holder, token, acquired_at, expires_at)
+            SELECT 'agent:' || a.id::text, 'session:' || a.session_id::text, crowsnest_next_lease_token(),
+                   statement_timestamp(), statement_timestamp() + \(ttlMillis) * interval '1 millisecond'
+            FROM unnest(\(sessions.map(\.tenantID))::uuid[], \(sessions.map(\.agentID))::uuid[],
+                        \(sessions.map(\.sessionID))::uuid[]) AS u(tenant_id, agent_id, session_id)
+            JOIN agents a ON a.tenant_id = u.tenant_id AND a.id = u.agent_id AND a.session_id = u.session_id
+                AND a.revoked_at IS NULL
+            ORDER BY 1
+            ON CONFLICT (key) DO UPDATE SET holder = EXCLUDED.holder, token = crowsnest_next_lease_token(),
+                acquired_at = EXCLUDED.acquired_at, expires_at = EXCLUDED.expires_at, released_at = NULL
+            RETURNING key, holder, token, acquired_at, expires_at
+            """, logger: logger)
+        var claimed: [UUID: Lease] = [:]
+        for try await (key, holder, token, acquiredAt, expiresAt) in rows.decode((String, String, Int64, Date, Date).self) {
+            guard let agentID = UUID(uuidString: String(key.dropFirst("agent:".count))) else { continue }
+            claimed[agentID] = Lease(key: key, holder: holder, token: token, acquiredAt: acquiredAt, expiresAt: expiresAt)
+        }
+        return claimed
+    }
+
     // MARK: - Counters
 
     /// `INCR key` with `EXPIRE key window` in one statement (so a counter can never be left without expiry):
