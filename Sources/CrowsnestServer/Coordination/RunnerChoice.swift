@@ -1,3 +1,4 @@
+import CrowsnestWire
 import Foundation
 
 extension CheckPlacement {

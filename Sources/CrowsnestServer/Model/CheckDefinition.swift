@@ -1,3 +1,4 @@
+import CrowsnestWire
 import Foundation
 
 /// What a check probes.

@@ -1,3 +1,4 @@
+import CrowsnestWire
 import Foundation
 
 /// Validates the `options` object of one check type, filling in defaults; unknown options are refused by name.

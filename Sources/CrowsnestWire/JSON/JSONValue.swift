@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Any JSON value, decoded without losing what a typed decode would hide: whether a key was present, whether a
 /// number was written as an integer, and keys nobody asked for (so validation can name unknown fields).
