@@ -37,9 +37,19 @@ let package = Package(
             ]
         ),
         .target(
-            name: "CrowsnestAgent",
+            name: "CrowsnestProbes",
             dependencies: [
                 "CrowsnestWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .target(
+            name: "CrowsnestAgent",
+            dependencies: [
+                "CrowsnestWire", "CrowsnestProbes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -54,7 +64,7 @@ let package = Package(
         .target(
             name: "CrowsnestServer",
             dependencies: [
-                "CrowsnestWire",
+                "CrowsnestWire", "CrowsnestProbes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -116,6 +126,18 @@ let package = Package(
                 "CrowsnestWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .testTarget(
+            name: "CrowsnestProbesTests",
+            dependencies: [
+                "CrowsnestProbes", "CrowsnestWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

@@ -220,33 +220,8 @@ struct CheckOptionsParser {
 
     /// A JSONPath of member and index steps: `$`, `$.status`, `$.items[0].name`, `$['a key']`.
     static func jsonPathProblem(_ path: String) -> String? {
-        let problem = "must be a JSONPath of member and index steps such as $.status or $.items[0]['a key'] (got \"\(path)\")"
-        var rest = Substring(path)
-        guard rest.first == "$" else { return problem }
-        rest = rest.dropFirst()
-        while let first = rest.first {
-            if first == "." {
-                let name = rest.dropFirst().prefix { $0 != "." && $0 != "[" }
-                guard !name.isEmpty, !name.contains(where: { $0 == "'" || $0 == "\"" || $0 == "]" || $0.isWhitespace }) else {
-                    return problem
-                }
-                rest = rest.dropFirst(1 + name.count)
-            } else if first == "[" {
-                let inner = rest.dropFirst()
-                if let quote = inner.first, quote == "'" || quote == "\"" {
-                    guard let end = inner.dropFirst().firstIndex(of: quote), inner[inner.index(after: end)...].first == "]" else {
-                        return problem
-                    }
-                    rest = inner[inner.index(end, offsetBy: 2)...]
-                } else {
-                    let digits = inner.prefix { $0.isASCII && $0.isNumber }
-                    guard !digits.isEmpty, digits.count <= 9, inner.dropFirst(digits.count).first == "]" else { return problem }
-                    rest = inner.dropFirst(digits.count + 1)
-                }
-            } else {
-                return problem
-            }
-        }
-        return nil
+        JSONPath(path) == nil
+            ? "must be a JSONPath of member and index steps such as $.status or $.items[0]['a key'] (got \"\(path)\")"
+            : nil
     }
 }

@@ -1,0 +1,210 @@
+import CrowsnestWire
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import Synchronization
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// `http` checks: one request (and the redirects it leads to, each hop's addresses checked again), judged by
+/// status, body keyword or regex, a JSON value, latency and the certificate's days left.
+struct HTTPProber: Sendable {
+    /// Most body bytes read for keyword, regex and JSON checks; the rest is not read.
+    static let maximumBodyBytes = 1 << 20
+    /// Most redirects followed.
+    static let maximumRedirects = 10
+    static let userAgent = "crowsnest-probe/0.1"
+
+    let dialer: ProbeDialer
+    let resolver: GuardedResolver
+    let tls: ProbeTLS
+
+    struct Response {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: [UInt8]
+        var certificateNotAfter: Int64?
+    }
+
+    func probe(_ target: String, options: [String: String], deadline: ContinuousClock.Instant) async throws -> ProbeOutcome {
+        let start = ContinuousClock.now
+        let options = try HTTPProbeOptions(options)
+        var url = try ProbeURL(target)
+        var method = options.method
+        var body = options.body
+        var earliestExpiry: Int64?
+        var hops = 0
+        var response: Response
+        while true {
+            response = try await exchange(url, method: method, headers: options.headers, body: body, deadline: deadline)
+            if let expiry = response.certificateNotAfter { earliestExpiry = min(earliestExpiry ?? expiry, expiry) }
+            guard options.followRedirects, [301, 302, 303, 307, 308].contains(response.status),
+                  let location = response.headers.first(name: "location") else { break }
+            hops += 1
+            guard hops <= Self.maximumRedirects else {
+                throw ProbeFailure("more than \(Self.maximumRedirects) redirects (the last to \(location))")
+            }
+            url = try url.resolving(location)
+            if response.status == 303 || ((response.status == 301 || response.status == 302) && method != "GET" && method != "HEAD") {
+                method = "GET"
+                body = nil
+            }
+        }
+        let latency = (ContinuousClock.now - start).milliseconds
+        var outcome = ProbeOutcome(ok: true, latencyMs: latency)
+        outcome.httpStatus = response.status
+        outcome.certificateNotAfterUnixMs = earliestExpiry.map { $0 * 1000 } ?? 0
+        if hops > 0 { outcome.details["final_url"] = url.description }
+        outcome.figures["body_bytes"] = Double(response.body.count)
+        if let problem = Self.judge(response, options: options, latencyMs: latency, earliestExpiry: earliestExpiry) {
+            outcome.ok = false
+            outcome.error = problem
+        }
+        return outcome
+    }
+
+    /// Why the answer fails the check; nil when it passes.
+    static func judge(_ response: Response, options: HTTPProbeOptions, latencyMs: Double, earliestExpiry: Int64?) -> String? {
+        guard options.expectedStatus.contains(where: { $0.contains(response.status) }) else {
+            let wanted = options.expectedStatus.map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+            return "HTTP \(response.status), expected \(wanted.joined(separator: ", "))"
+        }
+        if let limit = options.maxLatencyMs, latencyMs > limit {
+            return "answered in \(Int(latencyMs.rounded())) ms, over the limit of \(Int(limit)) ms"
+        }
+        let text = String(decoding: response.body, as: UTF8.self)
+        if let keyword = options.keyword {
+            let found = text.contains(keyword)
+            if found && options.keywordAbsent { return "the body contains \"\(WireTextCleaner.excerpt(keyword))\", which must be absent" }
+            if !found && !options.keywordAbsent { return "the body does not contain \"\(WireTextCleaner.excerpt(keyword))\"" }
+        }
+        if let pattern = options.regex {
+            do {
+                let regex = try Regex(pattern)
+                if (try? regex.firstMatch(in: text)) == nil { return "the body does not match the regex \(WireTextCleaner.excerpt(pattern))" }
+            } catch {
+                return "the regex \(WireTextCleaner.excerpt(pattern)) does not compile here: \(error)"
+            }
+        }
+        if let path = options.jsonPath, let expected = options.jsonEquals {
+            guard let document = try? JSONValue.parse(Data(response.body)) else { return "the body is not JSON" }
+            guard let found = path.evaluate(document) else { return "the JSON has nothing at the path" }
+            if !Self.jsonEqual(found, expected) {
+                return "the JSON value at the path is \(WireTextCleaner.excerpt(found.jsonText)), expected \(WireTextCleaner.excerpt(expected.jsonText))"
+            }
+        }
+        if let minDays = options.certificateMinDays, let expiry = earliestExpiry {
+            let daysLeft = (Double(expiry) - Date().timeIntervalSince1970) / 86_400
+            if daysLeft < Double(minDays) {
+                return daysLeft < 0 ? "the certificate expired \(Int(-daysLeft)) days ago"
+                    : "the certificate expires in \(Int(daysLeft)) days, fewer than \(minDays)"
+            }
+        }
+        return nil
+    }
+
+    /// Equal JSON values, numbers compared by value (1 equals 1.0).
+    static func jsonEqual(_ a: JSONValue, _ b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.integer(let x), .number(let y)), (.number(let y), .integer(let x)): return Double(x) == y
+        default: return a == b
+        }
+    }
+
+    /// One request and its response, on a new connection to a checked address of the URL's host.
+    func exchange(_ url: ProbeURL, method: String, headers: [(String, String)], body: String?,
+                  deadline: ContinuousClock.Instant) async throws -> Response {
+        let addresses = try await resolver.resolve(host: url.host, port: url.port)
+        let context = url.isTLS ? try tls.verifyingContext() : nil
+        let serverName = IPAddress(url.host) == nil ? url.host : nil
+        let (channel, _) = try await dialer.connect(to: addresses, deadline: deadline) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                if let context {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
+                }
+                try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+            }
+        }
+        return try await channel.executeThenClose { inbound, outbound in
+            var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: url.pathAndQuery)
+            head.headers.add(name: "Host", value: url.hostHeader)
+            head.headers.add(name: "User-Agent", value: Self.userAgent)
+            head.headers.add(name: "Connection", value: "close")
+            if let userInfo = url.userInfo {
+                head.headers.add(name: "Authorization", value: "Basic " + Data(Self.percentDecoded(userInfo).utf8).base64EncodedString())
+            }
+            for (name, value) in headers { head.headers.replaceOrAdd(name: name, value: value) }
+            if let body { head.headers.replaceOrAdd(name: "Content-Length", value: "\(body.utf8.count)") }
+            try await outbound.write(.head(head))
+            if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(string: body)))) }
+            try await outbound.write(.end(nil))
+
+            var status = 0
+            var responseHeaders = HTTPHeaders()
+            var bytes: [UInt8] = []
+            loop: for try await part in inbound {
+                switch part {
+                case .head(let responseHead):
+                    // 1xx answers (100 Continue) come before the real one.
+                    if responseHead.status.code < 200 && responseHead.status.code != 101 { continue }
+                    status = Int(responseHead.status.code)
+                    responseHeaders = responseHead.headers
+                    if method == "HEAD" { break loop }
+                case .body(let buffer):
+                    let room = Self.maximumBodyBytes - bytes.count
+                    bytes += buffer.readableBytesView.prefix(room)
+                    if bytes.count >= Self.maximumBodyBytes { break loop }
+                case .end:
+                    break loop
+                }
+            }
+            guard status != 0 else { throw ProbeFailure("\(url.hostHeader) closed the connection without an HTTP answer") }
+            var expiry: Int64?
+            if url.isTLS, let certificate = try? await channel.channel.nioSSL_peerCertificate().get() {
+                expiry = Int64(certificate.notValidAfter)
+            }
+            return Response(status: status, headers: responseHeaders, body: bytes, certificateNotAfter: expiry)
+        }
+    }
+
+    static func percentDecoded(_ text: String) -> String {
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
+               let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
+                bytes.append(value)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// The TLS client context for probes, built on first use (loading the trust store is not free, and an agent with
+/// no https checks should not pay for it) and shared.
+final class ProbeTLS: Sendable {
+    private let verifying = Mutex<NIOSSLContext?>(nil)
+
+    init() {}
+
+    func verifyingContext() throws -> NIOSSLContext {
+        try verifying.withLock { cached in
+            if let cached { return cached }
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.minimumTLSVersion = .tlsv12
+            do {
+                let context = try NIOSSLContext(configuration: configuration)
+                cached = context
+                return context
+            } catch {
+                throw ProbeFailure("cannot set up TLS for probes: \(error)")
+            }
+        }
+    }
+}

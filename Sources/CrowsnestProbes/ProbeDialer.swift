@@ -1,0 +1,62 @@
+import NIOCore
+import NIOPosix
+
+/// Dials the checked addresses of a target in turn until one answers, within the run's deadline.
+struct ProbeDialer: Sendable {
+    let group: any EventLoopGroup
+
+    /// Connects to the first address that accepts, setting up the channel with `initialize`; throws
+    /// `ProbeFailure` naming every address that failed.
+    func connect<Output: Sendable>(
+        to addresses: [SocketAddress], deadline: ContinuousClock.Instant,
+        initialize: @escaping @Sendable (any Channel) -> EventLoopFuture<Output>
+    ) async throws -> (Output, SocketAddress) {
+        var failures: [String] = []
+        for address in addresses {
+            let remaining = deadline - .now
+            guard remaining > .zero else { break }
+            let millis = max(1, remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000)
+            do {
+                let output = try await ClientBootstrap(group: group)
+                    .connectTimeout(.milliseconds(millis))
+                    .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .connect(to: address) { channel in initialize(channel) }
+                return (output, address)
+            } catch {
+                failures.append("\(Self.describe(address)): \(Self.describe(error))")
+            }
+        }
+        if failures.isEmpty { throw ProbeFailure("no time left to connect") }
+        throw ProbeFailure("cannot connect to " + failures.joined(separator: "; "))
+    }
+
+    static func describe(_ address: SocketAddress) -> String {
+        guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+
+    /// A connection error in a few words ("connection refused", "timed out").
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? ChannelError, case .connectTimeout = error { return "timed out" }
+        if let error = error as? IOError {
+            switch error.errnoCode {
+            case ECONNREFUSED: return "connection refused"
+            case ENETUNREACH: return "network unreachable"
+            case EHOSTUNREACH: return "host unreachable"
+            case ETIMEDOUT: return "timed out"
+            default: return "\(error)"
+            }
+        }
+        if let error = error as? NIOConnectionError, let first = error.connectionErrors.first {
+            return describe(first.error)
+        }
+        return "\(error)"
+    }
+}
+
+extension Duration {
+    /// Milliseconds as a Double, for latencies.
+    var milliseconds: Double {
+        Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
+    }
+}

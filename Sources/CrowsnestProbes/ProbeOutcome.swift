@@ -1,0 +1,33 @@
+/// What one probe run found: the fields of a `CheckResult` before the slot and token are attached.
+public struct ProbeOutcome: Sendable, Equatable {
+    public var ok: Bool
+    /// From the start of the run to its answer (or failure), milliseconds.
+    public var latencyMs: Double
+    /// Why the run failed, for the operator; empty when ok.
+    public var error: String
+    /// The last HTTP response's status (0: none).
+    public var httpStatus: Int = 0
+    /// Earliest expiry among the certificates seen, unix milliseconds (0: no certificate).
+    public var certificateNotAfterUnixMs: Int64 = 0
+    /// Named figures (connection counts, counters, lag seconds).
+    public var figures: [String: Double] = [:]
+    /// Named texts (DNS answers, the container state seen, the final URL).
+    public var details: [String: String] = [:]
+
+    public init(ok: Bool, latencyMs: Double, error: String = "") {
+        self.ok = ok
+        self.latencyMs = latencyMs
+        self.error = error
+    }
+
+    public static func failure(_ reason: String, latencyMs: Double) -> ProbeOutcome {
+        ProbeOutcome(ok: false, latencyMs: latencyMs, error: reason)
+    }
+}
+
+/// A probe could not run or its answer failed the check; `reason` is shown to the operator as the result's error.
+public struct ProbeFailure: Error, CustomStringConvertible, Sendable, Equatable {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { reason }
+}

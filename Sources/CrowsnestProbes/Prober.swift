@@ -1,0 +1,49 @@
+import CrowsnestWire
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+/// Runs one check of any supported type against its target, within its deadline, through the SSRF guard, and
+/// says what it found. Never throws: every failure (refused address, timeout, a wrong answer) is an outcome with
+/// its reason, which is what the operator sees as the result's error. Used by the agent for assigned checks and by
+/// the server for server-run ones.
+public struct Prober: Sendable {
+    /// The check types this prober runs.
+    public static let supportedTypes: Set<String> = ["http", "tcp"]
+
+    private let dialer: ProbeDialer
+    private let tls = ProbeTLS()
+
+    public init(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.dialer = ProbeDialer(group: group)
+    }
+
+    public func run(type: String, target: String, options: [String: String], timeout: Duration,
+                    addressGuard: AddressGuard) async -> ProbeOutcome {
+        let start = ContinuousClock.now
+        let deadline = start + timeout
+        let resolver = GuardedResolver(addressGuard: addressGuard)
+        let (dialer, tls) = (self.dialer, self.tls)
+        do {
+            return try await withDeadline(timeout) {
+                switch type {
+                case "tcp":
+                    return try await TCPProber(dialer: dialer, resolver: resolver).probe(target, deadline: deadline)
+                case "http":
+                    return try await HTTPProber(dialer: dialer, resolver: resolver, tls: tls)
+                        .probe(target, options: options, deadline: deadline)
+                default:
+                    throw ProbeFailure("checks of type \(type) are not run here yet")
+                }
+            }
+        } catch let failure as ProbeFailure {
+            return .failure(failure.reason, latencyMs: (ContinuousClock.now - start).milliseconds)
+        } catch is DeadlineExceeded {
+            return .failure("no answer within \(Int(timeout.milliseconds.rounded())) ms", latencyMs: timeout.milliseconds)
+        } catch let error as NIOSSLError {
+            return .failure("TLS failed: \(error)", latencyMs: (ContinuousClock.now - start).milliseconds)
+        } catch {
+            return .failure("\(error)", latencyMs: (ContinuousClock.now - start).milliseconds)
+        }
+    }
+}
