@@ -74,7 +74,10 @@ public struct AgentRunner: Sendable {
         let eventBatches = EventBatchSender(events: events, spool: spool, sequence: sequence, doorbell: doorbell,
                                             interval: configuration.interval,
                                             serverAccepts: { shipper.serverAcceptsEventBatches }, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [inventory, events, sampler, eventBatches, shipper],
+        let checks = CheckRunner(spool: spool, sequence: sequence, doorbell: doorbell, interval: configuration.interval,
+                                 logger: logger)
+        shipper.onAssign { checks.accept($0) }
+        let group = ServiceGroup(configuration: .init(services: [inventory, events, sampler, eventBatches, checks, shipper],
                                                       gracefulShutdownSignals: shutdownSignals, logger: logger))
         try await group.run()
     }

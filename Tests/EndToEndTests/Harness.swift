@@ -230,6 +230,18 @@ final class Deployment: @unchecked Sendable {
         return HTTPResult(status: status, body: Data(result.output[..<split].utf8))
     }
 
+    /// A request with a JSON body against the server's HTTP API with `key` (the deployment's API key by default).
+    func send(_ method: String, _ path: String, json: String, key: String? = nil) throws -> HTTPResult {
+        let result = Shell.run("/usr/bin/env", ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "-X", method,
+                                                "-H", "Authorization: Bearer \(key ?? apiKey)", "-H", "Content-Type: application/json",
+                                                "--data-binary", json, "http://127.0.0.1:\(httpPort)\(path)"])
+        guard result.status == 0 else { throw DeploymentError("curl \(method) \(path): \(result.error)") }
+        guard let split = result.output.lastIndex(of: "\n"), let status = Int(result.output[result.output.index(after: split)...]) else {
+            throw DeploymentError("curl \(method) \(path): unreadable output")
+        }
+        return HTTPResult(status: status, body: Data(result.output[..<split].utf8))
+    }
+
     /// The embedded cluster's password (the server generated it in its data directory).
     var databasePassword: String {
         ((try? String(contentsOfFile: dataDir + "/postgres-password", encoding: .utf8)) ?? "")

@@ -60,15 +60,24 @@ public final class EventBatchSender: Service, Sendable {
     public func send() throws -> Crowsnest_V1_SampleBatch? {
         let pending = events.drain()
         guard !pending.isEmpty else { return nil }
+        var batch = Crowsnest_V1_SampleBatch.eventsOnly(interval: interval) { $0.events = pending }
+        batch.seq = try spool.appendBatch(batch, sequence: sequence)
+        events.markSpooled(pending)
+        doorbell.ring()
+        return batch
+    }
+}
+
+extension Crowsnest_V1_SampleBatch {
+    /// An event-only batch stamped now with the agent's `interval`, filled by `fill` and then cleaned (its
+    /// truncation count set): what goes out between sweeps (urgent events, check results).
+    static func eventsOnly(interval: Duration, _ fill: (inout Crowsnest_V1_SampleBatch) -> Void) -> Crowsnest_V1_SampleBatch {
         var batch = Crowsnest_V1_SampleBatch()
         batch.eventsOnly = true
         batch.tsUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
         batch.intervalSeconds = UInt32(clamping: interval.components.seconds)
-        batch.events = pending
+        fill(&batch)
         batch.truncatedValues = batch.sanitize()
-        batch.seq = try spool.appendBatch(batch, sequence: sequence)
-        events.markSpooled(pending)
-        doorbell.ring()
         return batch
     }
 }

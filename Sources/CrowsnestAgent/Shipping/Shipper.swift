@@ -55,6 +55,13 @@ public final class Shipper: Service, Sendable {
     private let makeHello: @Sendable () -> Crowsnest_V1_Hello
     private let logger: Logger
     private let connectedState = Mutex<Bool>(false)
+    /// Where check runs the server assigns go (the check runner); nil drops them.
+    private let assignments = Mutex<(@Sendable (Crowsnest_V1_Assign) -> Void)?>(nil)
+
+    /// Sets where the check runs the server assigns go.
+    public func onAssign(_ handler: @escaping @Sendable (Crowsnest_V1_Assign) -> Void) {
+        assignments.withLock { $0 = handler }
+    }
 
     public init(configuration: Configuration, credentials: AgentCredentials, spool: Spool, sequence: SequenceStore,
                 deadLetters: DeadLetterBox, doorbell: Doorbell, makeHello: @escaping @Sendable () -> Crowsnest_V1_Hello,
@@ -348,6 +355,8 @@ public final class Shipper: Service, Sendable {
                     heartbeat.sentUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
                     try await outbound.write(try FrameCodec.encode(.with(.heartbeat(heartbeat))))
                     try await requestRenewalIfDue()
+                case .runCheck(let assign):
+                    if let handler = assignments.withLock({ $0 }) { handler(assign) }
                 case .end(let end):
                     return end
                 }

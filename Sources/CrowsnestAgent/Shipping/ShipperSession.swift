@@ -59,6 +59,8 @@ public struct ShipperSession: Sendable {
         /// The server signed a new certificate: keep it (with the key the request was made for).
         case renewed(Crowsnest_V1_RenewResponse)
         case sendHeartbeat
+        /// The server assigned a check run: hand it to the check runner.
+        case runCheck(Crowsnest_V1_Assign)
         /// End the session (close the connection).
         case end(SessionEnd)
     }
@@ -167,9 +169,12 @@ public struct ShipperSession: Sendable {
                 session.awaitingSince = session.lastSent > session.acked ? now : nil
                 state = .established(session)
                 return [.acknowledge(upTo: ack.seq), .sendRecords(after: session.lastSent, limit: room(session))]
-            case .heartbeat, .assign:
+            case .heartbeat:
                 state = .established(session)
                 return []
+            case .assign(let assign):
+                state = .established(session)
+                return [.runCheck(assign)]
             case .renewResponse(let response):
                 state = .established(session)
                 return [.renewed(response)]

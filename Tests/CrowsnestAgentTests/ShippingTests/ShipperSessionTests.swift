@@ -52,6 +52,14 @@ final class ShipperSessionTests: XCTestCase {
         XCTAssertTrue(session.receivedAck)
     }
 
+    func testAnAssignedCheckRunGoesToTheCheckRunner() {
+        var (session, _) = established()
+        var assign = Crowsnest_V1_Assign()
+        assign.checkID = "c1"
+        assign.fencingToken = 7
+        XCTAssertEqual(session.handle(.frame(.with(.assign(assign))), now: t0), [.runCheck(assign)])
+    }
+
     func testAnAckForABatchNeverSentEndsTheSession() {
         var (session, _) = established()
         session.sent(upTo: 3, now: t0)

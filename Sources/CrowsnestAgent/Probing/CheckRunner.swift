@@ -1,0 +1,161 @@
+import CrowsnestProbes
+import CrowsnestWire
+import Logging
+import ServiceLifecycle
+import Synchronization
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Runs the check slots the server assigns (`Assign` frames) and ships their results.
+///
+/// At most `concurrency` runs at once, each within its assignment's deadline; an assignment whose slot is over
+/// before it could start is skipped (a later slot is coming). Results gathered within `coalescing` of each other go
+/// out in one event-only batch: spooled like samples (so a result survives a server outage and an agent restart),
+/// then sent at once. The same slot and token assigned twice (a resent frame) runs once.
+public final class CheckRunner: Service, Sendable {
+    public struct Configuration: Sendable {
+        /// Runs in flight at most; more assignments wait for a free one.
+        public var concurrency = 16
+        /// How long results wait for others before their batch is spooled.
+        public var coalescing: Duration = .milliseconds(200)
+        /// Assignments queued at most; beyond that new ones are refused (logged) until runs finish.
+        public var queueLimit = 10_000
+        public init() {}
+    }
+
+    private let configuration: Configuration
+    private let prober: Prober
+    private let spool: Spool
+    private let sequence: SequenceStore
+    private let doorbell: Doorbell
+    private let interval: Duration
+    private let logger: Logger
+    private let queue: AsyncStream<Crowsnest_V1_Assign>
+    private let queueInput: AsyncStream<Crowsnest_V1_Assign>.Continuation
+    private let state = Mutex(State())
+
+    private struct State {
+        var queued = 0
+        /// (check, slot, token) of recent assignments, oldest first, to run each once.
+        var seen: [String] = []
+        var seenSet = Set<String>()
+        var results: [Crowsnest_V1_CheckResult] = []
+    }
+
+    /// `interval` is the agent's sampling interval (every batch carries it).
+    public init(configuration: Configuration = .init(), prober: Prober = Prober(), spool: Spool, sequence: SequenceStore,
+                doorbell: Doorbell, interval: Duration, logger: Logger) {
+        self.configuration = configuration
+        self.prober = prober
+        self.spool = spool
+        self.sequence = sequence
+        self.doorbell = doorbell
+        self.interval = interval
+        self.logger = logger
+        (queue, queueInput) = AsyncStream.makeStream(of: Crowsnest_V1_Assign.self)
+    }
+
+    /// Takes an assignment from the server (called from the shipper's session; returns at once).
+    public func accept(_ assign: Crowsnest_V1_Assign) {
+        let key = "\(assign.checkID)@\(assign.slotUnixMs)#\(assign.fencingToken)"
+        let admitted: Bool = state.withLock { state in
+            guard state.seenSet.insert(key).inserted else { return false }
+            state.seen.append(key)
+            if state.seen.count > 4 * configuration.queueLimit {
+                state.seenSet.subtract(state.seen.prefix(configuration.queueLimit))
+                state.seen.removeFirst(configuration.queueLimit)
+            }
+            guard state.queued < configuration.queueLimit else { return false }
+            state.queued += 1
+            return true
+        }
+        guard admitted else {
+            logger.debug("check assignment not queued (a repeat, or the queue is full)", metadata: ["check.id": "\(assign.checkID)"])
+            return
+        }
+        queueInput.yield(assign)
+    }
+
+    public func run() async throws {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.flushLoop() }
+            var running = 0
+            await withTaskGroup(of: Void.self) { runs in
+                for await assign in queue.cancelOnGracefulShutdown() {
+                    if running >= configuration.concurrency {
+                        await runs.next()
+                        running -= 1
+                    }
+                    state.withLock { $0.queued -= 1 }
+                    running += 1
+                    runs.addTask { await self.execute(assign) }
+                }
+            }
+            queueInput.finish()
+            // Results of runs that finished during shutdown are spooled before leaving.
+            group.cancelAll()
+        }
+        flush()
+    }
+
+    /// Runs one assignment and keeps its result for the next batch.
+    func execute(_ assign: Crowsnest_V1_Assign) async {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let slotEnd = assign.slotUnixMs + Int64(assign.intervalSeconds) * 1000
+        guard now < slotEnd else {
+            logger.warning("check slot over before its run could start; skipped", metadata: [
+                "check.id": "\(assign.checkID)", "slot_unix_ms": "\(assign.slotUnixMs)",
+            ])
+            return
+        }
+        let allowed = assign.allowedNetworks.compactMap(IPNetwork.init)
+        let timeout = Duration.milliseconds(Int64(max(100, min(assign.timeoutMs, 3_600_000))))
+        let outcome = await prober.run(type: assign.type, target: assign.target, options: assign.options, timeout: timeout,
+                                       addressGuard: AddressGuard(runner: .agent, allowedNetworks: allowed))
+        var result = Crowsnest_V1_CheckResult()
+        result.checkID = assign.checkID
+        result.fencingToken = assign.fencingToken
+        result.slotUnixMs = assign.slotUnixMs
+        result.tsUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+        result.ok = outcome.ok
+        result.latencyMs = outcome.latencyMs
+        result.error = outcome.error
+        result.httpStatus = UInt32(clamping: outcome.httpStatus)
+        result.certNotAfterUnixMs = outcome.certificateNotAfterUnixMs
+        result.figures = outcome.figures
+        result.details = outcome.details
+        state.withLock { $0.results.append(result) }
+    }
+
+    /// Spools gathered results every `coalescing`.
+    private func flushLoop() async {
+        while !Task.isCancelled {
+            do { try await EventLoopClock().sleep(for: configuration.coalescing) } catch { return }
+            flush()
+        }
+    }
+
+    /// Spools the results gathered so far as one event-only batch; returns it (nil: none gathered).
+    @discardableResult
+    func flush() -> Crowsnest_V1_SampleBatch? {
+        let results = state.withLock { state in
+            defer { state.results = [] }
+            return state.results
+        }
+        guard !results.isEmpty else { return nil }
+        var batch = Crowsnest_V1_SampleBatch.eventsOnly(interval: interval) { $0.checkResults = results }
+        do {
+            batch.seq = try spool.appendBatch(batch, sequence: sequence)
+            doorbell.ring()
+            return batch
+        } catch {
+            // Kept for the next flush: a spool that refuses writes fails the sweeps too, and says why there.
+            state.withLock { $0.results.insert(contentsOf: results, at: 0) }
+            logger.error("cannot spool check results; retrying", metadata: ["error": "\(error)", "results": "\(results.count)"])
+            return nil
+        }
+    }
+}
