@@ -1,3 +1,10 @@
+import CrowsnestWire
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// What one probe run found: the fields of a `CheckResult` before the slot and token are attached.
 public struct ProbeOutcome: Sendable, Equatable {
     public var ok: Bool
@@ -30,4 +37,23 @@ public struct ProbeFailure: Error, CustomStringConvertible, Sendable, Equatable 
     public var reason: String
     public init(_ reason: String) { self.reason = reason }
     public var description: String { reason }
+}
+
+extension ProbeOutcome {
+    /// The wire result of this run of `checkID`'s slot under `token`, stamped now.
+    public func checkResult(checkID: String, token: UInt64, slotUnixMs: Int64) -> Crowsnest_V1_CheckResult {
+        var result = Crowsnest_V1_CheckResult()
+        result.checkID = checkID
+        result.fencingToken = token
+        result.slotUnixMs = slotUnixMs
+        result.tsUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+        result.ok = ok
+        result.latencyMs = latencyMs
+        result.error = error
+        result.httpStatus = UInt32(clamping: httpStatus)
+        result.certNotAfterUnixMs = certificateNotAfterUnixMs
+        result.figures = figures
+        result.details = details
+        return result
+    }
 }

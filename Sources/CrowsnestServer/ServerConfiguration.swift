@@ -27,11 +27,16 @@ public struct ServerConfiguration: Sendable {
     public var trustedProxies: [IPNetwork] = []
     /// Enrollment attempts accepted per client address per minute (a fleet behind one NAT enrolls through one).
     public var enrollmentsPerMinutePerAddress: Int = 30
+    /// The ttl of check leases: a dead runner's checks move after about this long.
+    public var checkLeaseTTLSeconds: Int = 10
+    /// An agent not heard from (no batch, no heartbeat) for this long gets no check runs and its checks move.
+    public var agentSilenceLimitSeconds: Int = 35
 
     /// Settings a configuration file may hold.
     public static let knownKeys: Set<String> = [
         "data_dir", "database_url", "agent_listen", "http_listen", "server_names", "postgres_user", "log_level",
         "secret_key_file", "agent_certificate_days", "trusted_proxies", "enrollments_per_minute",
+        "check_lease_ttl_seconds", "agent_silence_limit_seconds",
     ]
 
     public static let defaultDataDirectory = "/var/lib/crowsnest"
@@ -67,6 +72,14 @@ public struct ServerConfiguration: Sendable {
         guard let enrollments = Int(enrollmentsText), (1...100_000).contains(enrollments) else {
             throw ConfigurationError("\(layers.source(of: "enrollments_per_minute")): enrollment attempts per address and minute must be a whole number from 1 to 100000; got '\(enrollmentsText)'")
         }
+        let ttlText = layers.string("check_lease_ttl_seconds", default: "10")
+        guard let ttl = Int(ttlText), (2...300).contains(ttl) else {
+            throw ConfigurationError("\(layers.source(of: "check_lease_ttl_seconds")): check lease ttl must be a whole number of seconds from 2 to 300; got '\(ttlText)'")
+        }
+        let silenceText = layers.string("agent_silence_limit_seconds", default: "35")
+        guard let silence = Int(silenceText), (2...3600).contains(silence) else {
+            throw ConfigurationError("\(layers.source(of: "agent_silence_limit_seconds")): agent silence limit must be a whole number of seconds from 2 to 3600; got '\(silenceText)'")
+        }
         let standardizedDataDirectory = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
         var secretKeyFile = layers.string("secret_key_file")
         if secretKeyFile?.isEmpty == true { secretKeyFile = nil }
@@ -81,7 +94,9 @@ public struct ServerConfiguration: Sendable {
             logLevel: level,
             agentCertificateDays: certificateDays,
             trustedProxies: trustedProxies,
-            enrollmentsPerMinutePerAddress: enrollments)
+            enrollmentsPerMinutePerAddress: enrollments,
+            checkLeaseTTLSeconds: ttl,
+            agentSilenceLimitSeconds: silence)
     }
 }
 

@@ -78,9 +78,20 @@ public struct ServerRunner: Sendable {
             let renewal = ServingCertificateRenewal(logger: logger, check: ServingCertificateRenewal.check(
                 gateway: gateway, authority: authority, directory: configuration.dataDirectory, serverNames: names,
                 serverIPs: ips, logger: logger))
-            let coordinator = CheckCoordinator(client: client, sessions: liveSessions, logger: logger)
-            // Started together; stopped in reverse order: coordinator, renewal, HTTP, gateway, then the pools they use.
-            let group = ServiceGroup(configuration: .init(services: [pools.ingest, pools.api, gateway, http, renewal, coordinator],
+            // One id per process: its replica:{id} term shares server-run checks and singleton jobs among replicas.
+            let replicaID = UUID()
+            var coordination = CheckCoordinator.Configuration()
+            coordination.replicaID = replicaID
+            coordination.replicaName = ServerCheckRuns.hostName()
+            coordination.leaseTTL = .seconds(configuration.checkLeaseTTLSeconds)
+            coordination.responsiveWithin = .seconds(configuration.agentSilenceLimitSeconds)
+            let coordinator = CheckCoordinator(configuration: coordination, client: client, sessions: liveSessions, logger: logger)
+            var housekeepingConfiguration = HousekeepingJob.Configuration()
+            housekeepingConfiguration.replicaID = replicaID
+            let housekeeping = HousekeepingJob(configuration: housekeepingConfiguration, client: client, logger: logger)
+            // Started together; stopped in reverse order: jobs, coordinator, renewal, HTTP, gateway, then the pools.
+            let group = ServiceGroup(configuration: .init(services: [pools.ingest, pools.api, gateway, http, renewal, coordinator,
+                                                                     housekeeping],
                                                           gracefulShutdownSignals: signals,
                                                           logger: logger))
             try await group.run()

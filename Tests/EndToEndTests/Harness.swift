@@ -231,10 +231,10 @@ final class Deployment: @unchecked Sendable {
     }
 
     /// A request with a JSON body against the server's HTTP API with `key` (the deployment's API key by default).
-    func send(_ method: String, _ path: String, json: String, key: String? = nil) throws -> HTTPResult {
+    func send(_ method: String, _ path: String, json: String, key: String? = nil, port: Int? = nil) throws -> HTTPResult {
         let result = Shell.run("/usr/bin/env", ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "-X", method,
                                                 "-H", "Authorization: Bearer \(key ?? apiKey)", "-H", "Content-Type: application/json",
-                                                "--data-binary", json, "http://127.0.0.1:\(httpPort)\(path)"])
+                                                "--data-binary", json, "http://127.0.0.1:\(port ?? httpPort)\(path)"])
         guard result.status == 0 else { throw DeploymentError("curl \(method) \(path): \(result.error)") }
         guard let split = result.output.lastIndex(of: "\n"), let status = Int(result.output[result.output.index(after: split)...]) else {
             throw DeploymentError("curl \(method) \(path): unreadable output")

@@ -115,18 +115,7 @@ public final class CheckRunner: Service, Sendable {
         let timeout = Duration.milliseconds(Int64(max(100, min(assign.timeoutMs, 3_600_000))))
         let outcome = await prober.run(type: assign.type, target: assign.target, options: assign.options, timeout: timeout,
                                        addressGuard: AddressGuard(runner: .agent, allowedNetworks: allowed))
-        var result = Crowsnest_V1_CheckResult()
-        result.checkID = assign.checkID
-        result.fencingToken = assign.fencingToken
-        result.slotUnixMs = assign.slotUnixMs
-        result.tsUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
-        result.ok = outcome.ok
-        result.latencyMs = outcome.latencyMs
-        result.error = outcome.error
-        result.httpStatus = UInt32(clamping: outcome.httpStatus)
-        result.certNotAfterUnixMs = outcome.certificateNotAfterUnixMs
-        result.figures = outcome.figures
-        result.details = outcome.details
+        let result = outcome.checkResult(checkID: assign.checkID, token: assign.fencingToken, slotUnixMs: assign.slotUnixMs)
         state.withLock { $0.results.append(result) }
     }
 

@@ -27,6 +27,11 @@ public final class CheckCoordinator: Service, Sendable {
         /// How long sending one agent its runs may take before the rest of its runs this tick are skipped (they
         /// are reassigned when its leases lapse).
         public var sendTimeout: Duration = .seconds(2)
+        /// This replica's id (its `replica:{id}` term) and its name in results (the host name by default).
+        public var replicaID = UUID()
+        public var replicaName = "server"
+        /// Whether this replica runs checks placed on the server (`run_on: {"mode":"server"}`).
+        public var runsServerChecks = true
 
         public init() {}
     }
@@ -38,6 +43,8 @@ public final class CheckCoordinator: Service, Sendable {
         public var acquired = 0
         public var assigned = 0
         public var sent = 0
+        /// Server-run checks started on this replica.
+        public var startedHere = 0
     }
 
     public let configuration: Configuration
@@ -46,6 +53,9 @@ public final class CheckCoordinator: Service, Sendable {
     private let leases: LeaseStore
     private let tenants: TenantStore
     private let logger: Logger
+    /// Runs this replica's server-run checks and records their results.
+    public let serverRuns: ServerCheckRuns
+    private var replicaHolder: String { "replica:" + configuration.replicaID.uuidString.lowercased() }
     private let dispatched = Counter(label: "crowsnest_check_runs_dispatched_total")
     private let failedTicks = Counter(label: "crowsnest_check_coordinator_failed_ticks_total")
 
@@ -56,9 +66,18 @@ public final class CheckCoordinator: Service, Sendable {
         self.leases = LeaseStore(client: client, logger: logger)
         self.tenants = TenantStore(client: client, logger: logger)
         self.logger = logger
+        self.serverRuns = ServerCheckRuns(client: client, replicaName: configuration.replicaName, logger: logger)
     }
 
     public func run() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await self.serverRuns.run() }
+            try await self.coordinate()
+            self.serverRuns.finish()
+        }
+    }
+
+    private func coordinate() async throws {
         var failing = false
         while !Task.isShuttingDownGracefully {
             do {
@@ -84,38 +103,34 @@ public final class CheckCoordinator: Service, Sendable {
         }
     }
 
-    /// One round: hold the sessions' agent terms, renew their check terms, find due slots, lease, record, send.
+    /// One round: hold this replica's and the sessions' agent terms, renew their check terms, find due slots,
+    /// lease, record, then send agents their runs and start the server-run ones here.
     @discardableResult
     public func tick() async throws -> TickReport {
         var report = TickReport()
-        let responsive = sessions.responsive(within: configuration.responsiveWithin)
-        guard !responsive.isEmpty else { return report }
-        // agent:{id} terms: renewed for sessions that hold them; claimed (taken over) for new sessions when they are
-        // their agent's newest. A session that holds no term is not given runs.
-        let sessionHolders = responsive.map { "session:" + $0.sessionID.uuidString.lowercased() }
-        let renewedSessions = try await leases.renewAll(keyPrefix: "agent:", holders: sessionHolders, ttl: configuration.leaseTTL)
-        var holding = Set(renewedSessions.map(\.holder))
-        let unclaimed = responsive.filter { !holding.contains("session:" + $0.sessionID.uuidString.lowercased()) }
-        let claimed = try await leases.claimAgentSessions(unclaimed.map { ($0.tenantID, $0.agentID, $0.sessionID) },
-                                                          ttl: configuration.leaseTTL)
-        holding.formUnion(claimed.values.map(\.holder))
-        let agents = responsive.filter { holding.contains("session:" + $0.sessionID.uuidString.lowercased()) }
-        guard !agents.isEmpty else { return report }
-
+        // replica:{id}: the replicas that share server-run checks. The key is this replica's own, so it is free.
+        let me = replicaHolder
+        if try await leases.renewAll(keyPrefix: me, holders: [me], ttl: configuration.leaseTTL).isEmpty {
+            _ = try await leases.acquire(key: me, holder: me, ttl: configuration.leaseTTL)
+        }
+        let agents = try await holdAgentTerms()
         var byHolder: [String: LiveAgent] = [:]
         for agent in agents { byHolder[agent.leaseHolder] = agent }
-        let holders = Array(byHolder.keys)
+        let holders = Array(byHolder.keys) + [me]
         report.renewed = try await leases.renewAll(keyPrefix: "check:", holders: holders, ttl: configuration.leaseTTL).count
         let tenantIDs = Array(Set(agents.map(\.tenantID)))
         let due = try await CheckSlotStore.dueChecks(
-            tenants: tenantIDs, holders: holders, includeAgentRun: true, includeServerRun: false,
+            tenants: tenantIDs, holders: holders, includeAgentRun: !agents.isEmpty, includeServerRun: configuration.runsServerChecks,
             limit: configuration.maximumSlotsPerTick, on: client, logger: logger)
         report.due = due.count
         guard !due.isEmpty else { return report }
         // Every replica's runners: a free check goes to the candidate rendezvous hashing picks among all of them,
-        // and only the replica serving that agent takes the lease. So checks spread over the whole fleet, not
-        // over whichever replica looked first.
-        let fleet = try await AgentStore(client: client, logger: logger).liveAgents(tenants: tenantIDs)
+        // and only the replica serving that agent (or that replica itself) takes the lease. So checks spread over
+        // the whole fleet, not over whichever replica looked first.
+        let fleet = agents.isEmpty ? [] : try await AgentStore(client: client, logger: logger).liveAgents(tenants: tenantIDs)
+        let replicas = due.contains(where: { CheckPlacement(stored: $0.runOn) == .server })
+            ? try await leases.live(keyPrefix: "replica:").compactMap { UUID(uuidString: String($0.holder.dropFirst("replica:".count))) }
+            : []
 
         var assignments: [SlotAssignment] = []
         var releases: [Lease] = []
@@ -127,47 +142,85 @@ public final class CheckCoordinator: Service, Sendable {
             // Quorum checks run on every matching agent: not dispatched by this coordinator yet.
             if case .all = placement { continue }
             let key = CheckSlotStore.leaseKey(checkID: check.checkID)
-            if let holder = check.leaseHolder, let token = check.leaseToken, let agent = byHolder[holder] {
-                if agent.tenantID == check.tenantID && placement.admits(agentLabels: agent.labels) {
+            // Who should run it: among the replicas for server-run checks, else among the matching agents.
+            let winner: String?
+            if case .server = placement {
+                winner = RunnerChoice.pick(checkID: check.checkID, among: replicas).map { "replica:" + $0.uuidString.lowercased() }
+            } else {
+                let candidates = fleet.filter { $0.tenantID == check.tenantID && placement.admits(agentLabels: $0.labels) }
+                winner = RunnerChoice.pick(checkID: check.checkID, among: candidates.map(\.agentID)).map(LiveAgent.leaseHolder(agentID:))
+            }
+            if let holder = check.leaseHolder, let token = check.leaseToken {
+                let agent = byHolder[holder]
+                let qualifies = holder == me ? placement == .server
+                    : agent.map { $0.tenantID == check.tenantID && placement.admits(agentLabels: $0.labels) } ?? false
+                // A runner keeps its check while it qualifies; at the start of a slot it hands the check to the
+                // runner that rendezvous hashing now picks (one that joined since), so load spreads over new runners.
+                let handOver = check.slotToken == nil && winner != nil && winner != holder
+                if qualifies && !handOver {
                     assignments.append(SlotAssignment(tenantID: check.tenantID, checkID: check.checkID, slotAt: check.slotAt,
-                                                      token: token, agentID: agent.agentID, runner: agent.hostname))
+                                                      token: token, agentID: agent?.agentID,
+                                                      runner: agent?.hostname ?? configuration.replicaName))
                     continue
                 }
-                // The runner no longer qualifies (its labels or the placement changed): end its term.
                 releases.append(Lease(key: key, holder: holder, token: token, acquiredAt: check.slotAt, expiresAt: check.slotAt))
             }
-            let candidates = fleet.filter { $0.tenantID == check.tenantID && placement.admits(agentLabels: $0.labels) }
-            guard let chosen = RunnerChoice.pick(checkID: check.checkID, among: candidates.map(\.agentID)),
-                  byHolder[LiveAgent.leaseHolder(agentID: chosen)] != nil
-            else { continue }  // no runner, or another replica's: that replica takes it
-            wanted.append((key, LiveAgent.leaseHolder(agentID: chosen)))
+            // Only the replica serving the winner takes the lease (for a server-run check: the winner itself).
+            guard let winner, winner == me || byHolder[winner] != nil else { continue }
+            wanted.append((key, winner))
         }
         for lease in releases { _ = try await leases.release(lease) }
         let acquired = try await leases.acquireMany(wanted, ttl: configuration.leaseTTL)
         report.acquired = acquired.count
         for lease in acquired.values {
-            guard let agent = byHolder[lease.holder],
-                  let checkID = UUID(uuidString: String(lease.key.dropFirst("check:".count))),
+            guard let checkID = UUID(uuidString: String(lease.key.dropFirst("check:".count))),
                   let check = checksByID[checkID] else { continue }
-            assignments.append(SlotAssignment(tenantID: check.tenantID, checkID: checkID, slotAt: check.slotAt,
-                                              token: lease.token, agentID: agent.agentID, runner: agent.hostname))
+            if lease.holder == me {
+                assignments.append(SlotAssignment(tenantID: check.tenantID, checkID: checkID, slotAt: check.slotAt,
+                                                  token: lease.token, agentID: nil, runner: configuration.replicaName))
+            } else if let agent = byHolder[lease.holder] {
+                assignments.append(SlotAssignment(tenantID: check.tenantID, checkID: checkID, slotAt: check.slotAt,
+                                                  token: lease.token, agentID: agent.agentID, runner: agent.hostname))
+            }
         }
         let recorded = try await CheckSlotStore.assignMany(assignments, on: client, logger: logger)
         report.assigned = recorded.count
         guard !recorded.isEmpty else { return report }
 
-        var networks: [UUID: [String]] = [:]
+        var networks: [UUID: [IPNetwork]] = [:]
         for tenantID in Set(recorded.map(\.tenantID)) {
-            networks[tenantID] = try await tenants.allowedNetworks(tenantID: tenantID).map(\.description)
+            networks[tenantID] = try await tenants.allowedNetworks(tenantID: tenantID)
         }
         var frames: [UUID: [Crowsnest_V1_Frame]] = [:]
         for slot in recorded {
-            guard let agentID = slot.agentID, let check = checksByID[slot.checkID] else { continue }
-            frames[agentID, default: []].append(.with(.assign(Self.assign(check, slot: slot, allowedNetworks: networks[slot.tenantID] ?? []))))
+            guard let check = checksByID[slot.checkID] else { continue }
+            let allowed = networks[slot.tenantID] ?? []
+            if let agentID = slot.agentID {
+                frames[agentID, default: []].append(.with(.assign(Self.assign(check, slot: slot, allowedNetworks: allowed.map(\.description)))))
+            } else {
+                serverRuns.enqueue(ServerCheckRuns.Run(check: check, slot: slot, allowedNetworks: allowed))
+                report.startedHere += 1
+            }
         }
         report.sent = await send(frames, to: Dictionary(uniqueKeysWithValues: agents.map { ($0.agentID, $0) }))
-        dispatched.increment(by: report.sent)
+        dispatched.increment(by: report.sent + report.startedHere)
         return report
+    }
+
+    /// The responsive sessions of this replica that hold their agent's `agent:{id}` term: renewed for sessions that
+    /// hold it, claimed (taken over) for new sessions when they are their agent's newest. A session that holds no
+    /// term is given no runs.
+    private func holdAgentTerms() async throws -> [LiveAgent] {
+        let responsive = sessions.responsive(within: configuration.responsiveWithin)
+        guard !responsive.isEmpty else { return [] }
+        func holder(_ agent: LiveAgent) -> String { "session:" + agent.sessionID.uuidString.lowercased() }
+        let renewed = try await leases.renewAll(keyPrefix: "agent:", holders: responsive.map(holder), ttl: configuration.leaseTTL)
+        var holding = Set(renewed.map(\.holder))
+        let unclaimed = responsive.filter { !holding.contains(holder($0)) }
+        let claimed = try await leases.claimAgentSessions(unclaimed.map { ($0.tenantID, $0.agentID, $0.sessionID) },
+                                                          ttl: configuration.leaseTTL)
+        holding.formUnion(claimed.values.map(\.holder))
+        return responsive.filter { holding.contains(holder($0)) }
     }
 
     /// The `Assign` frame of one recorded slot.

@@ -248,7 +248,7 @@ public struct IngestWriter: Sendable {
                                               agentID: agentID, memory: &memory, on: connection)
                 if !batch.checkResults.isEmpty || prepared.resultsOutsideWindow > 0 {
                     try await part.run(.checkResults, &batchRejections) {
-                        let recorded = try await CheckStore.recordAgentResults(
+                        let recorded = try await CheckStore.recordRunResults(
                             batch.checkResults, tenantID: tenantID, agentID: agentID, on: connection, logger: logger)
                         let refused = batch.checkResults.count - recorded + prepared.resultsOutsideWindow
                         if refused > 0 {

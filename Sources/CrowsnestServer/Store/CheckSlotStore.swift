@@ -19,6 +19,8 @@ public struct DueCheck: Sendable, Equatable {
     public var slotAt: Date
     public var leaseHolder: String?
     public var leaseToken: Int64?
+    /// The token the slot was already assigned under (an older term's); nil: the slot has no runner yet.
+    public var slotToken: Int64?
 }
 
 /// One slot to record as assigned (`CheckSlotStore.assignMany`).
@@ -55,7 +57,7 @@ public enum CheckSlotStore {
         guard !tenants.isEmpty || includeServerRun else { return [] }
         let rows = try await client.query("""
             SELECT c.tenant_id, c.id, c.type, c.target, c.interval_seconds, c.timeout_ms, c.run_on::text, c.options::text,
-                   d.slot_at, l.holder, l.token
+                   d.slot_at, l.holder, l.token, s.token
             FROM checks c
             CROSS JOIN LATERAL (
                 SELECT to_timestamp(floor(extract(epoch FROM statement_timestamp()) / c.interval_seconds)
@@ -75,13 +77,13 @@ public enum CheckSlotStore {
             LIMIT \(Int64(limit))
             """, logger: logger)
         var due: [DueCheck] = []
-        for try await (tenantID, checkID, type, target, interval, timeout, runOn, options, slotAt, holder, token)
-            in rows.decode((UUID, UUID, String, String, Int32, Int32, String, String, Date, String?, Int64?).self) {
+        for try await (tenantID, checkID, type, target, interval, timeout, runOn, options, slotAt, holder, token, slotToken)
+            in rows.decode((UUID, UUID, String, String, Int32, Int32, String, String, Date, String?, Int64?, Int64?).self) {
             due.append(DueCheck(tenantID: tenantID, checkID: checkID, type: type, target: target,
                                 intervalSeconds: Int(interval), timeoutMs: Int(timeout),
                                 runOn: (try? JSONValue.parse(Data(runOn.utf8))) ?? .object([:]),
                                 options: (try? JSONValue.parse(Data(options.utf8))) ?? .object([:]),
-                                slotAt: slotAt, leaseHolder: holder, leaseToken: token))
+                                slotAt: slotAt, leaseHolder: holder, leaseToken: token, slotToken: slotToken))
         }
         return due
     }
@@ -125,6 +127,21 @@ public enum CheckSlotStore {
         return assignments.filter {
             recorded.contains(SlotKey(tenantID: $0.tenantID, checkID: $0.checkID, slotAt: $0.slotAt, token: $0.token))
         }
+    }
+
+    /// Removes slot rows older than `age` (their results, if any, are kept in `check_results`); returns how many.
+    @discardableResult
+    public static func deleteOlderThan(_ age: Duration, on client: PostgresClient, logger: Logger) async throws -> Int {
+        let seconds = age.components.seconds
+        let rows = try await client.query("""
+            WITH gone AS (
+                DELETE FROM check_slots WHERE slot_at < statement_timestamp() - \(seconds) * interval '1 second' RETURNING 1
+            )
+            SELECT count(*) FROM gone
+            """, logger: logger)
+        var removed: Int64 = 0
+        for try await count in rows.decode(Int64.self) { removed = count }
+        return Int(removed)
     }
 
     private struct SlotKey: Hashable {

@@ -195,10 +195,11 @@ public struct CheckStore: Sendable {
         return results
     }
 
-    /// Stores the check results an agent sent, each only when it carries the token last issued to this agent for
-    /// its slot (`check_slots`, row locked until COMMIT so a reassignment waits) and the slot has no result yet;
-    /// returns how many were stored. The others are late or were never this agent's: dropped, not errors.
-    public static func recordAgentResults(_ results: [Crowsnest_V1_CheckResult], tenantID: UUID, agentID: UUID,
+    /// Stores the check results a runner sent — an agent (`agentID`), or this server replica (nil) — each only when
+    /// it carries the token last issued to that runner for its slot (`check_slots`, row locked until COMMIT so a
+    /// reassignment waits) and the slot has no result yet; returns how many were stored. The others are late or were
+    /// never this runner's: dropped, not errors.
+    public static func recordRunResults(_ results: [Crowsnest_V1_CheckResult], tenantID: UUID, agentID: UUID?,
                                           on connection: PostgresConnection, logger: Logger) async throws -> Int {
         var ids: [UUID] = [], slots: [Int64] = [], times: [Int64] = [], tokens: [Int64] = [], oks: [Bool] = []
         var latencies: [Double] = [], errors: [String] = [], statuses: [Int32] = [], notAfters: [Int64] = []
@@ -232,12 +233,13 @@ public struct CheckStore: Sendable {
                             \(figures)::text[])
                      AS u(check_id, slot_ms, ts_ms, token, ok, latency, error, status, not_after_ms, figures)
                 JOIN check_slots s ON s.tenant_id = \(tenantID) AND s.check_id = u.check_id
-                    AND s.slot_at = to_timestamp(u.slot_ms / 1000.0) AND s.token = u.token AND s.agent_id = \(agentID)
+                    AND s.slot_at = to_timestamp(u.slot_ms / 1000.0) AND s.token = u.token
+                    AND s.agent_id IS NOT DISTINCT FROM \(agentID)::uuid
                 FOR SHARE OF s
             )
             INSERT INTO check_results (tenant_id, check_id, slot_at, ts, agent_id, runner, token, ok, latency_ms, error,
                                        http_status, cert_not_after, figures)
-            SELECT \(tenantID), check_id, slot_at, to_timestamp(ts_ms / 1000.0), \(agentID), runner, token, ok,
+            SELECT \(tenantID), check_id, slot_at, to_timestamp(ts_ms / 1000.0), \(agentID)::uuid, runner, token, ok,
                    CASE WHEN latency < 0 THEN NULL ELSE latency END, error, nullif(status, 0),
                    CASE WHEN not_after_ms = 0 THEN NULL ELSE to_timestamp(not_after_ms / 1000.0) END, figures::jsonb
             FROM fenced
@@ -288,6 +290,40 @@ public struct CheckStore: Sendable {
             }
         }
         return outcome
+    }
+
+    /// Records a failed result for every push check whose latest slot got no call within its interval plus grace:
+    /// slot S is missed when no call arrived from S until S + interval + grace (a late call, stored under the next
+    /// slot, still counts for S). A check is judged from its first whole slot after it was created, changed or
+    /// resumed. Returns how many slots were marked missed. The day's partition must exist.
+    @discardableResult
+    public func recordMissedPushes() async throws -> Int {
+        let rows = try await client.query("""
+            WITH due AS (
+                SELECT c.tenant_id, c.id, c.interval_seconds + g.grace AS allowed, d.slot_at
+                FROM checks c
+                CROSS JOIN LATERAL (SELECT coalesce((c.options->>'grace_seconds')::int, 0) AS grace) g
+                CROSS JOIN LATERAL (
+                    SELECT to_timestamp(floor((extract(epoch FROM statement_timestamp()) - c.interval_seconds - g.grace)
+                                              / c.interval_seconds) * c.interval_seconds) AS slot_at
+                ) d
+                WHERE c.type = 'push' AND NOT c.paused AND d.slot_at >= c.updated_at
+            )
+            INSERT INTO check_results (tenant_id, check_id, slot_at, ts, runner, token, ok, error)
+            SELECT due.tenant_id, due.id, due.slot_at, statement_timestamp(), 'push', 0, false,
+                   'no push call within ' || due.allowed || ' s (the interval plus the grace period)'
+            FROM due
+            WHERE NOT EXISTS (
+                SELECT 1 FROM check_results r
+                WHERE r.tenant_id = due.tenant_id AND r.check_id = due.id AND r.slot_at >= due.slot_at
+                  AND r.ts >= due.slot_at AND r.ts < due.slot_at + due.allowed * interval '1 second'
+            )
+            ON CONFLICT (tenant_id, check_id, slot_at) DO NOTHING
+            RETURNING check_id
+            """, logger: logger)
+        var missed = 0
+        for try await _ in rows.decode(UUID.self) { missed += 1 }
+        return missed
     }
 
     // MARK: - Pieces

@@ -290,6 +290,21 @@ public struct LeaseStore: Sendable {
         return claimed
     }
 
+    /// Every unexpired, unreleased term whose key starts with `keyPrefix` (the live replicas, the live agents).
+    public func live(keyPrefix: String) async throws -> [Lease] {
+        try Self.validateName(keyPrefix, kind: "lease key prefix")
+        let rows = try await client.query("""
+            SELECT key, holder, token, acquired_at, expires_at FROM leases
+            WHERE starts_with(key, \(keyPrefix)) AND released_at IS NULL AND expires_at > statement_timestamp()
+            ORDER BY key
+            """, logger: logger)
+        var terms: [Lease] = []
+        for try await (key, holder, token, acquiredAt, expiresAt) in rows.decode((String, String, Int64, Date, Date).self) {
+            terms.append(Lease(key: key, holder: holder, token: token, acquiredAt: acquiredAt, expiresAt: expiresAt))
+        }
+        return terms
+    }
+
     // MARK: - Counters
 
     /// `INCR key` with `EXPIRE key window` in one statement (so a counter can never be left without expiry):

@@ -48,6 +48,14 @@ extension Crowsnest_V1_SampleBatch {
 }
 
 extension Crowsnest_V1_CheckResult {
+    /// Cleans and bounds every string of one result (a server replica's own run, outside any batch).
+    @discardableResult
+    public mutating func sanitize() -> UInt64 {
+        var cleaner = WireTextCleaner()
+        sanitize(&cleaner)
+        return cleaner.truncated
+    }
+
     var isClean: Bool {
         WireTextCleaner.isClean(checkID, maxBytes: WireTextBounds.tokenBytes)
             && WireTextCleaner.isClean(error, maxBytes: WireTextBounds.textBytes)

@@ -1,6 +1,8 @@
 import CrowsnestWire
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import PostgresNIO
 import Synchronization
 import XCTest
@@ -60,10 +62,11 @@ final class CheckCoordinatorTests: XCTestCase {
         return reports
     }
 
-    private static func coordinator(_ client: PostgresClient, _ sessions: LiveSessions,
-                                    ttl: Duration = .seconds(10)) -> CheckCoordinator {
+    private static func coordinator(_ client: PostgresClient, _ sessions: LiveSessions, ttl: Duration = .seconds(10),
+                                    name: String = "replica") -> CheckCoordinator {
         var configuration = CheckCoordinator.Configuration()
         configuration.leaseTTL = ttl
+        configuration.replicaName = name
         return CheckCoordinator(configuration: configuration, client: client, sessions: sessions, logger: logger)
     }
 
@@ -96,16 +99,6 @@ final class CheckCoordinatorTests: XCTestCase {
             let tenantID = try await tenants.create(name: "acme")
             let otherTenant = try await tenants.create(name: "globex")
             try await tenants.allowNetwork(tenantID: tenantID, network: IPNetwork("10.20.0.0/16")!)
-            var anyChecks: [UUID] = []
-            for index in 0..<12 { anyChecks.append(try await Self.insertCheck(client, tenantID: tenantID, name: "any-\(index)")) }
-            let prodCheck = try await Self.insertCheck(client, tenantID: tenantID, name: "prod",
-                                                       runOn: #"{"mode":"labels","labels":["env=prod"]}"#)
-            let nowhere = try await Self.insertCheck(client, tenantID: tenantID, name: "nowhere",
-                                                     runOn: #"{"mode":"labels","labels":["env=mars"]}"#)
-            try await Self.insertCheck(client, tenantID: tenantID, name: "paused", paused: true)
-            try await Self.insertCheck(client, tenantID: tenantID, name: "push", type: "push", runOn: #"{"mode":"server"}"#)
-            try await Self.insertCheck(client, tenantID: tenantID, name: "server", runOn: #"{"mode":"server"}"#)
-
             // Replica 1 serves agent a; replica 2 serves b (env=prod) and c; d belongs to another tenant.
             let (a, inboxA) = try await Self.agent(client, tenantID, "host-a")
             let (b, inboxB) = try await Self.agent(client, tenantID, "host-b", labels: ["env=prod", "zone=1"])
@@ -117,8 +110,19 @@ final class CheckCoordinatorTests: XCTestCase {
             replica2.register(c)
             replica2.register(d)
             let coordinator1 = Self.coordinator(client, replica1), coordinator2 = Self.coordinator(client, replica2)
-            // Both replicas at once, three rounds: the first claims the agents' terms, later rounds find nothing new
-            // within the same slot.
+            // A first round claims the agents' and the replicas' terms; then the checks arrive.
+            _ = try await (coordinator1.tick(), coordinator2.tick())
+            var anyChecks: [UUID] = []
+            for index in 0..<12 { anyChecks.append(try await Self.insertCheck(client, tenantID: tenantID, name: "any-\(index)")) }
+            let prodCheck = try await Self.insertCheck(client, tenantID: tenantID, name: "prod",
+                                                       runOn: #"{"mode":"labels","labels":["env=prod"]}"#)
+            let nowhere = try await Self.insertCheck(client, tenantID: tenantID, name: "nowhere",
+                                                     runOn: #"{"mode":"labels","labels":["env=mars"]}"#)
+            try await Self.insertCheck(client, tenantID: tenantID, name: "paused", paused: true)
+            try await Self.insertCheck(client, tenantID: tenantID, name: "push", type: "push", runOn: #"{"mode":"server"}"#)
+            let serverCheck = try await Self.insertCheck(client, tenantID: tenantID, name: "server", runOn: #"{"mode":"server"}"#)
+
+            // Both replicas at once, three rounds: later rounds find nothing new within the same slot.
             for _ in 0..<3 {
                 async let first = coordinator1.tick()
                 async let second = coordinator2.tick()
@@ -126,7 +130,10 @@ final class CheckCoordinatorTests: XCTestCase {
             }
             let sent = inboxA.assigns + inboxB.assigns + inboxC.assigns
             XCTAssertTrue(inboxD.assigns.isEmpty, "another tenant's agent is never given this tenant's checks")
-            let recorded = try await Self.slots(client)
+            let all = try await Self.slots(client)
+            let recorded = all.filter { $0.3 != nil }
+            let serverRun = all.filter { $0.3 == nil }
+            XCTAssertEqual(serverRun.map(\.0), [serverCheck], "the server-run check is run by one replica, not sent to agents")
             // Every slot was recorded once and sent once, to the agent recorded for it, under the recorded token.
             var sentBySlot: [String: [Crowsnest_V1_Assign]] = [:]
             for assign in sent { sentBySlot["\(assign.checkID)@\(assign.slotUnixMs)", default: []].append(assign) }
@@ -165,7 +172,6 @@ final class CheckCoordinatorTests: XCTestCase {
             let tenants = TenantStore(client: client, logger: Self.logger)
             let tenantID = try await tenants.create(name: "acme")
             var checks: [UUID] = []
-            for index in 0..<12 { checks.append(try await Self.insertCheck(client, tenantID: tenantID, name: "c\(index)", interval: 300)) }
             let (a, inboxA) = try await Self.agent(client, tenantID, "host-a")
             let (b, inboxB) = try await Self.agent(client, tenantID, "host-b")
             let replica1 = LiveSessions(), replica2 = LiveSessions()
@@ -173,11 +179,14 @@ final class CheckCoordinatorTests: XCTestCase {
             replica2.register(b)
             let ttl: Duration = .seconds(2)
             let coordinators = [Self.coordinator(client, replica1, ttl: ttl), Self.coordinator(client, replica2, ttl: ttl)]
-            // Two rounds: the first claims both agents' terms, the second sees both and splits the checks.
+            // A first round claims both agents' terms; then the checks arrive and are split between the agents.
+            _ = try await Self.run(coordinators, for: .milliseconds(100))
+            for index in 0..<12 { checks.append(try await Self.insertCheck(client, tenantID: tenantID, name: "c\(index)", interval: 300)) }
             _ = try await Self.run(coordinators, for: .milliseconds(500))
             let first = inboxA.take(), firstB = inboxB.take()
             XCTAssertEqual(first.count + firstB.count, checks.count)
             XCTAssertGreaterThan(first.count, 0)
+            XCTAssertGreaterThan(firstB.count, 0)
 
             // While the agents are responsive their terms are renewed past the ttl: nothing moves.
             let steady = try await Self.run(coordinators, for: ttl + .milliseconds(700))
@@ -204,11 +213,11 @@ final class CheckCoordinatorTests: XCTestCase {
             let stale = first.map { Self.result(for: $0, ok: false) }
             let fresh = (reassigned + firstB).map { Self.result(for: $0, ok: true) }
             let storedStale = try await client.withConnection { connection in
-                try await CheckStore.recordAgentResults(stale, tenantID: tenantID, agentID: a.agentID, on: connection, logger: Self.logger)
+                try await CheckStore.recordRunResults(stale, tenantID: tenantID, agentID: a.agentID, on: connection, logger: Self.logger)
             }
             XCTAssertEqual(storedStale, 0)
             let storedFresh = try await client.withConnection { connection in
-                try await CheckStore.recordAgentResults(fresh + fresh, tenantID: tenantID, agentID: b.agentID, on: connection, logger: Self.logger)
+                try await CheckStore.recordRunResults(fresh + fresh, tenantID: tenantID, agentID: b.agentID, on: connection, logger: Self.logger)
             }
             XCTAssertEqual(storedFresh, checks.count)
             // With results recorded, the slots are done: no replica dispatches them again, a back or not.
@@ -261,6 +270,60 @@ final class CheckCoordinatorTests: XCTestCase {
             let heard = try await coordinator.tick()
             XCTAssertEqual(heard.sent, 1)
             XCTAssertEqual(inboxA.assigns.count, 1)
+        }
+    }
+
+    func testServerRunChecksRunOnceOnOneReplicaThroughTheServersGuard() async throws {
+        try await TestPostgres.withTestDatabase { client in
+            let tenants = TenantStore(client: client, logger: Self.logger)
+            let opened = try await tenants.create(name: "opened")
+            let closed = try await tenants.create(name: "closed")
+            try await tenants.allowNetwork(tenantID: opened, network: IPNetwork("127.0.0.0/8")!)
+            let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+            defer { listener.close(promise: nil) }
+            let port = listener.localAddress!.port!
+            func serverCheck(_ tenantID: UUID, _ name: String) async throws -> UUID {
+                let id = UUID()
+                try await client.query("""
+                    INSERT INTO checks (tenant_id, id, name, type, target, interval_seconds, timeout_ms, run_on)
+                    VALUES (\(tenantID), \(id), \(name), 'tcp', \("127.0.0.1:\(port)"), 300, 2000, '{"mode":"server"}')
+                    """, logger: Self.logger)
+                return id
+            }
+            let replicas = [Self.coordinator(client, LiveSessions(), name: "replica-1"),
+                            Self.coordinator(client, LiveSessions(), name: "replica-2")]
+            let runners = replicas.map { coordinator in Task { await coordinator.serverRuns.run() } }
+            // A first round registers both replicas; then the checks arrive and are shared between them, once each.
+            _ = try await Self.run(replicas, for: .milliseconds(100))
+            var allowedChecks: [UUID] = []
+            for index in 0..<6 { allowedChecks.append(try await serverCheck(opened, "allowed-\(index)")) }
+            let refused = try await serverCheck(closed, "refused")
+            let reports = try await Self.run(replicas, for: .milliseconds(1500))
+            XCTAssertEqual(reports.map(\.startedHere).reduce(0, +), 7, "\(reports)")
+            let rows = try await client.query("""
+                SELECT check_id, runner, agent_id IS NULL, ok, error, count(*) OVER (PARTITION BY check_id)
+                FROM check_results ORDER BY check_id
+                """, logger: Self.logger)
+            var results: [UUID: (runner: String, serverRun: Bool, ok: Bool, error: String, copies: Int64)] = [:]
+            for _ in 0..<30 where results.count < 7 {
+                try await Task.sleep(for: .milliseconds(200))
+                let rows = try await client.query(
+                    "SELECT check_id, runner, agent_id IS NULL, ok, error, count(*) OVER (PARTITION BY check_id) FROM check_results",
+                    logger: Self.logger)
+                for try await (id, runner, serverRun, ok, error, copies) in rows.decode((UUID, String, Bool, Bool, String, Int64).self) {
+                    results[id] = (runner, serverRun, ok, error, copies)
+                }
+            }
+            _ = rows
+            for replica in replicas { replica.serverRuns.finish() }
+            for runner in runners { await runner.value }
+            XCTAssertEqual(Set(results.keys), Set(allowedChecks + [refused]))
+            XCTAssertTrue(results.values.allSatisfy { $0.serverRun && $0.copies == 1 })
+            XCTAssertEqual(Set(results.values.map(\.runner)), ["replica-1", "replica-2"], "both replicas take a share")
+            for id in allowedChecks { XCTAssertEqual(results[id]?.ok, true, results[id]?.error ?? "missing") }
+            XCTAssertEqual(results[refused]?.ok, false)
+            XCTAssertTrue(results[refused]?.error.contains("127.0.0.1 is loopback, refused for checks the server runs") == true,
+                          results[refused]?.error ?? "")
         }
     }
 

@@ -1,0 +1,102 @@
+import CrowsnestWire
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// Singleton upkeep under the `job:housekeeping` lease: whichever replica holds it records missed push checks
+/// every tick, and now and then removes expired leases, old slot rows and spent rate-limit counters. A replica that
+/// dies stops renewing; another takes the job over after one ttl.
+public final class HousekeepingJob: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var tick: Duration = .seconds(5)
+        public var leaseTTL: Duration = .seconds(30)
+        /// How often the cleanup runs (on the holder).
+        public var cleanupEvery: Duration = .seconds(600)
+        /// Slot rows older than this go (results stay in `check_results`).
+        public var slotRetention: Duration = .seconds(2 * 86_400)
+        /// Leases expired for longer than this go. It covers the longest a spooled result may take to arrive.
+        public var expiredLeaseRetention: Duration = .seconds(86_400)
+        public var replicaID = UUID()
+        public init() {}
+    }
+
+    public static let leaseKey = "job:housekeeping"
+
+    /// What one round did.
+    public struct Round: Sendable, Equatable {
+        public var holder = false
+        public var missedPushes = 0
+        public var cleanedUp = false
+    }
+
+    public let configuration: Configuration
+    private let client: PostgresClient
+    private let leases: LeaseStore
+    private let logger: Logger
+    private let state = Mutex<(lease: Lease?, lastCleanup: ContinuousClock.Instant?)>((nil, nil))
+
+    public init(configuration: Configuration = .init(), client: PostgresClient, logger: Logger) {
+        self.configuration = configuration
+        self.client = client
+        self.leases = LeaseStore(client: client, logger: logger)
+        self.logger = logger
+    }
+
+    private var holder: String { "replica:" + configuration.replicaID.uuidString.lowercased() }
+
+    public func run() async throws {
+        var failing = false
+        while !Task.isShuttingDownGracefully {
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.configuration.tick) }
+            } catch {
+                break
+            }
+            do {
+                _ = try await withDeadline(configuration.leaseTTL) { try await self.round() }
+                failing = false
+            } catch {
+                if !failing {
+                    logger.error("housekeeping failed; retrying", metadata: ["error": "\(String(reflecting: error))"])
+                    failing = true
+                }
+            }
+        }
+        // Hand the job over at once instead of after a ttl.
+        if let lease = state.withLock({ $0.lease }) { _ = try? await leases.release(lease) }
+    }
+
+    /// Holds (or takes) the job's lease and, when holding it, does the job's work.
+    @discardableResult
+    public func round(now: ContinuousClock.Instant = .now) async throws -> Round {
+        var round = Round()
+        var lease = state.withLock { $0.lease }
+        if let held = lease {
+            lease = try await leases.renew(held, ttl: configuration.leaseTTL)
+            if lease == nil { logger.notice("housekeeping lease lost to another replica") }
+        }
+        if lease == nil {
+            lease = try await leases.acquire(key: Self.leaseKey, holder: holder, ttl: configuration.leaseTTL)
+            if lease != nil { logger.info("this replica now runs housekeeping") }
+        }
+        state.withLock { $0.lease = lease }
+        guard lease != nil else { return round }
+        round.holder = true
+
+        try await PartitionStore(client: client, logger: logger).ensurePartitions(forMillis: [Int64(Date().timeIntervalSince1970 * 1000)])
+        round.missedPushes = try await CheckStore(client: client, logger: logger).recordMissedPushes()
+        let last = state.withLock { $0.lastCleanup }
+        if last.map({ now - $0 >= configuration.cleanupEvery }) ?? true {
+            let leasesGone = try await leases.deleteExpired(leasesExpiredFor: configuration.expiredLeaseRetention)
+            let slotsGone = try await CheckSlotStore.deleteOlderThan(configuration.slotRetention, on: client, logger: logger)
+            state.withLock { $0.lastCleanup = now }
+            round.cleanedUp = true
+            if leasesGone + slotsGone > 0 {
+                logger.debug("housekeeping removed old rows", metadata: ["leases": "\(leasesGone)", "slots": "\(slotsGone)"])
+            }
+        }
+        return round
+    }
+}

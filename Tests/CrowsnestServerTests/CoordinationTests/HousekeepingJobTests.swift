@@ -1,0 +1,82 @@
+import CrowsnestWire
+import Foundation
+import Logging
+import PostgresNIO
+import XCTest
+
+@testable import CrowsnestServer
+
+/// The singleton upkeep job against a real PostgreSQL: one holder among replicas, missed push calls recorded.
+final class HousekeepingJobTests: XCTestCase {
+    private static let logger: Logger = {
+        var logger = Logger(label: "crowsnest.tests.housekeeping")
+        logger.logLevel = .critical
+        return logger
+    }()
+
+    private static func job(_ client: PostgresClient, ttl: Duration = .seconds(30)) -> HousekeepingJob {
+        var configuration = HousekeepingJob.Configuration()
+        configuration.leaseTTL = ttl
+        return HousekeepingJob(configuration: configuration, client: client, logger: logger)
+    }
+
+    func testOneReplicaHoldsTheJobAndAnotherTakesOverWhenItLapses() async throws {
+        try await TestPostgres.withTestDatabase { client in
+            let first = Self.job(client, ttl: .milliseconds(800)), second = Self.job(client, ttl: .milliseconds(800))
+            let a = try await first.round()
+            let b = try await second.round()
+            XCTAssertTrue(a.holder)
+            XCTAssertTrue(a.cleanedUp, "the first round of a holder cleans up")
+            XCTAssertFalse(b.holder, "only one replica holds the job")
+            let renewed = try await first.round()
+            XCTAssertTrue(renewed.holder)
+            XCTAssertFalse(renewed.cleanedUp, "cleanup runs every ten minutes, not every round")
+            try await Task.sleep(for: .milliseconds(1000))  // the first replica stops renewing
+            let takeover = try await second.round()
+            XCTAssertTrue(takeover.holder)
+            let lost = try await first.round()
+            XCTAssertFalse(lost.holder, "a lapsed holder finds the job taken")
+        }
+    }
+
+    func testAPushCheckWithNoCallWithinItsIntervalAndGraceGetsAFailedResultOnce() async throws {
+        try await TestPostgres.withTestDatabase { client in
+            let tenantID = try await TenantStore(client: client, logger: Self.logger).create(name: "acme")
+            func pushCheck(_ name: String, updatedAgo: Int = 3600, paused: Bool = false) async throws -> UUID {
+                let id = UUID()
+                try await client.query("""
+                    INSERT INTO checks (tenant_id, id, name, type, interval_seconds, timeout_ms, run_on, options, push_token,
+                                        paused, created_at, updated_at)
+                    VALUES (\(tenantID), \(id), \(name), 'push', 60, 1000, '{"mode":"server"}', '{"grace_seconds":0}',
+                            \("cnp_" + UUID().uuidString), \(paused), now() - interval '2 hours',
+                            now() - \(updatedAgo) * interval '1 second')
+                    """, logger: Self.logger)
+                return id
+            }
+            let silent = try await pushCheck("silent")
+            let lateCaller = try await pushCheck("late caller")
+            _ = try await pushCheck("paused", paused: true)
+            _ = try await pushCheck("just created", updatedAgo: 5)
+            try await PartitionStore(client: client, logger: Self.logger).ensurePartitions(forMillis: [Int64(Date().timeIntervalSince1970 * 1000)])
+            // The late caller called 30 s into the slot being judged; its call was stored under the next slot.
+            try await client.query("""
+                INSERT INTO check_results (tenant_id, check_id, slot_at, ts, runner, token, ok)
+                SELECT \(tenantID), \(lateCaller), s + interval '60 seconds', s + interval '30 seconds', 'push', 0, true
+                FROM (SELECT to_timestamp(floor((extract(epoch FROM now()) - 60) / 60) * 60) AS s) slot
+                """, logger: Self.logger)
+            let job = Self.job(client)
+            let round = try await job.round()
+            XCTAssertEqual(round.missedPushes, 1)
+            let rows = try await client.query(
+                "SELECT check_id, ok, error FROM check_results WHERE runner = 'push' AND NOT ok", logger: Self.logger)
+            var missed: [(UUID, Bool, String)] = []
+            for try await row in rows.decode((UUID, Bool, String).self) { missed.append(row) }
+            XCTAssertEqual(missed.map(\.0), [silent])
+            XCTAssertEqual(missed.first?.2, "no push call within 60 s (the interval plus the grace period)")
+            let again = try await job.round()
+            XCTAssertEqual(again.missedPushes, 0, "a slot is judged once")
+            let state = try await CheckStore(client: client, logger: Self.logger).get(tenantID: tenantID, id: silent)
+            XCTAssertEqual(state?.state, .down)
+        }
+    }
+}
