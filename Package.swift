@@ -108,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "crowsnest-bench",
             dependencies: [
-                "CrowsnestServer", "CrowsnestAgent", "CrowsnestWire",
+                "CrowsnestServer", "CrowsnestAgent", "CrowsnestWire", "CrowsnestProbes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

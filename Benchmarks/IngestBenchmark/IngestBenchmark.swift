@@ -32,6 +32,12 @@ struct IngestBenchmark: AsyncParsableCommand {
     @Option(help: "Batches for the per-statement timing of one ingest transaction at the end (0: skip).") var profileBatches = 300
     @Option(help: "Server data directory (default: a fresh /tmp/cn-bench-XXXX, removed afterwards).") var dataDir: String?
     @Option(help: "External PostgreSQL URL instead of the embedded cluster.") var databaseURL: String?
+    @Flag(help: "Measure check coordination instead of ingest: lease acquire/renew latency, then check runs dispatched and recorded per second by two coordinators (two replicas) with a no-op probe.")
+    var coordination = false
+    @Option(help: "Measure HTTP probes instead: probe this URL (a new connection each) at --probe-rate per second for --duration seconds and report this process's CPU per 1,000 probes.")
+    var probeTarget: String?
+    @Option(help: "Probes per second for --probe-target.") var probeRate = 50.0
+    @Option(help: "Checks for --coordination (interval 5 s each: checks / 5 runs per second are due).") var checks = 6000
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -40,6 +46,10 @@ struct IngestBenchmark: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "crowsnest-bench")
+        if let probeTarget {
+            try await ProbeBenchmark(target: probeTarget, rate: probeRate, duration: duration, warmup: warmup).measure()
+            return
+        }
         let copySizes = copyRows.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         let directory = dataDir ?? "/tmp/cn-bench-" + String(UUID().uuidString.prefix(8)).lowercased()
         let removeDirectory = dataDir == nil
@@ -87,7 +97,12 @@ struct IngestBenchmark: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
-            try await options.measure(client: client, port: port, directory: directory, copySizes: copySizes, logger: logger)
+            if options.coordination {
+                try await CoordinationBenchmark(checks: options.checks, duration: options.duration, warmup: options.warmup)
+                    .measure(client: client, logger: logger)
+            } else {
+                try await options.measure(client: client, port: port, directory: directory, copySizes: copySizes, logger: logger)
+            }
         }
         server.cancel()
         _ = try? await server.value

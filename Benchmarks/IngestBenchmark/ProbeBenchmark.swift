@@ -1,0 +1,57 @@
+import CrowsnestProbes
+import CrowsnestWire
+import Foundation
+
+/// `crowsnest-bench --probe-target URL`: the CPU the agent's HTTP prober spends per 1,000 probes (a new connection
+/// each, as a check run makes), at a fixed rate, measured with getrusage on this process alone.
+struct ProbeBenchmark {
+    var target: String
+    var rate: Double
+    var duration: Double
+    var warmup: Double
+
+    func measure() async throws {
+        let prober = Prober()
+        let guardAgent = AddressGuard(runner: .agent)
+        let failures = Failures()
+        func fire(for seconds: Double) async -> Int {
+            let count = Int(seconds * rate)
+            let start = ContinuousClock.now
+            await withTaskGroup(of: Void.self) { group in
+                for index in 0..<count {
+                    let due = start + .milliseconds(Int64(Double(index) * 1000 / rate))
+                    try? await Task.sleep(until: due, clock: .continuous)
+                    group.addTask {
+                        let outcome = await prober.run(type: "http", target: target, options: [:], timeout: .seconds(5),
+                                                       addressGuard: guardAgent)
+                        if !outcome.ok { await failures.add(outcome.error) }
+                    }
+                }
+            }
+            return count
+        }
+        _ = await fire(for: warmup)
+        let before = Self.cpuSeconds()
+        let probes = await fire(for: duration)
+        let cpu = Self.cpuSeconds() - before
+        let failed = await failures.count
+        print(String(format: "http probes: %d at %.0f/s, %d failed; CPU %.3f s = %.3f s per 1,000 probes",
+                     probes, rate, failed, cpu, cpu / Double(probes) * 1000))
+        if let first = await failures.first { print("first failure: \(first)") }
+    }
+
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+}
+
+actor Failures {
+    var count = 0
+    var first: String?
+    func add(_ error: String) {
+        count += 1
+        if first == nil { first = error }
+    }
+}
