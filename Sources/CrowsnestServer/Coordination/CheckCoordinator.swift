@@ -233,9 +233,7 @@ public final class CheckCoordinator: Service, Sendable {
         assign.fencingToken = UInt64(slot.token)
         assign.slotUnixMs = Int64((slot.slotAt.timeIntervalSince1970 * 1000).rounded())
         assign.timeoutMs = UInt32(clamping: check.timeoutMs)
-        if case .object(let options) = check.options {
-            for (name, value) in options where value != .null { assign.options[name] = value.jsonText }
-        }
+        assign.options = check.optionTexts
         assign.allowedNetworks = allowedNetworks
         return assign
     }

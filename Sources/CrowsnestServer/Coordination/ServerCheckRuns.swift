@@ -90,12 +90,8 @@ public final class ServerCheckRuns: Sendable {
 
     func execute(_ run: Run) async {
         let check = run.check
-        var options: [String: String] = [:]
-        if case .object(let object) = check.options {
-            for (name, value) in object where value != .null { options[name] = value.jsonText }
-        }
         let outcome = await prober.run(
-            type: check.type, target: check.target, options: options, timeout: .milliseconds(check.timeoutMs),
+            type: check.type, target: check.target, options: check.optionTexts, timeout: .milliseconds(check.timeoutMs),
             addressGuard: AddressGuard(runner: .server, allowedNetworks: run.allowedNetworks, ownAddresses: ownAddresses))
         var result = outcome.checkResult(checkID: check.checkID.uuidString.lowercased(), token: UInt64(run.slot.token),
                                          slotUnixMs: Int64((run.slot.slotAt.timeIntervalSince1970 * 1000).rounded()))

@@ -21,6 +21,12 @@ public struct DueCheck: Sendable, Equatable {
     public var leaseToken: Int64?
     /// The token the slot was already assigned under (an older term's); nil: the slot has no runner yet.
     public var slotToken: Int64?
+
+    /// The options as a probe takes them (`Assign.options`): each set option's JSON text, by name.
+    public var optionTexts: [String: String] {
+        guard case .object(let object) = options else { return [:] }
+        return object.filter { $0.value != .null }.mapValues(\.jsonText)
+    }
 }
 
 /// One slot to record as assigned (`CheckSlotStore.assignMany`).
