@@ -7,6 +7,9 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 command -v runuser >/dev/null || missing+=(util-linux)
 [ -x /bin/busybox ] || missing+=(busybox-static)
 command -v curl >/dev/null || missing+=(curl)
+# The probe tests run real peers: nginx (stub_status) and a PostgreSQL with a self-signed certificate.
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v openssl >/dev/null || missing+=(openssl)
 command -v python3 >/dev/null || missing+=(python3)
 # The clock-skew end-to-end test runs the agent under libfaketime.
 command -v faketime >/dev/null || missing+=(faketime)

@@ -1,3 +1,4 @@
+import CrowsnestProbes
 import CrowsnestWire
 import Logging
 import ServiceLifecycle
@@ -74,8 +75,8 @@ public struct AgentRunner: Sendable {
         let eventBatches = EventBatchSender(events: events, spool: spool, sequence: sequence, doorbell: doorbell,
                                             interval: configuration.interval,
                                             serverAccepts: { shipper.serverAcceptsEventBatches }, logger: logger)
-        let checks = CheckRunner(spool: spool, sequence: sequence, doorbell: doorbell, interval: configuration.interval,
-                                 logger: logger)
+        let checks = CheckRunner(prober: Prober(containers: { inventory.probedContainers() }), spool: spool,
+                                 sequence: sequence, doorbell: doorbell, interval: configuration.interval, logger: logger)
         shipper.onAssign { checks.accept($0) }
         let group = ServiceGroup(configuration: .init(services: [inventory, events, sampler, eventBatches, checks, shipper],
                                                       gracefulShutdownSignals: shutdownSignals, logger: logger))

@@ -21,31 +21,16 @@ struct HTTPProbeOptions: Sendable {
     var followRedirects = true
     var certificateMinDays: Int?
 
-    init(_ options: [String: String]) throws {
-        func value(_ name: String) throws -> JSONValue? {
-            guard let text = options[name] else { return nil }
-            do {
-                let value = try JSONValue.parse(Data(text.utf8))
-                return value == .null ? nil : value
-            } catch {
-                throw ProbeFailure("option \(name) is not JSON: \(text)")
-            }
-        }
-        func string(_ name: String) throws -> String? {
-            guard let found = try value(name) else { return nil }
-            guard case .string(let text) = found else { throw ProbeFailure("option \(name) must be a string") }
-            return text
-        }
-        func integer(_ name: String) throws -> Int? {
-            guard let found = try value(name) else { return nil }
-            guard case .integer(let number) = found else { throw ProbeFailure("option \(name) must be an integer") }
-            return Int(clamping: number)
-        }
-        func bool(_ name: String) throws -> Bool? {
-            guard let found = try value(name) else { return nil }
-            guard case .bool(let flag) = found else { throw ProbeFailure("option \(name) must be true or false") }
-            return flag
-        }
+    /// Whether the server's certificate must be trusted by the system's roots and be for the URL's host; when
+    /// false any certificate is accepted and the whole chain's earliest expiry is reported.
+    var verifyTLS = true
+
+    init(_ texts: [String: String]) throws {
+        let options = ProbeOptions(texts)
+        func value(_ name: String) throws -> JSONValue? { try options.value(name) }
+        func string(_ name: String) throws -> String? { try options.string(name) }
+        func integer(_ name: String) throws -> Int? { try options.integer(name) }
+        func bool(_ name: String) throws -> Bool? { try options.bool(name) }
         if let method = try string("method") { self.method = method.uppercased() }
         if case .object(let headers)? = try value("headers") {
             for name in headers.keys.sorted() {
@@ -72,14 +57,9 @@ struct HTTPProbeOptions: Sendable {
             jsonPath = parsed
         }
         jsonEquals = try value("json_equals")
-        if let limit = try value("max_latency_ms") {
-            switch limit {
-            case .integer(let number): maxLatencyMs = Double(number)
-            case .number(let number): maxLatencyMs = number
-            default: throw ProbeFailure("option max_latency_ms must be a number")
-            }
-        }
+        maxLatencyMs = try options.number("max_latency_ms")
         followRedirects = try bool("follow_redirects") ?? true
         certificateMinDays = try integer("certificate_min_days")
+        verifyTLS = try bool("verify_tls") ?? true
     }
 }

@@ -39,7 +39,8 @@ struct HTTPProber: Sendable {
         var hops = 0
         var response: Response
         while true {
-            response = try await exchange(url, method: method, headers: options.headers, body: body, deadline: deadline)
+            response = try await exchange(url, method: method, headers: options.headers, body: body,
+                                          verifyTLS: options.verifyTLS, deadline: deadline)
             if let expiry = response.certificateNotAfter { earliestExpiry = min(earliestExpiry ?? expiry, expiry) }
             guard options.followRedirects, [301, 302, 303, 307, 308].contains(response.status),
                   let location = response.headers.first(name: "location") else { break }
@@ -99,7 +100,7 @@ struct HTTPProber: Sendable {
         if let minDays = options.certificateMinDays, let expiry = earliestExpiry {
             let daysLeft = (Double(expiry) - Date().timeIntervalSince1970) / 86_400
             if daysLeft < Double(minDays) {
-                return daysLeft < 0 ? "the certificate expired \(Int(-daysLeft)) days ago"
+                return daysLeft < 0 ? "the certificate expired \(Int((-daysLeft).rounded())) days ago"
                     : "the certificate expires in \(Int(daysLeft)) days, fewer than \(minDays)"
             }
         }
@@ -115,15 +116,17 @@ struct HTTPProber: Sendable {
     }
 
     /// One request and its response, on a new connection to a checked address of the URL's host.
-    func exchange(_ url: ProbeURL, method: String, headers: [(String, String)], body: String?,
+    func exchange(_ url: ProbeURL, method: String, headers: [(String, String)], body: String?, verifyTLS: Bool,
                   deadline: ContinuousClock.Instant) async throws -> Response {
         let addresses = try await resolver.resolve(host: url.host, port: url.port)
-        let context = url.isTLS ? try tls.verifyingContext() : nil
+        let context = url.isTLS ? try (verifyTLS ? tls.verifyingContext() : tls.inspectingContext()) : nil
+        let recorder = url.isTLS && !verifyTLS ? PeerChainRecorder() : nil
         let serverName = IPAddress(url.host) == nil ? url.host : nil
         let (channel, _) = try await dialer.connect(to: addresses, deadline: deadline) { channel in
             channel.eventLoop.makeCompletedFuture {
                 if let context {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ProbeTLS.clientHandler(context: context, serverName: serverName, recorder: recorder))
                 }
                 try channel.pipeline.syncOperations.addHTTPClientHandlers()
                 return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
@@ -163,8 +166,8 @@ struct HTTPProber: Sendable {
                 }
             }
             guard status != 0 else { throw ProbeFailure("\(url.hostHeader) closed the connection without an HTTP answer") }
-            var expiry: Int64?
-            if url.isTLS, let certificate = try? await channel.channel.nioSSL_peerCertificate().get() {
+            var expiry = recorder?.earliestExpiry
+            if url.isTLS, expiry == nil, let certificate = try? await channel.channel.nioSSL_peerCertificate().get() {
                 expiry = Int64(certificate.notValidAfter)
             }
             return Response(status: status, headers: responseHeaders, body: bytes, certificateNotAfter: expiry)
@@ -183,28 +186,5 @@ struct HTTPProber: Sendable {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
-    }
-}
-
-/// The TLS client context for probes, built on first use (loading the trust store is not free, and an agent with
-/// no https checks should not pay for it) and shared.
-final class ProbeTLS: Sendable {
-    private let verifying = Mutex<NIOSSLContext?>(nil)
-
-    init() {}
-
-    func verifyingContext() throws -> NIOSSLContext {
-        try verifying.withLock { cached in
-            if let cached { return cached }
-            var configuration = TLSConfiguration.makeClientConfiguration()
-            configuration.minimumTLSVersion = .tlsv12
-            do {
-                let context = try NIOSSLContext(configuration: configuration)
-                cached = context
-                return context
-            } catch {
-                throw ProbeFailure("cannot set up TLS for probes: \(error)")
-            }
-        }
     }
 }

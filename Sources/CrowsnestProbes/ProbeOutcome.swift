@@ -57,3 +57,16 @@ extension ProbeOutcome {
         return result
     }
 }
+
+/// Bounds on the texts a probe reports, which may hold what a peer sent (names, health output, DNS answers).
+enum ProbeText {
+    /// Most characters of an error or a detail.
+    static let maximumLength = 1024
+
+    /// At most `maximumLength` characters (Unicode scalars) of `value`, with "…" when cut.
+    static func bounded(_ value: String) -> String {
+        let scalars = value.unicodeScalars
+        guard scalars.count > maximumLength else { return value }
+        return String(String.UnicodeScalarView(scalars.prefix(maximumLength))) + "…"
+    }
+}

@@ -9,13 +9,19 @@ import NIOSSL
 /// the server for server-run ones.
 public struct Prober: Sendable {
     /// The check types this prober runs.
-    public static let supportedTypes: Set<String> = ["http", "tcp"]
+    public static let supportedTypes: Set<String> = ["http", "tcp", "tls", "dns", "nginx", "postgres", "docker"]
 
     private let dialer: ProbeDialer
+    private let group: any EventLoopGroup
     private let tls = ProbeTLS()
+    private let nginx = NginxRequestHistory()
+    private let containers: ContainerSource?
 
-    public init(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    /// `containers` is where `docker` checks look (an agent's inventory); without it they fail with the reason.
+    public init(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, containers: ContainerSource? = nil) {
+        self.containers = containers
         self.dialer = ProbeDialer(group: group)
+        self.group = group
     }
 
     public func run(type: String, target: String, options: [String: String], timeout: Duration,
@@ -23,7 +29,7 @@ public struct Prober: Sendable {
         let start = ContinuousClock.now
         let deadline = start + timeout
         let resolver = GuardedResolver(addressGuard: addressGuard)
-        let (dialer, tls) = (self.dialer, self.tls)
+        let (dialer, tls, group, nginx, containers) = (self.dialer, self.tls, self.group, self.nginx, self.containers)
         do {
             return try await withDeadline(timeout) {
                 switch type {
@@ -31,6 +37,20 @@ public struct Prober: Sendable {
                     return try await TCPProber(dialer: dialer, resolver: resolver).probe(target, deadline: deadline)
                 case "http":
                     return try await HTTPProber(dialer: dialer, resolver: resolver, tls: tls)
+                        .probe(target, options: options, deadline: deadline)
+                case "nginx":
+                    return try await NginxProber(http: HTTPProber(dialer: dialer, resolver: resolver, tls: tls), history: nginx)
+                        .probe(target, deadline: deadline)
+                case "postgres":
+                    return try await PostgresProber(dialer: dialer, resolver: resolver, tls: tls)
+                        .probe(target, options: options, deadline: deadline)
+                case "docker":
+                    return try DockerProber(containers: containers).probe(target, options: options)
+                case "dns":
+                    return try await DNSProber(dialer: dialer, resolver: resolver, group: group)
+                        .probe(target, options: options, deadline: deadline)
+                case "tls":
+                    return try await TLSProber(dialer: dialer, resolver: resolver, tls: tls)
                         .probe(target, options: options, deadline: deadline)
                 default:
                     throw ProbeFailure("checks of type \(type) are not run here yet")

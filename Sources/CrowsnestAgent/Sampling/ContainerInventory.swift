@@ -1,3 +1,4 @@
+import CrowsnestProbes
 import CrowsnestWire
 import Logging
 import ServiceLifecycle
@@ -73,6 +74,20 @@ public final class ContainerInventory: Service, Sendable {
             Snapshot(entries: state.entries.values.sorted { ($0.details?.name ?? $0.listedName) < ($1.details?.name ?? $1.listedName) },
                      unavailableReason: state.listedOnce ? "" : state.unavailableReason)
         }
+    }
+
+    /// The known containers as `docker` checks judge them: inspected ones only (a container never inspected has
+    /// no state yet), or why none are known.
+    public func probedContainers() -> ContainerView {
+        let snapshot = snapshot()
+        let containers = snapshot.entries.compactMap { entry -> ProbedContainer? in
+            guard let details = entry.details else { return nil }
+            return ProbedContainer(name: details.name, labels: details.labels, state: details.state,
+                                   health: details.health?.status,
+                                   healthOutput: details.health?.status == "healthy" ? nil : details.health?.lastOutput,
+                                   exitCode: details.exitCode, restartCount: details.restartCount)
+        }
+        return ContainerView(containers: containers, unavailableReason: snapshot.unavailableReason)
     }
 
     /// Waits (at most `timeout`) until the first listing finished, so the first sweep after start is complete.

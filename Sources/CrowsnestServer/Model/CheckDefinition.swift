@@ -55,6 +55,9 @@ public struct HTTPCheckOptions: Equatable, Sendable {
     public var followRedirects = true
     /// The check fails when the server's certificate expires within this many days (https only).
     public var certificateMinDays: Int?
+    /// Whether the certificate must be trusted and for the host (https only); false accepts self-signed and
+    /// expired certificates and still reports the chain's earliest expiry.
+    public var verifyTLS = true
 }
 
 /// Options of a `dns` check.
@@ -116,6 +119,7 @@ public enum CheckOptions: Equatable, Sendable {
             object["max_latency_ms"] = http.maxLatencyMs.map { .integer(Int64($0)) }
             object["follow_redirects"] = .bool(http.followRedirects)
             object["certificate_min_days"] = http.certificateMinDays.map { .integer(Int64($0)) }
+            if !http.verifyTLS { object["verify_tls"] = .bool(false) }
         case .dns(let dns):
             object["record_type"] = .string(dns.recordType)
             if !dns.expected.isEmpty { object["expected"] = .array(dns.expected.map(JSONValue.string)) }

@@ -25,7 +25,7 @@ struct CheckOptionsParser {
         switch type {
         case .http:
             return ["method", "headers", "body", "expected_status", "keyword", "keyword_absent", "regex", "json_path",
-                    "json_equals", "max_latency_ms", "follow_redirects", "certificate_min_days"]
+                    "json_equals", "max_latency_ms", "follow_redirects", "certificate_min_days", "verify_tls"]
         case .dns: return ["record_type", "expected", "resolver"]
         case .tls: return ["server_name", "min_days"]
         case .postgres: return ["max_replication_lag_seconds"]
@@ -111,6 +111,12 @@ struct CheckOptionsParser {
         http.certificateMinDays = try fields.integer("certificate_min_days", in: 0...Self.maximumDays)
         if http.certificateMinDays != nil, !target.lowercased().hasPrefix("https:") {
             throw fields.error("certificate_min_days", "applies only to https targets (the target is \"\(target)\")")
+        }
+        if let verify = try fields.bool("verify_tls") {
+            guard target.lowercased().hasPrefix("https:") else {
+                throw fields.error("verify_tls", "applies only to https targets (the target is \"\(target)\")")
+            }
+            http.verifyTLS = verify
         }
         return http
     }

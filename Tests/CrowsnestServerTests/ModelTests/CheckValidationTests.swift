@@ -70,7 +70,7 @@ final class CheckValidationTests: XCTestCase {
             "options":{"method":"post","headers":{"Authorization":"Bearer x","X-Trace":"1"},"body":"{\"a\":1}\n",
             "expected_status":[200,"301-302"],"keyword":"ok","keyword_absent":true,"regex":"^up ([0-9]+)$",
             "json_path":"$.items[0]['state']","json_equals":"up","max_latency_ms":5000,"follow_redirects":false,
-            "certificate_min_days":14}
+            "certificate_min_days":14,"verify_tls":false}
             """#))
         XCTAssertEqual(check.paused, true)
         XCTAssertEqual(check.definition.retries, 2)
@@ -81,7 +81,7 @@ final class CheckValidationTests: XCTestCase {
             "expected_status": .array([.string("200"), .string("301-302")]),
             "keyword": .string("ok"), "keyword_absent": .bool(true), "regex": .string("^up ([0-9]+)$"),
             "json_path": .string("$.items[0]['state']"), "json_equals": .string("up"), "max_latency_ms": .integer(5000),
-            "follow_redirects": .bool(false), "certificate_min_days": .integer(14),
+            "follow_redirects": .bool(false), "certificate_min_days": .integer(14), "verify_tls": .bool(false),
         ]))
     }
 
@@ -268,6 +268,9 @@ final class CheckValidationTests: XCTestCase {
         assertRefused(o(#""certificate_min_days":-1"#), field: "options.certificate_min_days", "from 0 to 3650")
         assertRefused(http(#""options":{"certificate_min_days":7}"#, target: "http://example.com/"),
                       field: "options.certificate_min_days", "only to https targets")
+        assertRefused(http(#""options":{"verify_tls":false}"#, target: "http://example.com/"),
+                      field: "options.verify_tls", "only to https targets")
+        assertRefused(o(#""verify_tls":"no""#), field: "options.verify_tls", "true or false")
     }
 
     func testOtherTypesOptions() {
