@@ -12,7 +12,9 @@ import ServiceLifecycle
 /// statement); read the checks whose current slot needs a runner here; take a lease for each free one, for the
 /// candidate `RunnerChoice` picks; record the slots (fenced by the lease tokens, in one statement); send them out.
 /// Several replicas do this at once: the leases decide, and a slot is recorded only under its check's live term.
-/// When an agent dies its leases are no longer renewed; after one ttl its checks go to another agent.
+/// When an agent dies its leases are no longer renewed; after one ttl its checks go to another agent. Quorum checks
+/// (`all`) are run by every matching agent, each slot once per agent under that agent's own `check:{id}:{agent}`
+/// term; the check is down when at least `quorum` of them report down.
 public final class CheckCoordinator: Service, Sendable {
     public struct Configuration: Sendable {
         /// How often due slots are looked for (a slot begins at most this late).
@@ -122,8 +124,12 @@ public final class CheckCoordinator: Service, Sendable {
         let due = try await CheckSlotStore.dueChecks(
             tenants: tenantIDs, holders: holders, includeAgentRun: !agents.isEmpty, includeServerRun: configuration.runsServerChecks,
             limit: configuration.maximumSlotsPerTick, on: client, logger: logger)
-        report.due = due.count
-        guard !due.isEmpty else { return report }
+        // Quorum checks: every matching agent this replica serves runs each slot itself, under its own member term.
+        let dueMembers = try await CheckSlotStore.dueMemberRuns(
+            agents: agents.map { ($0.tenantID, $0.agentID, $0.leaseHolder) }, limit: configuration.maximumSlotsPerTick,
+            on: client, logger: logger)
+        report.due = due.count + dueMembers.count
+        guard !due.isEmpty || !dueMembers.isEmpty else { return report }
         // Every replica's runners: a free check goes to the candidate rendezvous hashing picks among all of them,
         // and only the replica serving that agent (or that replica itself) takes the lease. So checks spread over
         // the whole fleet, not over whichever replica looked first.
@@ -139,7 +145,7 @@ public final class CheckCoordinator: Service, Sendable {
         for check in due {
             checksByID[check.checkID] = check
             guard let placement = CheckPlacement(stored: check.runOn) else { continue }
-            // Quorum checks run on every matching agent: not dispatched by this coordinator yet.
+            // Quorum checks run on every matching agent, each under its own term: below.
             if case .all = placement { continue }
             let key = CheckSlotStore.leaseKey(checkID: check.checkID)
             // Who should run it: among the replicas for server-run checks, else among the matching agents.
@@ -169,10 +175,33 @@ public final class CheckCoordinator: Service, Sendable {
             guard let winner, winner == me || byHolder[winner] != nil else { continue }
             wanted.append((key, winner))
         }
+        var memberRuns: [String: DueMemberRun] = [:]
+        let agentsByID = Dictionary(agents.map { ($0.agentID, $0) }, uniquingKeysWith: { first, _ in first })
+        for run in dueMembers {
+            guard let agent = agentsByID[run.agentID], let placement = CheckPlacement(stored: run.check.runOn),
+                  placement.admits(agentLabels: agent.labels) else { continue }
+            checksByID[run.check.checkID] = run.check
+            if let token = run.check.leaseToken, run.check.leaseHolder == agent.leaseHolder {
+                assignments.append(SlotAssignment(tenantID: run.check.tenantID, checkID: run.check.checkID,
+                                                  slotAt: run.check.slotAt, token: token, agentID: agent.agentID,
+                                                  runner: agent.hostname, member: agent.agentID))
+            } else {
+                let key = CheckSlotStore.memberLeaseKey(checkID: run.check.checkID, agentID: agent.agentID)
+                memberRuns[key] = run
+                wanted.append((key, agent.leaseHolder))
+            }
+        }
+
         for lease in releases { _ = try await leases.release(lease) }
         let acquired = try await leases.acquireMany(wanted, ttl: configuration.leaseTTL)
         report.acquired = acquired.count
         for lease in acquired.values {
+            if let run = memberRuns[lease.key], let agent = agentsByID[run.agentID] {
+                assignments.append(SlotAssignment(tenantID: run.check.tenantID, checkID: run.check.checkID,
+                                                  slotAt: run.check.slotAt, token: lease.token, agentID: agent.agentID,
+                                                  runner: agent.hostname, member: agent.agentID))
+                continue
+            }
             guard let checkID = UUID(uuidString: String(lease.key.dropFirst("check:".count))),
                   let check = checksByID[checkID] else { continue }
             if lease.holder == me {

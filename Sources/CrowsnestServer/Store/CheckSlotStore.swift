@@ -38,21 +38,44 @@ public struct SlotAssignment: Sendable, Equatable {
     /// nil: a server replica runs it.
     public var agentID: UUID?
     public var runner: String
+    /// The agent whose own run of a quorum check's slot this is; nil for every other check (one run per slot).
+    public var member: UUID?
 
-    public init(tenantID: UUID, checkID: UUID, slotAt: Date, token: Int64, agentID: UUID?, runner: String) {
+    public init(tenantID: UUID, checkID: UUID, slotAt: Date, token: Int64, agentID: UUID?, runner: String, member: UUID? = nil) {
         self.tenantID = tenantID
         self.checkID = checkID
         self.slotAt = slotAt
         self.token = token
         self.agentID = agentID
         self.runner = runner
+        self.member = member
     }
+
+    /// The lease whose live term fences this assignment.
+    public var leaseKey: String {
+        member.map { CheckSlotStore.memberLeaseKey(checkID: checkID, agentID: $0) } ?? CheckSlotStore.leaseKey(checkID: checkID)
+    }
+}
+
+/// A quorum check's slot that one agent this replica serves has to run: the check, the member agent, and that
+/// member's term (`check:{id}:{agent}`) when it is live (nil: free).
+public struct DueMemberRun: Sendable, Equatable {
+    public var check: DueCheck
+    public var agentID: UUID
 }
 
 /// SQL for `check_slots`: which fencing token and runner each slot of a check was assigned.
 public enum CheckSlotStore {
     /// The lease key of a check: its current slot's term.
     public static func leaseKey(checkID: UUID) -> String { "check:" + checkID.uuidString.lowercased() }
+
+    /// The lease key of one agent's runs of a quorum check: `check:{check id}:{agent id}`.
+    public static func memberLeaseKey(checkID: UUID, agentID: UUID) -> String {
+        "check:" + checkID.uuidString.lowercased() + ":" + agentID.uuidString.lowercased()
+    }
+
+    /// The member of every check that is not a quorum check.
+    public static let singleMember = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
 
     /// Checks of `tenants` whose current slot (by the database clock) has no result and no slot row under the
     /// check's live term, where that term is free or held by one of `holders` (the runners this replica serves).
@@ -72,7 +95,8 @@ public enum CheckSlotStore {
             LEFT JOIN leases l ON l.key = 'check:' || c.id::text AND l.released_at IS NULL
                 AND l.expires_at > statement_timestamp()
             LEFT JOIN check_slots s ON s.tenant_id = c.tenant_id AND s.check_id = c.id AND s.slot_at = d.slot_at
-            WHERE NOT c.paused AND c.type <> 'push'
+                AND s.member = \(singleMember)
+            WHERE NOT c.paused AND c.type <> 'push' AND c.run_on->>'mode' <> 'all'
               AND ((\(includeAgentRun) AND c.run_on->>'mode' <> 'server' AND c.tenant_id = ANY(\(tenants)::uuid[]))
                    OR (\(includeServerRun) AND c.run_on->>'mode' = 'server'))
               AND (l.key IS NULL OR l.holder = ANY(\(holders)::text[]))
@@ -94,6 +118,48 @@ public enum CheckSlotStore {
         return due
     }
 
+    /// The current slots of the quorum checks (`all`) of each agent's tenant that the agent has not run yet: no
+    /// result from it, and no slot row under its live member term, where that term is free or held by the agent's
+    /// session (`holders`, parallel to `agents`). Whether the agent carries the check's labels is the caller's to
+    /// judge. At most `limit` rows, oldest slots first.
+    public static func dueMemberRuns(agents: [(tenantID: UUID, agentID: UUID, holder: String)], limit: Int,
+                                     on client: PostgresClient, logger: Logger) async throws -> [DueMemberRun] {
+        guard !agents.isEmpty else { return [] }
+        let tenants = agents.map(\.tenantID), agentIDs = agents.map(\.agentID), holders = agents.map(\.holder)
+        let rows = try await client.query("""
+            SELECT c.tenant_id, c.id, c.type, c.target, c.interval_seconds, c.timeout_ms, c.run_on::text, c.options::text,
+                   d.slot_at, l.holder, l.token, s.token, a.agent_id
+            FROM unnest(\(tenants)::uuid[], \(agentIDs)::uuid[], \(holders)::text[]) AS a(tenant_id, agent_id, holder)
+            JOIN checks c ON c.tenant_id = a.tenant_id AND c.run_on->>'mode' = 'all' AND NOT c.paused
+            CROSS JOIN LATERAL (
+                SELECT to_timestamp(floor(extract(epoch FROM statement_timestamp()) / c.interval_seconds)
+                                    * c.interval_seconds) AS slot_at
+            ) d
+            LEFT JOIN leases l ON l.key = 'check:' || c.id::text || ':' || a.agent_id::text AND l.released_at IS NULL
+                AND l.expires_at > statement_timestamp()
+            LEFT JOIN check_slots s ON s.tenant_id = c.tenant_id AND s.check_id = c.id AND s.slot_at = d.slot_at
+                AND s.member = a.agent_id
+            WHERE (l.key IS NULL OR l.holder = a.holder)
+              AND (s.token IS NULL OR l.key IS NULL OR s.token < l.token)
+              AND NOT EXISTS (SELECT 1 FROM check_results r
+                              WHERE r.tenant_id = c.tenant_id AND r.check_id = c.id AND r.slot_at = d.slot_at
+                                AND r.member = a.agent_id)
+            ORDER BY d.slot_at, c.id, a.agent_id
+            LIMIT \(Int64(limit))
+            """, logger: logger)
+        var due: [DueMemberRun] = []
+        for try await (tenantID, checkID, type, target, interval, timeout, runOn, options, slotAt, holder, token, slotToken, agentID)
+            in rows.decode((UUID, UUID, String, String, Int32, Int32, String, String, Date, String?, Int64?, Int64?, UUID).self) {
+            let check = DueCheck(tenantID: tenantID, checkID: checkID, type: type, target: target,
+                                 intervalSeconds: Int(interval), timeoutMs: Int(timeout),
+                                 runOn: (try? JSONValue.parse(Data(runOn.utf8))) ?? .object([:]),
+                                 options: (try? JSONValue.parse(Data(options.utf8))) ?? .object([:]),
+                                 slotAt: slotAt, leaseHolder: holder, leaseToken: token, slotToken: slotToken)
+            due.append(DueMemberRun(check: check, agentID: agentID))
+        }
+        return due
+    }
+
     /// Records many slot assignments in one statement, each only while its token is still the live, unreleased
     /// term of the check's lease (checked in the same statement) and larger than the token already stored for the
     /// slot. Returns those recorded: exactly the runs to send out. Rows are written in key order so two replicas
@@ -102,8 +168,10 @@ public enum CheckSlotStore {
                                   logger: Logger) async throws -> [SlotAssignment] {
         guard !assignments.isEmpty else { return [] }
         var tenants: [UUID] = [], checks: [UUID] = [], slots: [Date] = [], tokens: [Int64] = [], agents: [String] = []
-        var runners: [String] = []
+        var runners: [String] = [], members: [UUID] = [], keys: [String] = []
         for assignment in assignments {
+            members.append(assignment.member ?? singleMember)
+            keys.append(assignment.leaseKey)
             tenants.append(assignment.tenantID)
             checks.append(assignment.checkID)
             slots.append(assignment.slotAt)
@@ -113,14 +181,15 @@ public enum CheckSlotStore {
             runners.append(assignment.runner)
         }
         let rows = try await client.query("""
-            INSERT INTO check_slots AS s (tenant_id, check_id, slot_at, token, agent_id, runner)
-            SELECT u.tenant_id, u.check_id, u.slot_at, u.token, nullif(u.agent_id, '')::uuid, u.runner
-            FROM unnest(\(tenants)::uuid[], \(checks)::uuid[], \(slots)::timestamptz[], \(tokens)::int8[],
-                        \(agents)::text[], \(runners)::text[]) AS u(tenant_id, check_id, slot_at, token, agent_id, runner)
-            JOIN leases l ON l.key = 'check:' || u.check_id::text AND l.token = u.token AND l.released_at IS NULL
+            INSERT INTO check_slots AS s (tenant_id, check_id, slot_at, member, token, agent_id, runner)
+            SELECT u.tenant_id, u.check_id, u.slot_at, u.member, u.token, nullif(u.agent_id, '')::uuid, u.runner
+            FROM unnest(\(tenants)::uuid[], \(checks)::uuid[], \(slots)::timestamptz[], \(members)::uuid[],
+                        \(tokens)::int8[], \(agents)::text[], \(runners)::text[], \(keys)::text[])
+                 AS u(tenant_id, check_id, slot_at, member, token, agent_id, runner, lease_key)
+            JOIN leases l ON l.key = u.lease_key AND l.token = u.token AND l.released_at IS NULL
                 AND l.expires_at > statement_timestamp()
-            ORDER BY u.tenant_id, u.check_id, u.slot_at
-            ON CONFLICT (tenant_id, check_id, slot_at) DO UPDATE
+            ORDER BY u.tenant_id, u.check_id, u.slot_at, u.member
+            ON CONFLICT (tenant_id, check_id, slot_at, member) DO UPDATE
                 SET token = EXCLUDED.token, agent_id = EXCLUDED.agent_id, runner = EXCLUDED.runner,
                     assigned_at = now()
                 WHERE s.token < EXCLUDED.token
@@ -166,7 +235,7 @@ public enum CheckSlotStore {
         let rows = try await connection.query("""
             INSERT INTO check_slots AS s (tenant_id, check_id, slot_at, token, agent_id, runner)
             VALUES (\(tenantID), \(checkID), \(slotAt), \(token), \(agentID), \(runner))
-            ON CONFLICT (tenant_id, check_id, slot_at) DO UPDATE
+            ON CONFLICT (tenant_id, check_id, slot_at, member) DO UPDATE
                 SET token = EXCLUDED.token, agent_id = EXCLUDED.agent_id, runner = EXCLUDED.runner,
                     assigned_at = now()
                 WHERE s.token < EXCLUDED.token

@@ -226,8 +226,8 @@ public struct CheckStore: Sendable {
         guard !ids.isEmpty else { return 0 }
         let rows = try await connection.query("""
             WITH fenced AS (
-                SELECT u.check_id, s.slot_at, u.ts_ms, u.token, u.ok, u.latency, u.error, u.status, u.not_after_ms,
-                       u.figures, s.runner
+                SELECT u.check_id, s.slot_at, s.member, u.ts_ms, u.token, u.ok, u.latency, u.error, u.status,
+                       u.not_after_ms, u.figures, s.runner
                 FROM unnest(\(ids)::uuid[], \(slots)::int8[], \(times)::int8[], \(tokens)::int8[], \(oks)::bool[],
                             \(latencies)::float8[], \(errors)::text[], \(statuses)::int4[], \(notAfters)::int8[],
                             \(figures)::text[])
@@ -237,13 +237,13 @@ public struct CheckStore: Sendable {
                     AND s.agent_id IS NOT DISTINCT FROM \(agentID)::uuid
                 FOR SHARE OF s
             )
-            INSERT INTO check_results (tenant_id, check_id, slot_at, ts, agent_id, runner, token, ok, latency_ms, error,
-                                       http_status, cert_not_after, figures)
-            SELECT \(tenantID), check_id, slot_at, to_timestamp(ts_ms / 1000.0), \(agentID)::uuid, runner, token, ok,
+            INSERT INTO check_results (tenant_id, check_id, slot_at, member, ts, agent_id, runner, token, ok, latency_ms,
+                                       error, http_status, cert_not_after, figures)
+            SELECT \(tenantID), check_id, slot_at, member, to_timestamp(ts_ms / 1000.0), \(agentID)::uuid, runner, token, ok,
                    CASE WHEN latency < 0 THEN NULL ELSE latency END, error, nullif(status, 0),
                    CASE WHEN not_after_ms = 0 THEN NULL ELSE to_timestamp(not_after_ms / 1000.0) END, figures::jsonb
             FROM fenced
-            ON CONFLICT (tenant_id, check_id, slot_at) DO NOTHING
+            ON CONFLICT (tenant_id, check_id, slot_at, member) DO NOTHING
             RETURNING check_id
             """, logger: logger)
         var stored = 0
@@ -275,7 +275,7 @@ public struct CheckStore: Sendable {
                        to_timestamp(floor(extract(epoch FROM statement_timestamp()) / interval_seconds) * interval_seconds),
                        statement_timestamp(), 'push', 0, \(ok), \(latencyMs), \(message)
                 FROM c WHERE NOT paused
-                ON CONFLICT (tenant_id, check_id, slot_at) DO UPDATE
+                ON CONFLICT (tenant_id, check_id, slot_at, member) DO UPDATE
                     SET ts = EXCLUDED.ts, ok = EXCLUDED.ok, latency_ms = EXCLUDED.latency_ms, error = EXCLUDED.error
                 RETURNING slot_at
             )
@@ -318,7 +318,7 @@ public struct CheckStore: Sendable {
                 WHERE r.tenant_id = due.tenant_id AND r.check_id = due.id AND r.slot_at >= due.slot_at
                   AND r.ts >= due.slot_at AND r.ts < due.slot_at + due.allowed * interval '1 second'
             )
-            ON CONFLICT (tenant_id, check_id, slot_at) DO NOTHING
+            ON CONFLICT (tenant_id, check_id, slot_at, member) DO NOTHING
             RETURNING check_id
             """, logger: logger)
         var missed = 0
@@ -328,14 +328,19 @@ public struct CheckStore: Sendable {
 
     // MARK: - Pieces
 
-    /// Selects the check rows of a CTE named `c` with the outcomes of their newest `retries + 1` results.
+    /// Selects the check rows of a CTE named `c` with the outcomes of their newest `retries + 1` slots. A slot of a
+    /// quorum check (`all`) failed when at least `quorum` of its members' results failed; any other slot has one
+    /// result, its outcome.
     private static let selectFromC = """
         SELECT c.id, c.name, c.type, c.target, c.interval_seconds, c.timeout_ms, c.retries, c.run_on::text, c.options::text,
                c.paused, c.push_token, c.created_at, c.updated_at, recent.oks, recent.last_ts
         FROM c LEFT JOIN LATERAL (
             SELECT array_agg(r.ok ORDER BY r.slot_at DESC) AS oks, max(r.ts) AS last_ts
-            FROM (SELECT ok, ts, slot_at FROM check_results
+            FROM (SELECT slot_at, max(ts) AS ts,
+                         count(*) FILTER (WHERE NOT ok) < coalesce((c.run_on->>'quorum')::int, 1) AS ok
+                  FROM check_results
                   WHERE tenant_id = c.tenant_id AND check_id = c.id
+                  GROUP BY slot_at
                   ORDER BY slot_at DESC LIMIT c.retries + 1) r
         ) recent ON true
         """

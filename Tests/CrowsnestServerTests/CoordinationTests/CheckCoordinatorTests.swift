@@ -227,6 +227,71 @@ final class CheckCoordinatorTests: XCTestCase {
         }
     }
 
+    func testAQuorumCheckRunsOnEveryMatchingAgentOnceEachAndIsDownOnlyWhenTheQuorumReportsDown() async throws {
+        try await TestPostgres.withTestDatabase { client in
+            let tenantID = try await TenantStore(client: client, logger: Self.logger).create(name: "acme")
+            let (a, inboxA) = try await Self.agent(client, tenantID, "host-a", labels: ["env=prod"])
+            let (b, inboxB) = try await Self.agent(client, tenantID, "host-b", labels: ["env=prod"])
+            let (c, inboxC) = try await Self.agent(client, tenantID, "host-c", labels: ["env=prod"])
+            let (d, inboxD) = try await Self.agent(client, tenantID, "host-d", labels: ["env=test"])
+            let replica1 = LiveSessions(), replica2 = LiveSessions()
+            replica1.register(a)
+            replica2.register(b)
+            replica2.register(c)
+            replica2.register(d)
+            let coordinators = [Self.coordinator(client, replica1), Self.coordinator(client, replica2)]
+            _ = try await Self.run(coordinators, for: .milliseconds(100))
+            let check = try await Self.insertCheck(client, tenantID: tenantID, name: "cut-off",
+                                                   runOn: #"{"mode":"all","labels":["env=prod"],"quorum":2}"#, interval: 300)
+            _ = try await Self.run(coordinators, for: .milliseconds(1200))
+            let runs = [a.agentID: inboxA.take(), b.agentID: inboxB.take(), c.agentID: inboxC.take()]
+            XCTAssertTrue(inboxD.take().isEmpty, "d does not carry env=prod")
+            for (agentID, assigns) in runs {
+                XCTAssertEqual(assigns.map(\.checkID), [check.uuidString.lowercased()], "every matching agent runs the slot once: \(agentID)")
+            }
+            let assigns = runs.values.compactMap(\.first)
+            XCTAssertEqual(Set(assigns.map(\.slotUnixMs)).count, 1, "the same slot")
+            XCTAssertEqual(Set(assigns.map(\.fencingToken)).count, 3, "each member under its own term")
+            let memberKeys = try await LeaseStore(client: client, logger: Self.logger).live(keyPrefix: "check:").map(\.key)
+            XCTAssertEqual(Set(memberKeys), Set([a, b, c].map { CheckSlotStore.memberLeaseKey(checkID: check, agentID: $0.agentID) }))
+
+            // One agent reports down: under the quorum of two, the check stays up. A result under another member's
+            // token is refused; each member's result counts once.
+            try await PartitionStore(client: client, logger: Self.logger).ensurePartitions(forMillis: assigns.map(\.slotUnixMs))
+            func record(_ agent: LiveAgent, _ assign: Crowsnest_V1_Assign, ok: Bool) async throws -> Int {
+                try await client.withConnection { connection in
+                    try await CheckStore.recordRunResults([Self.result(for: assign, ok: ok)], tenantID: tenantID,
+                                                          agentID: agent.agentID, on: connection, logger: Self.logger)
+                }
+            }
+            let assignA = try XCTUnwrap(runs[a.agentID]?.first), assignB = try XCTUnwrap(runs[b.agentID]?.first)
+            let assignC = try XCTUnwrap(runs[c.agentID]?.first)
+            let storedA = try await record(a, assignA, ok: false)
+            XCTAssertEqual(storedA, 1)
+            let stolen = try await record(a, assignB, ok: false)
+            XCTAssertEqual(stolen, 0, "b's token is not a's to use")
+            let storedB = try await record(b, assignB, ok: true)
+            XCTAssertEqual(storedB, 1)
+            let again = try await record(b, assignB, ok: false)
+            XCTAssertEqual(again, 0, "a member's result counts once")
+            let store = CheckStore(client: client, logger: Self.logger)
+            let afterOne = try await store.get(tenantID: tenantID, id: check)
+            XCTAssertEqual(afterOne?.state, .up, "one of three down is below the quorum")
+            let results = try await store.results(tenantID: tenantID, checkID: check, limit: 10, from: nil, to: nil) ?? []
+            XCTAssertEqual(Set(results.compactMap(\.agentID)), [a.agentID, b.agentID], "the history shows each member's run")
+
+            // A second agent reports down: the quorum is reached.
+            let storedC = try await record(c, assignC, ok: false)
+            XCTAssertEqual(storedC, 1)
+            let afterTwo = try await store.get(tenantID: tenantID, id: check)
+            XCTAssertEqual(afterTwo?.state, .down, "two of three down reach the quorum of two")
+
+            // Members with results are done: nothing is dispatched again for the slot.
+            let after = try await Self.run(coordinators, for: .milliseconds(600))
+            XCTAssertEqual(after.map(\.assigned).reduce(0, +), 0)
+        }
+    }
+
     func testARunnerThatNoLongerCarriesTheLabelsLosesItsChecksFromTheNextSlot() async throws {
         try await TestPostgres.withTestDatabase { client in
             let tenantID = try await TenantStore(client: client, logger: Self.logger).create(name: "acme")
