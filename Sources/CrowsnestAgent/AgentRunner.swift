@@ -55,8 +55,11 @@ public struct AgentRunner: Sendable {
         let facts = HostFactsReader.read(procRoot: configuration.procRoot, dockerVersion: dockerVersion)
         let bootID = (try? String(contentsOfFile: configuration.procRoot + "/sys/kernel/random/boot_id", encoding: .utf8))?
             .trimmingWhitespace() ?? ""
+        var shipperConfiguration = Shipper.Configuration(servers: servers, stateDirectory: configuration.stateDirectory)
+        // Servers named in the configuration stay as named; enrolled ones follow the list the servers send.
+        shipperConfiguration.adoptsServerList = configuration.servers.isEmpty
         let shipper = try Shipper(
-            configuration: .init(servers: servers, stateDirectory: configuration.stateDirectory), credentials: credentials, spool: spool, sequence: sequence,
+            configuration: shipperConfiguration, credentials: credentials, spool: spool, sequence: sequence,
             deadLetters: deadLetters, doorbell: doorbell,
             makeHello: {
                 var hello = Crowsnest_V1_Hello()

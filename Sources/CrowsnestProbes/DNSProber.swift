@@ -32,7 +32,7 @@ struct DNSProber: Sendable {
         let expected = try options.strings("expected")
         let server: SocketAddress
         if let given = try options.string("resolver") {
-            let hostPort = try HostPort(given, defaultPort: 53)
+            let hostPort = try ProbeHostPort(given, defaultPort: 53)
             guard let first = try await resolver.resolve(host: hostPort.host, port: hostPort.port).first else {
                 throw ProbeFailure("resolver \(given) resolves to no address")
             }

@@ -110,7 +110,7 @@ struct PostgresURL: Sendable {
             }
             authority = authority[authority.index(after: at)...]
         }
-        let hostPort = try HostPort(String(authority), defaultPort: 5432)
+        let hostPort = try ProbeHostPort(String(authority), defaultPort: 5432)
         self.user = user
         self.host = hostPort.host
         self.port = hostPort.port

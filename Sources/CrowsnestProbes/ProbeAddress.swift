@@ -1,5 +1,5 @@
 /// `host:port` of a tcp (or tls, postgres, ...) target: a DNS name, an IPv4 address or a bracketed IPv6 address.
-public struct HostPort: Sendable, Equatable, CustomStringConvertible {
+public struct ProbeHostPort: Sendable, Equatable, CustomStringConvertible {
     public var host: String
     public var port: Int
 
@@ -78,7 +78,7 @@ public struct ProbeURL: Sendable, Equatable, CustomStringConvertible {
             authority = authority[authority.index(after: at)...]
         }
         let defaultPort = scheme == "https" ? 443 : 80
-        let hostPort = try HostPort(String(authority), defaultPort: defaultPort)
+        let hostPort = try ProbeHostPort(String(authority), defaultPort: defaultPort)
         self.scheme = scheme
         self.host = hostPort.host
         self.port = hostPort.port

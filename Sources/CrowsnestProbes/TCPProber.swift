@@ -7,7 +7,7 @@ struct TCPProber: Sendable {
 
     func probe(_ target: String, deadline: ContinuousClock.Instant) async throws -> ProbeOutcome {
         let start = ContinuousClock.now
-        let hostPort = try HostPort(target)
+        let hostPort = try ProbeHostPort(target)
         let addresses = try await resolver.resolve(host: hostPort.host, port: hostPort.port)
         let (channel, address) = try await dialer.connect(to: addresses, deadline: deadline) { channel in
             channel.eventLoop.makeSucceededFuture(channel)

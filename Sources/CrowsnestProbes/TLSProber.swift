@@ -18,7 +18,7 @@ struct TLSProber: Sendable {
 
     func probe(_ target: String, options: [String: String], deadline: ContinuousClock.Instant) async throws -> ProbeOutcome {
         let start = ContinuousClock.now
-        let hostPort = try HostPort(target)
+        let hostPort = try ProbeHostPort(target)
         let serverName = try ProbeOptions(options).string("server_name")
             ?? (IPAddress(hostPort.host) == nil ? hostPort.host : nil)
         let minDays = try ProbeOptions(options).integer("min_days")

@@ -31,12 +31,17 @@ public struct ServerConfiguration: Sendable {
     public var checkLeaseTTLSeconds: Int = 10
     /// An agent not heard from (no batch, no heartbeat) for this long gets no check runs and its checks move.
     public var agentSilenceLimitSeconds: Int = 35
+    /// `host:port` of every replica's agent gateway as agents should dial it, told to agents in `Welcome` so they
+    /// can reach any replica (empty: agents keep the addresses they enrolled with).
+    public var agentAddresses: [String] = []
+    /// Most entries in `agent_addresses`.
+    public static let maximumAgentAddresses = 16
 
     /// Settings a configuration file may hold.
     public static let knownKeys: Set<String> = [
         "data_dir", "database_url", "agent_listen", "http_listen", "server_names", "postgres_user", "log_level",
         "secret_key_file", "agent_certificate_days", "trusted_proxies", "enrollments_per_minute",
-        "check_lease_ttl_seconds", "agent_silence_limit_seconds",
+        "check_lease_ttl_seconds", "agent_silence_limit_seconds", "agent_addresses",
     ]
 
     public static let defaultDataDirectory = "/var/lib/crowsnest"
@@ -80,6 +85,16 @@ public struct ServerConfiguration: Sendable {
         guard let silence = Int(silenceText), (2...3600).contains(silence) else {
             throw ConfigurationError("\(layers.source(of: "agent_silence_limit_seconds")): agent silence limit must be a whole number of seconds from 2 to 3600; got '\(silenceText)'")
         }
+        let agentAddresses = layers.list("agent_addresses") ?? []
+        guard agentAddresses.count <= maximumAgentAddresses else {
+            throw ConfigurationError("\(layers.source(of: "agent_addresses")): at most \(maximumAgentAddresses) agent addresses; got \(agentAddresses.count)")
+        }
+        for address in agentAddresses {
+            guard let parsed = HostPort.parse(address, defaultHost: ""), !parsed.host.isEmpty, parsed.port > 0, parsed.host != "0.0.0.0",
+                  parsed.host != "::" else {
+                throw ConfigurationError("\(layers.source(of: "agent_addresses")): '\(address)' is not an address agents can dial: expected HOST:PORT such as crowsnest.example.com:7443 or [2001:db8::1]:7443")
+            }
+        }
         let standardizedDataDirectory = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
         var secretKeyFile = layers.string("secret_key_file")
         if secretKeyFile?.isEmpty == true { secretKeyFile = nil }
@@ -96,7 +111,8 @@ public struct ServerConfiguration: Sendable {
             trustedProxies: trustedProxies,
             enrollmentsPerMinutePerAddress: enrollments,
             checkLeaseTTLSeconds: ttl,
-            agentSilenceLimitSeconds: silence)
+            agentSilenceLimitSeconds: silence,
+            agentAddresses: agentAddresses)
     }
 }
 

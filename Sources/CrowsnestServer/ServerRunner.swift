@@ -49,6 +49,7 @@ public struct ServerRunner: Sendable {
                 logger: logger)
             let liveSessions = LiveSessions()
             sessions.liveSessions = liveSessions
+            sessions.serverAddresses = configuration.agentAddresses
             sessions.admission = ConnectionAdmission(
                 limits: .init(enrollmentsPerMinutePerAddress: configuration.enrollmentsPerMinutePerAddress), logger: logger)
             let readiness = Readiness()

@@ -32,12 +32,12 @@ final class ProbeAddressTests: XCTestCase {
     }
 
     func testHostPortsNeedAPortUnlessOneIsGiven() throws {
-        XCTAssertEqual(try HostPort("db.example.com:5432"), HostPort(host: "db.example.com", port: 5432))
-        XCTAssertEqual(try HostPort("[2001:db8::1]:443"), HostPort(host: "2001:db8::1", port: 443))
-        XCTAssertEqual(try HostPort("2001:db8::1", defaultPort: 53), HostPort(host: "2001:db8::1", port: 53))
-        XCTAssertEqual(try HostPort("9.9.9.9", defaultPort: 53).description, "9.9.9.9:53")
-        XCTAssertThrowsError(try HostPort("db.example.com"))
-        XCTAssertThrowsError(try HostPort("db.example.com:0"))
-        XCTAssertThrowsError(try HostPort(":80"))
+        XCTAssertEqual(try ProbeHostPort("db.example.com:5432"), ProbeHostPort(host: "db.example.com", port: 5432))
+        XCTAssertEqual(try ProbeHostPort("[2001:db8::1]:443"), ProbeHostPort(host: "2001:db8::1", port: 443))
+        XCTAssertEqual(try ProbeHostPort("2001:db8::1", defaultPort: 53), ProbeHostPort(host: "2001:db8::1", port: 53))
+        XCTAssertEqual(try ProbeHostPort("9.9.9.9", defaultPort: 53).description, "9.9.9.9:53")
+        XCTAssertThrowsError(try ProbeHostPort("db.example.com"))
+        XCTAssertThrowsError(try ProbeHostPort("db.example.com:0"))
+        XCTAssertThrowsError(try ProbeHostPort(":80"))
     }
 }

@@ -81,10 +81,11 @@ final class ReplicaCheckEndToEndTests: XCTestCase {
             while True: held.append(s.accept()[0])
             """], log: "blackhole.log")
 
-        // Replica A (embedded PostgreSQL) and replica B on A's database.
+        // Replica A (embedded PostgreSQL) and replica B on A's database; both tell agents both addresses.
+        let replicaPort = freePort(), replicaHTTP = freePort()
+        deployment.serverEnvironment["CROWSNEST_AGENT_ADDRESSES"] = "127.0.0.1:\(deployment.agentPort),127.0.0.1:\(replicaPort)"
         try deployment.startServer()
         let replicaA = try XCTUnwrap(deployment.server)
-        let replicaPort = freePort(), replicaHTTP = freePort()
         var replicaEnvironment = deployment.serverEnvironment
         replicaEnvironment["CROWSNEST_SECRET_KEY_FILE"] = deployment.dataDir + "/secret.key"
         let replicaB = try start(Binaries.server, ["serve", "--data-dir", deployment.root + "/replica", "--database-url",
@@ -95,7 +96,7 @@ final class ReplicaCheckEndToEndTests: XCTestCase {
             guard replicaB.isRunning else { throw DeploymentError("replica B exited: \(replicaB.log.suffix(2000))") }
             return replicaB.log.contains("certificate authority ready") ? true : nil
         }
-        // Three agents, each given both replicas (A first).
+        // Three agents, enrolled with replica A only: they learn B's address from A's Welcome.
         _ = try deployment.admin(["tenant", "create", "e2e"])
         deployment.apiKey = try XCTUnwrap(try deployment.admin(["apikey", "create", "--tenant", "e2e", "--role", "read"])["key"])
         let admin = try XCTUnwrap(try deployment.admin(["apikey", "create", "--tenant", "e2e", "--role", "admin"])["key"])
@@ -103,7 +104,7 @@ final class ReplicaCheckEndToEndTests: XCTestCase {
         for index in 1...3 {
             let token = try deployment.admin(["token", "create", "--tenant", "e2e"])
             let state = deployment.root + "/agent-\(index)"
-            let enroll = Shell.run(Binaries.agent, ["enroll", "--server", "127.0.0.1:\(deployment.agentPort),127.0.0.1:\(replicaPort)",
+            let enroll = Shell.run(Binaries.agent, ["enroll", "--server", "127.0.0.1:\(deployment.agentPort)",
                                                     "--token", token["token"]!, "--ca-pin", token["ca_pin"]!, "--state-dir", state])
             XCTAssertEqual(enroll.status, 0, enroll.error)
             agents.append(try start(Binaries.agent, ["run", "--state-dir", state, "--interval", "1"], log: "agent-\(index).log"))
@@ -120,6 +121,10 @@ final class ReplicaCheckEndToEndTests: XCTestCase {
         let ids = checks.map { "'\($0.dropFirst(2))'" }.joined(separator: ",")
         _ = try eventually(timeout: 60, "all three agents running checks") { () -> Bool? in
             try sqlInt("SELECT count(DISTINCT agent_id) FROM check_results WHERE check_id IN (\(ids))") == 3 ? true : nil
+        }
+        for index in 1...3 {
+            let identity = try String(contentsOfFile: deployment.root + "/agent-\(index)/identity.json", encoding: .utf8)
+            XCTAssertTrue(identity.contains("127.0.0.1:\(replicaPort)"), "agent \(index) saved the list from Welcome: \(identity)")
         }
         let steady = Date().timeIntervalSince1970
         Thread.sleep(forTimeInterval: 5 * Self.interval)

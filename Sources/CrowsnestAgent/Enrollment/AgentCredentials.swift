@@ -41,7 +41,7 @@ public struct AgentCredentials: Sendable, Hashable {
     /// The agent id and tenant id, read from the client certificate.
     public let identity: AgentCertificateIdentity
     /// The server addresses (`host:port`) the agent tries in turn.
-    public let serverAddresses: [String]
+    public internal(set) var serverAddresses: [String]
     /// When the client certificate expires.
     public let certificateNotValidAfter: Date
     /// When the client certificate became valid.
@@ -202,19 +202,7 @@ public struct AgentCredentials: Sendable, Hashable {
     ///
     /// Each file is replaced atomically; the key gets mode 0600; `identity.json` is written last.
     public func save(stateDirectory: String) throws(AgentCredentialsError) {
-        let record = IdentityRecord(
-            agentID: identity.agentID,
-            tenantID: identity.tenantID,
-            servers: serverAddresses
-        )
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let json: String
-        do {
-            json = String(decoding: try encoder.encode(record), as: UTF8.self) + "\n"
-        } catch {
-            throw .invalid("cannot encode the identity record (\(error))")
-        }
+        let json = try identityJSON()
         do {
             try CredentialFile.createDirectory(stateDirectory, mode: 0o700)
             try CredentialFile.writeAtomically(
@@ -239,6 +227,27 @@ public struct AgentCredentials: Sendable, Hashable {
             )
         } catch {
             throw .file(error)
+        }
+    }
+
+    /// Replaces only `identity.json` (atomically), for a new list of server addresses.
+    public func saveServerAddresses(stateDirectory: String) throws(AgentCredentialsError) {
+        let json = try identityJSON()
+        do {
+            try CredentialFile.writeAtomically(json, to: CredentialFile.join(stateDirectory, Self.identityFileName), mode: 0o644)
+        } catch {
+            throw .file(error)
+        }
+    }
+
+    private func identityJSON() throws(AgentCredentialsError) -> String {
+        let record = IdentityRecord(agentID: identity.agentID, tenantID: identity.tenantID, servers: serverAddresses)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do {
+            return String(decoding: try encoder.encode(record), as: UTF8.self) + "\n"
+        } catch {
+            throw .invalid("cannot encode the identity record (\(error))")
         }
     }
 

@@ -37,6 +37,11 @@ public final class Shipper: Service, Sendable {
         public var responseTimeout: Duration = .seconds(45)
         /// Where renewed credentials are saved (the agent's state directory); nil keeps them in memory only.
         public var stateDirectory: String?
+        /// Whether `servers` came from enrollment and follow the list the servers send in `Welcome` (saved in the
+        /// state directory); false when the operator named the servers in the configuration, which wins.
+        public var adoptsServerList = false
+        /// Most server addresses taken from a `Welcome`.
+        public static let maximumServers = 16
         public init(servers: [ServerAddress], stateDirectory: String? = nil) {
             self.servers = servers
             self.stateDirectory = stateDirectory
@@ -55,6 +60,11 @@ public final class Shipper: Service, Sendable {
     private let makeHello: @Sendable () -> Crowsnest_V1_Hello
     private let logger: Logger
     private let connectedState = Mutex<Bool>(false)
+    /// The servers tried in turn; replaced by the list a `Welcome` carries when `adoptsServerList`.
+    private let servers: Mutex<[ServerAddress]>
+
+    /// The servers this shipper tries in turn, now.
+    public var currentServers: [ServerAddress] { servers.withLock { $0 } }
     /// Where check runs the server assigns go (the check runner); nil drops them.
     private let assignments = Mutex<(@Sendable (Crowsnest_V1_Assign) -> Void)?>(nil)
 
@@ -68,6 +78,7 @@ public final class Shipper: Service, Sendable {
                 logger: Logger) throws {
         precondition(!configuration.servers.isEmpty, "at least one server address is required")
         self.configuration = configuration
+        self.servers = Mutex(configuration.servers)
         self.spool = spool
         self.sequence = sequence
         self.deadLetters = deadLetters
@@ -87,7 +98,7 @@ public final class Shipper: Service, Sendable {
         var policy = ReconnectPolicy()
         var index = 0
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let server = configuration.servers[index % configuration.servers.count]
+            let server = servers.withLock { $0[index % $0.count] }
             index += 1
             let report = SessionReport()
             var end: SessionEnd
@@ -168,6 +179,33 @@ public final class Shipper: Service, Sendable {
               let frame = try? Crowsnest_V1_Frame(serializedBytes: record.payload), case .batch(let batch) = frame.message
         else { return false }
         return batch.tsUnixMs == tsMillis
+    }
+
+    /// Takes the servers' list of agent addresses from `Welcome` for the next connections and saves it in the state
+    /// directory, when the list came from enrollment. Malformed entries are left out with a warning; an empty or
+    /// unusable list changes nothing.
+    private func adoptServerList(_ addresses: [String]) {
+        guard configuration.adoptsServerList, !addresses.isEmpty else { return }
+        let offered = addresses.prefix(Configuration.maximumServers)
+        let parsed = offered.compactMap(ServerAddress.init)
+        if parsed.count != offered.count {
+            logger.warning("the server sent agent addresses that are not HOST:PORT; leaving them out",
+                           metadata: ["addresses": "\(offered.map(WireTextCleaner.excerpt).joined(separator: ","))"])
+        }
+        guard !parsed.isEmpty, parsed != servers.withLock({ $0 }) else { return }
+        servers.withLock { $0 = parsed }
+        let updated = identity.withLock { state -> AgentCredentials in
+            state.credentials.serverAddresses = parsed.map(\.description)
+            return state.credentials
+        }
+        if let directory = configuration.stateDirectory {
+            do {
+                try updated.saveServerAddresses(stateDirectory: directory)
+            } catch {
+                logger.error("cannot save the server list; it holds until the agent restarts", metadata: ["error": "\(error)"])
+            }
+        }
+        logger.notice("server list updated from the server", metadata: ["servers": "\(parsed.map(\.description).joined(separator: ","))"])
     }
 
     /// Checks a renewed certificate (same identity, same CA, the key asked for), saves it and uses it for the
@@ -319,6 +357,7 @@ public final class Shipper: Service, Sendable {
                 case .establish(let welcome):
                     serverRenews = welcome.certificateRenewal
                     eventBatchesState.withLock { $0 = welcome.eventBatches }
+                    adoptServerList(welcome.serverAddresses)
                     try reconcile(with: welcome)
                     connectedState.withLock { $0 = true }
                     report.established()

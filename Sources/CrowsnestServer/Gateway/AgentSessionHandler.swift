@@ -18,6 +18,8 @@ public struct AgentSessionHandler: Sendable {
     public let logger: Logger
     /// Heartbeat interval told to agents in `Welcome`.
     public var heartbeatSeconds: UInt32 = 15
+    /// The replicas' agent addresses told to agents in `Welcome` (empty: agents keep theirs).
+    public var serverAddresses: [String] = []
     /// How long one database step (enrolling, recording a hello, storing a batch) may take before the session gives
     /// up. PostgresClient waits for a connection indefinitely while the database is down; without this deadline a
     /// session would hang instead of telling the agent to retry later (its batches stay in its spool).
@@ -150,7 +152,8 @@ public struct AgentSessionHandler: Sendable {
         } else {
             peer = .anonymous
         }
-        var machine = AgentSessionStateMachine(heartbeatSeconds: heartbeatSeconds, ackWindow: ackWindow)
+        var machine = AgentSessionStateMachine(heartbeatSeconds: heartbeatSeconds, ackWindow: ackWindow,
+                                               serverAddresses: serverAddresses)
         var actions = machine.firstFrame(first, peer: peer, nowMillis: Self.nowMillis())
         let sessionID = UUID()
         var facts = HelloFacts()

@@ -47,10 +47,12 @@ struct AgentSessionStateMachine: Sendable {
     /// Settings told to the agent in `Welcome`.
     let heartbeatSeconds: UInt32
     let ackWindow: UInt32
+    let serverAddresses: [String]
     private var state: State = .awaitingFirstFrame
 
-    init(heartbeatSeconds: UInt32, ackWindow: UInt32) {
+    init(heartbeatSeconds: UInt32, ackWindow: UInt32, serverAddresses: [String] = []) {
         self.heartbeatSeconds = heartbeatSeconds
+        self.serverAddresses = serverAddresses
         self.ackWindow = ackWindow
     }
 
@@ -113,6 +115,7 @@ struct AgentSessionStateMachine: Sendable {
         welcome.certificateRenewal = true
         welcome.eventBatches = true
         welcome.settings.heartbeatIntervalSeconds = heartbeatSeconds
+        welcome.serverAddresses = serverAddresses
         welcome.settings.maxFrameBytes = UInt32(FrameLimits.established)
         welcome.settings.ackWindow = ackWindow
         state = .established(identity, lastClockOffset: clockOffsetMillis)

@@ -328,6 +328,10 @@ public nonisolated struct Crowsnest_V1_Welcome: Sendable {
   /// without containers, so the agent sends them only when this is set.
   public var eventBatches: Bool = false
 
+  /// host:port of every server replica agents may connect to (the server's agent_addresses setting); the agent
+  /// saves the list and tries its entries in turn from the next connection. Empty: keep the list it has.
+  public var serverAddresses: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1405,7 +1409,7 @@ nonisolated extension Crowsnest_V1_HostFacts: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Crowsnest_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Welcome"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}agent_id\0\u{3}tenant_id\0\u{3}server_time_unix_ms\0\u{3}committed_seq\0\u{1}settings\0\u{3}committed_batch_ts_unix_ms\0\u{3}certificate_renewal\0\u{3}event_batches\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}agent_id\0\u{3}tenant_id\0\u{3}server_time_unix_ms\0\u{3}committed_seq\0\u{1}settings\0\u{3}committed_batch_ts_unix_ms\0\u{3}certificate_renewal\0\u{3}event_batches\0\u{3}server_addresses\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1421,6 +1425,7 @@ nonisolated extension Crowsnest_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.committedBatchTsUnixMs) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.certificateRenewal) }()
       case 8: try { try decoder.decodeSingularBoolField(value: &self.eventBatches) }()
+      case 9: try { try decoder.decodeRepeatedStringField(value: &self.serverAddresses) }()
       default: break
       }
     }
@@ -1455,6 +1460,9 @@ nonisolated extension Crowsnest_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf
     if self.eventBatches != false {
       try visitor.visitSingularBoolField(value: self.eventBatches, fieldNumber: 8)
     }
+    if !self.serverAddresses.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.serverAddresses, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1467,6 +1475,7 @@ nonisolated extension Crowsnest_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.committedBatchTsUnixMs != rhs.committedBatchTsUnixMs {return false}
     if lhs.certificateRenewal != rhs.certificateRenewal {return false}
     if lhs.eventBatches != rhs.eventBatches {return false}
+    if lhs.serverAddresses != rhs.serverAddresses {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

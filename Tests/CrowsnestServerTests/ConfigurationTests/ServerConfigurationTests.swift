@@ -18,6 +18,21 @@ final class ServerConfigurationTests: XCTestCase {
         XCTAssertEqual(set.agentSilenceLimitSeconds, 6)
     }
 
+    func testAgentAddressesAreDialableHostPortsAndAtMostSixteen() throws {
+        XCTAssertEqual(try load([:]).agentAddresses, [])
+        let set = try load(["CROWSNEST_AGENT_ADDRESSES": "a.example.com:7443,[2001:db8::1]:7443"])
+        XCTAssertEqual(set.agentAddresses, ["a.example.com:7443", "[2001:db8::1]:7443"])
+        for bad in ["a.example.com", "0.0.0.0:7443", "a.example.com:0", ":7443"] {
+            XCTAssertThrowsError(try load(["CROWSNEST_AGENT_ADDRESSES": bad])) { error in
+                XCTAssertTrue("\(error)".contains("'\(bad)' is not an address agents can dial"), "\(error)")
+            }
+        }
+        let many = (1...17).map { "r\($0).example.com:7443" }.joined(separator: ",")
+        XCTAssertThrowsError(try load(["CROWSNEST_AGENT_ADDRESSES": many])) { error in
+            XCTAssertTrue("\(error)".contains("at most 16 agent addresses; got 17"), "\(error)")
+        }
+    }
+
     func testOutOfRangeValuesAreRefusedWithTheSettingNamed() {
         for (name, value) in [("CROWSNEST_CHECK_LEASE_TTL_SECONDS", "1"), ("CROWSNEST_CHECK_LEASE_TTL_SECONDS", "301"),
                               ("CROWSNEST_AGENT_SILENCE_LIMIT_SECONDS", "soon"), ("CROWSNEST_AGENT_SILENCE_LIMIT_SECONDS", "0")] {

@@ -145,7 +145,7 @@ final class ConfigurationFileTests: XCTestCase {
                                  ("server/server.yaml", ["data_dir", "secret_key_file", "database_url", "agent_listen",
                                                           "http_listen", "server_names", "postgres_user",
                                                           "trusted_proxies", "enrollments_per_minute", "check_lease_ttl_seconds",
-                                                          "agent_silence_limit_seconds", "agent_certificate_days",
+                                                          "agent_silence_limit_seconds", "agent_addresses", "agent_certificate_days",
                                                           "log_level"])] {
             let text = try String(contentsOf: root.appendingPathComponent(file), encoding: .utf8)
             XCTAssertEqual(try ConfigurationFile(parsing: text).entries, [], "\(file) ships with every setting commented out")
