@@ -10,6 +10,8 @@ command -v curl >/dev/null || missing+=(curl)
 # The probe tests run real peers: nginx (stub_status) and a PostgreSQL with a self-signed certificate.
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v openssl >/dev/null || missing+=(openssl)
+# The HA end-to-end test runs the shipped deploy/haproxy.cfg.
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v python3 >/dev/null || missing+=(python3)
 # The clock-skew end-to-end test runs the agent under libfaketime.
 command -v faketime >/dev/null || missing+=(faketime)

@@ -264,7 +264,20 @@ final class Deployment: @unchecked Sendable {
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Other processes a test started (`start`): woken if stopped, and terminated last-first at tear-down.
+    private(set) var children: [ChildProcess] = []
+
+    /// Starts a process whose output goes to `log` in the deployment's directory; it ends with the deployment.
+    func start(_ executable: String, _ arguments: [String], log: String, environment: [String: String]? = nil) throws -> ChildProcess {
+        let process = try ChildProcess(executable: executable, arguments: arguments, logPath: root + "/" + log,
+                                       environment: environment)
+        children.append(process)
+        return process
+    }
+
     func tearDown() {
+        for child in children { kill(child.process.processIdentifier, SIGCONT) }
+        for child in children.reversed() { child.terminate() }
         agent?.terminate()
         server?.terminate()
         // The embedded cluster outlives a killed server by design; stop it here.

@@ -9,7 +9,6 @@ final class ReplicaCheckEndToEndTests: XCTestCase {
     private static let ttl = 3.0
     private static let interval = 5.0
     private var deployment: Deployment!
-    private var processes: [ChildProcess] = []
 
     override func setUpWithError() throws {
         try requireServices()
@@ -21,20 +20,11 @@ final class ReplicaCheckEndToEndTests: XCTestCase {
     }
 
     override func tearDown() {
-        for process in processes { kill(process.process.processIdentifier, SIGCONT) }
-        for process in processes.reversed() { process.terminate() }
         if let deployment {
             if testRun?.hasSucceeded == false { print(deployment.logs) }
             deployment.tearDown()
         }
         super.tearDown()
-    }
-
-    private func start(_ executable: String, _ arguments: [String], log: String, environment: [String: String]? = nil) throws -> ChildProcess {
-        let process = try ChildProcess(executable: executable, arguments: arguments, logPath: deployment.root + "/" + log,
-                                       environment: environment)
-        processes.append(process)
-        return process
     }
 
     private func sqlInt(_ statement: String) throws -> Int { Int(try deployment.sql(statement)) ?? -1 }
@@ -73,8 +63,8 @@ final class ReplicaCheckEndToEndTests: XCTestCase {
         let www = deployment.root + "/www"
         try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
         try "crowsnest target ok\n".write(toFile: www + "/health", atomically: true, encoding: .utf8)
-        _ = try start("/usr/bin/python3", ["-m", "http.server", "--bind", "127.0.0.1", "--directory", www, "\(web)"], log: "web.log")
-        _ = try start("/usr/bin/python3", ["-c", """
+        _ = try deployment.start("/usr/bin/python3", ["-m", "http.server", "--bind", "127.0.0.1", "--directory", www, "\(web)"], log: "web.log")
+        _ = try deployment.start("/usr/bin/python3", ["-c", """
             import socket
             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", \(blackHole))); s.listen(64); held = []
@@ -88,7 +78,7 @@ final class ReplicaCheckEndToEndTests: XCTestCase {
         let replicaA = try XCTUnwrap(deployment.server)
         var replicaEnvironment = deployment.serverEnvironment
         replicaEnvironment["CROWSNEST_SECRET_KEY_FILE"] = deployment.dataDir + "/secret.key"
-        let replicaB = try start(Binaries.server, ["serve", "--data-dir", deployment.root + "/replica", "--database-url",
+        let replicaB = try deployment.start(Binaries.server, ["serve", "--data-dir", deployment.root + "/replica", "--database-url",
                                                    deployment.databaseURL, "--agent-listen", "127.0.0.1:\(replicaPort)",
                                                    "--http-listen", "127.0.0.1:\(replicaHTTP)"],
                                  log: "replica-b.log", environment: replicaEnvironment)
@@ -107,7 +97,7 @@ final class ReplicaCheckEndToEndTests: XCTestCase {
             let enroll = Shell.run(Binaries.agent, ["enroll", "--server", "127.0.0.1:\(deployment.agentPort)",
                                                     "--token", token["token"]!, "--ca-pin", token["ca_pin"]!, "--state-dir", state])
             XCTAssertEqual(enroll.status, 0, enroll.error)
-            agents.append(try start(Binaries.agent, ["run", "--state-dir", state, "--interval", "1"], log: "agent-\(index).log"))
+            agents.append(try deployment.start(Binaries.agent, ["run", "--state-dir", state, "--interval", "1"], log: "agent-\(index).log"))
         }
         var checks: [String] = []
         for index in 0..<20 {

@@ -124,7 +124,14 @@ public struct AgentSessionHandler: Sendable {
                 }
             }
         } catch {
-            logger.info("agent connection closed", metadata: ["reason": "\(error)"])
+            // A connection closed before its TLS handshake finished is what a load balancer's TCP health check
+            // looks like (every few seconds, per balancer): not worth an info line each time.
+            if "\(error)".contains("EOF during handshake") {
+                logger.debug("connection closed during the TLS handshake (a load balancer's health check?)",
+                             metadata: ["reason": "\(error)"])
+            } else {
+                logger.info("agent connection closed", metadata: ["reason": "\(error)"])
+            }
         }
     }
 
