@@ -7,6 +7,7 @@
 #   RUNS=5 SWEEPS=60 Benchmarks/agent-footprint.sh
 #   SKIP_BUILD=1 Benchmarks/agent-footprint.sh   # reuse the binaries copied by the last run
 #   VARIANTS="dynamic static static:MALLOC_ARENA_MAX=2" Benchmarks/agent-footprint.sh
+#   CHECKS=100 Benchmarks/agent-footprint.sh     # also CHECKS http checks (every 5 s) assigned to the agent
 #
 # A variant is `dynamic` (plain `swift build -c release`: shared Swift runtime from the toolchain) or `static`
 # (the build installed on hosts, scripts/build-agent.sh), optionally followed by `:NAME=VALUE` environment for the agent.
@@ -16,6 +17,7 @@
 set -euo pipefail
 
 CONTAINERS=${CONTAINERS:-50}
+CHECKS=${CHECKS:-0}
 SWEEPS=${SWEEPS:-60}
 RUNS=${RUNS:-3}
 WARMUP=${WARMUP:-10}
@@ -36,6 +38,7 @@ die() { say "agent-footprint: $*"; exit 1; }
 cleanup() {
   set +e
   [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
+  [ -n "${target_pid:-}" ] && kill "$target_pid" 2>/dev/null
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
   # The embedded cluster outlives a killed server by design: stop it.
   if [ -f "$work/server/postgres/data/postmaster.pid" ]; then
@@ -100,6 +103,22 @@ first_variant=${VARIANTS%% *}
   --ca-pin "$(jq -r .ca_pin <<<"$token_json")" --state-dir "$work/agent" >"$work/enroll.log" 2>&1 \
   || { cat "$work/enroll.log" >&2; die "enroll failed"; }
 agent_id=$(jq -r .agent_id "$work/agent/identity.json")
+
+# --- checks: CHECKS http checks every 5 s against a local HTTP server, run by the agent ------------------------
+if [ "$CHECKS" -gt 0 ]; then
+  target_port=$(free_port)
+  mkdir -p "$work/www" && echo ok >"$work/www/health"
+  python3 -m http.server --bind 127.0.0.1 --directory "$work/www" "$target_port" >"$work/target.log" 2>&1 &
+  target_pid=$!
+  key=$(admin apikey create --tenant bench --role admin | jq -r .key)
+  for i in $(seq 1 "$CHECKS"); do
+    curl -fsS -o /dev/null -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+      --data-binary "{\"name\":\"bench-$i\",\"type\":\"http\",\"target\":\"http://127.0.0.1:$target_port/health\",\"interval_seconds\":5}" \
+      "http://127.0.0.1:$http_port/api/v1/checks" || die "cannot create check $i"
+  done
+  say "created $CHECKS http checks (every 5 s) against 127.0.0.1:$target_port"
+fi
+checks_run() { sql "SELECT count(*) || ' results, ' || count(*) FILTER (WHERE NOT ok) || ' failed' FROM check_results WHERE agent_id = '$agent_id'"; }
 hz=$(getconf CLK_TCK)
 
 cpu_ticks() { local s; s=$(cat "/proc/$1/stat"); s=${s##*) }; set -- $s; echo $(( ${12} + ${13} )); }  # utime+stime
@@ -168,3 +187,5 @@ done
 echo
 echo "per run:"
 cat "$work/results.tsv"
+[ "$CHECKS" -gt 0 ] && echo "check runs by the agent over all runs: $(checks_run)"
+true

@@ -37,7 +37,11 @@ struct IngestBenchmark: AsyncParsableCommand {
     @Option(help: "Measure HTTP probes instead: probe this URL (a new connection each) at --probe-rate per second for --duration seconds and report this process's CPU per 1,000 probes.")
     var probeTarget: String?
     @Option(help: "Probes per second for --probe-target.") var probeRate = 50.0
+    @Option(help: "Check type for --probe-target (http; a type the prober does not run, such as none, fails at once and measures what the harness and a run's set-up cost without a probe).")
+    var probeType = "http"
     @Option(help: "Checks for --coordination (interval 5 s each: checks / 5 runs per second are due).") var checks = 6000
+    @Option(help: "With --coordination: make the checks http checks of this URL, run by the agents' real prober (16 at a time per agent) instead of answered at once.")
+    var coordinationProbeTarget: String?
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -47,7 +51,7 @@ struct IngestBenchmark: AsyncParsableCommand {
         }
         let logger = Logger(label: "crowsnest-bench")
         if let probeTarget {
-            try await ProbeBenchmark(target: probeTarget, rate: probeRate, duration: duration, warmup: warmup).measure()
+            try await ProbeBenchmark(type: probeType, target: probeTarget, rate: probeRate, duration: duration, warmup: warmup).measure()
             return
         }
         let copySizes = copyRows.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -98,7 +102,8 @@ struct IngestBenchmark: AsyncParsableCommand {
             group.addTask { await client.run() }
             defer { group.cancelAll() }
             if options.coordination {
-                try await CoordinationBenchmark(checks: options.checks, duration: options.duration, warmup: options.warmup)
+                try await CoordinationBenchmark(checks: options.checks, duration: options.duration, warmup: options.warmup,
+                                                probeTarget: options.coordinationProbeTarget)
                     .measure(client: client, logger: logger)
             } else {
                 try await options.measure(client: client, port: port, directory: directory, copySizes: copySizes, logger: logger)

@@ -5,6 +5,7 @@ import Foundation
 /// `crowsnest-bench --probe-target URL`: the CPU the agent's HTTP prober spends per 1,000 probes (a new connection
 /// each, as a check run makes), at a fixed rate, measured with getrusage on this process alone.
 struct ProbeBenchmark {
+    var type: String
     var target: String
     var rate: Double
     var duration: Double
@@ -22,9 +23,9 @@ struct ProbeBenchmark {
                     let due = start + .milliseconds(Int64(Double(index) * 1000 / rate))
                     try? await Task.sleep(until: due, clock: .continuous)
                     group.addTask {
-                        let outcome = await prober.run(type: "http", target: target, options: [:], timeout: .seconds(5),
+                        let outcome = await prober.run(type: type, target: target, options: [:], timeout: .seconds(5),
                                                        addressGuard: guardAgent)
-                        if !outcome.ok { await failures.add(outcome.error) }
+                        if !outcome.ok, type == "http" { await failures.add(outcome.error) }
                     }
                 }
             }
@@ -35,7 +36,7 @@ struct ProbeBenchmark {
         let probes = await fire(for: duration)
         let cpu = Self.cpuSeconds() - before
         let failed = await failures.count
-        print(String(format: "http probes: %d at %.0f/s, %d failed; CPU %.3f s = %.3f s per 1,000 probes",
+        print(String(format: "\(type) probes: %d at %.0f/s, %d failed; CPU %.3f s = %.3f s per 1,000 probes",
                      probes, rate, failed, cpu, cpu / Double(probes) * 1000))
         if let first = await failures.first { print("first failure: \(first)") }
     }

@@ -122,56 +122,44 @@ struct HTTPProber: Sendable {
         let context = url.isTLS ? try (verifyTLS ? tls.verifyingContext() : tls.inspectingContext()) : nil
         let recorder = url.isTLS && !verifyTLS ? PeerChainRecorder() : nil
         let serverName = IPAddress(url.host) == nil ? url.host : nil
-        let (channel, _) = try await dialer.connect(to: addresses, deadline: deadline) { channel in
+        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: url.pathAndQuery)
+        head.headers.add(name: "Host", value: url.hostHeader)
+        head.headers.add(name: "User-Agent", value: Self.userAgent)
+        head.headers.add(name: "Connection", value: "close")
+        if let userInfo = url.userInfo {
+            head.headers.add(name: "Authorization", value: "Basic " + Data(Self.percentDecoded(userInfo).utf8).base64EncodedString())
+        }
+        for (name, value) in headers { head.headers.replaceOrAdd(name: name, value: value) }
+        if let body { head.headers.replaceOrAdd(name: "Content-Length", value: "\(body.utf8.count)") }
+        var request: [HTTPClientRequestPart] = [.head(head)]
+        if let body { request.append(.body(.byteBuffer(ByteBuffer(string: body)))) }
+        request.append(.end(nil))
+        let parts = request
+        // A plain handler, not an async channel: the request goes out when the connection is up and the response
+        // completes one future, with no per-part hops between the event loop and the task (probes are frequent).
+        let ((channel, answer), _) = try await dialer.connect(to: addresses, deadline: deadline) { channel in
             channel.eventLoop.makeCompletedFuture {
                 if let context {
                     try channel.pipeline.syncOperations.addHandler(
                         ProbeTLS.clientHandler(context: context, serverName: serverName, recorder: recorder))
                 }
                 try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                let collector = HTTPExchangeHandler(request: parts, isHEAD: method == "HEAD", maximumBodyBytes: Self.maximumBodyBytes,
+                                                    promise: channel.eventLoop.makePromise())
+                try channel.pipeline.syncOperations.addHandler(collector)
+                return (channel, collector.response)
             }
         }
-        return try await channel.executeThenClose { inbound, outbound in
-            var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: url.pathAndQuery)
-            head.headers.add(name: "Host", value: url.hostHeader)
-            head.headers.add(name: "User-Agent", value: Self.userAgent)
-            head.headers.add(name: "Connection", value: "close")
-            if let userInfo = url.userInfo {
-                head.headers.add(name: "Authorization", value: "Basic " + Data(Self.percentDecoded(userInfo).utf8).base64EncodedString())
-            }
-            for (name, value) in headers { head.headers.replaceOrAdd(name: name, value: value) }
-            if let body { head.headers.replaceOrAdd(name: "Content-Length", value: "\(body.utf8.count)") }
-            try await outbound.write(.head(head))
-            if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(string: body)))) }
-            try await outbound.write(.end(nil))
-
-            var status = 0
-            var responseHeaders = HTTPHeaders()
-            var bytes: [UInt8] = []
-            loop: for try await part in inbound {
-                switch part {
-                case .head(let responseHead):
-                    // 1xx answers (100 Continue) come before the real one.
-                    if responseHead.status.code < 200 && responseHead.status.code != 101 { continue }
-                    status = Int(responseHead.status.code)
-                    responseHeaders = responseHead.headers
-                    if method == "HEAD" { break loop }
-                case .body(let buffer):
-                    let room = Self.maximumBodyBytes - bytes.count
-                    bytes += buffer.readableBytesView.prefix(room)
-                    if bytes.count >= Self.maximumBodyBytes { break loop }
-                case .end:
-                    break loop
-                }
-            }
-            guard status != 0 else { throw ProbeFailure("\(url.hostHeader) closed the connection without an HTTP answer") }
-            var expiry = recorder?.earliestExpiry
-            if url.isTLS, expiry == nil, let certificate = try? await channel.channel.nioSSL_peerCertificate().get() {
-                expiry = Int64(certificate.notValidAfter)
-            }
-            return Response(status: status, headers: responseHeaders, body: bytes, certificateNotAfter: expiry)
+        defer { channel.close(promise: nil) }
+        // Cancellation (the run's deadline) closes the connection, which completes the future.
+        let collected = try await answer.get(closingOnCancel: channel)
+        try Task.checkCancellation()
+        guard collected.status != 0 else { throw ProbeFailure("\(url.hostHeader) closed the connection without an HTTP answer") }
+        var expiry = recorder?.earliestExpiry
+        if url.isTLS, expiry == nil, let certificate = try? await channel.nioSSL_peerCertificate().get() {
+            expiry = Int64(certificate.notValidAfter)
         }
+        return Response(status: collected.status, headers: collected.headers, body: collected.body, certificateNotAfter: expiry)
     }
 
     static func percentDecoded(_ text: String) -> String {
@@ -186,5 +174,82 @@ struct HTTPProber: Sendable {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Sends one HTTP request when the connection is up and collects the response: the final head (1xx answers
+/// skipped), the body up to a limit. Completes when the response ends, the limit is reached, or the connection
+/// closes (status 0 when no answer came); fails on a connection error.
+final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    struct Collected: Sendable {
+        var status = 0
+        var headers = HTTPHeaders()
+        var body: [UInt8] = []
+    }
+
+    private let request: [HTTPClientRequestPart]
+    private let isHEAD: Bool
+    private let maximumBodyBytes: Int
+    private let promise: EventLoopPromise<Collected>
+    private var collected = Collected()
+    private var done = false
+
+    init(request: [HTTPClientRequestPart], isHEAD: Bool, maximumBodyBytes: Int, promise: EventLoopPromise<Collected>) {
+        self.request = request
+        self.isHEAD = isHEAD
+        self.maximumBodyBytes = maximumBodyBytes
+        self.promise = promise
+    }
+
+    var response: EventLoopFuture<Collected> { promise.futureResult }
+
+    func channelActive(context: ChannelHandlerContext) {
+        for part in request { context.write(wrapOutboundOut(part), promise: nil) }
+        context.flush()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !done else { return }
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            // 1xx answers (100 Continue) come before the real one.
+            if head.status.code < 200 && head.status.code != 101 { return }
+            collected.status = Int(head.status.code)
+            collected.headers = head.headers
+            if isHEAD { finish(context) }
+        case .body(let buffer):
+            collected.body += buffer.readableBytesView.prefix(maximumBodyBytes - collected.body.count)
+            if collected.body.count >= maximumBodyBytes { finish(context) }
+        case .end:
+            finish(context)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish(context)
+        context.fireChannelInactive()
+    }
+
+    /// A connection that never came up (the dialer tries the next address) still completes the promise.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        finish(context)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !done {
+            done = true
+            promise.fail(error)
+        }
+        context.close(promise: nil)
+    }
+
+    private func finish(_ context: ChannelHandlerContext) {
+        guard !done else { return }
+        done = true
+        promise.succeed(collected)
     }
 }

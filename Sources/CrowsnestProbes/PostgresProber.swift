@@ -199,7 +199,7 @@ struct PostgresConnection {
             try channel.pipeline.syncOperations.addHandler(handler, position: .first)
             try channel.pipeline.syncOperations.addHandler(HandshakeWaiter(promise: handshake), position: .after(handler))
         }.get()
-        try await handshake.futureResult.get()
+        try await handshake.futureResult.get(closingOnCancel: channel)
     }
 
     mutating func authenticate(url: PostgresURL) async throws {

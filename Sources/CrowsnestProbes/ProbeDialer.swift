@@ -60,3 +60,15 @@ extension Duration {
         Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
     }
 }
+
+extension EventLoopFuture where Value: Sendable {
+    /// The future's value; cancelling the waiting task (the run's deadline) closes `channel`, which completes the
+    /// future — a channel's futures do not heed task cancellation by themselves.
+    func get(closingOnCancel channel: any Channel) async throws -> Value {
+        try await withTaskCancellationHandler {
+            try await self.get()
+        } onCancel: {
+            channel.close(promise: nil)
+        }
+    }
+}

@@ -37,7 +37,7 @@ struct TLSProber: Sendable {
         let (connection, handshake) = channel
         defer { connection.close(promise: nil) }
         do {
-            try await handshake.get()
+            try await handshake.get(closingOnCancel: connection)
         } catch let error as NIOSSLError {
             throw ProbeFailure("TLS handshake with \(ProbeDialer.describe(address)) failed: \(error)")
         }

@@ -1,5 +1,7 @@
 import CrowsnestWire
 import Foundation
+import NIOCore
+import NIOPosix
 import NIOSSL
 import XCTest
 
@@ -92,5 +94,24 @@ final class TLSProberTests: XCTestCase {
         let tooSoon = await run("http", url, ["verify_tls": "false", "certificate_min_days": "30"])
         XCTAssertFalse(tooSoon.ok)
         XCTAssertEqual(tooSoon.error, "the certificate expires in 12 days, fewer than 30")
+    }
+
+    /// A server that accepts and never says a word: every probe that waits on a handshake or an answer ends at its
+    /// deadline with that reason, not when the server gives up.
+    func testProbesOfASilentServerEndAtTheirDeadline() async throws {
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { $0.eventLoop.makeSucceededVoidFuture() }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { silent.close(promise: nil) }
+        let port = silent.localAddress!.port!
+        for (type, target) in [("tls", "127.0.0.1:\(port)"), ("http", "https://127.0.0.1:\(port)/"),
+                               ("http", "http://127.0.0.1:\(port)/"), ("nginx", "http://127.0.0.1:\(port)/status"),
+                               ("postgres", "postgres://u:p@127.0.0.1:\(port)/db?sslmode=require"),
+                               ("postgres", "postgres://u:p@127.0.0.1:\(port)/db?sslmode=disable")] {
+            let start = ContinuousClock.now
+            let outcome = await prober.run(type: type, target: target, options: [:], timeout: .milliseconds(600), addressGuard: agent)
+            XCTAssertEqual(outcome.error, "no answer within 600 ms", "\(type) \(target)")
+            XCTAssertLessThan(ContinuousClock.now - start, .seconds(3), "\(type) \(target) was cut at its deadline")
+        }
     }
 }

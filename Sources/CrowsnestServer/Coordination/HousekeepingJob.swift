@@ -5,8 +5,8 @@ import PostgresNIO
 import ServiceLifecycle
 import Synchronization
 
-/// Singleton upkeep under the `job:housekeeping` lease: whichever replica holds it records missed push checks
-/// every tick, and now and then removes expired leases, old slot rows and spent rate-limit counters. A replica that
+/// Singleton upkeep under the `job:housekeeping` lease: whichever replica holds it creates today's and tomorrow's
+/// partitions and records missed push checks every tick, and now and then removes expired leases, old slot rows and spent rate-limit counters. A replica that
 /// dies stops renewing; another takes the job over after one ttl.
 public final class HousekeepingJob: Service, Sendable {
     public struct Configuration: Sendable {
@@ -34,6 +34,8 @@ public final class HousekeepingJob: Service, Sendable {
     public let configuration: Configuration
     private let client: PostgresClient
     private let leases: LeaseStore
+    /// Remembers the days it made, so a round does not ask the database again.
+    private let partitions: PartitionStore
     private let logger: Logger
     private let state = Mutex<(lease: Lease?, lastCleanup: ContinuousClock.Instant?)>((nil, nil))
 
@@ -41,6 +43,7 @@ public final class HousekeepingJob: Service, Sendable {
         self.configuration = configuration
         self.client = client
         self.leases = LeaseStore(client: client, logger: logger)
+        self.partitions = PartitionStore(client: client, logger: logger)
         self.logger = logger
     }
 
@@ -85,7 +88,9 @@ public final class HousekeepingJob: Service, Sendable {
         guard lease != nil else { return round }
         round.holder = true
 
-        try await PartitionStore(client: client, logger: logger).ensurePartitions(forMillis: [Int64(Date().timeIntervalSince1970 * 1000)])
+        // Today's and tomorrow's day partitions exist before anything is written into them at midnight.
+        let nowMillis = Int64(Date().timeIntervalSince1970 * 1000)
+        try await partitions.ensurePartitions(forMillis: [nowMillis, nowMillis + 86_400_000])
         round.missedPushes = try await CheckStore(client: client, logger: logger).recordMissedPushes()
         let last = state.withLock { $0.lastCleanup }
         if last.map({ now - $0 >= configuration.cleanupEvery }) ?? true {

@@ -28,6 +28,16 @@ final class HousekeepingJobTests: XCTestCase {
             XCTAssertTrue(a.holder)
             XCTAssertTrue(a.cleanedUp, "the first round of a holder cleans up")
             XCTAssertFalse(b.holder, "only one replica holds the job")
+            // The holder made today's and tomorrow's partitions of every time-series table.
+            let partitions = try await client.query("""
+                SELECT count(*) FROM pg_class WHERE relname IN (
+                    SELECT t || '_' || to_char(d, 'YYYYMMDD')
+                    FROM unnest(ARRAY['container_samples', 'host_samples', 'check_results']) t,
+                         unnest(ARRAY[(now() AT TIME ZONE 'UTC')::date, (now() AT TIME ZONE 'UTC')::date + 1]) d)
+                """, logger: Self.logger)
+            var made: Int64 = 0
+            for try await count in partitions.decode(Int64.self) { made = count }
+            XCTAssertEqual(made, 6)
             let renewed = try await first.round()
             XCTAssertTrue(renewed.holder)
             XCTAssertFalse(renewed.cleanedUp, "cleanup runs every ten minutes, not every round")
