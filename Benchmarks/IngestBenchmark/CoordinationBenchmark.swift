@@ -142,10 +142,11 @@ struct CoordinationBenchmark {
         // Every slot handed out got its result (the fencing statement accepted each one once).
         let totals = try await client.query("""
             SELECT (SELECT count(*) FROM check_slots WHERE tenant_id = \(tenantID)),
-                   (SELECT count(*) FROM check_results WHERE tenant_id = \(tenantID))
+                   (SELECT count(*) FROM check_results WHERE tenant_id = \(tenantID)),
+                   (SELECT count(*) FROM check_results WHERE tenant_id = \(tenantID) AND NOT ok)
             """, logger: logger)
-        for try await (slots, results) in totals.decode((Int64, Int64).self) {
-            print("slots assigned \(slots), results recorded \(results)")
+        for try await (slots, results, failed) in totals.decode((Int64, Int64, Int64).self) {
+            print("slots assigned \(slots), results recorded \(results), of which failed \(failed)")
         }
     }
 
