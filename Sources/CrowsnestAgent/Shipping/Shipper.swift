@@ -263,6 +263,13 @@ public final class Shipper: Service, Sendable {
         }
     }
 
+    /// Heartbeats are sent every `asked` seconds when the server's `Welcome` says so, kept between 5 s and 30 s (the
+    /// server must hear from an idle agent well within its response deadline); 0 (an older server) keeps `otherwise`.
+    static func heartbeatInterval(asked seconds: UInt32, otherwise: Duration) -> Duration {
+        guard seconds > 0 else { return otherwise }
+        return .seconds(Int64(min(max(seconds, 5), 30)))
+    }
+
     private func session(with server: ServerAddress, report: SessionReport) async throws -> SessionEnd {
         let (sslContext, caPin) = identity.withLock { ($0.context, $0.credentials.caPin) }
         let logger = self.logger
@@ -284,6 +291,8 @@ public final class Shipper: Service, Sendable {
             let (events, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
             return try await withThrowingTaskGroup(of: Void.self) { group in
                 let limit = Mutex(FrameLimits.beforeSession)
+                // The interval the server asks for in Welcome, within bounds; the configured one until then.
+                let heartbeat = Mutex(self.configuration.heartbeatInterval)
                 group.addTask {
                     var reader = FrameReader(maximumFrameLength: FrameLimits.beforeSession)
                     do {
@@ -300,7 +309,7 @@ public final class Shipper: Service, Sendable {
                 }
                 group.addTask {
                     while !Task.isCancelled {
-                        try await EventLoopClock().sleep(for: self.configuration.heartbeatInterval)
+                        try await EventLoopClock().sleep(for: heartbeat.withLock { $0 })
                         continuation.yield(.tick)
                     }
                 }
@@ -309,8 +318,10 @@ public final class Shipper: Service, Sendable {
                     continuation.finish()
                 }
                 return try await self.converse(events: events, outbound: outbound, server: server, report: report,
-                                               onEstablished: {
+                                               onEstablished: { welcome in
                     limit.withLock { $0 = FrameLimits.established }
+                    heartbeat.withLock { $0 = Self.heartbeatInterval(asked: welcome.settings.heartbeatIntervalSeconds,
+                                                                      otherwise: self.configuration.heartbeatInterval) }
                     self.doorbell.attach { continuation.yield(.wake) }
                 })
             }
@@ -319,7 +330,8 @@ public final class Shipper: Service, Sendable {
 
     /// Drives a `ShipperSession` with the connection's events and performs its actions; returns how it ended.
     private func converse(events: AsyncStream<Event>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-                          server: ServerAddress, report: SessionReport, onEstablished: () -> Void) async throws -> SessionEnd {
+                          server: ServerAddress, report: SessionReport,
+                          onEstablished: (Crowsnest_V1_Welcome) -> Void) async throws -> SessionEnd {
         var machine = ShipperSession(settings: .init(window: configuration.window, responseTimeout: configuration.responseTimeout),
                                      now: .now)
         var pending = machine.start()
@@ -361,7 +373,7 @@ public final class Shipper: Service, Sendable {
                     try reconcile(with: welcome)
                     connectedState.withLock { $0 = true }
                     report.established()
-                    onEstablished()
+                    onEstablished(welcome)
                     let offset = Int64(Date().timeIntervalSince1970 * 1000).subtractingReportingOverflow(welcome.serverTimeUnixMs).partialValue
                     clockOffsetMillis = welcome.serverTimeUnixMs == 0 ? 0 : offset
                     logger.info("connected to server", metadata: [

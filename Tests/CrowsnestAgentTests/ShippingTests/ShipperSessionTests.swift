@@ -39,6 +39,13 @@ final class ShipperSessionTests: XCTestCase {
         return (session, session.established(acknowledgedSeq: acked))
     }
 
+    func testTheHeartbeatFollowsTheServersWelcomeWithinBounds() {
+        XCTAssertEqual(Shipper.heartbeatInterval(asked: 10, otherwise: .seconds(15)), .seconds(10))
+        XCTAssertEqual(Shipper.heartbeatInterval(asked: 0, otherwise: .seconds(15)), .seconds(15), "an older server says nothing")
+        XCTAssertEqual(Shipper.heartbeatInterval(asked: 1, otherwise: .seconds(15)), .seconds(5))
+        XCTAssertEqual(Shipper.heartbeatInterval(asked: 3600, otherwise: .seconds(15)), .seconds(30))
+    }
+
     func testWelcomeEstablishesAndSendsUpToTheServersWindow() {
         let (_, actions) = established(acked: 10, window: 4)
         XCTAssertEqual(actions, [.sendRecords(after: 10, limit: 4)], "the smaller of our window and the server's")
