@@ -6,7 +6,7 @@ import ServiceLifecycle
 import Synchronization
 
 /// Singleton upkeep under the `job:housekeeping` lease: whichever replica holds it creates today's and tomorrow's
-/// partitions and records missed push checks every tick, and now and then removes expired leases, old slot rows and spent rate-limit counters. A replica that
+/// partitions, records missed push checks and turns silent hosts `unknown` every tick, and now and then removes expired leases, old slot rows and spent rate-limit counters. A replica that
 /// dies stops renewing; another takes the job over after one ttl.
 public final class HousekeepingJob: Service, Sendable {
     public struct Configuration: Sendable {
@@ -28,6 +28,8 @@ public final class HousekeepingJob: Service, Sendable {
     public struct Round: Sendable, Equatable {
         public var holder = false
         public var missedPushes = 0
+        /// Hosts that turned `unknown` this round.
+        public var silentHosts = 0
         public var cleanedUp = false
     }
 
@@ -92,6 +94,12 @@ public final class HousekeepingJob: Service, Sendable {
         let nowMillis = Int64(Date().timeIntervalSince1970 * 1000)
         try await partitions.ensurePartitions(forMillis: [nowMillis, nowMillis + 86_400_000])
         round.missedPushes = try await CheckStore(client: client, logger: logger).recordMissedPushes()
+        round.silentHosts = try await StatusSpanStore.markSilentHostsUnknown(graceSeconds: HostLiveness.graceSeconds,
+                                                                             on: client, logger: logger)
+        if round.silentHosts > 0 {
+            logger.info("hosts turned unknown: their agents sent nothing for two sampling intervals plus grace",
+                        metadata: ["hosts": "\(round.silentHosts)"])
+        }
         let last = state.withLock { $0.lastCleanup }
         if last.map({ now - $0 >= configuration.cleanupEvery }) ?? true {
             let leasesGone = try await leases.deleteExpired(leasesExpiredFor: configuration.expiredLeaseRetention)

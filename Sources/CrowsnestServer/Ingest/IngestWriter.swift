@@ -301,6 +301,15 @@ public struct IngestWriter: Sendable {
                 duplicateSamples: UInt64(duplicates),
                 deadLetteredBatches: stored.reduce(UInt64(0)) { $0 &+ $1.batch.deadLetteredBatches },
                 on: connection, logger: logger)
+            if let first = stored.first(where: { $0.refusal == nil })?.batch {
+                // The host is up from its first batch on; a gap the liveness job called unknown is closed (or,
+                // when spooled batches fill it, taken back).
+                let interval = Int64(min(3600, max(1, lastWritten.intervalSeconds)))
+                try await StatusSpanStore.recordHostEvidence(
+                    tenantID: tenantID, agentID: agentID, firstBatchMicros: first.tsUnixMs * 1000,
+                    toleranceMicros: (2 * interval + Int64(HostLiveness.graceSeconds)) * 1_000_000,
+                    on: connection, logger: logger)
+            }
             return (outcomes, memory, rejections, duplicates)
         }
         guard let (outcomes, after, rejections, duplicates) = result else {

@@ -2,22 +2,23 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// Whether a host's agent is reporting, judged by the database clock: `up` when it was seen within
-/// three sampling intervals (at least 10 s), `down` when seen before that, `unknown` when never seen.
+/// Whether a host's agent is reporting, read from the host's open status span (`h-<agent id>`), which ingest
+/// opens as `up` and the liveness job turns `unknown` after two sampling intervals plus a grace with no batch.
+/// Never `down`: a silent agent says nothing about whether its host runs.
 public enum HostLiveness: String, Sendable, Codable {
-    /// Seen within `greatest(3 × interval, 10 s)`.
+    /// Batches arrive.
     case up
-    /// Seen, but longer ago than that.
-    case down
-    /// Never seen since enrollment.
+    /// No batch for two sampling intervals plus the grace, or never seen since enrollment.
     case unknown
 
-    /// The SQL expression computing this from `agents.last_seen` and `agents.interval_seconds`
-    /// (table alias `a`), so every reader uses the same rule and the same clock.
+    /// Seconds added to two sampling intervals before a silent host turns unknown.
+    public static let graceSeconds = 10
+
+    /// The SQL expression reading this from the host's open span (table alias `a` for `agents`), so every reader
+    /// uses the same rule.
     static let sqlExpression = """
-        CASE WHEN a.last_seen IS NULL THEN 'unknown'
-             WHEN a.last_seen > now() - make_interval(secs => greatest(3 * a.interval_seconds::float8, 10)) THEN 'up'
-             ELSE 'down' END
+        COALESCE((SELECT s.state FROM status_spans s
+                  WHERE s.tenant_id = a.tenant_id AND s.target_id = 'h-' || a.id::text AND s.ended_at IS NULL), 'unknown')
         """
 }
 

@@ -37,3 +37,92 @@ public enum StatusSpanStore {
             """, logger: logger)
     }
 }
+
+/// Host liveness as status spans of the host target `h-<agent id>`: `up` while batches arrive, `unknown` (never
+/// `down`: a silent agent says nothing about its host) after two sampling intervals plus a grace without one.
+/// The unknown span starts at the last batch's own time; spooled batches that arrive later and close the gap
+/// take it back, so a server outage leaves no `unknown` once the agent's spool is replayed.
+extension StatusSpanStore {
+    /// The host target id of an agent, as SQL builds it: `'h-' || <agent uuid as lowercase text>`.
+    static let hostTargetSQL = "'h-' || a.id::text"
+
+    /// Why a host turned `unknown`.
+    static func silentHostCause(toleranceSeconds: Int) -> String {
+        "no data from the agent for \(toleranceSeconds) s (two sampling intervals plus grace)"
+    }
+
+    /// Called by ingest, inside the transaction that stores an agent's batches (the agent's row locked), with the
+    /// earliest batch time of the group: opens an `up` span when the host has none, and when its open span is
+    /// `unknown`, ends it — or, when these batches close the gap within `toleranceMicros` of its start (spooled
+    /// data from a server outage), removes it and reopens the `up` span before it.
+    public static func recordHostEvidence(tenantID: UUID, agentID: UUID, firstBatchMicros: Int64, toleranceMicros: Int64,
+                                          on connection: PostgresConnection, logger: Logger) async throws {
+        let target = TargetID.host(agentID: agentID).description
+        // The common case in one round trip: the open span is read and, when there is none, `up` is opened.
+        let rows = try await connection.query("""
+            WITH open AS (
+                SELECT state, started_at FROM status_spans
+                WHERE tenant_id = \(tenantID) AND target_id = \(target) AND ended_at IS NULL),
+            opened AS (
+                INSERT INTO status_spans (tenant_id, target_id, state, started_at, cause)
+                SELECT \(tenantID), \(target), 'up', 'epoch'::timestamptz + \(firstBatchMicros) * interval '1 microsecond', ''
+                WHERE NOT EXISTS (SELECT 1 FROM open)
+                ON CONFLICT (tenant_id, target_id, started_at) DO NOTHING)
+            SELECT state, (extract(epoch FROM started_at) * 1000000)::bigint FROM open
+            """, logger: logger)
+        var open: (state: String, startedMicros: Int64)?
+        for try await (state, started) in rows.decode((String, Int64).self) { open = (state, started) }
+        guard let open, open.state != SpanState.up.rawValue else { return }
+        if firstBatchMicros <= open.startedMicros + toleranceMicros {
+            // No gap after all: the batches cover the time the span called unknown.
+            try await connection.query("""
+                DELETE FROM status_spans
+                WHERE tenant_id = \(tenantID) AND target_id = \(target) AND ended_at IS NULL
+                """, logger: logger)
+            let reopened = try await connection.query("""
+                UPDATE status_spans SET ended_at = NULL
+                WHERE tenant_id = \(tenantID) AND target_id = \(target) AND state = 'up'
+                  AND ended_at = 'epoch'::timestamptz + \(open.startedMicros) * interval '1 microsecond'
+                RETURNING 1
+                """, logger: logger)
+            var count = 0
+            for try await _ in reopened { count += 1 }
+            if count == 0 {
+                try await apply(tenantID: tenantID, targetID: target,
+                                transition: StateTransition(state: .up, atMicros: open.startedMicros, cause: ""),
+                                on: connection, logger: logger)
+            }
+        } else {
+            try await apply(tenantID: tenantID, targetID: target,
+                            transition: StateTransition(state: .up, atMicros: max(firstBatchMicros, open.startedMicros), cause: ""),
+                            on: connection, logger: logger)
+        }
+    }
+
+    /// Run by the singleton job: every host whose open span is `up` and whose agent has committed no batch for two
+    /// sampling intervals plus `graceSeconds` (by the database clock) turns `unknown` from its last batch's time.
+    /// Agents being written to at this moment are skipped (their row is locked) and looked at next round.
+    /// Returns how many hosts turned unknown.
+    public static func markSilentHostsUnknown(graceSeconds: Int, on client: PostgresClient, logger: Logger) async throws -> Int {
+        try await client.withTransaction(logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT a.tenant_id, a.id, 2 * a.interval_seconds + \(graceSeconds),
+                       greatest(a.committed_batch_ts_ms * 1000, (extract(epoch FROM s.started_at) * 1000000)::bigint)
+                FROM agents a
+                JOIN status_spans s ON s.tenant_id = a.tenant_id AND s.target_id = \(unescaped: hostTargetSQL)
+                                   AND s.ended_at IS NULL AND s.state = 'up'
+                WHERE a.last_seen < now() - make_interval(secs => 2 * a.interval_seconds + \(graceSeconds))
+                FOR UPDATE OF a SKIP LOCKED
+                """, logger: logger)
+            var silent: [(UUID, UUID, Int, Int64)] = []
+            for try await row in rows.decode((UUID, UUID, Int, Int64).self) { silent.append(row) }
+            for (tenantID, agentID, tolerance, at) in silent {
+                try await apply(tenantID: tenantID, targetID: TargetID.host(agentID: agentID).description,
+                                transition: StateTransition(state: .unknown, atMicros: at,
+                                                            cause: silentHostCause(toleranceSeconds: tolerance)),
+                                on: connection, logger: logger)
+            }
+            return silent.count
+        }
+    }
+}

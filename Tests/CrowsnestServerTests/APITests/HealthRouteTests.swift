@@ -78,8 +78,8 @@ final class HealthRouteTests: XCTestCase {
                 tenant: tenant, target: target, state: "up", startedAt: instant("2025-03-01T08:00:00Z"), endedAt: instant("2025-03-01T09:00:00Z")
             )
             try await seed.statusSpan(
-                tenant: tenant, target: target, state: "down", startedAt: instant("2025-03-01T09:00:00Z"), endedAt: nil,
-                cause: "agent offline"
+                tenant: tenant, target: target, state: "unknown", startedAt: instant("2025-03-01T09:00:00Z"), endedAt: nil,
+                cause: "no data from the agent"
             )
             try await seed.statusSpan(
                 tenant: tenant, target: .host(agentID: UUID()), state: "up", startedAt: instant("2025-03-01T09:30:00Z"), endedAt: nil
@@ -90,10 +90,10 @@ final class HealthRouteTests: XCTestCase {
             let body = try response.jsonObject()
             XCTAssertEqual(Set(body.keys), ["target", "state", "last_seen", "changes"])
             XCTAssertEqual(body["target"] as? NSDictionary, ["id": target.description, "kind": "host", "name": "web-1"])
-            XCTAssertEqual(body["state"] as? String, "down")
+            XCTAssertEqual(body["state"] as? String, "unknown", "the host's state is its open span")
             XCTAssertNotNil(body["last_seen"] as? String)
             XCTAssertEqual(body["changes"] as? [NSDictionary], [
-                ["ts": "2025-03-01T09:00:00Z", "state": "down", "ended_at": NSNull(), "cause": "agent offline"],
+                ["ts": "2025-03-01T09:00:00Z", "state": "unknown", "ended_at": NSNull(), "cause": "no data from the agent"],
                 ["ts": "2025-03-01T08:00:00Z", "state": "up", "ended_at": "2025-03-01T09:00:00Z", "cause": ""],
             ])
         }

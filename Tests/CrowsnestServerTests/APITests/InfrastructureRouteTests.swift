@@ -7,24 +7,32 @@ import XCTest
 @testable import CrowsnestServer
 
 final class InfrastructureRouteTests: XCTestCase {
-    func testHostStateIsUpDownOrUnknownByLastSeenAndInterval() async throws {
+    func testHostStateIsItsOpenSpanAndUnknownWithoutOne() async throws {
         try await APITestHarness.withAPI { seed, client in
             let tenant = try await seed.tenant()
             let key = try await seed.apiKey(tenant: tenant)
-            // Threshold: greatest(3 × interval, 10 s).
+            // The state is the host's open span (kept by ingest and the liveness job), not judged from last_seen
+            // on read: "b-silent" was seen long ago, but until the job says so it is still up.
             let recent = try await seed.agent(tenant: tenant, hostname: "a-recent", lastSeenSecondsAgo: 5, intervalSeconds: 30)
-            let late = try await seed.agent(tenant: tenant, hostname: "b-late", lastSeenSecondsAgo: 120, intervalSeconds: 30)
+            let silent = try await seed.agent(tenant: tenant, hostname: "b-silent", lastSeenSecondsAgo: 120, intervalSeconds: 30)
             let never = try await seed.agent(tenant: tenant, hostname: "c-never", lastSeenSecondsAgo: nil)
-            let fastUp = try await seed.agent(tenant: tenant, hostname: "d-fast-up", lastSeenSecondsAgo: 8, intervalSeconds: 2)
-            let fastDown = try await seed.agent(tenant: tenant, hostname: "e-fast-down", lastSeenSecondsAgo: 12, intervalSeconds: 2)
+            let gone = try await seed.agent(tenant: tenant, hostname: "d-gone", lastSeenSecondsAgo: 300, intervalSeconds: 2)
+            let back = try await seed.agent(tenant: tenant, hostname: "e-back", lastSeenSecondsAgo: 1, intervalSeconds: 2)
             _ = try await seed.agent(tenant: tenant, hostname: "f-revoked", lastSeenSecondsAgo: 1, revoked: true)
+            let hour = Date(timeIntervalSinceNow: -3600), minute = Date(timeIntervalSinceNow: -60)
+            try await seed.statusSpan(tenant: tenant, target: .host(agentID: recent), state: "up", startedAt: hour, endedAt: nil)
+            try await seed.statusSpan(tenant: tenant, target: .host(agentID: silent), state: "up", startedAt: hour, endedAt: nil)
+            try await seed.statusSpan(tenant: tenant, target: .host(agentID: gone), state: "up", startedAt: hour, endedAt: minute)
+            try await seed.statusSpan(tenant: tenant, target: .host(agentID: gone), state: "unknown", startedAt: minute, endedAt: nil)
+            try await seed.statusSpan(tenant: tenant, target: .host(agentID: back), state: "unknown", startedAt: hour, endedAt: minute)
+            try await seed.statusSpan(tenant: tenant, target: .host(agentID: back), state: "up", startedAt: minute, endedAt: nil)
 
             let response = try await client.execute(uri: "/api/v1/infrastructure", method: .get, headers: bearer(key.secret))
             XCTAssertEqual(response.status, .ok)
             let hosts = try XCTUnwrap(try response.jsonObject()["hosts"] as? [[String: Any]])
-            XCTAssertEqual(hosts.map { $0["hostname"] as? String }, ["a-recent", "b-late", "c-never", "d-fast-up", "e-fast-down"])
-            XCTAssertEqual(hosts.map { $0["id"] as? String }, [recent, late, never, fastUp, fastDown].map { "h-\($0.uuidString.lowercased())" })
-            XCTAssertEqual(hosts.map { $0["state"] as? String }, ["up", "down", "unknown", "up", "down"])
+            XCTAssertEqual(hosts.map { $0["hostname"] as? String }, ["a-recent", "b-silent", "c-never", "d-gone", "e-back"])
+            XCTAssertEqual(hosts.map { $0["id"] as? String }, [recent, silent, never, gone, back].map { "h-\($0.uuidString.lowercased())" })
+            XCTAssertEqual(hosts.map { $0["state"] as? String }, ["up", "up", "unknown", "unknown", "up"])
             XCTAssertTrue(hosts[2]["last_seen"] is NSNull, "never seen: last_seen is null")
             let lastSeen = try XCTUnwrap(hosts[0]["last_seen"] as? String)
             let lastSeenDate = try XCTUnwrap(RFC3339.date(from: lastSeen), lastSeen)
