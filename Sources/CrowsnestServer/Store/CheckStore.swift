@@ -128,19 +128,27 @@ public struct CheckStore: Sendable {
     }
 
     /// Pauses or resumes a check; nil when the tenant has no such check.
+    /// A paused check's open span turns `unknown` ("check paused"); its results turn it back after it is resumed.
     public func setPaused(tenantID: UUID, id: UUID, paused: Bool) async throws -> StoredCheck? {
-        let rows = try await client.query("""
-            WITH c AS (
-                UPDATE checks SET paused = \(paused), updated_at = CASE WHEN paused = \(paused) THEN updated_at ELSE now() END
-                WHERE tenant_id = \(tenantID) AND id = \(id)
-                RETURNING *
-            )
-            \(unescaped: Self.selectFromC)
-            """, logger: logger)
-        return try await Self.decodeChecks(rows).first
+        let logger = self.logger
+        return try await client.withTransaction(logger: logger) { connection in
+            let rows = try await connection.query("""
+                WITH c AS (
+                    UPDATE checks SET paused = \(paused), updated_at = CASE WHEN paused = \(paused) THEN updated_at ELSE now() END
+                    WHERE tenant_id = \(tenantID) AND id = \(id)
+                    RETURNING *
+                )
+                \(unescaped: Self.selectFromC)
+                """, logger: logger)
+            let check = try await Self.decodeChecks(rows).first
+            if check != nil {
+                try await StatusSpanStore.deriveCheckSpans(tenantID: tenantID, checkIDs: [id], on: connection, logger: logger)
+            }
+            return check
+        }
     }
 
-    /// Deletes a check and its results in one transaction; false when the tenant has no such check.
+    /// Deletes a check, its results and its spans in one transaction; false when the tenant has no such check.
     public func delete(tenantID: UUID, id: UUID) async throws -> Bool {
         let logger = self.logger
         let deleted = try await client.withTransaction(logger: logger) { connection -> Bool in
@@ -151,6 +159,8 @@ public struct CheckStore: Sendable {
             guard found else { return false }
             try await connection.query(
                 "DELETE FROM check_results WHERE tenant_id = \(tenantID) AND check_id = \(id)", logger: logger)
+            try await StatusSpanStore.deleteSpans(tenantID: tenantID, targetID: TargetID.check(checkID: id).description,
+                                                  on: connection, logger: logger)
             return true
         }
         if deleted {
@@ -198,7 +208,7 @@ public struct CheckStore: Sendable {
     /// Stores the check results a runner sent — an agent (`agentID`), or this server replica (nil) — each only when
     /// it carries the token last issued to that runner for its slot (`check_slots`, row locked until COMMIT so a
     /// reassignment waits) and the slot has no result yet; returns how many were stored. The others are late or were
-    /// never this runner's: dropped, not errors.
+    /// never this runner's: dropped, not errors. The checks' spans follow in the same transaction.
     public static func recordRunResults(_ results: [Crowsnest_V1_CheckResult], tenantID: UUID, agentID: UUID?,
                                           on connection: PostgresConnection, logger: Logger) async throws -> Int {
         var ids: [UUID] = [], slots: [Int64] = [], times: [Int64] = [], tokens: [Int64] = [], oks: [Bool] = []
@@ -246,9 +256,10 @@ public struct CheckStore: Sendable {
             ON CONFLICT (tenant_id, check_id, slot_at, member) DO NOTHING
             RETURNING check_id
             """, logger: logger)
-        var stored = 0
-        for try await _ in rows.decode(UUID.self) { stored += 1 }
-        return stored
+        var stored: [UUID] = []
+        for try await id in rows.decode(UUID.self) { stored.append(id) }
+        try await StatusSpanStore.deriveCheckSpans(tenantID: tenantID, checkIDs: stored, on: connection, logger: logger)
+        return stored.count
     }
 
     /// What a call of a push URL did.
@@ -266,7 +277,15 @@ public struct CheckStore: Sendable {
     /// result in the same statement (the database clock decides the slot). The day's `check_results` partition
     /// must exist (`PartitionStore.ensurePartitions`).
     public func recordPush(token: String, ok: Bool, message: String, latencyMs: Double?) async throws -> PushOutcome {
-        let rows = try await client.query("""
+        let logger = self.logger
+        return try await client.withTransaction(logger: logger) { connection in
+            try await Self.recordPush(token: token, ok: ok, message: message, latencyMs: latencyMs, on: connection, logger: logger)
+        }
+    }
+
+    private static func recordPush(token: String, ok: Bool, message: String, latencyMs: Double?,
+                                   on connection: PostgresConnection, logger: Logger) async throws -> PushOutcome {
+        let rows = try await connection.query("""
             WITH c AS (
                 SELECT tenant_id, id, interval_seconds, paused FROM checks WHERE push_token = \(token) AND type = 'push'
             ), stored AS (
@@ -289,6 +308,9 @@ public struct CheckStore: Sendable {
                 outcome = .paused(tenantID: tenantID, checkID: checkID)
             }
         }
+        if case .recorded(let tenantID, let checkID, _) = outcome {
+            try await StatusSpanStore.deriveCheckSpans(tenantID: tenantID, checkIDs: [checkID], on: connection, logger: logger)
+        }
         return outcome
     }
 
@@ -298,7 +320,14 @@ public struct CheckStore: Sendable {
     /// resumed. Returns how many slots were marked missed. The day's partition must exist.
     @discardableResult
     public func recordMissedPushes() async throws -> Int {
-        let rows = try await client.query("""
+        let logger = self.logger
+        return try await client.withTransaction(logger: logger) { connection in
+            try await Self.recordMissedPushes(on: connection, logger: logger)
+        }
+    }
+
+    private static func recordMissedPushes(on connection: PostgresConnection, logger: Logger) async throws -> Int {
+        let rows = try await connection.query("""
             WITH due AS (
                 SELECT c.tenant_id, c.id, c.interval_seconds + g.grace AS allowed, d.slot_at
                 FROM checks c
@@ -319,11 +348,14 @@ public struct CheckStore: Sendable {
                   AND r.ts >= due.slot_at AND r.ts < due.slot_at + due.allowed * interval '1 second'
             )
             ON CONFLICT (tenant_id, check_id, slot_at, member) DO NOTHING
-            RETURNING check_id
+            RETURNING tenant_id, check_id
             """, logger: logger)
-        var missed = 0
-        for try await _ in rows.decode(UUID.self) { missed += 1 }
-        return missed
+        var missed: [UUID: [UUID]] = [:]
+        for try await (tenantID, checkID) in rows.decode((UUID, UUID).self) { missed[tenantID, default: []].append(checkID) }
+        for (tenantID, checkIDs) in missed {
+            try await StatusSpanStore.deriveCheckSpans(tenantID: tenantID, checkIDs: checkIDs, on: connection, logger: logger)
+        }
+        return missed.values.reduce(0) { $0 + $1.count }
     }
 
     // MARK: - Pieces

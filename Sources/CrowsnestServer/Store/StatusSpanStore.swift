@@ -19,6 +19,13 @@ public enum StatusSpanStore {
         return result
     }
 
+    /// Removes every span of a target (a deleted check's).
+    public static func deleteSpans(tenantID: UUID, targetID: String, on connection: PostgresConnection,
+                                   logger: Logger) async throws {
+        try await connection.query("DELETE FROM status_spans WHERE tenant_id = \(tenantID) AND target_id = \(targetID)",
+                                   logger: logger)
+    }
+
     /// Closes the target's open span at the transition time and opens the new one.
     public static func apply(tenantID: UUID, targetID: String, transition: StateTransition,
                              on connection: PostgresConnection, logger: Logger) async throws {
@@ -123,6 +130,53 @@ extension StatusSpanStore {
                                 on: connection, logger: logger)
             }
             return silent.count
+        }
+    }
+}
+
+/// Check spans (`k-<check id>`), derived from the newest results of each check whenever results are recorded or
+/// the check is paused, inside the transaction that recorded them (see `CheckSpanRule`).
+extension StatusSpanStore {
+    /// Brings the spans of `checkIDs` up to date with their newest results. Takes each check's row lock first, so
+    /// two replicas recording results of the same check (members of a quorum) derive its spans one after the other.
+    public static func deriveCheckSpans(tenantID: UUID, checkIDs: [UUID], on connection: PostgresConnection,
+                                        logger: Logger) async throws {
+        let ids = Array(Set(checkIDs)).sorted { $0.uuidString < $1.uuidString }
+        guard !ids.isEmpty else { return }
+        try await connection.query("""
+            SELECT 1 FROM checks WHERE tenant_id = \(tenantID) AND id = ANY(\(ids)) ORDER BY id FOR NO KEY UPDATE
+            """, logger: logger).collect()
+        let rows = try await connection.query("""
+            SELECT c.id, c.paused, c.retries, (extract(epoch FROM statement_timestamp()) * 1000000)::bigint,
+                   coalesce(array_agg(r.ok ORDER BY r.slot_at DESC) FILTER (WHERE r.slot_at IS NOT NULL), '{}'),
+                   coalesce(array_agg((extract(epoch FROM r.ts) * 1000000)::bigint ORDER BY r.slot_at DESC)
+                            FILTER (WHERE r.slot_at IS NOT NULL), '{}'),
+                   coalesce(array_agg(r.error ORDER BY r.slot_at DESC) FILTER (WHERE r.slot_at IS NOT NULL), '{}')
+            FROM checks c LEFT JOIN LATERAL (
+                SELECT slot_at, min(ts) AS ts,
+                       count(*) FILTER (WHERE NOT ok) < coalesce((c.run_on->>'quorum')::int, 1) AS ok,
+                       coalesce(min(error) FILTER (WHERE NOT ok), '') AS error
+                FROM check_results
+                WHERE tenant_id = c.tenant_id AND check_id = c.id
+                GROUP BY slot_at ORDER BY slot_at DESC LIMIT c.retries + 1
+            ) r ON true
+            WHERE c.tenant_id = \(tenantID) AND c.id = ANY(\(ids))
+            GROUP BY c.id, c.paused, c.retries
+            """, logger: logger)
+        var checks: [(id: UUID, paused: Bool, retries: Int, now: Int64, outcomes: [CheckSlotOutcome])] = []
+        for try await (id, paused, retries, now, oks, times, errors) in rows.decode(
+            (UUID, Bool, Int, Int64, [Bool], [Int64], [String]).self) {
+            let outcomes = zip(oks, zip(times, errors)).map { CheckSlotOutcome(ok: $0, atMicros: $1.0, error: $1.1) }
+            checks.append((id, paused, retries, now, outcomes))
+        }
+        let targets = checks.map { TargetID.check(checkID: $0.id).description }
+        let open = try await openSpans(tenantID: tenantID, targetIDs: targets, on: connection, logger: logger)
+        for (check, target) in zip(checks, targets) {
+            let current = open[target].map { (state: $0.state, sinceMicros: $0.sinceMicros) }
+            guard let transition = CheckSpanRule.transition(open: current, paused: check.paused, retries: check.retries,
+                                                            newestFirst: check.outcomes, nowMicros: check.now)
+            else { continue }
+            try await apply(tenantID: tenantID, targetID: target, transition: transition, on: connection, logger: logger)
         }
     }
 }

@@ -168,6 +168,10 @@ final class CheckCoordinatorTests: XCTestCase {
     }
 
     func testADeadRunnersChecksMoveAfterOneTTLAndItsLateResultIsRefused() async throws {
+        // The test follows one 300 s slot for about 8 s: started within 15 s of the slot's end, it would see the
+        // next slot dispatched and count it as a move. Start clear of the boundary instead.
+        let intoSlot = Date().timeIntervalSince1970.truncatingRemainder(dividingBy: 300)
+        if intoSlot > 285 { try await Task.sleep(for: .milliseconds(Int((300 - intoSlot + 0.5) * 1000))) }
         try await TestPostgres.withTestDatabase { client in
             let tenants = TenantStore(client: client, logger: Self.logger)
             let tenantID = try await tenants.create(name: "acme")
@@ -277,6 +281,16 @@ final class CheckCoordinatorTests: XCTestCase {
             let store = CheckStore(client: client, logger: Self.logger)
             let afterOne = try await store.get(tenantID: tenantID, id: check)
             XCTAssertEqual(afterOne?.state, .up, "one of three down is below the quorum")
+            func openSpan() async throws -> String? {
+                let rows = try await client.query("""
+                    SELECT state FROM status_spans
+                    WHERE tenant_id = \(tenantID) AND target_id = \(TargetID.check(checkID: check).description) AND ended_at IS NULL
+                    """, logger: Self.logger)
+                for try await state in rows.decode(String.self) { return state }
+                return nil
+            }
+            let spanAfterOne = try await openSpan()
+            XCTAssertEqual(spanAfterOne, "up", "the span follows the quorum too")
             let results = try await store.results(tenantID: tenantID, checkID: check, limit: 10, from: nil, to: nil) ?? []
             XCTAssertEqual(Set(results.compactMap(\.agentID)), [a.agentID, b.agentID], "the history shows each member's run")
 
@@ -285,6 +299,8 @@ final class CheckCoordinatorTests: XCTestCase {
             XCTAssertEqual(storedC, 1)
             let afterTwo = try await store.get(tenantID: tenantID, id: check)
             XCTAssertEqual(afterTwo?.state, .down, "two of three down reach the quorum of two")
+            let spanAfterTwo = try await openSpan()
+            XCTAssertEqual(spanAfterTwo, "down")
 
             // Members with results are done: nothing is dispatched again for the slot.
             let after = try await Self.run(coordinators, for: .milliseconds(600))

@@ -87,6 +87,13 @@ final class HousekeepingJobTests: XCTestCase {
             XCTAssertEqual(again.missedPushes, 0, "a slot is judged once")
             let state = try await CheckStore(client: client, logger: Self.logger).get(tenantID: tenantID, id: silent)
             XCTAssertEqual(state?.state, .down)
+            let spans = try await client.query(
+                "SELECT target_id, state, cause FROM status_spans WHERE ended_at IS NULL ORDER BY target_id", logger: Self.logger)
+            var open: [(String, String, String)] = []
+            for try await row in spans.decode((String, String, String).self) { open.append(row) }
+            XCTAssertEqual(open.map(\.0), [TargetID.check(checkID: silent).description], "only the missed check has a span")
+            XCTAssertEqual(open.first?.1, "down")
+            XCTAssertEqual(open.first?.2, "no push call within 60 s (the interval plus the grace period)")
         }
     }
 }

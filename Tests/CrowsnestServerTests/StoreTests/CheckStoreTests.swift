@@ -195,6 +195,46 @@ final class CheckStoreTests: XCTestCase {
         }
     }
 
+    func testSpansFollowPushCallsPausesAndGoWithTheCheck() async throws {
+        try await withStore { store, seed in
+            let tenant = try await seed.tenant()
+            let check = try await store.create(tenantID: tenant, submission: try submission(#"{"name":"backup","type":"push"}"#))
+            let token = try XCTUnwrap(check.pushToken)
+            try await PartitionStore(client: store.client, logger: logger)
+                .ensurePartitions(forMillis: [Int64(Date().timeIntervalSince1970 * 1000)])
+            let target = TargetID.check(checkID: check.id).description
+            func spans() async throws -> [String] {
+                let rows = try await store.client.query("""
+                    SELECT state || CASE WHEN ended_at IS NULL THEN ' open' ELSE '' END || CASE WHEN cause = '' THEN '' ELSE ': ' || cause END
+                    FROM status_spans WHERE tenant_id = \(tenant) AND target_id = \(target) ORDER BY started_at
+                    """, logger: logger)
+                var result: [String] = []
+                for try await text in rows.decode(String.self) { result.append(text) }
+                return result
+            }
+            var current = try await spans()
+            XCTAssertEqual(current, [], "no span before the first result")
+            let failed = try await store.recordPush(token: token, ok: false, message: "disk full", latencyMs: nil)
+            guard case .recorded = failed else { return XCTFail("\(failed)") }
+            current = try await spans()
+            XCTAssertEqual(current, ["down open: disk full"], "retries 0: the first failure is an outage")
+            _ = try await store.recordPush(token: token, ok: true, message: "", latencyMs: nil)
+            current = try await spans()
+            XCTAssertEqual(current, ["down: disk full", "up open"])
+            _ = try await store.setPaused(tenantID: tenant, id: check.id, paused: true)
+            current = try await spans()
+            XCTAssertEqual(current, ["down: disk full", "up", "unknown open: \(CheckSpanRule.pausedCause)"])
+            _ = try await store.setPaused(tenantID: tenant, id: check.id, paused: true)
+            let unchanged = try await spans()
+            XCTAssertEqual(unchanged, current, "pausing a paused check changes nothing")
+
+            let deleted = try await store.delete(tenantID: tenant, id: check.id)
+            XCTAssertTrue(deleted)
+            let left = try await count("SELECT count(*) FROM status_spans WHERE target_id = '\(target)'", store.client)
+            XCTAssertEqual(left, 0, "a deleted check's spans go with it")
+        }
+    }
+
     func testResultsAreNewestFirstWithinBoundsAndLimit() async throws {
         try await withStore { store, seed in
             let tenant = try await seed.tenant()
