@@ -51,6 +51,7 @@ public func makeAPIRouter(
     MetricsRoutes(infrastructure: infrastructure, metrics: MetricsQueries(database: database, logger: logger)).register(on: api)
     HealthRoutes(infrastructure: infrastructure, health: HealthQueries(database: database, logger: logger)).register(on: api)
     AgentRoutes(infrastructure: infrastructure, database: database, logger: logger).register(on: api)
+    UptimeRoutes(infrastructure: infrastructure, database: database, logger: logger).register(on: api)
     CheckRoutes(checks: CheckStore(client: database, logger: logger)).register(on: api)
     // Outside the API-key group: a push URL's token is its credential.
     PushRoutes(checks: CheckStore(client: database, logger: logger),

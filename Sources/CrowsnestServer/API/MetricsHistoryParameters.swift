@@ -36,17 +36,9 @@ struct MetricsHistoryParameters: Equatable, Sendable {
     static func parse(
         from fromText: String?, to toText: String?, step stepText: String?, agg aggText: String?, now: Date
     ) throws -> MetricsHistoryParameters {
-        let to = try QueryParameter.timestamp(toText, name: "to") ?? now
-        let from = try QueryParameter.timestamp(fromText, name: "from") ?? to.addingTimeInterval(-defaultRangeSeconds)
-        guard from < to else {
-            throw APIError.badRequest("from (\(RFC3339.string(from: from))) must be before to (\(RFC3339.string(from: to)))")
-        }
+        let (from, to) = try QueryParameter.range(from: fromText, to: toText, now: now, defaultSeconds: defaultRangeSeconds,
+                                                  maximumDays: maximumRangeDays)
         let rangeSeconds = to.timeIntervalSince(from)
-        guard rangeSeconds <= Double(maximumRangeDays) * 86_400 else {
-            throw APIError.badRequest(
-                "the range from \(RFC3339.string(from: from)) to \(RFC3339.string(from: to)) is longer than \(maximumRangeDays) days; ask for at most \(maximumRangeDays) days per request"
-            )
-        }
 
         let aggregation: MetricsAggregation
         if let aggText {

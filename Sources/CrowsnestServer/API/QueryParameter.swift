@@ -12,6 +12,23 @@ enum QueryParameter {
         return date
     }
 
+    /// A `from`/`to` range: `to` defaults to `now`, `from` to `defaultSeconds` before `to`; `from` must be before
+    /// `to` and the range at most `maximumDays` long.
+    static func range(from fromText: String?, to toText: String?, now: Date, defaultSeconds: TimeInterval,
+                      maximumDays: Int) throws -> (from: Date, to: Date) {
+        let to = try timestamp(toText, name: "to") ?? now
+        let from = try timestamp(fromText, name: "from") ?? to.addingTimeInterval(-defaultSeconds)
+        guard from < to else {
+            throw APIError.badRequest("from (\(RFC3339.string(from: from))) must be before to (\(RFC3339.string(from: to)))")
+        }
+        guard to.timeIntervalSince(from) <= Double(maximumDays) * 86_400 else {
+            throw APIError.badRequest(
+                "the range from \(RFC3339.string(from: from)) to \(RFC3339.string(from: to)) is longer than \(maximumDays) days; ask for at most \(maximumDays) days per request"
+            )
+        }
+        return (from, to)
+    }
+
     /// `limit` within `range`, `defaultValue` when not given.
     static func limit(_ text: String?, range: ClosedRange<Int>, defaultValue: Int) throws -> Int {
         guard let text else { return defaultValue }

@@ -23,7 +23,7 @@ struct MetricsRoutes: Sendable {
     func register(on group: RouterGroup<APIRequestContext>) {
         group.get("metrics/:target") { _, context in
             let caller = try context.requireCaller()
-            let target = try await resolveTarget(context: context, caller: caller, infrastructure: self.infrastructure)
+            let target = try await resolveSampledTarget(context: context, caller: caller, infrastructure: self.infrastructure)
             guard let point = try await self.metrics.latest(tenantID: caller.tenantID, target: target.id) else {
                 throw APIError.notFound("target \(target.id) has no samples yet")
             }
@@ -36,7 +36,7 @@ struct MetricsRoutes: Sendable {
             let parameters = try MetricsHistoryParameters.parse(
                 from: query.get("from"), to: query.get("to"), step: query.get("step"), agg: query.get("agg"), now: Date()
             )
-            let target = try await resolveTarget(context: context, caller: caller, infrastructure: self.infrastructure)
+            let target = try await resolveSampledTarget(context: context, caller: caller, infrastructure: self.infrastructure)
             let stepSeconds = parameters.stepSeconds(rawIntervalSeconds: target.intervalSeconds)
             let points = try await self.metrics.history(
                 tenantID: caller.tenantID, target: target.id, from: parameters.from, to: parameters.to,
@@ -90,6 +90,15 @@ func resolveTarget(context: APIRequestContext, caller: APICaller, infrastructure
     let text = raw.removingPercentEncoding ?? raw
     guard let id = TargetID(text), let target = try await infrastructure.describe(tenantID: caller.tenantID, target: id) else {
         throw APIError.notFound("no target with id \(text)")
+    }
+    return target
+}
+
+/// `resolveTarget` for routes of sampled figures (hosts and containers): a check has results, not samples.
+func resolveSampledTarget(context: APIRequestContext, caller: APICaller, infrastructure: InfrastructureQueries) async throws -> TargetDescriptor {
+    let target = try await resolveTarget(context: context, caller: caller, infrastructure: infrastructure)
+    if case .check(let checkID) = target.id {
+        throw APIError.notFound("\(target.id) is a check: it has results (/api/v1/checks/\(checkID.uuidString.lowercased())/results), not metrics")
     }
     return target
 }

@@ -128,8 +128,8 @@ public struct InfrastructureQueries: Sendable {
         try await self.containerRows(tenantID: tenantID, agentID: agentID, name: name, includeRemoved: true).first
     }
 
-    /// Resolves a target id within the tenant; nil when it names nothing the tenant owns
-    /// (checks are not resolvable yet: there is no checks table).
+    /// Resolves a target id within the tenant (a host, a container, a check); nil when it names nothing the
+    /// tenant owns.
     public func describe(tenantID: UUID, target: TargetID) async throws -> TargetDescriptor? {
         switch target {
         case .host(let agentID):
@@ -148,7 +148,13 @@ public struct InfrastructureQueries: Sendable {
                 return TargetDescriptor(id: target, name: containerName, intervalSeconds: Int(interval))
             }
             return nil
-        case .check:
+        case .check(let checkID):
+            let rows = try await self.database.query(
+                "SELECT name, interval_seconds FROM checks WHERE tenant_id = \(tenantID) AND id = \(checkID)",
+                logger: self.logger)
+            for try await (name, interval) in rows.decode((String, Int32).self) {
+                return TargetDescriptor(id: target, name: name, intervalSeconds: Int(interval))
+            }
             return nil
         }
     }

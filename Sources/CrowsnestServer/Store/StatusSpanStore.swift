@@ -19,6 +19,25 @@ public enum StatusSpanStore {
         return result
     }
 
+    /// The target's spans that overlap `[fromMicros, toMicros)`, oldest first, unclipped.
+    public static func spans(tenantID: UUID, targetID: String, fromMicros: Int64, toMicros: Int64,
+                             on client: PostgresClient, logger: Logger) async throws -> [SpanInterval] {
+        let rows = try await client.query("""
+            SELECT state, (extract(epoch FROM started_at) * 1000000)::bigint,
+                   (extract(epoch FROM ended_at) * 1000000)::bigint, cause
+            FROM status_spans
+            WHERE tenant_id = \(tenantID) AND target_id = \(targetID)
+              AND started_at < 'epoch'::timestamptz + \(toMicros) * interval '1 microsecond'
+              AND (ended_at IS NULL OR ended_at > 'epoch'::timestamptz + \(fromMicros) * interval '1 microsecond')
+            ORDER BY started_at
+            """, logger: logger)
+        var spans: [SpanInterval] = []
+        for try await (state, start, end, cause) in rows.decode((String, Int64, Int64?, String).self) {
+            spans.append(SpanInterval(state: SpanState(rawValue: state) ?? .unknown, startMicros: start, endMicros: end, cause: cause))
+        }
+        return spans
+    }
+
     /// Removes every span of a target (a deleted check's).
     public static func deleteSpans(tenantID: UUID, targetID: String, on connection: PostgresConnection,
                                    logger: Logger) async throws {

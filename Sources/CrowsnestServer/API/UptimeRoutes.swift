@@ -1,0 +1,113 @@
+import CrowsnestWire
+import Foundation
+import Hummingbird
+import Logging
+import PostgresNIO
+
+/// `GET /api/v1/uptime/{target}/timeline`: a host's, container's or check's state spans over `from`/`to` (default
+/// the last 24 hours, at most 400 days), its availability over them and its incidents, exact to the microsecond.
+struct UptimeRoutes: Sendable {
+    let infrastructure: InfrastructureQueries
+    let database: PostgresClient
+    let logger: Logger
+
+    /// Range when `from` is not given.
+    static let defaultRangeSeconds: TimeInterval = 86_400
+    /// Longest range one request may ask for (the rollups' retention).
+    static let maximumRangeDays = 400
+
+    func register(on group: RouterGroup<APIRequestContext>) {
+        group.get("uptime/:target/timeline") { request, context in
+            let caller = try context.requireCaller()
+            let query = request.uri.queryParameters
+            let now = Date()
+            let range = try QueryParameter.range(from: query.get("from"), to: query.get("to"), now: now,
+                                                 defaultSeconds: Self.defaultRangeSeconds, maximumDays: Self.maximumRangeDays)
+            let target = try await resolveTarget(context: context, caller: caller, infrastructure: self.infrastructure)
+            let nowMicros = now.unixMicros
+            let from = range.from.unixMicros
+            // Time after now is not known yet: the window ends now at the latest.
+            let end = min(range.to.unixMicros, nowMicros)
+            let spans = from < end
+                ? try await StatusSpanStore.spans(tenantID: caller.tenantID, targetID: target.id.description,
+                                                  fromMicros: from, toMicros: end, on: self.database, logger: self.logger)
+                : []
+            let clipped = UptimeArithmetic.clip(spans, from: from, to: end)
+            return TimelineResponse(target: target, from: range.from, to: range.to, clipped: clipped,
+                                    reachesNow: range.to.unixMicros >= nowMicros,
+                                    incidents: UptimeArithmetic.incidents(spans), nowMicros: nowMicros)
+        }
+    }
+}
+
+/// The timeline of one target: `{"target","from","to","availability_percent","seconds":{…},"spans":[…],"incidents":[…]}`.
+struct TimelineResponse: ResponseEncodable, Sendable {
+    let target: TargetDescriptor
+    let from: Date
+    let to: Date
+    /// Spans cut to the window (up to now), gaps filled as unknown.
+    let clipped: [SpanInterval]
+    /// The window reaches the present: the last span is still going on (`ended_at` null).
+    let reachesNow: Bool
+    let incidents: [Incident]
+    let nowMicros: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case target, from, to, seconds, spans, incidents
+        case availabilityPercent = "availability_percent"
+    }
+    enum SecondsKeys: String, CodingKey { case up, degraded, down, unknown, maintenance }
+    enum SpanKeys: String, CodingKey {
+        case state, cause
+        case startedAt = "started_at"
+        case endedAt = "ended_at"
+    }
+    enum IncidentKeys: String, CodingKey {
+        case id, cause
+        case startedAt = "started_at"
+        case endedAt = "ended_at"
+        case durationSeconds = "duration_seconds"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(TargetJSON(descriptor: target), forKey: .target)
+        try c.encode(RFC3339.string(from: from), forKey: .from)
+        try c.encode(RFC3339.string(from: to), forKey: .to)
+        let time = UptimeArithmetic.timeInStates(clipped)
+        try c.encode(time.availabilityPercent(), forKey: .availabilityPercent)
+        var seconds = c.nestedContainer(keyedBy: SecondsKeys.self, forKey: .seconds)
+        try seconds.encode(Double(time.up) / 1e6, forKey: .up)
+        try seconds.encode(Double(time.degraded) / 1e6, forKey: .degraded)
+        try seconds.encode(Double(time.down) / 1e6, forKey: .down)
+        try seconds.encode(Double(time.unknown) / 1e6, forKey: .unknown)
+        try seconds.encode(Double(time.maintenance) / 1e6, forKey: .maintenance)
+        var list = c.nestedUnkeyedContainer(forKey: .spans)
+        for (index, span) in clipped.enumerated() {
+            var item = list.nestedContainer(keyedBy: SpanKeys.self)
+            try item.encode(span.state.rawValue, forKey: .state)
+            try item.encode(RFC3339.string(from: Date(unixMicros: span.startMicros)), forKey: .startedAt)
+            let ongoing = reachesNow && index == clipped.count - 1
+            try item.encode(ongoing ? nil : span.endMicros.map { RFC3339.string(from: Date(unixMicros: $0)) }, forKey: .endedAt)
+            try item.encode(span.cause, forKey: .cause)
+        }
+        var incidentList = c.nestedUnkeyedContainer(forKey: .incidents)
+        for incident in incidents {
+            var item = incidentList.nestedContainer(keyedBy: IncidentKeys.self)
+            try item.encode(incident.id(target: target.id), forKey: .id)
+            try item.encode(RFC3339.string(from: Date(unixMicros: incident.startMicros)), forKey: .startedAt)
+            try item.encode(incident.endMicros.map { RFC3339.string(from: Date(unixMicros: $0)) }, forKey: .endedAt)
+            try item.encode(incident.durationSeconds(nowMicros: nowMicros), forKey: .durationSeconds)
+            try item.encode(incident.cause, forKey: .cause)
+        }
+    }
+}
+
+extension Date {
+    /// Unix microseconds, the unit spans are kept in.
+    var unixMicros: Int64 { Int64((timeIntervalSince1970 * 1_000_000).rounded()) }
+
+    init(unixMicros: Int64) {
+        self.init(timeIntervalSince1970: Double(unixMicros) / 1_000_000)
+    }
+}
