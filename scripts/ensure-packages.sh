@@ -15,6 +15,8 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v python3 >/dev/null || missing+=(python3)
 # The clock-skew end-to-end test runs the agent under libfaketime.
 command -v faketime >/dev/null || missing+=(faketime)
+# The SLA report test renders the printable HTML page in headless Chromium.
+command -v chromium >/dev/null || missing+=(chromium)
 # The API conformance check installs schemathesis from PyPI into a virtual environment.
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

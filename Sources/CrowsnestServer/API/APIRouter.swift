@@ -52,6 +52,11 @@ public func makeAPIRouter(
     HealthRoutes(infrastructure: infrastructure, health: HealthQueries(database: database, logger: logger)).register(on: api)
     AgentRoutes(infrastructure: infrastructure, database: database, logger: logger).register(on: api)
     UptimeRoutes(infrastructure: infrastructure, database: database, logger: logger).register(on: api)
+    SLAReportRoutes(database: database, logger: logger).register(on: api)
+    for kind in [DefinitionRoutes.services, DefinitionRoutes.maintenanceWindows] {
+        DefinitionRoutes(kind: kind, store: DefinitionStore(kind.table, client: database, logger: logger),
+                         queries: UptimeQueries(client: database, logger: logger)).register(on: api)
+    }
     CheckRoutes(checks: CheckStore(client: database, logger: logger)).register(on: api)
     // Outside the API-key group: a push URL's token is its credential.
     PushRoutes(checks: CheckStore(client: database, logger: logger),

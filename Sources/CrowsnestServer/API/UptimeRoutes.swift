@@ -5,7 +5,8 @@ import Logging
 import PostgresNIO
 
 /// `GET /api/v1/uptime/{target}/timeline`: a host's, container's or check's state spans over `from`/`to` (default
-/// the last 24 hours, at most 400 days), its availability over them and its incidents, exact to the microsecond.
+/// the last 24 hours, at most 400 days), its availability over them and its incidents, exact to the microsecond;
+/// maintenance windows that cover the target turn their time into `maintenance`.
 struct UptimeRoutes: Sendable {
     let infrastructure: InfrastructureQueries
     let database: PostgresClient
@@ -28,11 +29,8 @@ struct UptimeRoutes: Sendable {
             let from = range.from.unixMicros
             // Time after now is not known yet: the window ends now at the latest.
             let end = min(range.to.unixMicros, nowMicros)
-            let spans = from < end
-                ? try await StatusSpanStore.spans(tenantID: caller.tenantID, targetID: target.id.description,
-                                                  fromMicros: from, toMicros: end, on: self.database, logger: self.logger)
-                : []
-            let clipped = UptimeArithmetic.clip(spans, from: from, to: end)
+            let (clipped, spans) = try await UptimeReports(client: self.database, logger: self.logger)
+                .targetTimeline(tenantID: caller.tenantID, target: target.id, from: from, to: end)
             return TimelineResponse(target: target, from: range.from, to: range.to, clipped: clipped,
                                     reachesNow: range.to.unixMicros >= nowMicros,
                                     incidents: UptimeArithmetic.incidents(spans), nowMicros: nowMicros)

@@ -22,18 +22,27 @@ public enum StatusSpanStore {
     /// The target's spans that overlap `[fromMicros, toMicros)`, oldest first, unclipped.
     public static func spans(tenantID: UUID, targetID: String, fromMicros: Int64, toMicros: Int64,
                              on client: PostgresClient, logger: Logger) async throws -> [SpanInterval] {
+        try await spans(tenantID: tenantID, targetIDs: [targetID], fromMicros: fromMicros, toMicros: toMicros,
+                        on: client, logger: logger)[targetID] ?? []
+    }
+
+    /// The spans of each of `targetIDs` that overlap `[fromMicros, toMicros)`, oldest first, unclipped.
+    public static func spans(tenantID: UUID, targetIDs: [String], fromMicros: Int64, toMicros: Int64,
+                             on client: PostgresClient, logger: Logger) async throws -> [String: [SpanInterval]] {
+        guard !targetIDs.isEmpty else { return [:] }
         let rows = try await client.query("""
-            SELECT state, (extract(epoch FROM started_at) * 1000000)::bigint,
+            SELECT target_id, state, (extract(epoch FROM started_at) * 1000000)::bigint,
                    (extract(epoch FROM ended_at) * 1000000)::bigint, cause
             FROM status_spans
-            WHERE tenant_id = \(tenantID) AND target_id = \(targetID)
+            WHERE tenant_id = \(tenantID) AND target_id = ANY(\(targetIDs))
               AND started_at < 'epoch'::timestamptz + \(toMicros) * interval '1 microsecond'
               AND (ended_at IS NULL OR ended_at > 'epoch'::timestamptz + \(fromMicros) * interval '1 microsecond')
-            ORDER BY started_at
+            ORDER BY target_id, started_at
             """, logger: logger)
-        var spans: [SpanInterval] = []
-        for try await (state, start, end, cause) in rows.decode((String, Int64, Int64?, String).self) {
-            spans.append(SpanInterval(state: SpanState(rawValue: state) ?? .unknown, startMicros: start, endMicros: end, cause: cause))
+        var spans: [String: [SpanInterval]] = [:]
+        for try await (target, state, start, end, cause) in rows.decode((String, String, Int64, Int64?, String).self) {
+            spans[target, default: []].append(
+                SpanInterval(state: SpanState(rawValue: state) ?? .unknown, startMicros: start, endMicros: end, cause: cause))
         }
         return spans
     }
