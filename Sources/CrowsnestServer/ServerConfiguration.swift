@@ -34,6 +34,11 @@ public struct ServerConfiguration: Sendable {
     /// `host:port` of every replica's agent gateway as agents should dial it, told to agents in `Welcome` so they
     /// can reach any replica (empty: agents keep the addresses they enrolled with).
     public var agentAddresses: [String] = []
+    /// Requests one API key may make per minute (every replica counts against the same window); 429 beyond.
+    public var apiRequestsPerMinute: Int = APIRateLimitMiddleware.defaultRequestsPerMinute
+    /// Raw samples and check results are kept this many days; status spans `span_retention_days`.
+    public var rawRetentionDays: Int = 30
+    public var spanRetentionDays: Int = 400
     /// Most entries in `agent_addresses`.
     public static let maximumAgentAddresses = 16
 
@@ -41,7 +46,8 @@ public struct ServerConfiguration: Sendable {
     public static let knownKeys: Set<String> = [
         "data_dir", "database_url", "agent_listen", "http_listen", "server_names", "postgres_user", "log_level",
         "secret_key_file", "agent_certificate_days", "trusted_proxies", "enrollments_per_minute",
-        "check_lease_ttl_seconds", "agent_silence_limit_seconds", "agent_addresses",
+        "check_lease_ttl_seconds", "agent_silence_limit_seconds", "agent_addresses", "api_requests_per_minute",
+        "raw_retention_days", "span_retention_days",
     ]
 
     public static let defaultDataDirectory = "/var/lib/crowsnest"
@@ -85,6 +91,18 @@ public struct ServerConfiguration: Sendable {
         guard let silence = Int(silenceText), (2...3600).contains(silence) else {
             throw ConfigurationError("\(layers.source(of: "agent_silence_limit_seconds")): agent silence limit must be a whole number of seconds from 2 to 3600; got '\(silenceText)'")
         }
+        let apiLimitText = layers.string("api_requests_per_minute", default: "\(APIRateLimitMiddleware.defaultRequestsPerMinute)")
+        guard let apiLimit = Int(apiLimitText), (1...10_000_000).contains(apiLimit) else {
+            throw ConfigurationError("\(layers.source(of: "api_requests_per_minute")): API requests per key and minute must be a whole number from 1 to 10000000; got '\(apiLimitText)'")
+        }
+        let rawText = layers.string("raw_retention_days", default: "30")
+        guard let rawDays = Int(rawText), (1...3650).contains(rawDays) else {
+            throw ConfigurationError("\(layers.source(of: "raw_retention_days")): raw sample retention must be a whole number of days from 1 to 3650; got '\(rawText)'")
+        }
+        let spanText = layers.string("span_retention_days", default: "400")
+        guard let spanDays = Int(spanText), (1...36500).contains(spanDays) else {
+            throw ConfigurationError("\(layers.source(of: "span_retention_days")): span retention must be a whole number of days from 1 to 36500; got '\(spanText)'")
+        }
         let agentAddresses = layers.list("agent_addresses") ?? []
         guard agentAddresses.count <= maximumAgentAddresses else {
             throw ConfigurationError("\(layers.source(of: "agent_addresses")): at most \(maximumAgentAddresses) agent addresses; got \(agentAddresses.count)")
@@ -112,7 +130,10 @@ public struct ServerConfiguration: Sendable {
             enrollmentsPerMinutePerAddress: enrollments,
             checkLeaseTTLSeconds: ttl,
             agentSilenceLimitSeconds: silence,
-            agentAddresses: agentAddresses)
+            agentAddresses: agentAddresses,
+            apiRequestsPerMinute: apiLimit,
+            rawRetentionDays: rawDays,
+            spanRetentionDays: spanDays)
     }
 }
 

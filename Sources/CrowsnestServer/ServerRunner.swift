@@ -63,7 +63,8 @@ public struct ServerRunner: Sendable {
                     if let port = gatewayBound.agentBound(address) { onReady(address, port) }
                 })
             let api = pools.api
-            let router = makeAPIRouter(database: api, registry: registry, readiness: { await readiness.isReady(api) }, logger: logger)
+            let router = makeAPIRouter(database: api, registry: registry, readiness: { await readiness.isReady(api) },
+                                       requestsPerMinute: configuration.apiRequestsPerMinute, logger: logger)
             let http = Application(
                 router: router,
                 // A request head within 10 s (60 s between keep-alive requests), bodies up to 1 MiB, and nothing
@@ -89,6 +90,8 @@ public struct ServerRunner: Sendable {
             let coordinator = CheckCoordinator(configuration: coordination, client: client, sessions: liveSessions, logger: logger)
             var housekeepingConfiguration = HousekeepingJob.Configuration()
             housekeepingConfiguration.replicaID = replicaID
+            housekeepingConfiguration.rawRetentionDays = configuration.rawRetentionDays
+            housekeepingConfiguration.spanRetentionDays = configuration.spanRetentionDays
             let housekeeping = HousekeepingJob(configuration: housekeepingConfiguration, client: client, logger: logger)
             // Started together; stopped in reverse order: jobs, coordinator, renewal, HTTP, gateway, then the pools.
             let group = ServiceGroup(configuration: .init(services: [pools.ingest, pools.api, gateway, http, renewal, coordinator,

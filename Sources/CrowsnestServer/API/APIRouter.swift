@@ -15,11 +15,13 @@ import Prometheus
 ///   - database: a running `PostgresClient` (its `run()` is the caller's to schedule).
 ///   - registry: the registry swift-metrics is bootstrapped with; `/metrics` emits it.
 ///   - readiness: true when the database is reachable and migrations are applied; `/readyz` answers 503 otherwise.
+///   - requestsPerMinute: the most requests one API key may make in a minute (429 beyond).
 ///   - logger: logger for the stores' queries.
 public func makeAPIRouter(
     database: PostgresClient,
     registry: PrometheusCollectorRegistry,
     readiness: @escaping @Sendable () async -> Bool,
+    requestsPerMinute: Int = APIRateLimitMiddleware.defaultRequestsPerMinute,
     logger: Logger
 ) -> Router<APIRequestContext> {
     let router = Router(context: APIRequestContext.self)
@@ -46,13 +48,17 @@ public func makeAPIRouter(
     }
 
     let infrastructure = InfrastructureQueries(database: database, logger: logger)
-    let api = router.group("api/v1").add(middleware: APIKeyAuthMiddleware(keys: APIKeyStore(database: database, logger: logger)))
+    let api = router.group("api/v1")
+        .add(middleware: APIKeyAuthMiddleware(keys: APIKeyStore(database: database, logger: logger)))
+        .add(middleware: APIRateLimitMiddleware(leases: LeaseStore(client: database, logger: logger), requestsPerMinute: requestsPerMinute))
     InfrastructureRoutes(infrastructure: infrastructure).register(on: api)
     MetricsRoutes(infrastructure: infrastructure, metrics: MetricsQueries(database: database, logger: logger)).register(on: api)
     HealthRoutes(infrastructure: infrastructure, health: HealthQueries(database: database, logger: logger)).register(on: api)
     AgentRoutes(infrastructure: infrastructure, database: database, logger: logger).register(on: api)
     UptimeRoutes(infrastructure: infrastructure, database: database, logger: logger).register(on: api)
     SLAReportRoutes(database: database, logger: logger).register(on: api)
+    DashboardRoutes(database: database, logger: logger).register(on: api)
+    DashboardMetricsRoutes(infrastructure: infrastructure, metrics: MetricsQueries(database: database, logger: logger)).register(on: api)
     for kind in [DefinitionRoutes.services, DefinitionRoutes.maintenanceWindows] {
         DefinitionRoutes(kind: kind, store: DefinitionStore(kind.table, client: database, logger: logger),
                          queries: UptimeQueries(client: database, logger: logger)).register(on: api)

@@ -6,7 +6,8 @@ import ServiceLifecycle
 import Synchronization
 
 /// Singleton upkeep under the `job:housekeeping` lease: whichever replica holds it creates today's and tomorrow's
-/// partitions, records missed push checks and turns silent hosts `unknown` every tick, and now and then removes expired leases, old slot rows and spent rate-limit counters. A replica that
+/// partitions, records missed push checks and turns silent hosts `unknown` every tick, and now and then removes expired leases, old slot rows, spent rate-limit counters, day partitions past the raw
+/// retention and spans past theirs. A replica that
 /// dies stops renewing; another takes the job over after one ttl.
 public final class HousekeepingJob: Service, Sendable {
     public struct Configuration: Sendable {
@@ -16,6 +17,10 @@ public final class HousekeepingJob: Service, Sendable {
         public var cleanupEvery: Duration = .seconds(600)
         /// Slot rows older than this go (results stay in `check_results`).
         public var slotRetention: Duration = .seconds(2 * 86_400)
+        /// Raw samples and check results are kept this many days (whole UTC days: their partitions are dropped).
+        public var rawRetentionDays = 30
+        /// Status spans that ended longer ago than this many days go, and rollup buckets older than that.
+        public var spanRetentionDays = 400
         /// Leases expired for longer than this go. It covers the longest a spooled result may take to arrive.
         public var expiredLeaseRetention: Duration = .seconds(86_400)
         public var replicaID = UUID()
@@ -31,6 +36,10 @@ public final class HousekeepingJob: Service, Sendable {
         /// Hosts that turned `unknown` this round.
         public var silentHosts = 0
         public var cleanedUp = false
+        /// Hours rolled up again because late samples reached them.
+        public var rerolledHours = 0
+        /// Day partitions dropped this round.
+        public var droppedPartitions: [String] = []
     }
 
     public let configuration: Configuration
@@ -100,10 +109,21 @@ public final class HousekeepingJob: Service, Sendable {
             logger.info("hosts turned unknown: their agents sent nothing for two sampling intervals plus grace",
                         metadata: ["hosts": "\(round.silentHosts)"])
         }
+        // Rollups: settled buckets rolled forward, hours that late samples reached rolled again.
+        let rollups = RollupStore(client: client, logger: logger)
+        for step in RollupStore.steps { try await rollups.rollForward(step: step) }
+        round.rerolledHours = try await rollups.rollDirty()
         let last = state.withLock { $0.lastCleanup }
         if last.map({ now - $0 >= configuration.cleanupEvery }) ?? true {
             let leasesGone = try await leases.deleteExpired(leasesExpiredFor: configuration.expiredLeaseRetention)
             let slotsGone = try await CheckSlotStore.deleteOlderThan(configuration.slotRetention, on: client, logger: logger)
+            round.droppedPartitions = try await partitions.dropPartitions(olderThanDays: configuration.rawRetentionDays)
+            let spansGone = try await StatusSpanStore.deleteEnded(olderThanDays: configuration.spanRetentionDays, on: client, logger: logger)
+            _ = try await rollups.deleteOlderThan(days: configuration.spanRetentionDays)
+            if spansGone > 0 {
+                logger.info("removed status spans past their retention", metadata: ["spans": "\(spansGone)",
+                                                                                  "retention_days": "\(configuration.spanRetentionDays)"])
+            }
             state.withLock { $0.lastCleanup = now }
             round.cleanedUp = true
             if leasesGone + slotsGone > 0 {

@@ -301,6 +301,13 @@ public struct IngestWriter: Sendable {
                 duplicateSamples: UInt64(duplicates),
                 deadLetteredBatches: stored.reduce(UInt64(0)) { $0 &+ $1.batch.deadLetteredBatches },
                 on: connection, logger: logger)
+            let lateBefore = Int64(Date().timeIntervalSince1970 * 1000) - Int64(RollupStore.lateAfterSeconds) * 1000
+            let late = stored.filter { $0.refusal == nil && $0.batch.tsUnixMs < lateBefore }.map(\.batch.tsUnixMs)
+            if !late.isEmpty {
+                // Spooled samples may belong to buckets already rolled up: those hours are rolled again.
+                try await RollupStore.markLate(tenantID: tenantID, agentID: agentID, timestampsMillis: late,
+                                               on: connection, logger: logger)
+            }
             if let first = stored.first(where: { $0.refusal == nil })?.batch {
                 // The host is up from its first batch on; a gap the liveness job called unknown is closed (or,
                 // when spooled batches fill it, taken back).

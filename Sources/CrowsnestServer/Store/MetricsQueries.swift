@@ -171,3 +171,109 @@ public struct MetricsQueries: Sendable {
         return points
     }
 }
+
+/// One bucket of a chart series: each figure's average, minimum and maximum over the bucket.
+public struct MetricsSeriesPoint: Sendable, Equatable {
+    public var ts: Date
+    public var samples: Int
+    /// Per figure (`MetricsQueries.seriesFigures`): avg, min, max; nil when unknown.
+    public var figures: [(avg: Double?, min: Double?, max: Double?)]
+
+    public static func == (lhs: MetricsSeriesPoint, rhs: MetricsSeriesPoint) -> Bool {
+        lhs.ts == rhs.ts && lhs.samples == rhs.samples && lhs.figures.count == rhs.figures.count
+            && zip(lhs.figures, rhs.figures).allSatisfy { $0.avg == $1.avg && $0.min == $1.min && $0.max == $1.max }
+    }
+}
+
+extension MetricsQueries {
+    /// The figures of a chart series, in order (API names); a container has no disk figure, a host no block I/O or pids.
+    public static let seriesFigures = ["cpu_percent", "memory_bytes", "memory_limit_bytes", "net_rx_bytes_per_second",
+                                       "net_tx_bytes_per_second", "block_read_bytes_per_second",
+                                       "block_write_bytes_per_second", "pids", "disk_used_percent"]
+
+    /// The target's figures over `[from, to)` in `step`-second buckets (aligned to the epoch), oldest first.
+    /// With `rollupStep` (300 or 3600, dividing `step`) the rolled buckets are read from `metric_rollups` and only
+    /// the time after the rollups' progress from raw samples; without it everything comes from raw samples.
+    /// Averages are weighted by sample count, so a bucket's average is the same whichever way it is read.
+    public func series(tenantID: UUID, target: TargetID, from: Date, to: Date, step: Int, rollupStep: Int?) async throws -> [MetricsSeriesPoint] {
+        let raw: String
+        var binds = PostgresBindings()
+        binds.append(tenantID)
+        binds.append(from)
+        binds.append(to)
+        binds.append(target.description)
+        func rawColumns(_ expressions: [String]) -> String {
+            expressions.map { "\($0)::float8, \($0)::float8, \($0)::float8" }.joined(separator: ", ")
+        }
+        switch target {
+        case .container(let agentID, let name):
+            binds.append(agentID)
+            binds.append(name)
+            raw = """
+                SELECT ts, 1 AS w, \(rawColumns(["cpu_percent", "coalesce(memory_working_set_bytes, memory_usage_bytes)",
+                                                  "nullif(memory_limit_bytes, 0)", "net_rx_bytes_per_second", "net_tx_bytes_per_second",
+                                                  "block_read_bytes_per_second", "block_write_bytes_per_second", "pids", "NULL::float8"]))
+                FROM container_samples WHERE tenant_id = $1 AND agent_id = $5 AND name = $6 AND ts >= greatest($2, $7) AND ts < $3
+                """
+        case .host(let agentID):
+            binds.append(agentID)
+            binds.append("")
+            raw = """
+                SELECT ts, 1 AS w, \(rawColumns(["cpu_percent", "memory_total_bytes - memory_available_bytes", "memory_total_bytes",
+                                                  "net_rx_bytes_per_second", "net_tx_bytes_per_second", "NULL::float8", "NULL::float8",
+                                                  "NULL::float8", "d.disk_percent"]))
+                FROM host_samples CROSS JOIN LATERAL (
+                    SELECT max(((f->>'size_bytes')::float8 - (f->>'free_bytes')::float8) * 100 / nullif((f->>'size_bytes')::float8, 0))
+                           AS disk_percent
+                    FROM jsonb_array_elements(CASE WHEN jsonb_typeof(filesystems) = 'array' THEN filesystems ELSE '[]'::jsonb END) f) d
+                WHERE tenant_id = $1 AND agent_id = $5 AND $6 = '' AND ts >= greatest($2, $7) AND ts < $3
+                """
+        case .check:
+            return []
+        }
+        let rolled: String
+        // $7 is unused (the raw start is spliced in below); $8 the rollup step.
+        binds.append(Date(timeIntervalSince1970: 0))
+        if let rollupStep {
+            binds.append(rollupStep)
+            let columns = RollupStore.figures.map { "\($0)_avg, \($0)_min, \($0)_max" }.joined(separator: ", ")
+            rolled = """
+                SELECT bucket AS ts, samples AS w, \(columns)
+                FROM metric_rollups
+                WHERE tenant_id = $1 AND target_id = $4 AND step_seconds = $8 AND bucket >= $2 AND bucket < $3
+                  AND bucket + $8 * interval '1 second' <= (SELECT rolled_through FROM rollup_progress WHERE step_seconds = $8)
+                UNION ALL
+                """
+        } else {
+            binds.append(0)
+            rolled = ""
+        }
+        // $7, the raw start: after the rollups' progress when they are read, else the range's start.
+        let rawStart = rollupStep == nil ? "$2" : "coalesce((SELECT rolled_through FROM rollup_progress WHERE step_seconds = $8), $2)"
+        var columns: [String] = []
+        for (index, _) in RollupStore.figures.enumerated() {
+            let avg = "v\(index * 3)", min = "v\(index * 3 + 1)", max = "v\(index * 3 + 2)"
+            columns.append("(sum(\(avg) * w) / nullif(sum(w) FILTER (WHERE \(avg) IS NOT NULL), 0))::float8, min(\(min))::float8, max(\(max))::float8")
+        }
+        let names = (0..<(RollupStore.figures.count * 3)).map { "v\($0)" }.joined(separator: ", ")
+        let sql = """
+            SELECT date_bin(make_interval(secs => \(step)), ts, 'epoch') AS bucket, sum(w)::int8, \(columns.joined(separator: ", "))
+            FROM (\(rolled) \(raw.replacingOccurrences(of: "$7", with: rawStart))) AS series(ts, w, \(names))
+            GROUP BY bucket ORDER BY bucket
+            """
+        let rows = try await database.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+        var points: [MetricsSeriesPoint] = []
+        for try await row in rows {
+            var cells = row.makeRandomAccess()
+            let ts = try cells[0].decode(Date.self)
+            let samples = try cells[1].decode(Int64.self)
+            var figures: [(avg: Double?, min: Double?, max: Double?)] = []
+            for index in 0..<RollupStore.figures.count {
+                figures.append((try cells[2 + index * 3].decode(Double?.self), try cells[3 + index * 3].decode(Double?.self),
+                                try cells[4 + index * 3].decode(Double?.self)))
+            }
+            points.append(MetricsSeriesPoint(ts: ts, samples: Int(samples), figures: figures))
+        }
+        return points
+    }
+}

@@ -55,3 +55,45 @@ public actor PartitionStore {
         logger.debug("partitions ready", metadata: ["partition.day": "\(suffix)"])
     }
 }
+
+extension PartitionStore {
+    /// Drops the day partitions of the time-series tables whose whole day ended more than `retentionDays` ago
+    /// (by the database clock): old data leaves a whole day at a time, without a DELETE. Returns the tables dropped.
+    public func dropPartitions(olderThanDays retentionDays: Int) async throws -> [String] {
+        let cutoff = Date().addingTimeInterval(-Double(retentionDays) * 86_400)
+        let rows = try await client.query("""
+            SELECT c.relname FROM pg_inherits i
+            JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+            WHERE p.relname = ANY(\(Self.tables)) ORDER BY c.relname
+            """, logger: logger)
+        var names: [String] = []
+        for try await name in rows.decode(String.self) { names.append(name) }
+        var dropped: [String] = []
+        for name in names {
+            guard let dayEnd = Self.dayEnd(ofPartition: name), dayEnd < cutoff else { continue }
+            // The name matched `<table>_YYYYMMDD` of a known table: no input reaches this statement.
+            try await client.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(name)"), logger: logger)
+            dropped.append(name)
+        }
+        if !dropped.isEmpty {
+            knownDays = knownDays.filter { Double($0 + 1) * 86_400 > cutoff.timeIntervalSince1970 }
+            logger.info("dropped day partitions past the retention", metadata: ["partitions": "\(dropped.joined(separator: ", "))",
+                                                                               "retention_days": "\(retentionDays)"])
+        }
+        return dropped
+    }
+
+    /// The end of the UTC day a partition named `<table>_YYYYMMDD` holds; nil for any other name.
+    static func dayEnd(ofPartition name: String) -> Date? {
+        guard let table = tables.first(where: { name.hasPrefix($0 + "_") }) else { return nil }
+        let suffix = name.dropFirst(table.count + 1)
+        guard suffix.count == 8, suffix.allSatisfy({ $0.isASCII && $0.isNumber }),
+              let year = Int(suffix.prefix(4)), let month = Int(suffix.dropFirst(4).prefix(2)), let day = Int(suffix.suffix(2))
+        else { return nil }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        guard let start = calendar.date(from: DateComponents(year: year, month: month, day: day)),
+              calendar.component(.day, from: start) == day else { return nil }
+        return start.addingTimeInterval(86_400)
+    }
+}

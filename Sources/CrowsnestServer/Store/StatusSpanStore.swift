@@ -47,6 +47,16 @@ public enum StatusSpanStore {
         return spans
     }
 
+    /// Removes the spans (of every tenant) that ended more than `days` ago; returns how many went.
+    public static func deleteEnded(olderThanDays days: Int, on client: PostgresClient, logger: Logger) async throws -> Int {
+        let rows = try await client.query("""
+            DELETE FROM status_spans WHERE ended_at < now() - \(days) * interval '1 day' RETURNING 1
+            """, logger: logger)
+        var count = 0
+        for try await _ in rows.decode(Int.self) { count += 1 }
+        return count
+    }
+
     /// Removes every span of a target (a deleted check's).
     public static func deleteSpans(tenantID: UUID, targetID: String, on connection: PostgresConnection,
                                    logger: Logger) async throws {

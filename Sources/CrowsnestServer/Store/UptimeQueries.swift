@@ -64,6 +64,31 @@ public struct UptimeQueries: Sendable {
         return names
     }
 
+    /// Every current target of the tenant: enrolled, unrevoked hosts; containers not removed; checks. With the
+    /// check states (paused or not), which spans do not carry.
+    public func allTargets(tenantID: UUID) async throws -> (targets: [NamedTarget], pausedChecks: Set<TargetID>) {
+        var targets: [NamedTarget] = []
+        let hosts = try await client.query(
+            "SELECT id, hostname FROM agents WHERE tenant_id = \(tenantID) AND revoked_at IS NULL ORDER BY hostname, id",
+            logger: logger)
+        for try await (id, hostname) in hosts.decode((UUID, String).self) { targets.append(NamedTarget(id: .host(agentID: id), name: hostname)) }
+        let containers = try await client.query("""
+            SELECT c.agent_id, c.name FROM containers c JOIN agents a ON a.tenant_id = c.tenant_id AND a.id = c.agent_id
+            WHERE c.tenant_id = \(tenantID) AND c.removed_at IS NULL AND a.revoked_at IS NULL ORDER BY c.agent_id, c.name
+            """, logger: logger)
+        for try await (agentID, name) in containers.decode((UUID, String).self) {
+            targets.append(NamedTarget(id: .container(agentID: agentID, name: name), name: name))
+        }
+        var paused = Set<TargetID>()
+        let checks = try await client.query(
+            "SELECT id, name, paused FROM checks WHERE tenant_id = \(tenantID) ORDER BY name, id", logger: logger)
+        for try await (id, name, isPaused) in checks.decode((UUID, String, Bool).self) {
+            targets.append(NamedTarget(id: .check(checkID: id), name: name))
+            if isPaused { paused.insert(.check(checkID: id)) }
+        }
+        return (targets, paused)
+    }
+
     /// A service's targets: those it lists that exist, and every container (present or removed) and host carrying
     /// all of its labels; by id, each once.
     public func members(tenantID: UUID, service: ServiceDefinition) async throws -> [NamedTarget] {

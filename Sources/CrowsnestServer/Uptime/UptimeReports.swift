@@ -6,8 +6,8 @@ import PostgresNIO
 /// Timelines and SLA reports from what is stored: targets' spans, services' members, maintenance windows. The
 /// arithmetic is `UptimeArithmetic`, `ServiceTimeline` and `SLAReport`; this type only gathers their inputs.
 public struct UptimeReports: Sendable {
-    private let client: PostgresClient
-    private let logger: Logger
+    let client: PostgresClient
+    let logger: Logger
     private let queries: UptimeQueries
 
     public init(client: PostgresClient, logger: Logger) {

@@ -22,10 +22,12 @@ enum APITestHarness {
     static func withAPI(
         registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
         ready: Bool = true,
+        requestsPerMinute: Int = APIRateLimitMiddleware.defaultRequestsPerMinute,
         _ body: @escaping @Sendable (APISeed, any TestClientProtocol) async throws -> Void
     ) async throws {
         try await TestPostgres.withTestDatabase { database in
-            let router = makeAPIRouter(database: database, registry: registry, readiness: { ready }, logger: logger)
+            let router = makeAPIRouter(database: database, registry: registry, readiness: { ready },
+                                       requestsPerMinute: requestsPerMinute, logger: logger)
             let app = Application(router: router, logger: logger)
             let seed = APISeed(database: database)
             try await app.test(.router) { client in

@@ -46,8 +46,12 @@ final class HostLivenessTests: XCTestCase {
                                logger: logger)
     }
 
+    /// The job, keeping the fixtures' day partitions and spans (March 2024) that the retention would drop.
     private func job(_ client: PostgresClient) -> HousekeepingJob {
-        HousekeepingJob(client: client, logger: logger)
+        var configuration = HousekeepingJob.Configuration()
+        configuration.rawRetentionDays = 3650
+        configuration.spanRetentionDays = 36500
+        return HousekeepingJob(configuration: configuration, client: client, logger: logger)
     }
 
     func testASilentHostIsUnknownFromItsLastBatchUntilTheNextAndNeverDown() async throws {
@@ -100,6 +104,9 @@ final class HostLivenessTests: XCTestCase {
             try await silence(client, agentID, seconds: 300)
             let round = try await job(client).round()
             XCTAssertEqual(round.silentHosts, 1)
+            let marked = try await hostSpans(client, agentID)
+            XCTAssertEqual(marked, [Span(state: "up", startMillis: t0, endMillis: t0 + 30_000),
+                                    Span(state: "unknown", startMillis: t0 + 30_000, endMillis: nil)])
             let during = try await InfrastructureQueries(database: client, logger: logger).hosts(tenantID: tenantID)
             XCTAssertEqual(during.map(\.state), [.unknown])
             // The agent replays its spool: a batch every 30 s through the outage.

@@ -96,4 +96,44 @@ final class HousekeepingJobTests: XCTestCase {
             XCTAssertEqual(open.first?.2, "no push call within 60 s (the interval plus the grace period)")
         }
     }
+
+    func testCleanupDropsDayPartitionsPastTheRawRetentionAndSpansPastTheirs() async throws {
+        try await TestPostgres.withTestDatabase { client in
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let day: Int64 = 86_400_000
+            try await PartitionStore(client: client, logger: Self.logger).ensurePartitions(forMillis: [now - 40 * day, now - 29 * day, now])
+            let tenantID = try await TenantStore(client: client, logger: Self.logger).create(name: "acme")
+            try await client.query("""
+                INSERT INTO status_spans (tenant_id, target_id, state, started_at, ended_at) VALUES
+                    (\(tenantID), 'k-old', 'up', now() - interval '600 days', now() - interval '500 days'),
+                    (\(tenantID), 'k-old', 'down', now() - interval '500 days', now() - interval '10 days'),
+                    (\(tenantID), 'k-old', 'up', now() - interval '10 days', NULL)
+                """, logger: Self.logger)
+            var configuration = HousekeepingJob.Configuration()
+            configuration.rawRetentionDays = 30
+            let round = try await HousekeepingJob(configuration: configuration, client: client, logger: Self.logger).round()
+            XCTAssertTrue(round.cleanedUp)
+            let oldDay = Date(timeIntervalSince1970: Double(now - 40 * day) / 1000)
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = TimeZone(identifier: "UTC")!
+            let parts = calendar.dateComponents([.year, .month, .day], from: oldDay)
+            let suffix = String(format: "%04d%02d%02d", parts.year!, parts.month!, parts.day!)
+            XCTAssertEqual(Set(round.droppedPartitions), Set(PartitionStore.tables.map { "\($0)_\(suffix)" }),
+                           "only the day that ended more than 30 days ago goes")
+            let left = try await client.query("""
+                SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'host_samples'
+                """, logger: Self.logger)
+            for try await count in left.decode(Int64.self) { XCTAssertEqual(count, 3, "29 days ago, today and tomorrow stay") }
+            let spans = try await client.query("SELECT count(*) FROM status_spans", logger: Self.logger)
+            for try await count in spans.decode(Int64.self) { XCTAssertEqual(count, 2, "the span that ended 500 days ago went") }
+        }
+    }
+
+    func testOnlyPartitionNamesOfKnownTablesAndRealDaysAreRead() {
+        XCTAssertEqual(PartitionStore.dayEnd(ofPartition: "host_samples_20250228"), instant("2025-03-01T00:00:00Z"))
+        XCTAssertNil(PartitionStore.dayEnd(ofPartition: "host_samples_20250230"))
+        XCTAssertNil(PartitionStore.dayEnd(ofPartition: "agents_20250228"))
+        XCTAssertNil(PartitionStore.dayEnd(ofPartition: "host_samples_2025022"))
+        XCTAssertNil(PartitionStore.dayEnd(ofPartition: "host_samples_2025-02-2"))
+    }
 }

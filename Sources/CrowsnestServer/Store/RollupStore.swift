@@ -1,0 +1,146 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// SQL for `metric_rollups`, `rollup_progress` and `rollup_dirty`: rolling raw samples into 5-minute and 1-hour
+/// buckets (avg, min, max, sample count), re-rolling the hours late data reached, and dropping old buckets.
+public struct RollupStore: Sendable {
+    /// The two rollup steps, in seconds.
+    public static let steps = [300, 3600]
+    /// Buckets are rolled once they ended this long ago (samples of a sweep arrive within a few seconds; later ones
+    /// mark their hour dirty).
+    public static let settleSeconds = 120
+    /// Ingest marks the hours of samples older than this dirty: they may miss a bucket rolled while they were on
+    /// their way (well inside `settleSeconds`, so nothing falls between).
+    public static let lateAfterSeconds = 60
+    /// Most of one step rolled in one call, so a long backlog is caught up in bounded statements.
+    public static let maximumSpanSeconds = [300: 6 * 3600, 3600: 2 * 86_400]
+
+    let client: PostgresClient
+    let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// The per-figure columns of a rollup, in the order `figures` lists them.
+    static let figures = ["cpu", "memory", "memory_limit", "rx", "tx", "read", "write", "pids", "disk"]
+
+    /// Rolls the settled buckets of `step` not rolled yet (at most `maximumSpanSeconds` of them); returns the new
+    /// `rolled_through`, or nil when nothing was due. The first call starts at the oldest raw sample.
+    @discardableResult
+    public func rollForward(step: Int) async throws -> Date? {
+        try await client.withTransaction(logger: logger) { connection in
+            // One roller at a time per step; the row lock also serialises replicas that both think they hold the job.
+            try await connection.query("""
+                INSERT INTO rollup_progress (step_seconds, rolled_through)
+                SELECT \(step), coalesce(date_bin(make_interval(secs => \(step)), least(
+                    (SELECT min(ts) FROM host_samples), (SELECT min(ts) FROM container_samples)), 'epoch'), now())
+                ON CONFLICT (step_seconds) DO NOTHING
+                """, logger: logger)
+            let rows = try await connection.query("""
+                SELECT rolled_through,
+                       least(date_bin(make_interval(secs => \(step)), now() - \(Self.settleSeconds) * interval '1 second', 'epoch'),
+                             rolled_through + \(Self.maximumSpanSeconds[step] ?? 86_400) * interval '1 second')
+                FROM rollup_progress WHERE step_seconds = \(step) FOR UPDATE
+                """, logger: logger)
+            var range: (Date, Date)?
+            for try await row in rows.decode((Date, Date).self) { range = row }
+            guard let (from, through) = range, through > from else { return nil }
+            try await Self.roll(step: step, from: from, to: through, agent: nil, on: connection, logger: logger)
+            try await connection.query(
+                "UPDATE rollup_progress SET rolled_through = \(through) WHERE step_seconds = \(step)", logger: logger)
+            return through
+        }
+    }
+
+    /// Marks the hours of `timestamps` (unix ms) dirty for one agent; called by ingest, in the transaction that
+    /// stores them, for samples older than `lateAfterSeconds` (those may land in buckets already rolled).
+    public static func markLate(tenantID: UUID, agentID: UUID, timestampsMillis: [Int64], on connection: PostgresConnection,
+                                logger: Logger) async throws {
+        let hours = Array(Set(timestampsMillis.map { $0 / 3_600_000 * 3_600_000 }))
+        guard !hours.isEmpty else { return }
+        try await connection.query("""
+            INSERT INTO rollup_dirty (tenant_id, agent_id, hour)
+            SELECT \(tenantID), \(agentID), to_timestamp(h / 1000.0) FROM unnest(\(hours)::int8[]) AS h
+            ON CONFLICT DO NOTHING
+            """, logger: logger)
+    }
+
+    /// Rolls again every dirty hour (both steps), oldest first, at most `limit` of them; returns how many.
+    @discardableResult
+    public func rollDirty(limit: Int = 100) async throws -> Int {
+        try await client.withTransaction(logger: logger) { connection in
+            let rows = try await connection.query("""
+                DELETE FROM rollup_dirty WHERE (tenant_id, agent_id, hour) IN (
+                    SELECT tenant_id, agent_id, hour FROM rollup_dirty ORDER BY hour LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+                RETURNING tenant_id, agent_id, hour
+                """, logger: logger)
+            var dirty: [(UUID, UUID, Date)] = []
+            for try await row in rows.decode((UUID, UUID, Date).self) { dirty.append(row) }
+            for (tenantID, agentID, hour) in dirty {
+                for step in Self.steps {
+                    try await Self.roll(step: step, from: hour, to: hour.addingTimeInterval(3600), agent: (tenantID, agentID),
+                                        on: connection, logger: logger)
+                }
+            }
+            return dirty.count
+        }
+    }
+
+    /// Removes buckets older than `days`; returns how many went.
+    public func deleteOlderThan(days: Int) async throws -> Int {
+        let rows = try await client.query(
+            "DELETE FROM metric_rollups WHERE bucket < now() - \(days) * interval '1 day' RETURNING 1", logger: logger)
+        var count = 0
+        for try await _ in rows.decode(Int.self) { count += 1 }
+        return count
+    }
+
+    /// Rolls `[from, to)` of every target (or of one agent's host and containers) into `step` buckets, replacing
+    /// what was rolled there before.
+    static func roll(step: Int, from: Date, to: Date, agent: (tenantID: UUID, agentID: UUID)?, on connection: PostgresConnection,
+                     logger: Logger) async throws {
+        let assignments = figures.flatMap { ["\($0)_avg", "\($0)_min", "\($0)_max"] }
+            .map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+        let columns = "tenant_id, target_id, step_seconds, bucket, samples, " + figures.flatMap { ["\($0)_avg", "\($0)_min", "\($0)_max"] }.joined(separator: ", ")
+        func aggregates(_ expressions: [String]) -> String {
+            expressions.map { "avg(\($0))::float8, min(\($0))::float8, max(\($0))::float8" }.joined(separator: ", ")
+        }
+        let containerFigures = aggregates(["cpu_percent", "coalesce(memory_working_set_bytes, memory_usage_bytes)",
+                                           "nullif(memory_limit_bytes, 0)", "net_rx_bytes_per_second", "net_tx_bytes_per_second",
+                                           "block_read_bytes_per_second", "block_write_bytes_per_second", "pids", "NULL::float8"])
+        let hostFigures = aggregates(["cpu_percent", "memory_total_bytes - memory_available_bytes", "memory_total_bytes",
+                                      "net_rx_bytes_per_second", "net_tx_bytes_per_second", "NULL::float8", "NULL::float8",
+                                      "NULL::float8", "d.disk_percent"])
+        // A host's disk figure: its fullest filesystem, in percent.
+        let hostSource = """
+            host_samples CROSS JOIN LATERAL (
+                SELECT max(((f->>'size_bytes')::float8 - (f->>'free_bytes')::float8) * 100 / nullif((f->>'size_bytes')::float8, 0))
+                       AS disk_percent
+                FROM jsonb_array_elements(CASE WHEN jsonb_typeof(filesystems) = 'array' THEN filesystems ELSE '[]'::jsonb END) f) d
+            """
+        for (table, target, figureSQL, groupBy) in [
+            ("container_samples", "'c-' || agent_id::text || '-' || name", containerFigures, "tenant_id, agent_id, name"),
+            (hostSource, "'h-' || agent_id::text", hostFigures, "tenant_id, agent_id"),
+        ] {
+            var query = PostgresQuery(unsafeSQL: """
+                INSERT INTO metric_rollups (\(columns))
+                SELECT tenant_id, \(target), \(step), date_bin(make_interval(secs => \(step)), ts, 'epoch') AS b, count(*)::int,
+                          \(figureSQL)
+                FROM \(table)
+                WHERE ts >= $1 AND ts < $2
+                """)
+            query.binds.append(from)
+            query.binds.append(to)
+            if let agent {
+                query.sql += " AND tenant_id = $3 AND agent_id = $4"
+                query.binds.append(agent.tenantID)
+                query.binds.append(agent.agentID)
+            }
+            query.sql += " GROUP BY \(groupBy), b ON CONFLICT (tenant_id, target_id, step_seconds, bucket) DO UPDATE SET samples = EXCLUDED.samples, \(assignments)"
+            try await connection.query(query, logger: logger)
+        }
+    }
+}

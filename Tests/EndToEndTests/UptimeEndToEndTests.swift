@@ -1,0 +1,106 @@
+import Foundation
+import XCTest
+
+/// Uptime measured to the second on the real system: a container stopped twice (17 s, then 43 s) while the agent
+/// samples every 30 s; the timeline's outages and availability are compared with Docker's own event times.
+final class UptimeEndToEndTests: XCTestCase {
+    private var deployment: Deployment!
+    private let containerName = "crowsnest-e2e-uptime-" + String(UUID().uuidString.prefix(6)).lowercased()
+
+    override func setUpWithError() throws {
+        try requireServices()
+        continueAfterFailure = false
+        deployment = try Deployment()
+    }
+
+    override func tearDown() {
+        Shell.docker("rm", "-f", containerName)
+        if let deployment {
+            if testRun?.hasSucceeded == false { print(deployment.logs) }
+            deployment.tearDown()
+        }
+        super.tearDown()
+    }
+
+    private static func rfc3339(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+
+    private static func parse(_ text: String?) -> Date? {
+        guard let text else { return nil }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)
+    }
+
+    func testOutagesAndAvailabilityMatchDockersEventTimes() throws {
+        try deployment.startServer()
+        try deployment.provision()
+        try deployment.startAgent(interval: 30)
+        let run = Shell.run("/usr/bin/env", ["docker", "run", "-d", "--name", containerName, testImage, "sh", "-c",
+                                             "trap 'exit 0' TERM; while true; do sleep 0.2; done"])
+        XCTAssertEqual(run.status, 0, run.error)
+        let began = Date()
+        let hosts = try eventually(timeout: 60, "the container reported") { () -> [[String: Any]]? in
+            let hosts = try deployment.http("/api/v1/infrastructure").json["hosts"] as? [[String: Any]] ?? []
+            let found = hosts.flatMap { $0["containers"] as? [[String: Any]] ?? [] }.contains { $0["name"] as? String == containerName }
+            return found ? hosts : nil
+        }
+        let container = try XCTUnwrap(hosts.flatMap { $0["containers"] as? [[String: Any]] ?? [] }.first { $0["name"] as? String == containerName })
+        let target = try XCTUnwrap(container["id"] as? String)
+
+        // Down 17 s, up 10 s, down 43 s, then up.
+        for downSeconds in [17.0, 43.0] {
+            let stop = Shell.docker("stop", "-t", "2", containerName)
+            XCTAssertEqual(stop.status, 0, stop.error)
+            Thread.sleep(forTimeInterval: downSeconds)
+            let start = Shell.docker("start", containerName)
+            XCTAssertEqual(start.status, 0, start.error)
+            Thread.sleep(forTimeInterval: 10)
+        }
+        let windowEnd = Date()
+
+        // Docker's own times of every start and die of the container.
+        let events = Shell.docker("events", "--since", "\(Int(began.timeIntervalSince1970) - 120)",
+                                  "--until", "\(Int(windowEnd.timeIntervalSince1970) + 1)", "--filter", "container=\(containerName)",
+                                  "--filter", "event=start", "--filter", "event=die", "--format", "{{.TimeNano}} {{.Action}}")
+        XCTAssertEqual(events.status, 0, events.error)
+        let times = events.output.split(separator: "\n").compactMap { line -> (Double, String)? in
+            let parts = line.split(separator: " ")
+            guard parts.count == 2, let nanos = Double(parts[0]) else { return nil }
+            return (nanos / 1e9, String(parts[1]))
+        }
+        XCTAssertEqual(times.map(\.1), ["start", "die", "start", "die", "start"], events.output)
+        let outages = [(times[1].0, times[2].0), (times[3].0, times[4].0)]
+        let windowStart = Date(timeIntervalSince1970: times[0].0)
+        let expectedDown = outages.reduce(0) { $0 + ($1.1 - $1.0) }
+        let windowLength = windowEnd.timeIntervalSince(windowStart)
+        let expectedAvailability = (windowLength - expectedDown) / windowLength * 100
+
+        let query = "from=\(Self.rfc3339(windowStart))&to=\(Self.rfc3339(windowEnd))"
+            .replacingOccurrences(of: "+", with: "%2B")
+        let timeline = try eventually(timeout: 30, "both outages in the timeline") { () -> [String: Any]? in
+            let response = try deployment.http("/api/v1/uptime/\(target)/timeline?\(query)")
+            guard response.status == 200 else { return nil }
+            let incidents = response.json["incidents"] as? [[String: Any]] ?? []
+            return incidents.count == 2 && incidents.allSatisfy({ $0["ended_at"] is String }) ? response.json : nil
+        }
+        let incidents = try XCTUnwrap(timeline["incidents"] as? [[String: Any]])
+        for (incident, outage) in zip(incidents, outages) {
+            let start = try XCTUnwrap(Self.parse(incident["started_at"] as? String))
+            let end = try XCTUnwrap(Self.parse(incident["ended_at"] as? String))
+            XCTAssertEqual(start.timeIntervalSince1970, outage.0, accuracy: 1.0, "the outage starts at Docker's die event")
+            XCTAssertEqual(end.timeIntervalSince1970, outage.1, accuracy: 1.0, "and ends at Docker's start event")
+        }
+        let availability = try XCTUnwrap(timeline["availability_percent"] as? Double)
+        XCTAssertEqual(availability, expectedAvailability, accuracy: 0.01,
+                       "availability from Docker's own event times: \(expectedAvailability) %")
+        let seconds = try XCTUnwrap(timeline["seconds"] as? [String: Double])
+        XCTAssertEqual(seconds["down"] ?? 0, expectedDown, accuracy: 2)
+        XCTAssertEqual(seconds["unknown"] ?? -1, 0, accuracy: 0.5, "the window starts at the container's start: no time without data")
+    }
+}
