@@ -40,6 +40,9 @@ struct IngestBenchmark: AsyncParsableCommand {
     @Option(help: "Check type for --probe-target (http; a type the prober does not run, such as none, fails at once and measures what the harness and a run's set-up cost without a probe).")
     var probeType = "http"
     @Option(help: "Checks for --coordination (interval 5 s each: checks / 5 runs per second are due).") var checks = 6000
+    @Flag(help: "Measure the uptime and dashboard API instead: a tenant with 1,000 targets and 90 days of spans and rollups, each route's p50/p99 over HTTP.")
+    var uptime = false
+    @Option(help: "Requests per route for --uptime.") var uptimeRequests = 100
     @Option(help: "With --coordination: make the checks http checks of this URL, run by the agents' real prober (16 at a time per agent) instead of answered at once.")
     var coordinationProbeTarget: String?
 
@@ -67,6 +70,7 @@ struct IngestBenchmark: AsyncParsableCommand {
         configuration.logLevel = .error
         // All simulated agents enroll from 127.0.0.1 within a second.
         configuration.enrollmentsPerMinutePerAddress = 10_000
+        configuration.apiRequestsPerMinute = 10_000_000
         if databaseURL != nil {
             // A database URL needs a secret key file; the benchmark's own, in its data directory.
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -77,7 +81,9 @@ struct IngestBenchmark: AsyncParsableCommand {
         var runner = ServerRunner(configuration: configuration, logger: logger, metricsRegistry: PrometheusCollectorRegistry())
         runner.shutdownSignals = []
         let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
-        runner.onReady = { address, _ in
+        let httpPort = LockedBox(0)
+        runner.onReady = { address, http in
+            httpPort.lock.withLock { $0 = http }
             readyContinuation.yield(address.port ?? 0)
             readyContinuation.finish()
         }
@@ -101,7 +107,10 @@ struct IngestBenchmark: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
-            if options.coordination {
+            if options.uptime {
+                try await UptimeBenchmark(requests: options.uptimeRequests)
+                    .measure(client: client, httpPort: httpPort.lock.withLock { $0 }, logger: logger)
+            } else if options.coordination {
                 try await CoordinationBenchmark(checks: options.checks, duration: options.duration, warmup: options.warmup,
                                                 probeTarget: options.coordinationProbeTarget)
                     .measure(client: client, logger: logger)

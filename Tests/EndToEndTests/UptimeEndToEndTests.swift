@@ -103,4 +103,75 @@ final class UptimeEndToEndTests: XCTestCase {
         XCTAssertEqual(seconds["down"] ?? 0, expectedDown, accuracy: 2)
         XCTAssertEqual(seconds["unknown"] ?? -1, 0, accuracy: 0.5, "the window starts at the container's start: no time without data")
     }
+
+    /// The host's spans over the last `seconds`, as (state, start, end) with times in unix seconds.
+    private func hostSpans(since: Date) throws -> [(state: String, start: Double, end: Double?)] {
+        let hosts = try deployment.http("/api/v1/infrastructure").json["hosts"] as? [[String: Any]] ?? []
+        let host = try XCTUnwrap(hosts.first?["id"] as? String)
+        let query = "from=\(Self.rfc3339(since))"
+        let response = try deployment.http("/api/v1/uptime/\(host)/timeline?\(query)")
+        XCTAssertEqual(response.status, 200)
+        return (response.json["spans"] as? [[String: Any]] ?? []).map { span in
+            (span["state"] as? String ?? "", Self.parse(span["started_at"] as? String)?.timeIntervalSince1970 ?? 0,
+             Self.parse(span["ended_at"] as? String)?.timeIntervalSince1970)
+        }
+    }
+
+    func testAnAgentKilledForAMinuteLeavesItsHostUnknownForThatMinuteNeverDown() throws {
+        try deployment.startServer()
+        try deployment.provision()
+        try deployment.startAgent(interval: 2)
+        let began = Date()
+        _ = try eventually(timeout: 30, "the host up") { () -> Bool? in
+            let hosts = try deployment.http("/api/v1/infrastructure").json["hosts"] as? [[String: Any]] ?? []
+            return hosts.first?["state"] as? String == "up" ? true : nil
+        }
+        Thread.sleep(forTimeInterval: 4)
+        deployment.agent?.kill9()
+        let killedAt = Date()
+        // Two intervals plus 10 s of grace (14 s) later the housekeeping job (every 5 s) calls it unknown.
+        _ = try eventually(timeout: 40, "the host unknown") { () -> Bool? in
+            let hosts = try deployment.http("/api/v1/infrastructure").json["hosts"] as? [[String: Any]] ?? []
+            return hosts.first?["state"] as? String == "unknown" ? true : nil
+        }
+        Thread.sleep(forTimeInterval: max(0, 60 - Date().timeIntervalSince(killedAt)))
+        try deployment.startAgent(interval: 2)
+        let restartedAt = Date()
+        _ = try eventually(timeout: 30, "the host up again") { () -> Bool? in
+            let hosts = try deployment.http("/api/v1/infrastructure").json["hosts"] as? [[String: Any]] ?? []
+            return hosts.first?["state"] as? String == "up" ? true : nil
+        }
+        let spans = try hostSpans(since: began)
+        XCTAssertFalse(spans.contains { $0.state == "down" }, "a silent agent never makes its host down: \(spans)")
+        // The window starts before the agent's first batch: that stretch is unknown "no data" too; skip it.
+        let unknown = spans.filter { $0.state == "unknown" && $0.start > began.timeIntervalSince1970 + 1 }
+        XCTAssertEqual(unknown.count, 1, "\(spans)")
+        let gap = try XCTUnwrap(unknown.first)
+        // From the last batch before the kill (at most one interval before it) to the first after the restart.
+        XCTAssertEqual(gap.start, killedAt.timeIntervalSince1970, accuracy: 3, "\(spans)")
+        XCTAssertEqual(try XCTUnwrap(gap.end), restartedAt.timeIntervalSince1970, accuracy: 5, "\(spans)")
+    }
+
+    func testAServerStoppedForAMinuteLeavesNoUnknownOnceTheSpoolIsReplayed() throws {
+        try deployment.startServer()
+        try deployment.provision()
+        try deployment.startAgent(interval: 2)
+        let began = Date()
+        _ = try eventually(timeout: 30, "the host up") { () -> Bool? in
+            let hosts = try deployment.http("/api/v1/infrastructure").json["hosts"] as? [[String: Any]] ?? []
+            return hosts.first?["state"] as? String == "up" ? true : nil
+        }
+        deployment.server?.terminate()
+        Thread.sleep(forTimeInterval: 60)
+        try deployment.startServer()
+        // The job may call the host unknown before the agent is back; the replayed spool takes that back.
+        let spans = try eventually(timeout: 90, "the outage covered by replayed batches") { () -> [(state: String, start: Double, end: Double?)]? in
+            let spans = try hostSpans(since: began)
+            let caughtUp = try deployment.sql("SELECT extract(epoch FROM max(ts)) FROM host_samples")
+            guard let last = Double(caughtUp), last > Date().timeIntervalSince1970 - 5 else { return nil }
+            return spans.contains(where: { $0.state == "unknown" && $0.start > began.timeIntervalSince1970 + 1 }) ? nil : spans
+        }
+        XCTAssertFalse(spans.contains { $0.state == "down" })
+        XCTAssertEqual(spans.filter { $0.state == "up" }.count, 1, "one up span through the server's outage: \(spans)")
+    }
 }

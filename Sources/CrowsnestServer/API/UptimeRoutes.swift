@@ -14,6 +14,8 @@ struct UptimeRoutes: Sendable {
 
     /// Range when `from` is not given.
     static let defaultRangeSeconds: TimeInterval = 86_400
+    /// Most incidents of one timeline given their context (the newest).
+    static let contextLimit = 20
     /// Longest range one request may ask for (the rollups' retention).
     static let maximumRangeDays = 400
 
@@ -31,9 +33,18 @@ struct UptimeRoutes: Sendable {
             let end = min(range.to.unixMicros, nowMicros)
             let (clipped, spans) = try await UptimeReports(client: self.database, logger: self.logger)
                 .targetTimeline(tenantID: caller.tenantID, target: target.id, from: from, to: end)
+            let incidents = UptimeArithmetic.incidents(spans)
+            // What is known around each incident's start (the newest `contextLimit` of them).
+            let contextQueries = IncidentContextQueries(client: self.database, logger: self.logger)
+            var contexts: [JSONValue] = []
+            for (index, incident) in incidents.enumerated() {
+                contexts.append(index >= incidents.count - Self.contextLimit
+                    ? try await contextQueries.context(tenantID: caller.tenantID, target: target.id, startMicros: incident.startMicros)
+                    : .null)
+            }
             return TimelineResponse(target: target, from: range.from, to: range.to, clipped: clipped,
                                     reachesNow: range.to.unixMicros >= nowMicros,
-                                    incidents: UptimeArithmetic.incidents(spans), nowMicros: nowMicros)
+                                    incidents: incidents, contexts: contexts, nowMicros: nowMicros)
         }
     }
 }
@@ -48,6 +59,8 @@ struct TimelineResponse: ResponseEncodable, Sendable {
     /// The window reaches the present: the last span is still going on (`ended_at` null).
     let reachesNow: Bool
     let incidents: [Incident]
+    /// Per incident: what was known around its start, or null.
+    let contexts: [JSONValue]
     let nowMicros: Int64
 
     enum CodingKeys: String, CodingKey {
@@ -61,7 +74,7 @@ struct TimelineResponse: ResponseEncodable, Sendable {
         case endedAt = "ended_at"
     }
     enum IncidentKeys: String, CodingKey {
-        case id, cause
+        case id, cause, context
         case startedAt = "started_at"
         case endedAt = "ended_at"
         case durationSeconds = "duration_seconds"
@@ -90,8 +103,9 @@ struct TimelineResponse: ResponseEncodable, Sendable {
             try item.encode(span.cause, forKey: .cause)
         }
         var incidentList = c.nestedUnkeyedContainer(forKey: .incidents)
-        for incident in incidents {
+        for (incident, context) in zip(incidents, contexts) {
             var item = incidentList.nestedContainer(keyedBy: IncidentKeys.self)
+            try item.encode(context, forKey: .context)
             try item.encode(incident.id(target: target.id), forKey: .id)
             try item.encode(RFC3339.string(from: Date(unixMicros: incident.startMicros)), forKey: .startedAt)
             try item.encode(incident.endMicros.map { RFC3339.string(from: Date(unixMicros: $0)) }, forKey: .endedAt)

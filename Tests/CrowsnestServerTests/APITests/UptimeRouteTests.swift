@@ -135,6 +135,54 @@ final class UptimeRouteTests: XCTestCase {
         }
     }
 
+    func testIncidentsCarryWhatWasKnownAroundTheirStart() async throws {
+        try await APITestHarness.withAPI { seed, client in
+            let tenant = try await seed.tenant()
+            let key = try await seed.apiKey(tenant: tenant)
+            let agent = try await seed.agent(tenant: tenant, hostname: "web-1", lastSeenSecondsAgo: 1)
+            try await seed.container(tenant: tenant, agent: agent, name: "api", healthOutput: "curl: connection refused", restartCount: 4)
+            let target = TargetID.container(agentID: agent, name: "api")
+            let start = instant("2025-03-01T10:00:00Z")
+            for minute in 1...4 {
+                try await seed.containerSample(tenant: tenant, agent: agent, name: "api", ts: start.addingTimeInterval(Double(-60 * minute)),
+                                               cpuPercent: Double(20 * minute), workingSet: Int64(100 * (10 - minute)), usage: nil, limit: 1000)
+            }
+            try await seed.containerEvent(tenant: tenant, agent: agent, name: "api", ts: start.addingTimeInterval(-120), action: "health_status: unhealthy")
+            try await seed.containerEvent(tenant: tenant, agent: agent, name: "api", ts: start.addingTimeInterval(-0.1), action: "oom")
+            try await seed.containerEvent(tenant: tenant, agent: agent, name: "api", ts: start, action: "die", exitCode: 137)
+            try await seed.statusSpan(tenant: tenant, target: target, state: "up", startedAt: start.addingTimeInterval(-3600), endedAt: start)
+            try await seed.statusSpan(tenant: tenant, target: target, state: "down", startedAt: start, endedAt: start.addingTimeInterval(30),
+                                      cause: "exited with code 137 (OOM killed)")
+            try await seed.statusSpan(tenant: tenant, target: target, state: "up", startedAt: start.addingTimeInterval(30), endedAt: nil)
+            let response = try await Self.timeline(client, key.secret, target.description, "?from=2025-03-01T09:00:00Z&to=2025-03-01T11:00:00Z")
+            let incident = try XCTUnwrap((try response.jsonObject()["incidents"] as? [[String: Any]])?.first)
+            let context = try XCTUnwrap(incident["context"] as? [String: Any])
+            XCTAssertEqual(context["exit_code"] as? Int, 137)
+            XCTAssertEqual(context["oom_killed"] as? Bool, true)
+            XCTAssertEqual(context["restart_count"] as? Int, 4)
+            XCTAssertEqual(context["health_status"] as? String, "unhealthy")
+            XCTAssertEqual(context["health_output"] as? String, "curl: connection refused")
+            XCTAssertEqual(try XCTUnwrap(context["memory_percent_of_limit_max"] as? Double), 90, accuracy: 1e-9, "900 of 1000 a minute before")
+            XCTAssertEqual(context["cpu_percent_max"] as? Double, 80)
+            XCTAssertEqual(context["look_back_seconds"] as? Int, 300)
+
+            // A check's incident carries its failing run.
+            let checks = CheckStore(client: seed.database, logger: APITestHarness.logger)
+            let check = try await checks.create(tenantID: tenant, submission: try CheckDefinition.parse(JSONValue.parse(Data(
+                #"{"name":"home","type":"http","target":"https://example.com/"}"#.utf8))))
+            let checkTarget = TargetID.check(checkID: check.id)
+            try await seed.checkResult(tenant: tenant, check: check.id, slotAt: start, ok: false, latencyMs: 812, error: "HTTP 503", httpStatus: 503)
+            try await seed.statusSpan(tenant: tenant, target: checkTarget, state: "down", startedAt: start.addingTimeInterval(0.25),
+                                      endedAt: start.addingTimeInterval(60), cause: "HTTP 503")
+            let checkResponse = try await Self.timeline(client, key.secret, checkTarget.description, "?from=2025-03-01T09:00:00Z&to=2025-03-01T11:00:00Z")
+            let checkIncident = try XCTUnwrap((try checkResponse.jsonObject()["incidents"] as? [[String: Any]])?.first)
+            let checkContext = try XCTUnwrap(checkIncident["context"] as? [String: Any])
+            XCTAssertEqual(checkContext["http_status"] as? Int, 503)
+            XCTAssertEqual(checkContext["error"] as? String, "HTTP 503")
+            XCTAssertEqual(checkContext["latency_ms"] as? Double, 812)
+        }
+    }
+
     func testBadRangesAreRefusedNamingTheParameter() async throws {
         try await APITestHarness.withAPI { seed, client in
             let tenant = try await seed.tenant()
