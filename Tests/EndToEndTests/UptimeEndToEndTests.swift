@@ -104,6 +104,14 @@ final class UptimeEndToEndTests: XCTestCase {
         XCTAssertEqual(seconds["unknown"] ?? -1, 0, accuracy: 0.5, "the window starts at the container's start: no time without data")
     }
 
+    /// Waits until the only host's state is `state`.
+    private func waitForHost(_ state: String, timeout: TimeInterval, _ what: String) throws {
+        _ = try eventually(timeout: timeout, what) { () -> Bool? in
+            let hosts = try deployment.http("/api/v1/infrastructure").json["hosts"] as? [[String: Any]] ?? []
+            return hosts.first?["state"] as? String == state ? true : nil
+        }
+    }
+
     /// The host's spans over the last `seconds`, as (state, start, end) with times in unix seconds.
     private func hostSpans(since: Date) throws -> [(state: String, start: Double, end: Double?)] {
         let hosts = try deployment.http("/api/v1/infrastructure").json["hosts"] as? [[String: Any]] ?? []
@@ -122,25 +130,16 @@ final class UptimeEndToEndTests: XCTestCase {
         try deployment.provision()
         try deployment.startAgent(interval: 2)
         let began = Date()
-        _ = try eventually(timeout: 30, "the host up") { () -> Bool? in
-            let hosts = try deployment.http("/api/v1/infrastructure").json["hosts"] as? [[String: Any]] ?? []
-            return hosts.first?["state"] as? String == "up" ? true : nil
-        }
+        try waitForHost("up", timeout: 30, "the host up")
         Thread.sleep(forTimeInterval: 4)
         deployment.agent?.kill9()
         let killedAt = Date()
         // Two intervals plus 10 s of grace (14 s) later the housekeeping job (every 5 s) calls it unknown.
-        _ = try eventually(timeout: 40, "the host unknown") { () -> Bool? in
-            let hosts = try deployment.http("/api/v1/infrastructure").json["hosts"] as? [[String: Any]] ?? []
-            return hosts.first?["state"] as? String == "unknown" ? true : nil
-        }
+        try waitForHost("unknown", timeout: 40, "the host unknown")
         Thread.sleep(forTimeInterval: max(0, 60 - Date().timeIntervalSince(killedAt)))
         try deployment.startAgent(interval: 2)
         let restartedAt = Date()
-        _ = try eventually(timeout: 30, "the host up again") { () -> Bool? in
-            let hosts = try deployment.http("/api/v1/infrastructure").json["hosts"] as? [[String: Any]] ?? []
-            return hosts.first?["state"] as? String == "up" ? true : nil
-        }
+        try waitForHost("up", timeout: 30, "the host up again")
         let spans = try hostSpans(since: began)
         XCTAssertFalse(spans.contains { $0.state == "down" }, "a silent agent never makes its host down: \(spans)")
         // The window starts before the agent's first batch: that stretch is unknown "no data" too; skip it.
@@ -157,10 +156,7 @@ final class UptimeEndToEndTests: XCTestCase {
         try deployment.provision()
         try deployment.startAgent(interval: 2)
         let began = Date()
-        _ = try eventually(timeout: 30, "the host up") { () -> Bool? in
-            let hosts = try deployment.http("/api/v1/infrastructure").json["hosts"] as? [[String: Any]] ?? []
-            return hosts.first?["state"] as? String == "up" ? true : nil
-        }
+        try waitForHost("up", timeout: 30, "the host up")
         deployment.server?.terminate()
         Thread.sleep(forTimeInterval: 60)
         try deployment.startServer()
