@@ -29,62 +29,84 @@ public enum ServiceTimeline {
         }
     }
 
-    /// The service's spans over `[from, to)`, covering it exactly.
+    /// The service's spans over `[from, to)`, covering it exactly. One sweep over every member's span boundaries,
+    /// keeping counts per state, so a service of many targets with many spans costs O(spans log spans).
     public static func combine(_ members: [Member], rule: ServiceDownRule, from: Int64, to: Int64) -> [SpanInterval] {
         guard from < to else { return [] }
         guard !members.isEmpty else {
             return [SpanInterval(state: .unknown, startMicros: from, endMicros: to, cause: "the service has no targets")]
         }
-        var boundaries = Set([from, to])
-        for member in members {
-            for span in member.spans {
-                boundaries.insert(span.startMicros)
-                if let end = span.endMicros { boundaries.insert(end) }
+        // Every member starts unknown; each of its spans sets its state from the span's start.
+        var changes: [(at: Int64, member: Int, span: Int)] = []
+        for (index, member) in members.enumerated() {
+            for (spanIndex, span) in member.spans.enumerated() where span.startMicros < to {
+                changes.append((max(span.startMicros, from), index, spanIndex))
+                if let end = span.endMicros, end < to { changes.append((end, index, -1)) }
             }
         }
-        let cuts = boundaries.filter { $0 >= from && $0 <= to }.sorted()
-        var cursors = Array(repeating: 0, count: members.count)
+        // At one instant an end and the next start of the same member come together: ends first, then starts.
+        changes.sort { ($0.at, $0.span < 0 ? 0 : 1) < ($1.at, $1.span < 0 ? 0 : 1) }
+        var current = Array(repeating: SpanState.unknown, count: members.count)
+        var currentSpan = Array(repeating: -1, count: members.count)
+        var counts: [SpanState: Int] = [.unknown: members.count]
+        var down = Set<Int>()
         var result: [SpanInterval] = []
-        for (start, end) in zip(cuts, cuts.dropFirst()) {
-            var states: [(name: String, span: SpanInterval?)] = []
-            for (index, member) in members.enumerated() {
-                while cursors[index] < member.spans.count, (member.spans[cursors[index]].endMicros ?? to) <= start {
-                    cursors[index] += 1
-                }
-                let span = cursors[index] < member.spans.count && member.spans[cursors[index]].startMicros <= start
-                    ? member.spans[cursors[index]] : nil
-                states.append((member.name, span))
+        var cursor = from
+        var index = 0
+        func emit(until end: Int64) {
+            guard end > cursor else { return }
+            let (state, cause) = judge(members: members, current: current, currentSpan: currentSpan, counts: counts, down: down, rule: rule)
+            if let last = result.last, last.state == state, last.cause == cause, last.endMicros == cursor {
+                result[result.count - 1].endMicros = end
+            } else {
+                result.append(SpanInterval(state: state, startMicros: cursor, endMicros: end, cause: cause))
             }
-            let (state, cause) = judge(states, rule: rule)
-            result.append(SpanInterval(state: state, startMicros: start, endMicros: end, cause: cause))
+            cursor = end
         }
-        return IntervalSet.merged(result)
+        while index < changes.count {
+            let at = changes[index].at
+            emit(until: at)
+            while index < changes.count, changes[index].at == at {
+                let change = changes[index]
+                let state = change.span < 0 ? SpanState.unknown : members[change.member].spans[change.span].state
+                counts[current[change.member], default: 0] -= 1
+                counts[state, default: 0] += 1
+                if current[change.member] == .down { down.remove(change.member) }
+                if state == .down { down.insert(change.member) }
+                current[change.member] = state
+                currentSpan[change.member] = change.span
+                index += 1
+            }
+        }
+        emit(until: to)
+        return result
     }
 
-    private static func judge(_ members: [(name: String, span: SpanInterval?)], rule: ServiceDownRule) -> (SpanState, String) {
-        let state = { (member: (name: String, span: SpanInterval?)) in member.span?.state ?? .unknown }
-        let down = members.filter { state($0) == .down }
-        let counted = members.filter { state($0) != .maintenance && state($0) != .unknown }
+    private static func judge(members: [Member], current: [SpanState], currentSpan: [Int], counts: [SpanState: Int],
+                              down: Set<Int>, rule: ServiceDownRule) -> (SpanState, String) {
+        func cause(_ member: Int) -> String {
+            let span = currentSpan[member]
+            let text = span >= 0 ? members[member].spans[span].cause : ""
+            return text.isEmpty ? members[member].name : "\(members[member].name): \(text)"
+        }
+        let downCount = counts[.down] ?? 0
+        let counted = members.count - (counts[.maintenance] ?? 0) - (counts[.unknown] ?? 0)
         let isDown: Bool
         switch rule {
-        case .any: isDown = !down.isEmpty
-        case .all: isDown = !counted.isEmpty && down.count == counted.count
-        case .atLeast(let k): isDown = down.count >= k
+        case .any: isDown = downCount > 0
+        case .all: isDown = counted > 0 && downCount == counted
+        case .atLeast(let k): isDown = downCount >= k
         }
         if isDown {
-            let causes = down.prefix(3).map { member in
-                let cause = member.span?.cause ?? ""
-                return cause.isEmpty ? member.name : "\(member.name): \(cause)"
-            }
-            let more = down.count > 3 ? "; and \(down.count - 3) more" : ""
-            return (.down, "\(down.count) of \(members.count) targets down (\(causes.joined(separator: "; "))\(more))")
+            let first = down.sorted().prefix(3).map(cause)
+            let more = downCount > 3 ? "; and \(downCount - 3) more" : ""
+            return (.down, "\(downCount) of \(members.count) targets down (\(first.joined(separator: "; "))\(more))")
         }
-        if let degraded = members.first(where: { state($0) == .degraded }) {
-            let cause = degraded.span?.cause ?? ""
-            return (.degraded, cause.isEmpty ? degraded.name : "\(degraded.name): \(cause)")
+        if (counts[.degraded] ?? 0) > 0, let member = current.firstIndex(of: .degraded) {
+            return (.degraded, cause(member))
         }
-        if members.contains(where: { state($0) == .up }) { return (.up, "") }
-        if members.allSatisfy({ state($0) == .maintenance }) { return (.maintenance, "maintenance window") }
+        if (counts[.up] ?? 0) > 0 { return (.up, "") }
+        if (counts[.maintenance] ?? 0) == members.count { return (.maintenance, "maintenance window") }
         return (.unknown, UptimeArithmetic.noDataCause)
     }
 }

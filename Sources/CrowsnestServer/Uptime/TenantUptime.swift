@@ -46,10 +46,11 @@ extension UptimeReports {
             ? try await StatusSpanStore.spans(tenantID: tenantID, targetIDs: targets.map(\.id.description), fromMicros: from,
                                               toMicros: to, on: client, logger: logger)
             : [:]
+        let coverage = MaintenanceCoverage(windows: windows, from: from, to: to, timeZone: zone)
         let uptimes = targets.map { target in
             let raw = spans[target.id.description] ?? []
             let clipped = IntervalSet.overlay(UptimeArithmetic.clip(raw, from: from, to: to),
-                                              maintenance: Self.windows(for: target.id, in: windows, from: from, to: to, timeZone: zone))
+                                              maintenance: coverage.intervals(for: target.id))
             return TargetUptime(target: target, clipped: clipped, raw: raw)
         }
         return (uptimes, paused, windows, zone)

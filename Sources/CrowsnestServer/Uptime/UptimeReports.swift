@@ -22,22 +22,6 @@ public struct UptimeReports: Sendable {
             .compactMap { try? MaintenanceWindowDefinition.parse($0.definition) }
     }
 
-    /// The windows that cover `target` (naming it, or tenant-wide) within `[from, to)`, normalized.
-    static func windows(for target: TargetID, in windows: [MaintenanceWindowDefinition], from: Int64, to: Int64,
-                        timeZone: TimeZone) -> [(start: Int64, end: Int64)] {
-        let id = target.description
-        return IntervalSet.normalized(windows.filter { $0.isTenantWide || $0.targets.contains(id) }
-            .flatMap { $0.intervals(from: from, to: to, tenantTimeZone: timeZone) })
-    }
-
-    /// The windows that cover `service` (naming it, or tenant-wide) within `[from, to)`, normalized.
-    static func windows(for service: ServiceID, in windows: [MaintenanceWindowDefinition], from: Int64, to: Int64,
-                        timeZone: TimeZone) -> [(start: Int64, end: Int64)] {
-        let id = service.description
-        return IntervalSet.normalized(windows.filter { $0.isTenantWide || $0.services.contains(id) }
-            .flatMap { $0.intervals(from: from, to: to, tenantTimeZone: timeZone) })
-    }
-
     /// One target's spans cut to `[from, to)`, gaps as unknown, maintenance windows applied.
     public func targetTimeline(tenantID: UUID, target: TargetID, from: Int64, to: Int64) async throws
         -> (clipped: [SpanInterval], raw: [SpanInterval]) {
@@ -47,7 +31,8 @@ public struct UptimeReports: Sendable {
         let raw = try await StatusSpanStore.spans(tenantID: tenantID, targetID: target.description, fromMicros: from,
                                                   toMicros: to, on: client, logger: logger)
         let clipped = IntervalSet.overlay(UptimeArithmetic.clip(raw, from: from, to: to),
-                                          maintenance: Self.windows(for: target, in: windows, from: from, to: to, timeZone: zone))
+                                          maintenance: MaintenanceCoverage(windows: windows, from: from, to: to, timeZone: zone)
+                                              .intervals(for: target))
         return (clipped, raw)
     }
 
@@ -56,16 +41,17 @@ public struct UptimeReports: Sendable {
     public func serviceTimeline(tenantID: UUID, id: ServiceID, service: ServiceDefinition, from: Int64, to: Int64,
                                 windows: [MaintenanceWindowDefinition], timeZone: TimeZone) async throws -> [SpanInterval] {
         guard from < to else { return [] }
+        let coverage = MaintenanceCoverage(windows: windows, from: from, to: to, timeZone: timeZone)
         let members = try await queries.members(tenantID: tenantID, service: service)
         let spans = try await StatusSpanStore.spans(tenantID: tenantID, targetIDs: members.map(\.id.description),
                                                     fromMicros: from, toMicros: to, on: client, logger: logger)
         let timelines = members.map { member in
             ServiceTimeline.Member(name: member.name, spans: IntervalSet.overlay(
                 UptimeArithmetic.clip(spans[member.id.description] ?? [], from: from, to: to),
-                maintenance: Self.windows(for: member.id, in: windows, from: from, to: to, timeZone: timeZone)))
+                maintenance: coverage.intervals(for: member.id)))
         }
         let combined = ServiceTimeline.combine(timelines, rule: service.downRule, from: from, to: to)
-        return IntervalSet.overlay(combined, maintenance: Self.windows(for: id, in: windows, from: from, to: to, timeZone: timeZone))
+        return IntervalSet.overlay(combined, maintenance: coverage.intervals(for: id))
     }
 
     /// The SLA report of every service of the tenant for one calendar month, each cut in its policy's time zone
@@ -86,5 +72,40 @@ public struct UptimeReports: Sendable {
                                              periodEnd: end, timeZone: zone))
         }
         return (tenant.name, figures)
+    }
+}
+
+/// The maintenance windows of a tenant turned into intervals of one range, once: tenant-wide ones shared by every
+/// target and service, the others by whom they name (weekly windows need calendar arithmetic, too slow to repeat
+/// for each of a thousand targets).
+struct MaintenanceCoverage {
+    let tenantWide: [(start: Int64, end: Int64)]
+    let byTarget: [String: [(start: Int64, end: Int64)]]
+    let byService: [String: [(start: Int64, end: Int64)]]
+
+    init(windows: [MaintenanceWindowDefinition], from: Int64, to: Int64, timeZone: TimeZone) {
+        var tenantWide: [(start: Int64, end: Int64)] = []
+        var byTarget: [String: [(start: Int64, end: Int64)]] = [:]
+        var byService: [String: [(start: Int64, end: Int64)]] = [:]
+        for window in windows {
+            let intervals = window.intervals(from: from, to: to, tenantTimeZone: timeZone)
+            guard !intervals.isEmpty else { continue }
+            if window.isTenantWide { tenantWide += intervals }
+            for target in window.targets { byTarget[target, default: []] += intervals }
+            for service in window.services { byService[service, default: []] += intervals }
+        }
+        self.tenantWide = IntervalSet.normalized(tenantWide)
+        self.byTarget = byTarget.mapValues { IntervalSet.normalized($0 + tenantWide) }
+        self.byService = byService.mapValues { IntervalSet.normalized($0 + tenantWide) }
+    }
+
+    /// The windows that cover `target` (naming it, or tenant-wide), normalized.
+    func intervals(for target: TargetID) -> [(start: Int64, end: Int64)] {
+        byTarget[target.description] ?? tenantWide
+    }
+
+    /// The windows that cover `service` (naming it, or tenant-wide), normalized.
+    func intervals(for service: ServiceID) -> [(start: Int64, end: Int64)] {
+        byService[service.description] ?? tenantWide
     }
 }
