@@ -177,6 +177,10 @@ BEGIN
                        'container_samples_' || to_char(d, 'YYYYMMDD'), d || ' 00:00:00+00', (d + 1) || ' 00:00:00+00');
         EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF host_samples FOR VALUES FROM (%L) TO (%L)',
                        'host_samples_' || to_char(d, 'YYYYMMDD'), d || ' 00:00:00+00', (d + 1) || ' 00:00:00+00');
+        IF (SELECT relkind FROM pg_class WHERE relname = 'container_events') = 'p' THEN
+            EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF container_events FOR VALUES FROM (%L) TO (%L)',
+                           'container_events_' || to_char(d, 'YYYYMMDD'), d || ' 00:00:00+00', (d + 1) || ' 00:00:00+00');
+        END IF;
         IF to_regclass('check_results') IS NOT NULL THEN
             EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF check_results FOR VALUES FROM (%L) TO (%L)',
                            'check_results_' || to_char(d, 'YYYYMMDD'), d || ' 00:00:00+00', (d + 1) || ' 00:00:00+00');

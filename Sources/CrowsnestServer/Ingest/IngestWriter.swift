@@ -160,12 +160,21 @@ public struct IngestWriter: Sendable {
             let windowed = clean.checkResults.filter { timeWindow.refusal(forMillis: $0.slotUnixMs, now: now) == nil }
             let outsideWindow = clean.checkResults.count - windowed.count
             if outsideWindow > 0 { clean.checkResults = windowed }
+            // Events are kept in day partitions too: one dated outside the window (a wrong clock, a hostile agent)
+            // is dropped and counted rather than creating partitions or failing the batch.
+            let events = clean.events.filter { timeWindow.refusal(forMillis: $0.timeUnixNano / 1_000_000, now: now) == nil }
+            if events.count < clean.events.count {
+                logger.notice("dropped container events dated outside the accepted time window (check the agent's clock)",
+                              metadata: ["batch.seq": "\(batch.seq)", "events.dropped": "\(clean.events.count - events.count)"])
+                clean.events = events
+            }
             prepared.append(PreparedBatch(batch: clean, truncatedByServer: truncated, refusal: refusal,
                                           resultsOutsideWindow: outsideWindow))
         }
         let accepted = prepared.filter { $0.refusal == nil }
         try await partitions.ensurePartitions(
-            forMillis: accepted.map(\.batch.tsUnixMs) + accepted.flatMap { $0.batch.checkResults.map(\.slotUnixMs) })
+            forMillis: accepted.map(\.batch.tsUnixMs) + accepted.flatMap { $0.batch.checkResults.map(\.slotUnixMs) }
+                + accepted.flatMap { $0.batch.events.map { $0.timeUnixNano / 1_000_000 } })
         do {
             return try await writeGroup(prepared, salvage: false, tenantID: tenantID, agentID: agentID, memory: &memory)
         } catch {

@@ -4,8 +4,8 @@ import PostgresNIO
 
 /// Creates the daily range partitions of the time-series tables ahead of the rows that need them.
 public actor PartitionStore {
-    /// The day-partitioned tables (samples by `ts`, check results by `slot_at`).
-    public static let tables = ["container_samples", "host_samples", "check_results"]
+    /// The day-partitioned tables (samples and events by `ts`, check results by `slot_at`).
+    public static let tables = ["container_samples", "host_samples", "check_results", "container_events"]
 
     private let client: PostgresClient
     private let logger: Logger

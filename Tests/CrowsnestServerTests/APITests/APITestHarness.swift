@@ -177,6 +177,7 @@ struct APISeed: Sendable {
     func containerEvent(
         tenant: UUID, agent: UUID, name: String, ts: Date, action: String, exitCode: Int32? = nil, detail: String = ""
     ) async throws {
+        try await self.partitions(for: [ts])
         try await self.execute(
             """
             INSERT INTO container_events (tenant_id, agent_id, name, ts, action, docker_id, exit_code, detail)

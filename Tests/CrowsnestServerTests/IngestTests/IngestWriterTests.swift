@@ -279,6 +279,28 @@ final class IngestWriterTests: XCTestCase {
         }
     }
 
+    func testEventsLandInTheirDaysPartitionAndOnesDatedOutsideTheWindowAreDropped() async throws {
+        try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
+            var memory = CounterMemory()
+            // Docker's die event from just before midnight of the previous day (spooled across it), and one dated
+            // ten years ahead by a wrong clock.
+            let yesterday = (t0 / 86_400_000 * 86_400_000 - 1_000) * 1000
+            let batch = IngestFixtures.batch(seq: 1, tsMillis: t0, containers: [IngestFixtures.container("web")],
+                                             events: [IngestFixtures.event("web", "die", atMicros: yesterday, exitCode: 1),
+                                                      IngestFixtures.event("web", "start", atMicros: (t0 + 315_360_000_000) * 1000)],
+                                             host: IngestFixtures.host())
+            let outcome = try await writer.write(batch, tenantID: tenantID, agentID: agentID, memory: &memory)
+            XCTAssertEqual(outcome, .committed(containerSamples: 1))
+            let stored = try await IngestFixtures.integer(client, "SELECT count(*) FROM container_events")
+            XCTAssertEqual(stored, 1, "the event from the future is dropped, the batch kept")
+            let partition = try await IngestFixtures.integer(client, """
+                SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+                WHERE p.relname = 'container_events'
+                """)
+            XCTAssertEqual(partition, 2, "the batch's day and the previous day, not a day ten years ahead")
+        }
+    }
+
     func testPartitionsAreCreatedForTheBatchDayAnywhereInTheRetention() async throws {
         try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
             var memory = CounterMemory()

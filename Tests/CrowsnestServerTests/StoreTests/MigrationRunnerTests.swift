@@ -199,6 +199,40 @@ final class MigrationRunnerTests: XCTestCase {
         }
     }
 
+    /// Migration 0015 on a database holding events: every row moves into its day's partition, keys and defaults stay.
+    func testContainerEventsMoveIntoDayPartitionsOnUpgrade() async throws {
+        let bundled = try MigrationRunner(logger: logger).migrations
+        try await TestPostgres.withTestDatabase(schema: .empty) { client in
+            _ = try await MigrationRunner(migrations: bundled.filter { $0.version < 15 }, logger: logger).migrate(client)
+            let tenant = UUID(), agent = UUID()
+            try await client.query("INSERT INTO tenants (id, name) VALUES (\(tenant), 'acme')", logger: logger)
+            try await client.query("""
+                INSERT INTO container_events (tenant_id, agent_id, name, ts, action, docker_id, exit_code)
+                VALUES (\(tenant), \(agent), 'web', '2025-03-01 23:59:59.5+00', 'die', 'd1', 1),
+                       (\(tenant), \(agent), 'web', '2025-03-02 00:00:01+00', 'start', 'd1', NULL),
+                       (\(tenant), \(agent), 'db', '2025-03-05 12:00:00+00', 'oom', 'd2', NULL)
+                """, logger: logger)
+            let applied = try await MigrationRunner(migrations: bundled, logger: logger).migrate(client)
+            XCTAssertTrue(applied.map(\.version).contains(15))
+            let partitions = try await strings(client, """
+                SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+                WHERE p.relname = 'container_events' ORDER BY 1
+                """)
+            XCTAssertEqual(partitions, ["container_events_20250301", "container_events_20250302", "container_events_20250305"])
+            let rows = try await strings(client, "SELECT name || ' ' || action FROM container_events ORDER BY ts")
+            XCTAssertEqual(rows, ["web die", "web start", "db oom"])
+            let old = try await strings(client, "SELECT relname FROM pg_class WHERE relname LIKE 'container_events_before%'")
+            XCTAssertEqual(old, [], "the unpartitioned table is gone")
+            // The key still refuses a duplicate, and stored_at keeps its default.
+            try await client.query("""
+                INSERT INTO container_events (tenant_id, agent_id, name, ts, action, docker_id)
+                VALUES (\(tenant), \(agent), 'db', '2025-03-05 12:00:00+00', 'oom', 'd2') ON CONFLICT DO NOTHING
+                """, logger: logger)
+            let count = try await strings(client, "SELECT count(*)::text || ' ' || bool_and(stored_at IS NOT NULL)::text FROM container_events")
+            XCTAssertEqual(count, ["3 true"])
+        }
+    }
+
     func testRejectsBadlyNamedAndDuplicateMigrationFiles() throws {
         let badName = try migrationsDirectory(["initial.sql": "SELECT 1;"])
         XCTAssertThrowsError(try MigrationRunner.loadMigrations(from: badName)) { error in
