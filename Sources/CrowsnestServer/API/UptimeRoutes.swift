@@ -67,7 +67,6 @@ struct TimelineResponse: ResponseEncodable, Sendable {
         case target, from, to, seconds, spans, incidents
         case availabilityPercent = "availability_percent"
     }
-    enum SecondsKeys: String, CodingKey { case up, degraded, down, unknown, maintenance }
     enum SpanKeys: String, CodingKey {
         case state, cause
         case startedAt = "started_at"
@@ -87,12 +86,7 @@ struct TimelineResponse: ResponseEncodable, Sendable {
         try c.encode(RFC3339.string(from: to), forKey: .to)
         let time = UptimeArithmetic.timeInStates(clipped)
         try c.encode(time.availabilityPercent(), forKey: .availabilityPercent)
-        var seconds = c.nestedContainer(keyedBy: SecondsKeys.self, forKey: .seconds)
-        try seconds.encode(Double(time.up) / 1e6, forKey: .up)
-        try seconds.encode(Double(time.degraded) / 1e6, forKey: .degraded)
-        try seconds.encode(Double(time.down) / 1e6, forKey: .down)
-        try seconds.encode(Double(time.unknown) / 1e6, forKey: .unknown)
-        try seconds.encode(Double(time.maintenance) / 1e6, forKey: .maintenance)
+        try c.encode(secondsJSON(time), forKey: .seconds)
         var list = c.nestedUnkeyedContainer(forKey: .spans)
         for (index, span) in clipped.enumerated() {
             var item = list.nestedContainer(keyedBy: SpanKeys.self)

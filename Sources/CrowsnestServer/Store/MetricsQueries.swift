@@ -210,22 +210,15 @@ extension MetricsQueries {
             binds.append(agentID)
             binds.append(name)
             raw = """
-                SELECT ts, 1 AS w, \(rawColumns(["cpu_percent", "coalesce(memory_working_set_bytes, memory_usage_bytes)",
-                                                  "nullif(memory_limit_bytes, 0)", "net_rx_bytes_per_second", "net_tx_bytes_per_second",
-                                                  "block_read_bytes_per_second", "block_write_bytes_per_second", "pids", "NULL::float8"]))
+                SELECT ts, 1 AS w, \(rawColumns(RollupStore.containerFigureExpressions))
                 FROM container_samples WHERE tenant_id = $1 AND agent_id = $5 AND name = $6 AND ts >= greatest($2, $7) AND ts < $3
                 """
         case .host(let agentID):
             binds.append(agentID)
             binds.append("")
             raw = """
-                SELECT ts, 1 AS w, \(rawColumns(["cpu_percent", "memory_total_bytes - memory_available_bytes", "memory_total_bytes",
-                                                  "net_rx_bytes_per_second", "net_tx_bytes_per_second", "NULL::float8", "NULL::float8",
-                                                  "NULL::float8", "d.disk_percent"]))
-                FROM host_samples CROSS JOIN LATERAL (
-                    SELECT max(((f->>'size_bytes')::float8 - (f->>'free_bytes')::float8) * 100 / nullif((f->>'size_bytes')::float8, 0))
-                           AS disk_percent
-                    FROM jsonb_array_elements(CASE WHEN jsonb_typeof(filesystems) = 'array' THEN filesystems ELSE '[]'::jsonb END) f) d
+                SELECT ts, 1 AS w, \(rawColumns(RollupStore.hostFigureExpressions))
+                FROM \(RollupStore.hostSampleSource)
                 WHERE tenant_id = $1 AND agent_id = $5 AND $6 = '' AND ts >= greatest($2, $7) AND ts < $3
                 """
         case .check:

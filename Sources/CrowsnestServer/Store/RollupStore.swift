@@ -24,6 +24,26 @@ public struct RollupStore: Sendable {
         self.logger = logger
     }
 
+    /// Each figure (in `figures` order) as an expression over a `container_samples` row: what rollups and raw
+    /// series both read, so the two agree.
+    static let containerFigureExpressions = [
+        "cpu_percent", "coalesce(memory_working_set_bytes, memory_usage_bytes)", "nullif(memory_limit_bytes, 0)",
+        "net_rx_bytes_per_second", "net_tx_bytes_per_second", "block_read_bytes_per_second",
+        "block_write_bytes_per_second", "pids", "NULL::float8",
+    ]
+    /// The same over a row of `hostSampleSource`.
+    static let hostFigureExpressions = [
+        "cpu_percent", "memory_total_bytes - memory_available_bytes", "memory_total_bytes", "net_rx_bytes_per_second",
+        "net_tx_bytes_per_second", "NULL::float8", "NULL::float8", "NULL::float8", "d.disk_percent",
+    ]
+    /// `host_samples` with a host's disk figure `d.disk_percent`: its fullest filesystem, in percent.
+    static let hostSampleSource = """
+        host_samples CROSS JOIN LATERAL (
+            SELECT max(((f->>'size_bytes')::float8 - (f->>'free_bytes')::float8) * 100 / nullif((f->>'size_bytes')::float8, 0))
+                   AS disk_percent
+            FROM jsonb_array_elements(CASE WHEN jsonb_typeof(filesystems) = 'array' THEN filesystems ELSE '[]'::jsonb END) f) d
+        """
+
     /// The per-figure columns of a rollup, in the order `figures` lists them.
     static let figures = ["cpu", "memory", "memory_limit", "rx", "tx", "read", "write", "pids", "disk"]
 
@@ -108,22 +128,11 @@ public struct RollupStore: Sendable {
         func aggregates(_ expressions: [String]) -> String {
             expressions.map { "avg(\($0))::float8, min(\($0))::float8, max(\($0))::float8" }.joined(separator: ", ")
         }
-        let containerFigures = aggregates(["cpu_percent", "coalesce(memory_working_set_bytes, memory_usage_bytes)",
-                                           "nullif(memory_limit_bytes, 0)", "net_rx_bytes_per_second", "net_tx_bytes_per_second",
-                                           "block_read_bytes_per_second", "block_write_bytes_per_second", "pids", "NULL::float8"])
-        let hostFigures = aggregates(["cpu_percent", "memory_total_bytes - memory_available_bytes", "memory_total_bytes",
-                                      "net_rx_bytes_per_second", "net_tx_bytes_per_second", "NULL::float8", "NULL::float8",
-                                      "NULL::float8", "d.disk_percent"])
-        // A host's disk figure: its fullest filesystem, in percent.
-        let hostSource = """
-            host_samples CROSS JOIN LATERAL (
-                SELECT max(((f->>'size_bytes')::float8 - (f->>'free_bytes')::float8) * 100 / nullif((f->>'size_bytes')::float8, 0))
-                       AS disk_percent
-                FROM jsonb_array_elements(CASE WHEN jsonb_typeof(filesystems) = 'array' THEN filesystems ELSE '[]'::jsonb END) f) d
-            """
+        let containerFigures = aggregates(containerFigureExpressions)
+        let hostFigures = aggregates(hostFigureExpressions)
         for (table, target, figureSQL, groupBy) in [
             ("container_samples", "'c-' || agent_id::text || '-' || name", containerFigures, "tenant_id, agent_id, name"),
-            (hostSource, "'h-' || agent_id::text", hostFigures, "tenant_id, agent_id"),
+            (hostSampleSource, "'h-' || agent_id::text", hostFigures, "tenant_id, agent_id"),
         ] {
             var query = PostgresQuery(unsafeSQL: """
                 INSERT INTO metric_rollups (\(columns))
