@@ -104,6 +104,87 @@ final class UptimeEndToEndTests: XCTestCase {
         XCTAssertEqual(seconds["unknown"] ?? -1, 0, accuracy: 0.5, "the window starts at the container's start: no time without data")
     }
 
+    /// A real HTTP server (Python's) on `port` serving `health`, the target of the check below.
+    private func startCheckTarget(port: Int) throws -> ChildProcess {
+        let directory = deployment.root + "/www"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try "crowsnest target ok\n".write(toFile: directory + "/health", atomically: true, encoding: .utf8)
+        let process = try ChildProcess(executable: "/usr/bin/python3",
+                                       arguments: ["-m", "http.server", "--bind", "127.0.0.1", "--directory", directory, "\(port)"],
+                                       logPath: deployment.root + "/target.log")
+        _ = try eventually(timeout: 20, "the check's target HTTP server") { () -> Bool? in
+            Shell.run("/usr/bin/env", ["curl", "-sf", "http://127.0.0.1:\(port)/health"]).status == 0 ? true : nil
+        }
+        return process
+    }
+
+    /// A check's target switched off for 17 s, then 43 s: each outage runs from the first failed run to the first
+    /// successful one (to the second of their results), lasts what the target was off to within one interval, and
+    /// the availability equals the one computed from the results' own times.
+    func testACheckTargetSwitchedOffTwiceGivesTwoOutagesFromItsResults() throws {
+        let port = freePort()
+        var server: ChildProcess? = try startCheckTarget(port: port)
+        defer { server?.terminate() }
+        try deployment.startServer()
+        try deployment.provision()
+        let admin = try XCTUnwrap(try deployment.admin(["apikey", "create", "--tenant", "e2e", "--role", "admin"])["key"])
+        let created = try deployment.send("POST", "/api/v1/checks", json: #"{"name":"web","type":"http","target":"http://127.0.0.1:\#(port)/health","interval_seconds":5}"#, key: admin)
+        XCTAssertEqual(created.status, 201, String(decoding: created.body, as: UTF8.self))
+        let check = try XCTUnwrap(created.json["id"] as? String)
+        try deployment.startAgent(interval: 5)
+        _ = try eventually(timeout: 60, "the check up") { () -> Bool? in
+            try deployment.http("/api/v1/checks/\(check)").json["state"] as? String == "up" ? true : nil
+        }
+        let windowStart = Date()
+        var switchedOff: [(Double, Double)] = []
+        for downSeconds in [17.0, 43.0] {
+            server?.terminate()
+            server = nil
+            let off = Date().timeIntervalSince1970
+            Thread.sleep(forTimeInterval: downSeconds)
+            server = try startCheckTarget(port: port)
+            switchedOff.append((off, Date().timeIntervalSince1970))
+            Thread.sleep(forTimeInterval: 12)
+        }
+        let windowEnd = Date()
+
+        let query = "from=\(Self.rfc3339(windowStart))&to=\(Self.rfc3339(windowEnd))".replacingOccurrences(of: "+", with: "%2B")
+        let timeline = try eventually(timeout: 30, "both outages in the check's timeline") { () -> [String: Any]? in
+            let response = try deployment.http("/api/v1/uptime/\(check)/timeline?\(query)")
+            guard response.status == 200 else { return nil }
+            let incidents = response.json["incidents"] as? [[String: Any]] ?? []
+            return incidents.count == 2 && incidents.allSatisfy({ $0["ended_at"] is String }) ? response.json : nil
+        }
+        // The results, oldest first, with the time each ran.
+        let results = (try deployment.http("/api/v1/checks/\(check)/results?limit=500").json["results"] as? [[String: Any]] ?? [])
+            .compactMap { result -> (Double, Bool)? in
+                guard let ts = Self.parse(result["ts"] as? String), let ok = result["ok"] as? Bool else { return nil }
+                return (ts.timeIntervalSince1970, ok)
+            }
+            .sorted { $0.0 < $1.0 }
+        // Outages from the results alone: from each first failure to the next success.
+        var expected: [(Double, Double)] = []
+        var openedAt: Double?
+        for (ts, ok) in results where ts <= windowEnd.timeIntervalSince1970 {
+            if !ok, openedAt == nil { openedAt = ts }
+            if ok, let opened = openedAt { expected.append((opened, ts)); openedAt = nil }
+        }
+        XCTAssertEqual(expected.count, 2, "two outages in the results: \(results)")
+        let incidents = try XCTUnwrap(timeline["incidents"] as? [[String: Any]])
+        for ((incident, outage), off) in zip(zip(incidents, expected), switchedOff) {
+            let start = try XCTUnwrap(Self.parse(incident["started_at"] as? String)).timeIntervalSince1970
+            let end = try XCTUnwrap(Self.parse(incident["ended_at"] as? String)).timeIntervalSince1970
+            XCTAssertEqual(start, outage.0, accuracy: 1.0, "the outage starts at the first failed run")
+            XCTAssertEqual(end, outage.1, accuracy: 1.0, "and ends at the first successful run")
+            XCTAssertEqual(end - start, off.1 - off.0, accuracy: 5 + 1, "as long as the target was off, to one interval")
+            XCTAssertGreaterThan(start, off.0 - 1, "not before the target went off")
+        }
+        let down = expected.reduce(0) { $0 + ($1.1 - $1.0) }
+        let length = windowEnd.timeIntervalSince(windowStart)
+        let availability = try XCTUnwrap(timeline["availability_percent"] as? Double)
+        XCTAssertEqual(availability, (length - down) / length * 100, accuracy: 0.01, "availability from the results' own times")
+    }
+
     /// Waits until the only host's state is `state`.
     private func waitForHost(_ state: String, timeout: TimeInterval, _ what: String) throws {
         _ = try eventually(timeout: timeout, what) { () -> Bool? in
