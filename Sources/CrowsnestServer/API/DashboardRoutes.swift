@@ -37,13 +37,12 @@ struct DashboardRoutes: Sendable {
             let from = range.from.unixMicros, end = min(range.to.unixMicros, now.unixMicros)
             let reports = UptimeReports(client: self.database, logger: self.logger)
             let tenant = try await reports.tenantTargets(tenantID: caller.tenantID, from: from, to: end)
-            var services: [ServiceSummaryJSON] = []
-            for stored in try await DefinitionStore(.services, client: self.database, logger: self.logger).list(tenantID: caller.tenantID) {
-                guard let service = try? ServiceDefinition.parse(stored.definition) else { continue }
-                let id = ServiceID(uuid: stored.id)
+            let stored = try await DefinitionStore(.services, client: self.database, logger: self.logger).list(tenantID: caller.tenantID)
+                .compactMap { stored in (try? ServiceDefinition.parse(stored.definition)).map { (ServiceID(uuid: stored.id), $0) } }
+            let services = try await UptimeReports.concurrently(stored, limit: UptimeReports.reportConcurrency) { (id, service) in
                 let spans = try await reports.serviceTimeline(tenantID: caller.tenantID, id: id, service: service, from: from,
                                                               to: end, windows: tenant.windows, timeZone: tenant.timeZone)
-                services.append(ServiceSummaryJSON(id: id, service: service, spans: spans))
+                return ServiceSummaryJSON(id: id, service: service, spans: spans)
             }
             return SummaryJSON(from: range.from, to: range.to, totals: UptimeReports.totals(tenant.targets), services: services,
                                incidents: IncidentJSON.list(tenant.targets, from: from, to: end, openOnly: false), nowMicros: now.unixMicros)

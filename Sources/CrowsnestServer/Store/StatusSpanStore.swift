@@ -30,19 +30,30 @@ public enum StatusSpanStore {
     public static func spans(tenantID: UUID, targetIDs: [String], fromMicros: Int64, toMicros: Int64,
                              on client: PostgresClient, logger: Logger) async throws -> [String: [SpanInterval]] {
         guard !targetIDs.isEmpty else { return [:] }
+        // One row per target with its spans as arrays: a thousand targets' 30,000 spans decode several times faster
+        // than as 30,000 rows. An open span's end is -1.
         let rows = try await client.query("""
-            SELECT target_id, state, (extract(epoch FROM started_at) * 1000000)::bigint,
-                   (extract(epoch FROM ended_at) * 1000000)::bigint, cause
+            SELECT target_id,
+                   array_agg(state ORDER BY started_at),
+                   array_agg((extract(epoch FROM started_at) * 1000000)::bigint ORDER BY started_at),
+                   array_agg(coalesce((extract(epoch FROM ended_at) * 1000000)::bigint, -1) ORDER BY started_at),
+                   array_agg(cause ORDER BY started_at)
             FROM status_spans
             WHERE tenant_id = \(tenantID) AND target_id = ANY(\(targetIDs))
               AND started_at < 'epoch'::timestamptz + \(toMicros) * interval '1 microsecond'
               AND (ended_at IS NULL OR ended_at > 'epoch'::timestamptz + \(fromMicros) * interval '1 microsecond')
-            ORDER BY target_id, started_at
+            GROUP BY target_id
             """, logger: logger)
         var spans: [String: [SpanInterval]] = [:]
-        for try await (target, state, start, end, cause) in rows.decode((String, String, Int64, Int64?, String).self) {
-            spans[target, default: []].append(
-                SpanInterval(state: SpanState(rawValue: state) ?? .unknown, startMicros: start, endMicros: end, cause: cause))
+        for try await (target, states, starts, ends, causes) in rows.decode((String, [String], [Int64], [Int64], [String]).self) {
+            guard states.count == starts.count, starts.count == ends.count, ends.count == causes.count else { continue }
+            var list: [SpanInterval] = []
+            list.reserveCapacity(states.count)
+            for index in states.indices {
+                list.append(SpanInterval(state: SpanState(rawValue: states[index]) ?? .unknown, startMicros: starts[index],
+                                         endMicros: ends[index] < 0 ? nil : ends[index], cause: causes[index]))
+            }
+            spans[target] = list
         }
         return spans
     }

@@ -60,18 +60,45 @@ public struct UptimeReports: Sendable {
         let tenant = try await queries.tenant(tenantID)
         let windows = try await maintenanceWindows(tenantID: tenantID)
         let services = try await DefinitionStore(.services, client: client, logger: logger).list(tenantID: tenantID)
-        var figures: [ServiceSLA] = []
-        for stored in services {
-            guard let service = try? ServiceDefinition.parse(stored.definition) else { continue }
+            .compactMap { stored in (try? ServiceDefinition.parse(stored.definition)).map { (ServiceID(uuid: stored.id), $0) } }
+        // Services are independent: a few at a time, so one's database round trips overlap another's arithmetic.
+        let figures = try await Self.concurrently(services, limit: Self.reportConcurrency) { (id, service) in
             let zone = service.policy.timeZone.flatMap(TimeZone.init(identifier:)) ?? tenant.timeZone
             let (start, end) = period.bounds(in: zone)
             let measuredEnd = min(end, now.unixMicros)
-            let spans = try await serviceTimeline(tenantID: tenantID, id: ServiceID(uuid: stored.id), service: service,
-                                                  from: start, to: measuredEnd, windows: windows, timeZone: tenant.timeZone)
-            figures.append(SLAReport.figures(name: service.name, policy: service.policy, spans: spans, periodStart: start,
-                                             periodEnd: end, timeZone: zone))
+            let spans = try await serviceTimeline(tenantID: tenantID, id: id, service: service, from: start, to: measuredEnd,
+                                                  windows: windows, timeZone: tenant.timeZone)
+            return SLAReport.figures(name: service.name, policy: service.policy, spans: spans, periodStart: start,
+                                     periodEnd: end, timeZone: zone)
         }
         return (tenant.name, figures)
+    }
+
+    /// Services computed at once by one report.
+    static let reportConcurrency = 4
+
+    /// `transform` applied to every element, at most `limit` at a time; results in the elements' order.
+    static func concurrently<Element: Sendable, Result: Sendable>(
+        _ elements: [Element], limit: Int, _ transform: @escaping @Sendable (Element) async throws -> Result
+    ) async throws -> [Result] {
+        try await withThrowingTaskGroup(of: (Int, Result).self) { group in
+            var results = [Result?](repeating: nil, count: elements.count)
+            var next = 0
+            while next < min(limit, elements.count) {
+                let index = next
+                group.addTask { (index, try await transform(elements[index])) }
+                next += 1
+            }
+            while let (index, result) = try await group.next() {
+                results[index] = result
+                if next < elements.count {
+                    let index = next
+                    group.addTask { (index, try await transform(elements[index])) }
+                    next += 1
+                }
+            }
+            return results.compactMap { $0 }
+        }
     }
 }
 
