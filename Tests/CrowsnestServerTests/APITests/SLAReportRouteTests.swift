@@ -220,6 +220,43 @@ final class SLAReportRouteTests: XCTestCase {
         }
     }
 
+    func testATenantHasAtMostAThousandMaintenanceWindows() async throws {
+        try await APITestHarness.withAPI { seed, client in
+            let tenant = try await seed.tenant(), other = try await seed.tenant()
+            let admin = try await seed.apiKey(tenant: tenant, role: .admin)
+            let otherAdmin = try await seed.apiKey(tenant: other, role: .admin)
+            let limit = DefinitionStore.maximumPerTenant
+            XCTAssertEqual(limit, 1000)
+            // One short of the limit straight into the table, the last one through the API.
+            try await seed.database.query("""
+                INSERT INTO maintenance_windows (tenant_id, id, name, definition)
+                SELECT \(tenant), gen_random_uuid(), 'w' || n,
+                       '{"name":"w","recurrence":{"days":["sun"],"start":"02:00","duration_minutes":60}}'::jsonb
+                FROM generate_series(1, \(limit - 1)) n
+                """, logger: APITestHarness.logger)
+            let body = #"{"name":"last","recurrence":{"days":["sat"],"start":"02:00","duration_minutes":30}}"#
+            let last = try await client.execute(uri: "/api/v1/maintenance-windows", method: .post, headers: bearer(admin.secret),
+                                                body: ByteBuffer(string: body))
+            XCTAssertEqual(last.status, .created, String(buffer: last.body))
+            let refused = try await client.execute(uri: "/api/v1/maintenance-windows", method: .post, headers: bearer(admin.secret),
+                                                   body: ByteBuffer(string: #"{"name":"one too many","starts_at":"2025-02-15T02:00:00Z","ends_at":"2025-02-15T04:00:00Z"}"#))
+            XCTAssertEqual(refused.status, .conflict, "the limit is a conflict with what is stored, not a bad request")
+            XCTAssertEqual(try refused.apiError().message,
+                           "the tenant already has 1000 maintenance windows, the most it may have; delete one first")
+            let stored = try await DefinitionStore(.maintenanceWindows, client: seed.database, logger: APITestHarness.logger).list(tenantID: tenant)
+            XCTAssertEqual(stored.count, limit)
+            // Another tenant's count is its own.
+            let theirs = try await client.execute(uri: "/api/v1/maintenance-windows", method: .post, headers: bearer(otherAdmin.secret),
+                                                  body: ByteBuffer(string: body))
+            XCTAssertEqual(theirs.status, .created)
+            // A thousand weekly windows still give a timeline (each turned into intervals once per request).
+            let agent = try await seed.agent(tenant: tenant, hostname: "busy", lastSeenSecondsAgo: 1)
+            let timeline = try await client.execute(uri: "/api/v1/uptime/h-\(agent.uuidString.lowercased())/timeline", method: .get,
+                                                    headers: bearer(admin.secret))
+            XCTAssertEqual(timeline.status, .ok, String(buffer: timeline.body))
+        }
+    }
+
     func testServicesAndWindowsOfAnotherTenantAreNotFound() async throws {
         try await APITestHarness.withAPI { seed, client in
             let mine = try await seed.tenant(), theirs = try await seed.tenant()
