@@ -1,0 +1,33 @@
+import Foundation
+import PostgresNIO
+import XCTest
+
+@testable import CrowsnestServer
+
+/// Every pool's sessions carry its statement and lock timeouts, so an API query that runs away is cancelled by
+/// PostgreSQL instead of holding a connection.
+final class PoolSettingsTests: XCTestCase {
+    func testTheAPIPoolsSessionsHaveTheirTimeoutsAndAStatementOverItIsCancelled() async throws {
+        try await TestPostgres.withTestDatabaseConfiguration { _, configuration in
+            XCTAssertEqual(ServerDatabase.PoolSettings.api.statementTimeout, .seconds(15))
+            var short = ServerDatabase.PoolSettings.api
+            short.statementTimeout = .milliseconds(300)
+            try await TestPostgres.withRunningClient(ServerDatabase.PoolSettings.api.apply(to: configuration)) { api in
+                let rows = try await api.query("SELECT current_setting('statement_timeout'), current_setting('lock_timeout'), current_setting('application_name')")
+                for try await (statement, lock, name) in rows.decode((String, String, String).self) {
+                    XCTAssertEqual(statement, "15s")
+                    XCTAssertEqual(lock, "5s")
+                    XCTAssertEqual(name, "crowsnest-api")
+                }
+            }
+            try await TestPostgres.withRunningClient(short.apply(to: configuration)) { api in
+                do {
+                    _ = try await api.query("SELECT pg_sleep(5)").collect()
+                    XCTFail("a statement longer than the pool's timeout must be cancelled")
+                } catch let error as PSQLError {
+                    XCTAssertEqual(error.serverInfo?[.sqlState], "57014", "query_canceled: \(String(reflecting: error))")
+                }
+            }
+        }
+    }
+}
