@@ -51,6 +51,17 @@ public struct ServerAdministration: Sendable {
         return try await APIKeyStore(database: client, logger: logger).create(tenantID: tenantID, role: role, expiresAt: expiresAt).secret
     }
 
+    /// `user create --tenant NAME --username NAME --role admin|read`, the password read by the caller.
+    public func createUser(tenant: String, username: String, role: APIKeyRole, password: String,
+                           hasher: PasswordHasher = PasswordHasher()) async throws -> WebUser {
+        if let problem = PasswordHasher.problem(password: password) { throw StoreError(.invalid, problem) }
+        if let problem = UserStore.problem(username: username) { throw StoreError(.invalid, problem) }
+        let tenantID = try await TenantStore(client: client, logger: logger).id(named: tenant)
+        let hash = try await hasher.hash(password)
+        return try await UserStore(client: client, logger: logger).create(tenantID: tenantID, username: username, role: role,
+                                                                          passwordHash: hash)
+    }
+
     /// `apikey list --tenant NAME`.
     public func listAPIKeys(tenant: String) async throws -> [APIKeyListing] {
         let tenantID = try await TenantStore(client: client, logger: logger).id(named: tenant)

@@ -39,6 +39,8 @@ public struct ServerConfiguration: Sendable {
     /// Raw samples and check results are kept this many days; status spans `span_retention_days`.
     public var rawRetentionDays: Int = 30
     public var spanRetentionDays: Int = 400
+    /// Where people reach the web pages; nil when not configured. HTTPS makes the session cookies `Secure`.
+    public var publicURL: URL? = nil
     /// Most entries in `agent_addresses`.
     public static let maximumAgentAddresses = 16
 
@@ -47,7 +49,7 @@ public struct ServerConfiguration: Sendable {
         "data_dir", "database_url", "agent_listen", "http_listen", "server_names", "postgres_user", "log_level",
         "secret_key_file", "agent_certificate_days", "trusted_proxies", "enrollments_per_minute",
         "check_lease_ttl_seconds", "agent_silence_limit_seconds", "agent_addresses", "api_requests_per_minute",
-        "raw_retention_days", "span_retention_days",
+        "raw_retention_days", "span_retention_days", "public_url",
     ]
 
     public static let defaultDataDirectory = "/var/lib/crowsnest"
@@ -79,30 +81,16 @@ public struct ServerConfiguration: Sendable {
             }
             trustedProxies.append(network)
         }
-        let enrollmentsText = layers.string("enrollments_per_minute", default: "30")
-        guard let enrollments = Int(enrollmentsText), (1...100_000).contains(enrollments) else {
-            throw ConfigurationError("\(layers.source(of: "enrollments_per_minute")): enrollment attempts per address and minute must be a whole number from 1 to 100000; got '\(enrollmentsText)'")
-        }
-        let ttlText = layers.string("check_lease_ttl_seconds", default: "10")
-        guard let ttl = Int(ttlText), (2...300).contains(ttl) else {
-            throw ConfigurationError("\(layers.source(of: "check_lease_ttl_seconds")): check lease ttl must be a whole number of seconds from 2 to 300; got '\(ttlText)'")
-        }
-        let silenceText = layers.string("agent_silence_limit_seconds", default: "35")
-        guard let silence = Int(silenceText), (2...3600).contains(silence) else {
-            throw ConfigurationError("\(layers.source(of: "agent_silence_limit_seconds")): agent silence limit must be a whole number of seconds from 2 to 3600; got '\(silenceText)'")
-        }
-        let apiLimitText = layers.string("api_requests_per_minute", default: "\(APIRateLimitMiddleware.defaultRequestsPerMinute)")
-        guard let apiLimit = Int(apiLimitText), (1...10_000_000).contains(apiLimit) else {
-            throw ConfigurationError("\(layers.source(of: "api_requests_per_minute")): API requests per key and minute must be a whole number from 1 to 10000000; got '\(apiLimitText)'")
-        }
-        let rawText = layers.string("raw_retention_days", default: "30")
-        guard let rawDays = Int(rawText), (1...3650).contains(rawDays) else {
-            throw ConfigurationError("\(layers.source(of: "raw_retention_days")): raw sample retention must be a whole number of days from 1 to 3650; got '\(rawText)'")
-        }
-        let spanText = layers.string("span_retention_days", default: "400")
-        guard let spanDays = Int(spanText), (1...36500).contains(spanDays) else {
-            throw ConfigurationError("\(layers.source(of: "span_retention_days")): span retention must be a whole number of days from 1 to 36500; got '\(spanText)'")
-        }
+        let enrollments = try layers.wholeNumber("enrollments_per_minute", default: 30, in: 1...100_000,
+                                                 meaning: "enrollment attempts per address and minute")
+        let ttl = try layers.wholeNumber("check_lease_ttl_seconds", default: 10, in: 2...300, meaning: "check lease ttl", unit: "seconds")
+        let silence = try layers.wholeNumber("agent_silence_limit_seconds", default: 35, in: 2...3600,
+                                             meaning: "agent silence limit", unit: "seconds")
+        let apiLimit = try layers.wholeNumber("api_requests_per_minute", default: APIRateLimitMiddleware.defaultRequestsPerMinute,
+                                              in: 1...10_000_000, meaning: "API requests per key and minute")
+        let rawDays = try layers.wholeNumber("raw_retention_days", default: 30, in: 1...3650, meaning: "raw sample retention", unit: "days")
+        let spanDays = try layers.wholeNumber("span_retention_days", default: 400, in: 1...36500, meaning: "span retention", unit: "days")
+        let publicURL = try Self.publicURL(layers)
         let agentAddresses = layers.list("agent_addresses") ?? []
         guard agentAddresses.count <= maximumAgentAddresses else {
             throw ConfigurationError("\(layers.source(of: "agent_addresses")): at most \(maximumAgentAddresses) agent addresses; got \(agentAddresses.count)")
@@ -133,7 +121,20 @@ public struct ServerConfiguration: Sendable {
             agentAddresses: agentAddresses,
             apiRequestsPerMinute: apiLimit,
             rawRetentionDays: rawDays,
-            spanRetentionDays: spanDays)
+            spanRetentionDays: spanDays,
+            publicURL: publicURL)
+    }
+
+    /// `public_url`: where people reach the web pages (`https://monitor.example.com`), scheme and host with an
+    /// optional port, nothing after. Cookies are `Secure` when it is HTTPS.
+    static func publicURL(_ layers: LayeredConfiguration) throws -> URL? {
+        guard let text = layers.string("public_url"), !text.isEmpty else { return nil }
+        let trimmed = text.hasSuffix("/") ? String(text.dropLast()) : text
+        guard let url = URL(string: trimmed), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+              let host = url.host, !host.isEmpty, url.path.isEmpty, url.query == nil, url.fragment == nil, url.user == nil else {
+            throw ConfigurationError("\(layers.source(of: "public_url")): the public URL must be http:// or https:// with a host and nothing after it (e.g. https://monitor.example.com); got '\(text)'")
+        }
+        return url
     }
 }
 

@@ -63,8 +63,10 @@ public struct ServerRunner: Sendable {
                     if let port = gatewayBound.agentBound(address) { onReady(address, port) }
                 })
             let api = pools.api
+            let web = (templates: try WebTemplates.bundled(),
+                       settings: WebSettings(secureCookies: configuration.publicURL?.scheme?.lowercased() == "https"))
             let router = makeAPIRouter(database: api, registry: registry, readiness: { await readiness.isReady(api) },
-                                       requestsPerMinute: configuration.apiRequestsPerMinute, logger: logger)
+                                       requestsPerMinute: configuration.apiRequestsPerMinute, web: web, logger: logger)
             let http = Application(
                 router: router,
                 // A request head within 10 s (60 s between keep-alive requests), bodies up to 1 MiB, and nothing

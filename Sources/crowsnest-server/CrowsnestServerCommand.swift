@@ -33,7 +33,7 @@ struct CrowsnestServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crowsnest-server",
         abstract: "Crowsnest central server: agent gateway, ingest, API.",
-        subcommands: [Serve.self, Tenant.self, Token.self, APIKey.self, Agent.self])
+        subcommands: [Serve.self, Tenant.self, Token.self, APIKey.self, User.self, Agent.self])
 }
 
 /// Sets up logging once for the process.
@@ -224,6 +224,45 @@ struct APIKey: AsyncParsableCommand {
             let tenant = self.tenant
             try await administer(options) { admin, _ in try await admin.revokeAPIKey(tenant: tenant, keyID: keyID) }
             if json { try printJSON(["revoked": keyID.uuidString.lowercased()]) } else { print("revoked API key \(keyID.uuidString.lowercased())") }
+        }
+    }
+}
+
+struct User: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage the people who sign in to the web pages.", subcommands: [Create.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a user of a tenant. The password is read from standard input (--password-stdin) or from CROWSNEST_USER_PASSWORD, never from the command line.")
+        @OptionGroup var options: ServerOptions
+        @Option(name: .long, help: "Tenant the user belongs to.") var tenant: String
+        @Option(name: .long, help: "The name the user signs in with (unique across tenants).") var username: String
+        @Option(name: .long, help: "admin or read.") var role: String = "read"
+        @Flag(name: .long, help: "Read the password from the first line of standard input.") var passwordStdin = false
+        @Flag(name: .long, help: "Print one JSON object.") var json = false
+
+        func run() async throws {
+            guard let role = APIKeyRole(rawValue: role) else { throw ValidationError("--role must be admin or read, got '\(role)'") }
+            let password: String
+            if passwordStdin {
+                guard let line = readLine(strippingNewline: true) else {
+                    throw ValidationError("--password-stdin: standard input ended before a password line")
+                }
+                password = line
+            } else if let fromEnvironment = ProcessInfo.processInfo.environment["CROWSNEST_USER_PASSWORD"] {
+                password = fromEnvironment
+            } else {
+                throw ValidationError("no password: pass --password-stdin and type it on standard input, or set CROWSNEST_USER_PASSWORD")
+            }
+            let (tenant, username) = (self.tenant, self.username)
+            let user = try await administer(options) { admin, _ in
+                try await admin.createUser(tenant: tenant, username: username, role: role, password: password)
+            }
+            if json {
+                try printJSON(["user": user.id.uuidString.lowercased(), "username": user.username, "role": user.role.rawValue])
+            } else {
+                print("created user \(user.username) (\(user.role.rawValue)) in tenant \(tenant)")
+            }
         }
     }
 }

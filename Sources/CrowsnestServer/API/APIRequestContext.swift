@@ -33,6 +33,10 @@ public struct APIRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The authenticated caller; set by `APIKeyAuthMiddleware` before any `/api/v1` route runs.
     public var caller: APICaller?
+    /// The signed-in browser's session; set by `WebSessionMiddleware` on the web pages.
+    public var webSession: WebSession?
+    /// The peer's address (the proxy's, behind one), for per-address limits such as sign-in attempts.
+    public var remoteAddress: String?
     /// Bodies a route collects or decodes are refused with 413 above this (the connection-level cap is the same).
     public var maxUploadSize: Int { HTTPRequestLimits.defaultMaxBodyBytes }
 
@@ -40,6 +44,8 @@ public struct APIRequestContext: RequestContext {
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.caller = nil
+        self.webSession = nil
+        self.remoteAddress = source.channel.remoteAddress?.ipAddress
     }
 
     /// The authenticated caller, or a 401 when the route was reached without authentication

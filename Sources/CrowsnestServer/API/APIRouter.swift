@@ -16,12 +16,14 @@ import Prometheus
 ///   - registry: the registry swift-metrics is bootstrapped with; `/metrics` emits it.
 ///   - readiness: true when the database is reachable and migrations are applied; `/readyz` answers 503 otherwise.
 ///   - requestsPerMinute: the most requests one API key may make in a minute (429 beyond).
+///   - web: the page templates and settings; nil serves the API alone.
 ///   - logger: logger for the stores' queries.
 public func makeAPIRouter(
     database: PostgresClient,
     registry: PrometheusCollectorRegistry,
     readiness: @escaping @Sendable () async -> Bool,
     requestsPerMinute: Int = APIRateLimitMiddleware.defaultRequestsPerMinute,
+    web: (templates: WebTemplates, settings: WebSettings)? = nil,
     logger: Logger
 ) -> Router<APIRequestContext> {
     let router = Router(context: APIRequestContext.self)
@@ -68,6 +70,9 @@ public func makeAPIRouter(
     PushRoutes(checks: CheckStore(client: database, logger: logger),
                partitions: PartitionStore(client: database, logger: logger),
                leases: LeaseStore(client: database, logger: logger)).register(on: router)
+    if let web {
+        WebRoutes(templates: web.templates, settings: web.settings, database: database, logger: logger).register(on: router)
+    }
     return router
 }
 

@@ -11,22 +11,13 @@ struct DashboardRoutes: Sendable {
     let database: PostgresClient
     let logger: Logger
 
-    static let day: Int64 = 86_400_000_000
-
     func register(on group: RouterGroup<APIRequestContext>) {
         group.get("dashboard/overview") { _, context in
             let caller = try context.requireCaller()
             let now = Date()
-            let end = now.unixMicros
-            let reports = UptimeReports(client: self.database, logger: self.logger)
-            let month = try await reports.tenantTargets(tenantID: caller.tenantID, from: end - 30 * Self.day, to: end)
-            let lastDay = month.targets.map { uptime in
-                var day = uptime
-                day.clipped = IntervalSet.intersect(uptime.clipped, with: [(end - Self.day, end)])
-                return day
-            }
-            return OverviewJSON(generatedAt: now, targets: month.targets, pausedChecks: month.pausedChecks,
-                                lastDay: UptimeReports.totals(lastDay), lastMonth: UptimeReports.totals(month.targets), nowMicros: end)
+            let overview = try await UptimeReports(client: self.database, logger: self.logger).overview(tenantID: caller.tenantID, now: now)
+            return OverviewJSON(generatedAt: now, targets: overview.targets, pausedChecks: overview.pausedChecks,
+                                lastDay: overview.lastDay, lastMonth: overview.lastMonth, nowMicros: overview.nowMicros)
         }
         group.get("uptime/summary") { request, context in
             let caller = try context.requireCaller()

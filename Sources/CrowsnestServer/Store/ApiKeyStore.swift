@@ -140,10 +140,6 @@ public struct APIKeyStore: Sendable {
 
     /// Cheap shape check so junk never reaches the database.
     static func looksLikeSecret(_ secret: String) -> Bool {
-        secret.hasPrefix(secretPrefix) && secret.utf8.count == secretPrefix.utf8.count + 43
-            && secret.utf8.dropFirst(secretPrefix.utf8.count).allSatisfy { byte in
-                (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
-                    || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
-            }
+        secret.hasPrefix(secretPrefix) && RandomSecret.isBase64URL(secret.utf8.dropFirst(secretPrefix.utf8.count), count: 43)
     }
 }

@@ -62,6 +62,18 @@ public enum MetricsAggregation: String, Sendable, CaseIterable {
 }
 
 /// Read-side queries over `container_samples` and `host_samples`; every query is confined to one tenant.
+/// A host's newest figures as the overview shows them.
+public struct HostFigures: Sendable, Equatable {
+    public var ts: Date
+    /// Percent of one core (a host using two full cores shows 200).
+    public var cpuPercent: Double?
+    public var cpuCount: Int?
+    public var memoryUsedBytes: Double?
+    public var memoryTotalBytes: Double?
+    /// The fullest filesystem's use, in percent.
+    public var diskPercent: Double?
+}
+
 public struct MetricsQueries: Sendable {
     private let database: PostgresClient
     private let logger: Logger
@@ -98,6 +110,24 @@ public struct MetricsQueries: Sendable {
             return nil
         }
         return try await self.points(query).first
+    }
+
+    /// The newest sample of every host of the tenant within the last `withinSeconds`, by agent: CPU (percent of
+    /// one core), memory used and total, and the fullest filesystem's use in percent. One query for a whole fleet.
+    public func latestHostFigures(tenantID: UUID, withinSeconds: Int = 600) async throws -> [UUID: HostFigures] {
+        let rows = try await database.query("""
+            SELECT DISTINCT ON (agent_id) agent_id, ts, cpu_percent, cpu_count,
+                   (memory_total_bytes - memory_available_bytes)::float8, memory_total_bytes::float8, d.disk_percent
+            FROM \(unescaped: RollupStore.hostSampleSource)
+            WHERE tenant_id = \(tenantID) AND ts > now() - \(withinSeconds) * interval '1 second'
+            ORDER BY agent_id, ts DESC
+            """, logger: logger)
+        var figures: [UUID: HostFigures] = [:]
+        for try await (agentID, ts, cpu, cores, used, total, disk) in rows.decode((UUID, Date, Double?, Int32?, Double?, Double?, Double?).self) {
+            figures[agentID] = HostFigures(ts: ts, cpuPercent: cpu, cpuCount: cores.map(Int.init), memoryUsedBytes: used,
+                                           memoryTotalBytes: total, diskPercent: disk)
+        }
+        return figures
     }
 
     /// The target's samples in `[from, to]` combined per `stepSeconds`-long bucket (aligned to the Unix

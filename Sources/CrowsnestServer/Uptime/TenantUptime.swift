@@ -67,3 +67,32 @@ extension UptimeReports {
         return totals
     }
 }
+
+/// The tenant at a glance over the last 30 days and the last 24 hours, as the dashboard overview (API and page)
+/// shows it.
+public struct TenantOverview: Sendable {
+    /// Every current target over the last 30 days.
+    public var targets: [TargetUptime]
+    public var pausedChecks: Set<TargetID>
+    /// Time per state summed per kind (`host`, `container`, `check`, `all`) over the last 24 hours and 30 days.
+    public var lastDay: [String: UptimeTotal]
+    public var lastMonth: [String: UptimeTotal]
+    public var nowMicros: Int64
+
+    static let day: Int64 = 86_400_000_000
+}
+
+extension UptimeReports {
+    /// The tenant's overview as of `now`.
+    public func overview(tenantID: UUID, now: Date) async throws -> TenantOverview {
+        let end = now.unixMicros
+        let month = try await tenantTargets(tenantID: tenantID, from: end - 30 * TenantOverview.day, to: end)
+        let lastDay = month.targets.map { uptime in
+            var day = uptime
+            day.clipped = IntervalSet.intersect(uptime.clipped, with: [(end - TenantOverview.day, end)])
+            return day
+        }
+        return TenantOverview(targets: month.targets, pausedChecks: month.pausedChecks, lastDay: Self.totals(lastDay),
+                              lastMonth: Self.totals(month.targets), nowMicros: end)
+    }
+}

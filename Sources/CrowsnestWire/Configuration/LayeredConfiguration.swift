@@ -115,6 +115,20 @@ public struct LayeredConfiguration: Sendable {
         return parsed
     }
 
+    /// A whole number within `range`; one line naming the setting, its source and the range otherwise.
+    /// - Parameters:
+    ///   - meaning: what the number is, for the message ("check lease ttl").
+    ///   - unit: what it counts ("seconds", "days"), if anything.
+    public func wholeNumber(_ key: String, default defaultValue: Int, in range: ClosedRange<Int>, meaning: String,
+                            unit: String? = nil) throws -> Int {
+        let text = string(key, default: "\(defaultValue)")
+        guard let value = Int(text), range.contains(value) else {
+            let counted = unit.map { " of \($0)" } ?? ""
+            throw ConfigurationError("\(source(of: key)): \(meaning) must be a whole number\(counted) from \(range.lowerBound) to \(range.upperBound); got '\(text)'")
+        }
+        return value
+    }
+
     /// Where `key`'s value came from, for messages.
     public func source(of key: String) -> String {
         values[key]?.source ?? "default"

@@ -36,6 +36,23 @@ enum APITestHarness {
         }
     }
 
+    /// Like `withAPI`, with the web pages served too (bcrypt at a low cost, so tests sign in quickly).
+    static func withWeb(
+        secureCookies: Bool = false,
+        _ body: @escaping @Sendable (APISeed, any TestClientProtocol) async throws -> Void
+    ) async throws {
+        try await TestPostgres.withTestDatabase { database in
+            let web = (templates: try WebTemplates.bundled(), settings: WebSettings(secureCookies: secureCookies, passwords: PasswordHasher(cost: 4)))
+            let router = makeAPIRouter(database: database, registry: PrometheusCollectorRegistry(), readiness: { true },
+                                       web: web, logger: logger)
+            let app = Application(router: router, logger: logger)
+            let seed = APISeed(database: database)
+            try await app.test(.router) { client in
+                try await body(seed, client)
+            }
+        }
+    }
+
     /// Runs `body` against a router whose database is never contacted (for the routes that need none).
     static func withDatabaselessAPI(
         registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),

@@ -1,0 +1,116 @@
+import Foundation
+import Hummingbird
+import Logging
+import PostgresNIO
+
+/// How the web pages behave where the deployment decides.
+public struct WebSettings: Sendable {
+    /// Cookies carry `Secure` (set when the public URL is HTTPS).
+    public var secureCookies: Bool
+    /// Bcrypt for passwords (tests lower the cost).
+    public var passwords: PasswordHasher
+
+    public init(secureCookies: Bool = false, passwords: PasswordHasher = PasswordHasher()) {
+        self.secureCookies = secureCookies
+        self.passwords = passwords
+    }
+}
+
+/// The server-rendered pages: sign-in and sign-out, the overview, and the static files they use. Every page goes
+/// through `WebSecurityHeadersMiddleware`, `WebErrorMiddleware` and `WebSessionMiddleware`.
+struct WebRoutes: Sendable {
+    static let signInCookie = "crowsnest_signin"
+
+    let templates: WebTemplates
+    let settings: WebSettings
+    let database: PostgresClient
+    let logger: Logger
+
+    func register(on router: Router<APIRequestContext>) {
+        let sessions = WebSessionStore(client: database, logger: logger)
+        let users = UserStore(client: database, logger: logger)
+        let limiter = SignInLimiter(leases: LeaseStore(client: database, logger: logger))
+        let pages = router.group()
+            .add(middleware: WebSecurityHeadersMiddleware())
+            .add(middleware: WebErrorMiddleware(templates: templates))
+            .add(middleware: WebSessionMiddleware(sessions: sessions))
+
+        pages.get("static/{file}") { _, context in
+            let name = try context.parameters.require("file")
+            guard let file = self.templates.staticBodies[name] else { throw APIError.notFound("no static file \(name)") }
+            return Response(status: .ok, headers: [.contentType: file.contentType, .cacheControl: "public, max-age=300"],
+                            body: .init(byteBuffer: ByteBuffer(string: file.body)))
+        }
+
+        pages.get("sign-in") { _, context in
+            if context.webSession != nil { throw WebRedirect(location: "/") }
+            return self.signInPage(error: nil, username: "", status: .ok)
+        }
+
+        pages.post("sign-in") { request, context in
+            let form = try await WebForm.read(request, context: context)
+            guard let expected = request.cookies[Self.signInCookie]?.value else {
+                throw APIError.forbidden("the sign-in form has expired or cookies are off; reload the page and try again")
+            }
+            try form.check(csrf: expected, request: request)
+            let username = (form["username"] ?? "").trimmingCharacters(in: .whitespaces)
+            let password = form["password"] ?? ""
+            if let retryAfter = try await limiter.admit(username: username, address: context.remoteAddress) {
+                context.logger.notice("sign-in refused: too many attempts", metadata: ["client.address": "\(context.remoteAddress ?? "-")"])
+                var response = self.signInPage(error: "Too many sign-in attempts; try again in \(WebFormat.duration(seconds: Double(retryAfter))).",
+                                               username: username, status: .tooManyRequests)
+                response.headers[.retryAfter] = "\(retryAfter)"
+                return response
+            }
+            let found = try await users.credentials(username: username)
+            guard try await self.settings.passwords.verify(password, hash: found?.passwordHash), let user = found?.user else {
+                context.logger.notice("sign-in failed", metadata: ["client.address": "\(context.remoteAddress ?? "-")"])
+                return self.signInPage(error: "Wrong user name or password.", username: username, status: .unauthorized)
+            }
+            // A fresh session at every sign-in (an old cookie never becomes a signed-in one).
+            if let old = request.cookies[WebSessionMiddleware.cookieName]?.value { try await sessions.delete(token: old) }
+            let (token, _) = try await sessions.create(for: user)
+            context.logger.info("signed in", metadata: ["tenant.id": "\(user.tenantID)", "user.id": "\(user.id)"])
+            var response = WebErrorMiddleware.redirect(to: "/")
+            response.setCookie(self.cookie(WebSessionMiddleware.cookieName, token, maxAge: Int(WebSessionStore.lifetime.components.seconds)))
+            response.setCookie(self.cookie(Self.signInCookie, "", maxAge: 0, path: "/sign-in"))
+            return response
+        }
+
+        pages.post("sign-out") { request, context in
+            guard let session = context.webSession, let token = request.cookies[WebSessionMiddleware.cookieName]?.value else {
+                throw WebRedirect.signIn
+            }
+            let form = try await WebForm.read(request, context: context)
+            try form.check(csrf: session.csrfToken, request: request)
+            try await sessions.delete(token: token)
+            var response = WebErrorMiddleware.redirect(to: "/sign-in")
+            response.setCookie(self.cookie(WebSessionMiddleware.cookieName, "", maxAge: 0))
+            return response
+        }
+
+        pages.get("/") { _, context in
+            let session = try context.requireSession()
+            let page = try await OverviewPage.build(session: session, database: self.database, logger: context.logger, now: Date())
+            return self.templates.page("overview", page)
+        }
+    }
+
+    /// The sign-in form with a fresh double-submit CSRF token in its cookie and its hidden field.
+    private func signInPage(error: String?, username: String, status: HTTPResponse.Status) -> Response {
+        let csrf = RandomSecret.base64URL()
+        var response = templates.page("sign-in", SignInView(error: error, username: username, csrf: csrf), status: status)
+        response.setCookie(cookie(Self.signInCookie, csrf, maxAge: 3600, path: "/sign-in"))
+        return response
+    }
+
+    private func cookie(_ name: String, _ value: String, maxAge: Int, path: String = "/") -> Cookie {
+        Cookie(name: name, value: value, maxAge: maxAge, path: path, secure: settings.secureCookies, httpOnly: true, sameSite: .strict)
+    }
+}
+
+struct SignInView {
+    let error: String?
+    let username: String
+    let csrf: String
+}
