@@ -46,8 +46,9 @@ struct OverviewPage {
     let incidents: [IncidentRow]
     let hosts: [HostRow]
 
-    var hasHosts: Bool { !hosts.isEmpty }
-    var hasIncidents: Bool { !incidents.isEmpty }
+    // Stored, not computed: templates see stored properties only (swift-mustache reads them through Mirror).
+    let hasHosts: Bool
+    let hasIncidents: Bool
 
     static func build(session: WebSession, database: PostgresClient, logger: Logger, now: Date) async throws -> OverviewPage {
         let tenantID = session.user.tenantID
@@ -97,7 +98,8 @@ struct OverviewPage {
             },
             availability24h: WebFormat.availability(overview.lastDay["all"]?.time.availabilityPercent()),
             availability30d: WebFormat.availability(overview.lastMonth["all"]?.time.availabilityPercent()),
-            openIncidentCount: open.count, incidents: Array(incidents), hosts: sortedRows)
+            openIncidentCount: open.count, incidents: Array(incidents), hosts: sortedRows,
+            hasHosts: !sortedRows.isEmpty, hasIncidents: !incidents.isEmpty)
     }
 }
 
