@@ -17,6 +17,8 @@ command -v python3 >/dev/null || missing+=(python3)
 command -v faketime >/dev/null || missing+=(faketime)
 # The SLA report test renders the printable HTML page in headless Chromium.
 command -v chromium >/dev/null || missing+=(chromium)
+# The web pages' end-to-end test drives Chromium through chromedriver (selenium from PyPI, scripts/browser-check.sh).
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 # The API conformance check installs schemathesis from PyPI into a virtual environment.
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -43,6 +43,10 @@ struct IngestBenchmark: AsyncParsableCommand {
     @Flag(help: "Measure the uptime and dashboard API instead: a tenant with 1,000 targets and 90 days of spans and rollups, each route's p50/p99 over HTTP.")
     var uptime = false
     @Option(help: "Requests per route for --uptime.") var uptimeRequests = 100
+    @Flag(help: "Measure the web overview page instead: a tenant with 200 hosts and 5,000 containers, server time p50/p99 over HTTP, then full loads in headless Chromium.")
+    var web = false
+    @Option(help: "Page requests for --web.") var webRequests = 100
+    @Option(help: "Chromium loads for --web (0: none).") var webBrowserRuns = 30
     @Option(help: "With --coordination: make the checks http checks of this URL, run by the agents' real prober (16 at a time per agent) instead of answered at once.")
     var coordinationProbeTarget: String?
 
@@ -107,7 +111,10 @@ struct IngestBenchmark: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
-            if options.uptime {
+            if options.web {
+                try await WebBenchmark(requests: options.webRequests, browserRuns: options.webBrowserRuns)
+                    .measure(client: client, httpPort: httpPort.lock.withLock { $0 }, logger: logger)
+            } else if options.uptime {
                 try await UptimeBenchmark(requests: options.uptimeRequests)
                     .measure(client: client, httpPort: httpPort.lock.withLock { $0 }, logger: logger)
             } else if options.coordination {

@@ -573,7 +573,8 @@ final class ReplicaEndToEndTests: XCTestCase {
 
         _ = try eventually(timeout: 60, "replica gateway listening") { () -> Bool? in
             guard replica.isRunning else { throw DeploymentError("replica exited: \(replica.log.suffix(2000))") }
-            return replica.log.contains("certificate authority ready") ? true : nil
+            // The gateway's own line: the CA is ready a little earlier, before the socket is bound.
+            return replica.log.contains("agent gateway listening") ? true : nil
         }
         let enroll = Shell.run(Binaries.agent, ["enroll", "--server", "127.0.0.1:\(replicaPort)", "--token", object["token"]!,
                                                 "--ca-pin", object["ca_pin"]!, "--state-dir", deployment.root + "/agent-2"])

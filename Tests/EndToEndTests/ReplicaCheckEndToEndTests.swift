@@ -84,7 +84,7 @@ final class ReplicaCheckEndToEndTests: XCTestCase {
                                  log: "replica-b.log", environment: replicaEnvironment)
         _ = try eventually(timeout: 60, "replica B up") { () -> Bool? in
             guard replicaB.isRunning else { throw DeploymentError("replica B exited: \(replicaB.log.suffix(2000))") }
-            return replicaB.log.contains("certificate authority ready") ? true : nil
+            return replicaB.log.contains("agent gateway listening") ? true : nil
         }
         // Three agents, enrolled with replica A only: they learn B's address from A's Welcome.
         _ = try deployment.admin(["tenant", "create", "e2e"])

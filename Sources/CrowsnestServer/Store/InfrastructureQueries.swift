@@ -118,6 +118,11 @@ public struct InfrastructureQueries: Sendable {
         return hosts
     }
 
+    /// The present containers of one host of the tenant, by name.
+    public func containers(tenantID: UUID, agentID: UUID) async throws -> [ContainerSummary] {
+        try await self.containerRows(tenantID: tenantID, agentID: agentID, name: nil, includeRemoved: false)
+    }
+
     /// One host of the tenant (revoked ones too, so their history stays reachable), without containers.
     public func host(tenantID: UUID, agentID: UUID) async throws -> HostSummary? {
         try await self.hostRows(tenantID: tenantID, agentID: agentID).first
@@ -209,10 +214,13 @@ public struct InfrastructureQueries: Sendable {
             FROM containers
             WHERE tenant_id = \(tenantID)
             """
-        if let agentID, let name {
-            query.sql += " AND agent_id = $2 AND name = $3"
+        if let agentID {
+            query.sql += " AND agent_id = $2"
             query.binds.append(agentID)
-            query.binds.append(name)
+            if let name {
+                query.sql += " AND name = $3"
+                query.binds.append(name)
+            }
         }
         if !includeRemoved {
             query.sql += " AND removed_at IS NULL"

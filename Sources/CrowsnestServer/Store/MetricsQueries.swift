@@ -130,6 +130,38 @@ public struct MetricsQueries: Sendable {
         return figures
     }
 
+    /// The newest sample (within `withinSeconds`) of every container of one host, by name: CPU (percent of one
+    /// core), memory and its limit.
+    public func latestContainerFigures(tenantID: UUID, agentID: UUID, withinSeconds: Int = 600) async throws
+        -> [String: (cpuPercent: Double?, memoryBytes: Double?, memoryLimitBytes: Double?)] {
+        let rows = try await database.query("""
+            SELECT DISTINCT ON (name) name, cpu_percent, coalesce(memory_working_set_bytes, memory_usage_bytes)::float8,
+                   nullif(memory_limit_bytes, 0)::float8
+            FROM container_samples
+            WHERE tenant_id = \(tenantID) AND agent_id = \(agentID) AND ts > now() - \(withinSeconds) * interval '1 second'
+            ORDER BY name, ts DESC
+            """, logger: logger)
+        var figures: [String: (cpuPercent: Double?, memoryBytes: Double?, memoryLimitBytes: Double?)] = [:]
+        for try await (name, cpu, memory, limit) in rows.decode((String, Double?, Double?, Double?).self) {
+            figures[name] = (cpu, memory, limit)
+        }
+        return figures
+    }
+
+    /// CPU of every container of one host since `from`, averaged per `stepSeconds`, by name, oldest first: the
+    /// sparklines of a host page, in one query.
+    public func containerCPUSparklines(tenantID: UUID, agentID: UUID, from: Date, stepSeconds: Int) async throws -> [String: [(Date, Double?)]] {
+        let rows = try await database.query("""
+            SELECT name, date_bin(make_interval(secs => \(Double(stepSeconds))), ts, 'epoch') AS bucket, avg(cpu_percent)::float8
+            FROM container_samples
+            WHERE tenant_id = \(tenantID) AND agent_id = \(agentID) AND ts >= \(from)
+            GROUP BY name, bucket ORDER BY name, bucket
+            """, logger: logger)
+        var lines: [String: [(Date, Double?)]] = [:]
+        for try await (name, bucket, cpu) in rows.decode((String, Date, Double?).self) { lines[name, default: []].append((bucket, cpu)) }
+        return lines
+    }
+
     /// The target's samples in `[from, to]` combined per `stepSeconds`-long bucket (aligned to the Unix
     /// epoch, so equal steps give equal buckets across requests), oldest first; empty buckets are left out.
     /// The ts range predicate lets PostgreSQL prune the day partitions outside the range.

@@ -9,6 +9,7 @@ import PostgresNIO
 struct OverviewPage {
     struct HostRow {
         let hostname: String
+        let href: String
         let state: String
         let cpu: String
         let memory: String
@@ -69,7 +70,7 @@ struct OverviewPage {
             let figure = figures[host.agentID]
             let state = host.state.rawValue
             rows.append((state == "up" ? 1 : 0, HostRow(
-                hostname: host.hostname, state: state,
+                hostname: host.hostname, href: TargetPath.host(host.agentID), state: state,
                 cpu: figure?.cpuPercent.map { WebFormat.percent($0) } ?? "–",
                 memory: WebFormat.share(used: figure?.memoryUsedBytes, total: figure?.memoryTotalBytes),
                 disk: figure?.diskPercent.map { WebFormat.percent($0) } ?? "–",

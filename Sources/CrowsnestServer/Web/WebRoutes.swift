@@ -89,6 +89,30 @@ struct WebRoutes: Sendable {
             return response
         }
 
+        pages.get("hosts/{id}") { request, context in
+            let session = try context.requireSession()
+            let range = try PageRange(request.uri.queryParameters.get("range"))
+            let text = try context.parameters.require("id")
+            guard case .host(let agentID)? = TargetID(text.removingPercentEncoding ?? text),
+                  let page = try await HostPage.build(session: session, agentID: agentID, range: range, database: self.database,
+                                                      logger: context.logger, now: Date()) else {
+                throw APIError.notFound("There is no host \(text.prefix(80)) in this tenant.")
+            }
+            return self.templates.page("host", page)
+        }
+
+        pages.get("containers/{id}") { request, context in
+            let session = try context.requireSession()
+            let range = try PageRange(request.uri.queryParameters.get("range"))
+            let text = try context.parameters.require("id")
+            guard case .container(let agentID, let name)? = TargetID(text.removingPercentEncoding ?? text),
+                  let page = try await ContainerPage.build(session: session, agentID: agentID, name: name, range: range,
+                                                           database: self.database, logger: context.logger, now: Date()) else {
+                throw APIError.notFound("There is no such container in this tenant.")
+            }
+            return self.templates.page("container", page)
+        }
+
         pages.get("/") { _, context in
             let session = try context.requireSession()
             let page = try await OverviewPage.build(session: session, database: self.database, logger: context.logger, now: Date())

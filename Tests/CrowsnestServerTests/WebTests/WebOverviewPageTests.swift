@@ -54,7 +54,8 @@ final class WebOverviewPageTests: XCTestCase {
             // The host that needs a look comes first; figures are the newest sample's.
             let table = String(html[try XCTUnwrap(html.range(of: "<table class=\"hosts\">")).upperBound...])
             let quietAt = try XCTUnwrap(table.range(of: "quiet-host")).lowerBound
-            let hostileAt = try XCTUnwrap(table.range(of: "<td class=\"name\">&lt;img src=x onerror=alert(1)&gt;</td>")).lowerBound
+            let hostileAt = try XCTUnwrap(table.range(of: "\">&lt;img src=x onerror=alert(1)&gt;</a></td>")).lowerBound
+            XCTAssertTrue(table.contains("<a href=\"/hosts/h-\(hostile.uuidString.lowercased())\">"), "each host links to its page")
             XCTAssertLessThan(quietAt, hostileAt, "unknown hosts are listed before up ones")
             XCTAssertTrue(html.contains("37.5 %"), "the host's CPU")
             XCTAssertTrue(html.contains("1.0 GiB of 4.0 GiB (25.0 %)"), "the host's memory")

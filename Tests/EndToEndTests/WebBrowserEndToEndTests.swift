@@ -1,0 +1,124 @@
+import Foundation
+import XCTest
+
+/// The web pages in a real browser: headless Chromium (Debian's, driven by selenium through chromedriver,
+/// `scripts/browser-check.sh`) against a real server. Three hosts and twenty containers of test data, with
+/// script and markup payloads wherever an agent or a container chooses the text; no dialog may fire, no console
+/// error or failed request may occur, and the payloads must read as text. Screenshots are kept under
+/// `.build/artefacts/web/` (or `$CROWSNEST_ARTEFACTS_DIR/web/`).
+final class WebBrowserEndToEndTests: XCTestCase {
+    private var deployment: Deployment!
+
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    static let payloads = [
+        "<img src=x onerror=alert(1)>",
+        "</script><script>alert(2)</script>",
+        "javascript:alert(3)",
+        "\"><svg onload=alert(4)>",
+    ]
+
+    override func setUpWithError() throws {
+        try requireServices()
+        continueAfterFailure = false
+        deployment = try Deployment()
+    }
+
+    override func tearDown() {
+        if let deployment {
+            if testRun?.hasSucceeded == false { print(deployment.logs) }
+            deployment.tearDown()
+        }
+        super.tearDown()
+    }
+
+    private func quoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
+
+    func testSignInAndTheOverviewInChromiumWithHostileTestData() throws {
+        try deployment.startServer()
+        _ = try deployment.admin(["tenant", "create", "web"])
+        let password = "correct horse battery staple"
+        var environment = ProcessInfo.processInfo.environment
+        environment["CROWSNEST_USER_PASSWORD"] = password
+        let created = Shell.run(Binaries.server, ["user", "create", "--tenant", "web", "--username", "ops", "--role", "admin",
+                                                  "--data-dir", deployment.dataDir, "--json"], environment: environment)
+        XCTAssertEqual(created.status, 0, created.error)
+
+        // Three hosts, twenty containers; payloads in a host name, container names, health output and a cause.
+        let tenant = try deployment.sql("SELECT id FROM tenants WHERE name = 'web'")
+        let hostnames = ["web-1", "db-1", Self.payloads[0]]
+        var agents: [String] = []
+        for hostname in hostnames {
+            let id = UUID().uuidString.lowercased()
+            agents.append(id)
+            _ = try deployment.sql("""
+                INSERT INTO agents (tenant_id, id, hostname, agent_version, interval_seconds, last_seen)
+                VALUES ('\(tenant)', '\(id)', \(quoted(hostname)), '1.0.0', 30, now());
+                INSERT INTO status_spans (tenant_id, target_id, state, started_at) VALUES ('\(tenant)', 'h-\(id)', 'up', now() - interval '2 days')
+                """)
+        }
+        for index in 0..<20 {
+            let agent = agents[index % 3]
+            let name = index < Self.payloads.count ? "app-\(index)" + Self.payloads[index] : "app-\(index)"
+            let state = index == 0 ? "exited" : "running"
+            _ = try deployment.sql("""
+                INSERT INTO containers (tenant_id, agent_id, name, docker_id, image, state, health, health_output, labels, updated_at)
+                VALUES ('\(tenant)', '\(agent)', \(quoted(name)), 'id\(index)', 'example/app:1', '\(state)',
+                        '\(index == 1 ? "unhealthy" : "none")', \(quoted(Self.payloads[index % Self.payloads.count])),
+                        jsonb_build_object('evil', \(quoted(Self.payloads[1]))), now())
+                """)
+        }
+        _ = try deployment.sql("""
+            INSERT INTO status_spans (tenant_id, target_id, state, started_at, cause)
+            VALUES ('\(tenant)', 'c-\(agents[0])-app-0\(Self.payloads[0].replacingOccurrences(of: "'", with: "''"))', 'down',
+                    now() - interval '5 minutes', \(quoted(Self.payloads[1])))
+            """)
+
+        var allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        allowed.insert(charactersIn: "-_.~")
+        let hostPath = "/hosts/h-\(agents[2])"
+        let containerPath = "/containers/" + ("c-\(agents[0])-app-0" + Self.payloads[0]).addingPercentEncoding(withAllowedCharacters: allowed)!
+        let artefacts = (ProcessInfo.processInfo.environment["CROWSNEST_ARTEFACTS_DIR"] ?? Self.repositoryRoot + "/.build/artefacts") + "/web"
+        environment["CROWSNEST_BROWSER_PASSWORD"] = password
+        let run = Shell.run("/bin/bash", [Self.repositoryRoot + "/scripts/browser-check.sh", "--base", "http://127.0.0.1:\(deployment.httpPort)",
+                                          "--username", "ops", "--page", "/", "--page", hostPath, "--page", containerPath,
+                                          "--public", "/sign-in", "--public", "/",
+                                          "--screenshots", artefacts], environment: environment)
+        XCTAssertEqual(run.status, 0, run.error)
+        let result = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any], run.output)
+        let signedIn = try XCTUnwrap(result["signed_in"] as? [String: Any])
+        XCTAssertEqual(signedIn["url"] as? String, "http://127.0.0.1:\(deployment.httpPort)/", "signing in lands on the overview")
+        XCTAssertTrue(signedIn["dialog"] is NSNull)
+        let pages = (result["pages"] as? [[String: Any]] ?? []) + (result["public"] as? [[String: Any]] ?? [])
+            + [try XCTUnwrap(signedIn["form"] as? [String: Any])]
+        XCTAssertEqual(pages.count, 6)
+        for page in pages {
+            let path = page["path"] as? String ?? "?"
+            XCTAssertTrue(page["dialog"] is NSNull, "a dialog fired on \(path): \(page["dialog"] ?? "")")
+            XCTAssertEqual(page["console_errors"] as? [String], [], "console errors on \(path)")
+            for response in page["responses"] as? [[String: Any]] ?? [] {
+                let status = response["status"] as? Int ?? 0
+                XCTAssertTrue((200..<400).contains(status), "a failed request on \(path): \(response)")
+            }
+            XCTAssertNotNil(page["screenshot"] as? String)
+        }
+        let overview = try XCTUnwrap((result["pages"] as? [[String: Any]])?.first)
+        let text = try XCTUnwrap(overview["text"] as? String)
+        XCTAssertEqual(overview["title"] as? String, "Overview · Crowsnest")
+        XCTAssertTrue(text.contains(Self.payloads[0]), "the hostile host name reads as text on the overview")
+        XCTAssertTrue(text.contains(Self.payloads[1]), "the incident's cause reads as text")
+        XCTAssertTrue(text.contains("20") && text.contains("3"), "twenty containers on three hosts")
+        let host = try XCTUnwrap((result["pages"] as? [[String: Any]])?[1])
+        XCTAssertEqual(host["title"] as? String, Self.payloads[0] + " · Crowsnest", "the host page, its hostile name as text")
+        XCTAssertTrue((host["text"] as? String ?? "").contains("app-2" + Self.payloads[2]), "its containers listed")
+        let container = try XCTUnwrap((result["pages"] as? [[String: Any]])?[2])
+        let containerText = try XCTUnwrap(container["text"] as? String)
+        XCTAssertTrue(containerText.contains("app-0" + Self.payloads[0]), "the container page: \(containerText.prefix(300))")
+        XCTAssertTrue(containerText.contains(Self.payloads[1]), "the incident's cause as text on the container page")
+        // Signed out, the overview is the sign-in page.
+        let publicOverview = try XCTUnwrap((result["public"] as? [[String: Any]])?.last)
+        XCTAssertEqual(publicOverview["url"] as? String, "http://127.0.0.1:\(deployment.httpPort)/sign-in")
+        XCTAssertFalse((publicOverview["text"] as? String ?? "").contains("web-1"), "nothing of the tenant signed out")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: artefacts + "/signed-in-root.png"))
+    }
+}
