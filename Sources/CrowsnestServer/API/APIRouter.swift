@@ -66,6 +66,7 @@ public func makeAPIRouter(
                          queries: UptimeQueries(client: database, logger: logger)).register(on: api)
     }
     CheckRoutes(checks: CheckStore(client: database, logger: logger)).register(on: api)
+    StatusPageRoutes(tenants: TenantStore(client: database, logger: logger)).register(on: api)
     // Outside the API-key group: a push URL's token is its credential.
     PushRoutes(checks: CheckStore(client: database, logger: logger),
                partitions: PartitionStore(client: database, logger: logger),

@@ -59,6 +59,19 @@ public struct DefinitionStore: Sendable {
             """, logger: logger))
     }
 
+    /// A definition found by its id alone, with its tenant (badges name a service by id, with no tenant to
+    /// start from; callers must then check that the tenant made it public).
+    public func find(id: UUID) async throws -> (tenantID: UUID, stored: StoredDefinition)? {
+        let rows = try await client.query("""
+            SELECT tenant_id FROM \(unescaped: table.rawValue) WHERE id = \(id)
+            """, logger: logger)
+        for try await tenantID in rows.decode(UUID.self) {
+            guard let stored = try await get(tenantID: tenantID, id: id) else { return nil }
+            return (tenantID, stored)
+        }
+        return nil
+    }
+
     public func get(tenantID: UUID, id: UUID) async throws -> StoredDefinition? {
         try await decode(client.query("""
             SELECT id, name, definition::text, created_at, updated_at FROM \(unescaped: table.rawValue)

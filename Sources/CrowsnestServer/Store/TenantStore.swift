@@ -51,6 +51,36 @@ public struct TenantStore: Sendable {
         return networks
     }
 
+    /// The tenant's public status page: its slug (nil while unpublished) and title.
+    public func statusPage(tenantID: UUID) async throws -> (slug: String?, title: String) {
+        let rows = try await client.query("SELECT status_slug, status_title FROM tenants WHERE id = \(tenantID)", logger: logger)
+        for try await (slug, title) in rows.decode((String?, String).self) { return (slug, title) }
+        throw StoreError(.notFound, "tenant \(tenantID) does not exist")
+    }
+
+    /// Publishes the status page at `slug` (nil unpublishes it) with `title`; a slug another tenant holds is
+    /// `alreadyExists`.
+    public func setStatusPage(tenantID: UUID, slug: String?, title: String) async throws {
+        do {
+            try await client.query("""
+                UPDATE tenants SET status_slug = \(slug), status_title = \(title) WHERE id = \(tenantID)
+                """, logger: logger)
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+            throw StoreError(.alreadyExists, "the status page address \(slug ?? "") is taken by another tenant; choose another slug")
+        }
+    }
+
+    /// The tenant publishing its status page at `slug`: id, name, page title and time zone; nil when none does.
+    public func tenant(statusSlug slug: String) async throws -> (id: UUID, name: String, title: String, timeZone: TimeZone)? {
+        let rows = try await client.query("""
+            SELECT id, name, status_title, time_zone FROM tenants WHERE status_slug = \(slug)
+            """, logger: logger)
+        for try await (id, name, title, zone) in rows.decode((UUID, String, String, String).self) {
+            return (id, name, title, TimeZone(identifier: zone) ?? TimeZone(identifier: "UTC")!)
+        }
+        return nil
+    }
+
     /// The id of the tenant called `name`.
     public func id(named name: String) async throws -> UUID {
         let rows = try await client.query("SELECT id FROM tenants WHERE name = \(name)", logger: logger)

@@ -113,6 +113,32 @@ struct WebRoutes: Sendable {
             return self.templates.page("container", page)
         }
 
+        // Public: no sign-in, only what the tenant marked public, cached for a short while.
+        let cache = PublicPageCache()
+        pages.get("status/{slug}") { _, context in
+            let slug = try context.parameters.require("slug")
+            guard StatusPageRoutes.isSlug(slug) else { throw APIError.notFound("There is no status page here.") }
+            let html = try await cache.value("status:" + slug) {
+                guard let page = try await StatusPage.build(slug: slug, database: self.database, logger: self.logger, now: Date()) else {
+                    return nil
+                }
+                return self.templates.library.render(page, withTemplate: "status")
+            }
+            guard let html else { throw APIError.notFound("There is no status page here.") }
+            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "public, max-age=30"],
+                            body: .init(byteBuffer: ByteBuffer(string: html)))
+        }
+        pages.get("badge/{service}/{file}") { _, context in
+            let file = try context.parameters.require("file")
+            guard let id = ServiceID(try context.parameters.require("service")) else { throw APIError.notFound("There is no such badge.") }
+            let svg = try await cache.value("badge:\(id):\(file)") {
+                try await Badge.make(serviceID: id, file: file, database: self.database, logger: self.logger, now: Date())
+            }
+            guard let svg else { throw APIError.notFound("There is no such badge.") }
+            return Response(status: .ok, headers: [.contentType: "image/svg+xml", .cacheControl: "public, max-age=30"],
+                            body: .init(byteBuffer: ByteBuffer(string: svg)))
+        }
+
         pages.get("/") { _, context in
             let session = try context.requireSession()
             let page = try await OverviewPage.build(session: session, database: self.database, logger: context.logger, now: Date())
