@@ -27,6 +27,7 @@ struct WebBenchmark {
         try await Self.generate(client: client, tenantID: tenantID, logger: logger)
         print(String(format: "generated %d hosts, %d containers, %d days of spans in %.1f s", Self.hosts, Self.hosts * Self.containersPerHost,
                      Self.days, (ContinuousClock.now - generating).benchMilliseconds / 1000))
+        try await Self.breakdown(client: client, tenantID: tenantID, logger: logger)
         let (token, _) = try await WebSessionStore(client: client, logger: logger).create(for: user)
         let prober = Prober()
         let guardAgent = AddressGuard(runner: .agent)
@@ -67,6 +68,36 @@ struct WebBenchmark {
         print(String(format: "overview page, Chromium (%d loads): first byte p50 %.1f ms, p99 %.1f ms; load event p50 %.1f ms, p99 %.1f ms; "
                      + "%.1f KiB transferred with its CSS and script", browserRuns, ttfb.benchPercentile(0.5), ttfb.benchPercentile(0.99),
                      load.benchPercentile(0.5), load.benchPercentile(0.99), ((timing["transfer_bytes"] as? Double) ?? 0) / 1024))
+    }
+
+    /// Median time of each part of the overview page, measured in this process (10 rounds each).
+    static func breakdown(client: PostgresClient, tenantID: UUID, logger: Logger) async throws {
+        func median(_ name: String, _ body: () async throws -> Void) async throws {
+            var times: [Double] = []
+            for _ in 0..<10 {
+                let start = ContinuousClock.now
+                try await body()
+                times.append((ContinuousClock.now - start).benchMilliseconds)
+            }
+            print(String(format: "  part: %@ p50 %.1f ms", name, times.benchPercentile(0.5)))
+        }
+        let reports = UptimeReports(client: client, logger: logger)
+        try await median("hosts and containers") { _ = try await InfrastructureQueries(database: client, logger: logger).hosts(tenantID: tenantID) }
+        try await median("newest host figures") { _ = try await MetricsQueries(database: client, logger: logger).latestHostFigures(tenantID: tenantID) }
+        let queries = UptimeQueries(client: client, logger: logger)
+        let targets = try await queries.allTargets(tenantID: tenantID).targets.map(\.id.description)
+        try await median("every target") { _ = try await queries.allTargets(tenantID: tenantID) }
+        try await median("every target's newest span") { _ = try await queries.lastSpans(tenantID: tenantID, targetIDs: targets) }
+        let end = Int64(Date().timeIntervalSince1970 * 1e6)
+        try await median("time per state, in SQL") {
+            _ = try await queries.stateTotals(tenantID: tenantID, targetIDs: targets, to: end, froms: [end - 86_400_000_000, end - 30 * 86_400_000_000],
+                                              maintenance: [])
+        }
+        try await median("the overview's figures together") { _ = try await reports.overviewForBenchmark(tenantID: tenantID, now: Date()) }
+        try await median("30 days of every target's spans") {
+            _ = UptimeReports.totals(try await reports.tenantTargets(tenantID: tenantID, from: Int64(Date().timeIntervalSince1970 * 1e6) - 30 * 86_400_000_000,
+                                                                     to: Int64(Date().timeIntervalSince1970 * 1e6)).targets)
+        }
     }
 
     static func generate(client: PostgresClient, tenantID: UUID, logger: Logger) async throws {

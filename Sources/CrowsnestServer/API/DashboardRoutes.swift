@@ -16,8 +16,7 @@ struct DashboardRoutes: Sendable {
             let caller = try context.requireCaller()
             let now = Date()
             let overview = try await UptimeReports(client: self.database, logger: self.logger).overview(tenantID: caller.tenantID, now: now)
-            return OverviewJSON(generatedAt: now, targets: overview.targets, pausedChecks: overview.pausedChecks,
-                                lastDay: overview.lastDay, lastMonth: overview.lastMonth, nowMicros: overview.nowMicros)
+            return OverviewJSON(generatedAt: now, overview: overview)
         }
         group.get("uptime/summary") { request, context in
             let caller = try context.requireCaller()
@@ -104,11 +103,7 @@ func totalJSON(_ total: UptimeTotal?) -> JSONValue {
 
 struct OverviewJSON: ResponseEncodable, Sendable {
     let generatedAt: Date
-    let targets: [TargetUptime]
-    let pausedChecks: Set<TargetID>
-    let lastDay: [String: UptimeTotal]
-    let lastMonth: [String: UptimeTotal]
-    let nowMicros: Int64
+    let overview: TenantOverview
 
     func encode(to encoder: any Encoder) throws {
         var counts: [String: [String: Int64]] = [
@@ -116,16 +111,17 @@ struct OverviewJSON: ResponseEncodable, Sendable {
             "container": Dictionary(uniqueKeysWithValues: SpanState.allCases.map { ($0.rawValue, Int64(0)) }),
             "check": ["up": 0, "down": 0, "unknown": 0, "paused": 0, "maintenance": 0, "degraded": 0],
         ]
-        for uptime in targets {
-            var state = uptime.currentState.rawValue
-            if pausedChecks.contains(uptime.target.id) { state = "paused" }
-            counts[uptime.target.id.kind, default: [:]][state, default: 0] += 1
+        for (target, current) in overview.states {
+            var state = current.rawValue
+            if overview.pausedChecks.contains(target.id) { state = "paused" }
+            counts[target.id.kind, default: [:]][state, default: 0] += 1
         }
+        let lastDay = overview.lastDay, lastMonth = overview.lastMonth, nowMicros = overview.nowMicros
+        let open = overview.openIncidents
         func kind(_ name: String) -> JSONValue {
             let byState = counts[name] ?? [:]
             return .object(["total": .integer(byState.values.reduce(0, +)), "by_state": .object(byState.mapValues(JSONValue.integer))])
         }
-        let open = IncidentJSON.list(targets, from: nowMicros - 1, to: nowMicros, openOnly: true)
         try JSONValue.object([
             "generated_at": .string(RFC3339.string(from: generatedAt)),
             "hosts": kind("host"), "containers": kind("container"), "checks": kind("check"),

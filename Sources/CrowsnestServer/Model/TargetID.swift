@@ -45,6 +45,16 @@ public enum TargetID: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The kind of the ids starting with `prefix` (`h`, `c`, `k`, the first letter of `description`), or nil.
+    public static func kind(prefix: String) -> String? {
+        switch prefix {
+        case "h": "host"
+        case "c": "container"
+        case "k": "check"
+        default: nil
+        }
+    }
+
     /// "host", "container" or "check".
     public var kind: String {
         switch self {

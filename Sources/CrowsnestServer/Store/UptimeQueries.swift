@@ -119,4 +119,76 @@ public struct UptimeQueries: Sendable {
         var seen = Set<TargetID>()
         return members.filter { seen.insert($0.id).inserted }
     }
+
+    /// Time per state of `targetIDs` summed per kind (`host`, `container`, `check`) over each window
+    /// `[froms[i], to)`, less the time inside `maintenance` (normalized, non-overlapping intervals), computed in
+    /// PostgreSQL: thousands of targets' spans come back as a few rows. Time no span covers is not counted (the
+    /// caller knows each window's length and calls the rest unknown).
+    /// - Returns: per window (in the order of `froms`), per kind, µs per stored state.
+    public func stateTotals(tenantID: UUID, targetIDs: [String], to: Int64, froms: [Int64],
+                            maintenance: [(start: Int64, end: Int64)]) async throws -> [[String: [SpanState: Int64]]] {
+        var result = Array(repeating: [String: [SpanState: Int64]](), count: froms.count)
+        guard !targetIDs.isEmpty, let earliest = froms.min() else { return result }
+        func time(_ micros: Int64) -> Date { Date(timeIntervalSince1970: Double(micros) / 1e6) }
+        // One column per window: the spans' time inside it (whole or, joined with the maintenance intervals, the
+        // part inside each interval). Timestamps are bound; the window index only picks a bind.
+        var binds = PostgresBindings()
+        binds.append(tenantID)
+        binds.append(targetIDs)
+        binds.append(time(to))
+        binds.append(time(earliest))
+        var insideColumns: [String] = [], overlapColumns: [String] = []
+        for from in froms {
+            binds.append(time(from))
+            let bind = "$\(binds.count)"
+            insideColumns.append("(extract(epoch FROM sum(greatest(interval '0', least(s.ended_at, $3) - greatest(s.started_at, \(bind))))) * 1000000)::int8")
+            overlapColumns.append("(extract(epoch FROM sum(greatest(interval '0', least(s.ended_at, $3, m.e) - greatest(s.started_at, \(bind), m.s)))) * 1000000)::int8")
+        }
+        binds.append(maintenance.map { time($0.start) })
+        let startsBind = "$\(binds.count)"
+        binds.append(maintenance.map { time($0.end) })
+        let endsBind = "$\(binds.count)"
+        let spans = """
+            FROM status_spans s WHERE s.tenant_id = $1 AND s.target_id = ANY($2) AND s.started_at < $3
+              AND (s.ended_at IS NULL OR s.ended_at > $4)
+            """
+        let inside = PostgresQuery(unsafeSQL: """
+            SELECT left(s.target_id, 1), s.state, \(insideColumns.joined(separator: ", ")) \(spans) GROUP BY 1, 2
+            """, binds: binds)
+        let overlap = PostgresQuery(unsafeSQL: """
+            SELECT left(s.target_id, 1), s.state, \(overlapColumns.joined(separator: ", "))
+            FROM status_spans s JOIN unnest(\(startsBind)::timestamptz[], \(endsBind)::timestamptz[]) AS m(s, e)
+              ON s.started_at < m.e AND (s.ended_at IS NULL OR s.ended_at > m.s)
+            \(spans.replacingOccurrences(of: "FROM status_spans s WHERE", with: "WHERE")) GROUP BY 1, 2
+            """, binds: binds)
+        let queries: [(PostgresQuery, Int64)] = maintenance.isEmpty ? [(inside, Int64(1))] : [(inside, Int64(1)), (overlap, Int64(-1))]
+        for (query, sign) in queries {
+            for try await row in try await client.query(query, logger: logger) {
+                let cells = row.makeRandomAccess()
+                let prefix = try cells[0].decode(String.self), stateText = try cells[1].decode(String.self)
+                guard let state = SpanState(rawValue: stateText), let kind = TargetID.kind(prefix: prefix) else { continue }
+                for index in froms.indices {
+                    result[index][kind, default: [:]][state, default: 0] += sign * (try cells[2 + index].decode(Int64?.self) ?? 0)
+                }
+            }
+        }
+        return result
+    }
+
+    /// The newest span of each of `targetIDs`: its state, start and end (µs; nil while open).
+    public func lastSpans(tenantID: UUID, targetIDs: [String]) async throws -> [String: SpanInterval] {
+        guard !targetIDs.isEmpty else { return [:] }
+        let rows = try await client.query("""
+            SELECT t.id, s.state, (extract(epoch FROM s.started_at) * 1000000)::int8, (extract(epoch FROM s.ended_at) * 1000000)::int8,
+                   s.cause
+            FROM unnest(\(targetIDs)::text[]) AS t(id)
+            CROSS JOIN LATERAL (SELECT state, started_at, ended_at, cause FROM status_spans
+                                WHERE tenant_id = \(tenantID) AND target_id = t.id ORDER BY started_at DESC LIMIT 1) s
+            """, logger: logger)
+        var spans: [String: SpanInterval] = [:]
+        for try await (target, state, start, end, cause) in rows.decode((String, String, Int64, Int64?, String).self) {
+            spans[target] = SpanInterval(state: SpanState(rawValue: state) ?? .unknown, startMicros: start, endMicros: end, cause: cause)
+        }
+        return spans
+    }
 }

@@ -82,7 +82,7 @@ struct OverviewPage {
         var hostStates: [String: Int] = [:]
         for row in sortedRows { hostStates[row.state, default: 0] += 1 }
 
-        let open = IncidentJSON.list(overview.targets, from: overview.nowMicros - 1, to: overview.nowMicros, openOnly: true)
+        let open = overview.openIncidents
         let incidents = open.prefix(50).map { item in
             IncidentRow(target: item.target.name, kind: item.target.id.kind,
                         since: WebFormat.timestamp(Date(unixMicros: item.incident.startMicros)),
