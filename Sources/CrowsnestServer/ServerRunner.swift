@@ -64,9 +64,11 @@ public struct ServerRunner: Sendable {
                 })
             let api = pools.api
             let web = (templates: try WebTemplates.bundled(),
-                       settings: WebSettings(secureCookies: configuration.publicURL?.scheme?.lowercased() == "https"))
+                       settings: WebSettings(secureCookies: configuration.publicURL?.scheme?.lowercased() == "https",
+                                             publicOrigin: configuration.publicURL?.absoluteString.lowercased()))
             let router = makeAPIRouter(database: api, registry: registry, readiness: { await readiness.isReady(api) },
-                                       requestsPerMinute: configuration.apiRequestsPerMinute, web: web, logger: logger)
+                                       requestsPerMinute: configuration.apiRequestsPerMinute, web: web,
+                                       trustedProxies: configuration.trustedProxies, logger: logger)
             let http = Application(
                 router: router,
                 // A request head within 10 s (60 s between keep-alive requests), bodies up to 1 MiB, and nothing

@@ -1,3 +1,4 @@
+import CrowsnestWire
 import Foundation
 import Hummingbird
 import Logging
@@ -17,6 +18,7 @@ import Prometheus
 ///   - readiness: true when the database is reachable and migrations are applied; `/readyz` answers 503 otherwise.
 ///   - requestsPerMinute: the most requests one API key may make in a minute (429 beyond).
 ///   - web: the page templates and settings; nil serves the API alone.
+///   - trustedProxies: reverse proxies whose `X-Forwarded-For` names the client.
 ///   - logger: logger for the stores' queries.
 public func makeAPIRouter(
     database: PostgresClient,
@@ -24,9 +26,11 @@ public func makeAPIRouter(
     readiness: @escaping @Sendable () async -> Bool,
     requestsPerMinute: Int = APIRateLimitMiddleware.defaultRequestsPerMinute,
     web: (templates: WebTemplates, settings: WebSettings)? = nil,
+    trustedProxies: [IPNetwork] = [],
     logger: Logger
 ) -> Router<APIRequestContext> {
     let router = Router(context: APIRequestContext.self)
+    router.add(middleware: ForwardedHeadersMiddleware(trusted: trustedProxies))
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: APIErrorMiddleware())
 

@@ -7,11 +7,14 @@ import PostgresNIO
 public struct WebSettings: Sendable {
     /// Cookies carry `Secure` (set when the public URL is HTTPS).
     public var secureCookies: Bool
+    /// `scheme://host[:port]` of the public URL: forms posted from there are this site's too.
+    public var publicOrigin: String?
     /// Bcrypt for passwords (tests lower the cost).
     public var passwords: PasswordHasher
 
-    public init(secureCookies: Bool = false, passwords: PasswordHasher = PasswordHasher()) {
+    public init(secureCookies: Bool = false, publicOrigin: String? = nil, passwords: PasswordHasher = PasswordHasher()) {
         self.secureCookies = secureCookies
+        self.publicOrigin = publicOrigin
         self.passwords = passwords
     }
 }
@@ -52,7 +55,7 @@ struct WebRoutes: Sendable {
             guard let expected = request.cookies[Self.signInCookie]?.value else {
                 throw APIError.forbidden("the sign-in form has expired or cookies are off; reload the page and try again")
             }
-            try form.check(csrf: expected, request: request)
+            try form.check(csrf: expected, request: request, publicOrigin: self.settings.publicOrigin)
             let username = (form["username"] ?? "").trimmingCharacters(in: .whitespaces)
             let password = form["password"] ?? ""
             if let retryAfter = try await limiter.admit(username: username, address: context.remoteAddress) {
@@ -82,7 +85,7 @@ struct WebRoutes: Sendable {
                 throw WebRedirect.signIn
             }
             let form = try await WebForm.read(request, context: context)
-            try form.check(csrf: session.csrfToken, request: request)
+            try form.check(csrf: session.csrfToken, request: request, publicOrigin: self.settings.publicOrigin)
             try await sessions.delete(token: token)
             var response = WebErrorMiddleware.redirect(to: "/sign-in")
             response.setCookie(self.cookie(WebSessionMiddleware.cookieName, "", maxAge: 0))

@@ -59,10 +59,12 @@ struct WebForm {
         return WebForm(fields: fields)
     }
 
-    /// Refuses (403) a form whose `csrf` field is not `expected`, or that a page of another origin sent.
-    func check(csrf expected: String, request: Request) throws {
-        if let origin = request.headers[.origin], let host = request.head.authority {
-            let sameOrigin = origin == "http://\(host)" || origin == "https://\(host)"
+    /// Refuses (403) a form whose `csrf` field is not `expected`, or that a page of another origin sent (this
+    /// server's origin is the request's host, or `publicOrigin` behind a proxy that rewrites the host).
+    func check(csrf expected: String, request: Request, publicOrigin: String? = nil) throws {
+        if let origin = request.headers[.origin] {
+            let host = request.head.authority ?? ""
+            let sameOrigin = origin == "http://\(host)" || origin == "https://\(host)" || origin == publicOrigin
             guard sameOrigin else { throw APIError.forbidden("this form was sent from another site (\(origin)); reload the page and try again") }
         }
         guard let given = fields["csrf"], Self.constantTimeEqual(given, expected) else {

@@ -37,17 +37,22 @@ enum APITestHarness {
     }
 
     /// Like `withAPI`, with the web pages served too (bcrypt at a low cost, so tests sign in quickly).
+    /// `live` serves over a real loopback socket (the peer's address is known), `trustedProxies` as configured.
     static func withWeb(
         secureCookies: Bool = false,
+        live: Bool = false,
+        trustedProxies: [IPNetwork] = [],
+        publicOrigin: String? = nil,
         _ body: @escaping @Sendable (APISeed, any TestClientProtocol) async throws -> Void
     ) async throws {
         try await TestPostgres.withTestDatabase { database in
-            let web = (templates: try WebTemplates.bundled(), settings: WebSettings(secureCookies: secureCookies, passwords: PasswordHasher(cost: 4)))
+            let web = (templates: try WebTemplates.bundled(),
+                       settings: WebSettings(secureCookies: secureCookies, publicOrigin: publicOrigin, passwords: PasswordHasher(cost: 4)))
             let router = makeAPIRouter(database: database, registry: PrometheusCollectorRegistry(), readiness: { true },
-                                       web: web, logger: logger)
-            let app = Application(router: router, logger: logger)
+                                       web: web, trustedProxies: trustedProxies, logger: logger)
+            let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
             let seed = APISeed(database: database)
-            try await app.test(.router) { client in
+            try await app.test(live ? .live : .router) { client in
                 try await body(seed, client)
             }
         }

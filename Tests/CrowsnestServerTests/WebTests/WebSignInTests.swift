@@ -1,3 +1,4 @@
+import CrowsnestWire
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -178,6 +179,45 @@ final class WebSignInTests: XCTestCase {
             // Another name is not held back by this one's attempts.
             let (_, other) = try await Self.user(seed)
             _ = try await Self.signIn(client, username: other.username)
+        }
+    }
+
+    func testBehindATrustedProxyAttemptsCountPerForwardedAddressAndAnUntrustedPeerCannotChooseOne() async throws {
+        for trusted in [true, false] {
+            try await APITestHarness.withWeb(live: true, trustedProxies: trusted ? [IPNetwork("127.0.0.0/8")!] : []) { _, client in
+                let (csrf, headers) = try await Self.signInForm(client)
+                func attempt(_ index: Int, from address: String) async throws -> HTTPResponse.Status {
+                    var forwarded = headers
+                    forwarded[ForwardedHeadersMiddleware.forwardedFor] = "\(address)"
+                    // A different name each time: only the per-address limit is in play.
+                    return try await client.execute(uri: "/sign-in", method: .post, headers: forwarded,
+                                                    body: Self.form(["csrf": csrf, "username": "nobody-\(index)", "password": "guess guess guess"])).status
+                }
+                for index in 0..<Int(SignInLimiter.perAddress) {
+                    let status = try await attempt(index, from: "198.51.100.\(trusted ? 7 : index % 200)")
+                    XCTAssertEqual(status, .unauthorized, "attempt \(index)")
+                }
+                let over = try await attempt(999, from: "198.51.100.7")
+                XCTAssertEqual(over, .tooManyRequests, trusted ? "the forwarded address is over its limit" : "the peer itself is over its limit")
+                let elsewhere = try await attempt(1000, from: "203.0.113.50")
+                XCTAssertEqual(elsewhere, trusted ? .unauthorized : .tooManyRequests,
+                               trusted ? "another forwarded address has its own budget" : "an untrusted peer cannot pick an address to be counted under")
+            }
+        }
+    }
+
+    func testFormsFromThePublicURLsOriginAreThisSitesBehindAProxyThatRewritesTheHost() async throws {
+        try await APITestHarness.withWeb(publicOrigin: "https://monitor.example.com") { seed, client in
+            let (_, user) = try await Self.user(seed)
+            let (csrf, headers) = try await Self.signInForm(client)
+            for (origin, expected) in [("https://monitor.example.com", HTTPResponse.Status.seeOther), ("https://evil.example", .forbidden),
+                                       ("http://monitor.example.com", .forbidden)] {
+                var fromOrigin = headers
+                fromOrigin[.origin] = origin
+                let response = try await client.execute(uri: "/sign-in", method: .post, headers: fromOrigin,
+                                                        body: Self.form(["csrf": csrf, "username": user.username, "password": Self.password]))
+                XCTAssertEqual(response.status, expected, origin)
+            }
         }
     }
 
