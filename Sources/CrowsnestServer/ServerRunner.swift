@@ -65,7 +65,9 @@ public struct ServerRunner: Sendable {
             let api = pools.api
             let web = (templates: try WebTemplates.bundled(),
                        settings: WebSettings(secureCookies: configuration.publicURL?.scheme?.lowercased() == "https",
-                                             publicOrigin: configuration.publicURL?.absoluteString.lowercased()))
+                                             publicOrigin: configuration.publicURL?.absoluteString.lowercased(),
+                                             agentAddress: configuration.agentAddresses.first
+                                                 ?? "\(configuration.publicURL?.host ?? "SERVER"):\(configuration.agentListen.port)"))
             let router = makeAPIRouter(database: api, registry: registry, readiness: { await readiness.isReady(api) },
                                        requestsPerMinute: configuration.apiRequestsPerMinute, web: web,
                                        trustedProxies: configuration.trustedProxies, logger: logger)

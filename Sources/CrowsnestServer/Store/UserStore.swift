@@ -64,4 +64,17 @@ public struct UserStore: Sendable {
         }
         return nil
     }
+
+    /// The tenant's users by name, with when they were created.
+    public func list(tenantID: UUID) async throws -> [(user: WebUser, createdAt: Date, disabled: Bool)] {
+        let rows = try await client.query("""
+            SELECT id, username, role, created_at, disabled_at IS NOT NULL FROM users WHERE tenant_id = \(tenantID)
+            ORDER BY lower(username)
+            """, logger: logger)
+        var users: [(user: WebUser, createdAt: Date, disabled: Bool)] = []
+        for try await (id, name, role, created, disabled) in rows.decode((UUID, String, String, Date, Bool).self) {
+            users.append((WebUser(tenantID: tenantID, id: id, username: name, role: APIKeyRole(rawValue: role) ?? .read), created, disabled))
+        }
+        return users
+    }
 }

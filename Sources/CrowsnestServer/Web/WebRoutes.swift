@@ -9,12 +9,16 @@ public struct WebSettings: Sendable {
     public var secureCookies: Bool
     /// `scheme://host[:port]` of the public URL: forms posted from there are this site's too.
     public var publicOrigin: String?
+    /// `host:port` agents dial, for the join command shown with a new enrollment token.
+    public var agentAddress: String
     /// Bcrypt for passwords (tests lower the cost).
     public var passwords: PasswordHasher
 
-    public init(secureCookies: Bool = false, publicOrigin: String? = nil, passwords: PasswordHasher = PasswordHasher()) {
+    public init(secureCookies: Bool = false, publicOrigin: String? = nil, agentAddress: String = "SERVER:7443",
+                passwords: PasswordHasher = PasswordHasher()) {
         self.secureCookies = secureCookies
         self.publicOrigin = publicOrigin
+        self.agentAddress = agentAddress
         self.passwords = passwords
     }
 }
@@ -141,6 +145,8 @@ struct WebRoutes: Sendable {
             return Response(status: .ok, headers: [.contentType: "image/svg+xml", .cacheControl: "public, max-age=30"],
                             body: .init(byteBuffer: ByteBuffer(string: svg)))
         }
+
+        AdminRoutes(templates: templates, settings: settings, database: database, logger: logger).register(on: pages)
 
         pages.get("/") { _, context in
             let session = try context.requireSession()

@@ -1,0 +1,106 @@
+import Foundation
+import Hummingbird
+import Logging
+import PostgresNIO
+
+/// `/admin` and its forms: admin users only (a read-only user is refused the page and every form, 403), each
+/// form carrying the session's CSRF token.
+struct AdminRoutes: Sendable {
+    let templates: WebTemplates
+    let settings: WebSettings
+    let database: PostgresClient
+    let logger: Logger
+
+    func register(on pages: RouterGroup<APIRequestContext>) {
+        pages.get("admin") { _, context in
+            let session = try Self.requireAdmin(context)
+            return self.templates.page("admin", try await AdminPage.build(session: session, database: self.database, logger: context.logger))
+        }
+        pages.post("admin/users") { request, context in
+            try await self.form(request, context) { session, form in
+                let role = APIKeyRole(rawValue: form["role"] ?? "") ?? .read
+                let username = (form["username"] ?? "").trimmingCharacters(in: .whitespaces)
+                let password = form["password"] ?? ""
+                if let problem = UserStore.problem(username: username) ?? PasswordHasher.problem(password: password) {
+                    throw APIError.badRequest(problem)
+                }
+                let hash = try await self.settings.passwords.hash(password)
+                let user = try await UserStore(client: self.database, logger: context.logger)
+                    .create(tenantID: session.user.tenantID, username: username, role: role, passwordHash: hash)
+                return AdminPage.Notice(heading: "User \(user.username) created", lines: ["role: \(user.role == .admin ? "admin" : "read-only")"])
+            }
+        }
+        pages.post("admin/api-keys") { request, context in
+            try await self.form(request, context) { session, form in
+                let role = APIKeyRole(rawValue: form["role"] ?? "") ?? .read
+                let key = try await APIKeyStore(database: self.database, logger: context.logger).create(tenantID: session.user.tenantID, role: role)
+                return AdminPage.Notice(heading: "API key created (\(role.rawValue))", lines: [key.secret])
+            }
+        }
+        pages.post("admin/api-keys/revoke") { request, context in
+            try await self.form(request, context) { session, form in
+                guard let id = UUID(uuidString: form["id"] ?? ""),
+                      try await APIKeyStore(database: self.database, logger: context.logger).revoke(tenantID: session.user.tenantID, keyID: id) else {
+                    throw APIError.notFound("This tenant has no such active API key.")
+                }
+                return AdminPage.Notice(heading: "API key revoked", lines: [id.uuidString.lowercased()])
+            }
+        }
+        pages.post("admin/enrollment-tokens") { request, context in
+            try await self.form(request, context) { session, _ in
+                guard let pin = try await CertificateAuthorityStore.pin(client: self.database, logger: context.logger) else {
+                    throw APIError.unavailable("The server has no certificate authority yet.")
+                }
+                let token = try await EnrollmentTokenStore(client: self.database, logger: context.logger).create(tenantID: session.user.tenantID)
+                return AdminPage.Notice(heading: "Enrollment token created (valid 24 hours, one host)", lines: [
+                    "crowsnest-agent enroll --server \(self.settings.agentAddress) --token \(token) --ca-pin \(pin)",
+                    "crowsnest-agent run",
+                ])
+            }
+        }
+        pages.post("admin/status-page") { request, context in
+            try await self.form(request, context) { session, form in
+                let slug = (form["slug"] ?? "").trimmingCharacters(in: .whitespaces)
+                let title = form["title"] ?? ""
+                guard slug.isEmpty || StatusPageRoutes.isSlug(slug) else {
+                    throw APIError.badRequest("The address must be 2 to 63 lowercase letters, digits and dashes, starting with a letter or digit.")
+                }
+                guard title.unicodeScalars.count <= 100, !title.unicodeScalars.contains(where: CheckTargetSyntax.isControl) else {
+                    throw APIError.badRequest("The title must be at most 100 characters on one line.")
+                }
+                try await TenantStore(client: self.database, logger: context.logger)
+                    .setStatusPage(tenantID: session.user.tenantID, slug: slug.isEmpty ? nil : slug, title: title)
+                return AdminPage.Notice(heading: slug.isEmpty ? "Status page unpublished" : "Status page published", lines: slug.isEmpty ? [] : ["/status/\(slug)"])
+            }
+        }
+    }
+
+    /// The session of an admin user, or 403 (a read-only user) or the sign-in page (nobody).
+    static func requireAdmin(_ context: APIRequestContext) throws -> WebSession {
+        let session = try context.requireSession()
+        guard session.user.role == .admin else {
+            throw APIError.forbidden("Administration is for admin users; you are signed in as a read-only user.")
+        }
+        return session
+    }
+
+    /// Runs an admin form: role and CSRF checked, then `action`; the admin page again with its notice, or with the
+    /// refusal's reason (and its status) when the action was refused.
+    private func form(_ request: Request, _ context: APIRequestContext,
+                      _ action: (WebSession, WebForm) async throws -> AdminPage.Notice) async throws -> Response {
+        let session = try Self.requireAdmin(context)
+        let form = try await WebForm.read(request, context: context)
+        try form.check(csrf: session.csrfToken, request: request, publicOrigin: settings.publicOrigin)
+        do {
+            let notice = try await action(session, form)
+            context.logger.info("administration form done", metadata: ["http.path": "\(request.uri.path)"])
+            return templates.page("admin", try await AdminPage.build(session: session, database: database, logger: context.logger, notice: notice))
+        } catch let error as APIError where error.status.code < 500 {
+            return templates.page("admin", try await AdminPage.build(session: session, database: database, logger: context.logger,
+                                                                    error: error.message), status: error.status)
+        } catch let error as StoreError where error.code == .alreadyExists || error.code == .invalid {
+            return templates.page("admin", try await AdminPage.build(session: session, database: database, logger: context.logger,
+                                                                    error: error.message), status: .conflict)
+        }
+    }
+}

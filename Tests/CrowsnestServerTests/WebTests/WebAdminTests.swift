@@ -1,0 +1,104 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import XCTest
+
+@testable import CrowsnestServer
+
+/// The administration page: admins manage users, API keys, enrollment tokens and the status page through forms
+/// with the session's CSRF token; a read-only user sees no form and every route refuses it.
+final class WebAdminTests: XCTestCase {
+    private static func signedIn(_ seed: APISeed, _ client: some TestClientProtocol, role: APIKeyRole) async throws
+        -> (tenant: UUID, cookie: HTTPFields, csrf: String) {
+        let (tenant, user) = try await WebSignInTests.user(seed, role: role)
+        let token = try await WebSignInTests.signIn(client, username: user.username)
+        let cookie: HTTPFields = [.cookie: "\(WebSessionMiddleware.cookieName)=\(token)"]
+        let overview = try await client.execute(uri: "/", method: .get, headers: cookie)
+        return (tenant, cookie, try XCTUnwrap(WebSignInTests.csrfField(String(buffer: overview.body))))
+    }
+
+    private static func post(_ client: some TestClientProtocol, _ path: String, _ cookie: HTTPFields, _ fields: [String: String]) async throws -> TestResponse {
+        var headers = cookie
+        headers[.contentType] = "application/x-www-form-urlencoded"
+        return try await client.execute(uri: path, method: .post, headers: headers, body: WebSignInTests.form(fields))
+    }
+
+    func testAReadOnlyUserSeesNoFormAndEveryAdminRouteRefusesIt() async throws {
+        try await APITestHarness.withWeb { seed, client in
+            let (tenant, cookie, csrf) = try await Self.signedIn(seed, client, role: .read)
+            let overview = String(buffer: try await client.execute(uri: "/", method: .get, headers: cookie).body)
+            XCTAssertFalse(overview.contains("/admin"), "no link to administration")
+            XCTAssertEqual(overview.components(separatedBy: "<form").count - 1, 1, "only the sign-out form")
+            let page = try await client.execute(uri: "/admin", method: .get, headers: cookie)
+            XCTAssertEqual(page.status, .forbidden)
+            XCTAssertFalse(String(buffer: page.body).contains("action=\"/admin"), "no administration form on the refusal")
+            for (path, fields) in [("/admin/users", ["username": "sneaky", "password": "long enough password", "role": "admin"]),
+                                   ("/admin/api-keys", ["role": "admin"]), ("/admin/enrollment-tokens", [:]),
+                                   ("/admin/status-page", ["slug": "sneaky"]), ("/admin/api-keys/revoke", ["id": UUID().uuidString])] {
+                var withToken = fields
+                withToken["csrf"] = csrf
+                let response = try await Self.post(client, path, cookie, withToken)
+                XCTAssertEqual(response.status, .forbidden, path)
+            }
+            let keys = try await APIKeyStore(database: seed.database, logger: APITestHarness.logger).list(tenantID: tenant)
+            XCTAssertEqual(keys.count, 0, "nothing made")
+            let users = try await UserStore(client: seed.database, logger: APITestHarness.logger).list(tenantID: tenant)
+            XCTAssertEqual(users.count, 1)
+            let slug = try await TenantStore(client: seed.database, logger: APITestHarness.logger).statusPage(tenantID: tenant).slug
+            XCTAssertNil(slug)
+        }
+    }
+
+    func testAnAdminManagesUsersKeysAndTheStatusPageWithCSRFOnEveryForm() async throws {
+        try await APITestHarness.withWeb { seed, client in
+            let (tenant, cookie, csrf) = try await Self.signedIn(seed, client, role: .admin)
+            let page = try await client.execute(uri: "/admin", method: .get, headers: cookie)
+            XCTAssertEqual(page.status, .ok)
+            let html = String(buffer: page.body)
+            for action in ["/admin/users", "/admin/api-keys", "/admin/enrollment-tokens", "/admin/status-page"] {
+                XCTAssertTrue(html.contains("action=\"\(action)\""), action)
+            }
+            // Without the token nothing happens.
+            let forged = try await Self.post(client, "/admin/api-keys", cookie, ["role": "admin"])
+            XCTAssertEqual(forged.status, .forbidden)
+
+            let hostile = "<img src=x onerror=alert(1)>"
+            let created = try await Self.post(client, "/admin/users", cookie, ["csrf": csrf, "username": hostile, "password": "another long password", "role": "read"])
+            XCTAssertEqual(created.status, .ok, String(buffer: created.body))
+            let createdHTML = String(buffer: created.body)
+            XCTAssertFalse(createdHTML.contains(hostile), "the new user's name is escaped")
+            XCTAssertTrue(createdHTML.contains("&lt;img src=x onerror=alert(1)&gt;"))
+            let short = try await Self.post(client, "/admin/users", cookie, ["csrf": csrf, "username": "x", "password": "short", "role": "read"])
+            XCTAssertEqual(short.status, .badRequest)
+            XCTAssertTrue(String(buffer: short.body).contains("the password is shorter than 10 characters"))
+            let taken = try await Self.post(client, "/admin/users", cookie, ["csrf": csrf, "username": hostile.uppercased(), "password": "another long password"])
+            XCTAssertEqual(taken.status, .conflict)
+
+            let key = try await Self.post(client, "/admin/api-keys", cookie, ["csrf": csrf, "role": "read"])
+            XCTAssertEqual(key.status, .ok)
+            let keyHTML = String(buffer: key.body)
+            let keys = try await APIKeyStore(database: seed.database, logger: APITestHarness.logger).list(tenantID: tenant)
+            XCTAssertEqual(keys.count, 1)
+            XCTAssertTrue(keyHTML.contains("Shown once"))
+            let secret = try XCTUnwrap(keyHTML.range(of: #"<pre class="output">"#).map { String(keyHTML[$0.upperBound...].prefix { $0 != "<" }) })
+            let caller = try await APIKeyStore(database: seed.database, logger: APITestHarness.logger).authenticate(secret: secret)
+            XCTAssertEqual(caller?.tenantID, tenant, "the shown secret is the key's")
+            let revoked = try await Self.post(client, "/admin/api-keys/revoke", cookie, ["csrf": csrf, "id": keys[0].id.uuidString.lowercased()])
+            XCTAssertEqual(revoked.status, .ok)
+            let gone = try await APIKeyStore(database: seed.database, logger: APITestHarness.logger).authenticate(secret: secret)
+            XCTAssertNil(gone, "a revoked key no longer works")
+
+            let noCA = try await Self.post(client, "/admin/enrollment-tokens", cookie, ["csrf": csrf])
+            XCTAssertEqual(noCA.status, .serviceUnavailable, "no certificate authority in this test database: said, not a crash")
+
+            let published = try await Self.post(client, "/admin/status-page", cookie, ["csrf": csrf, "slug": "acme-web", "title": "Acme"])
+            XCTAssertEqual(published.status, .ok)
+            let publishedSlug = try await TenantStore(client: seed.database, logger: APITestHarness.logger).statusPage(tenantID: tenant).slug
+            XCTAssertEqual(publishedSlug, "acme-web")
+            let bad = try await Self.post(client, "/admin/status-page", cookie, ["csrf": csrf, "slug": "Not A Slug"])
+            XCTAssertEqual(bad.status, .badRequest)
+            let keptSlug = try await TenantStore(client: seed.database, logger: APITestHarness.logger).statusPage(tenantID: tenant).slug
+            XCTAssertEqual(keptSlug, "acme-web", "a refused form changes nothing")
+        }
+    }
+}
