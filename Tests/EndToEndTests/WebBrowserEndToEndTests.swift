@@ -82,6 +82,7 @@ final class WebBrowserEndToEndTests: XCTestCase {
         environment["CROWSNEST_BROWSER_PASSWORD"] = password
         let run = Shell.run("/bin/bash", [Self.repositoryRoot + "/scripts/browser-check.sh", "--base", "http://127.0.0.1:\(deployment.httpPort)",
                                           "--username", "ops", "--page", "/", "--page", hostPath, "--page", containerPath, "--page", "/admin",
+                                          "--page", "/incidents", "--page", "/checks", "--page", "/sla",
                                           "--public", "/sign-in", "--public", "/",
                                           "--screenshots", artefacts], environment: environment)
         XCTAssertEqual(run.status, 0, run.error)
@@ -91,7 +92,7 @@ final class WebBrowserEndToEndTests: XCTestCase {
         XCTAssertTrue(signedIn["dialog"] is NSNull)
         let pages = (result["pages"] as? [[String: Any]] ?? []) + (result["public"] as? [[String: Any]] ?? [])
             + [try XCTUnwrap(signedIn["form"] as? [String: Any])]
-        XCTAssertEqual(pages.count, 7)
+        XCTAssertEqual(pages.count, 10)
         for page in pages {
             let path = page["path"] as? String ?? "?"
             XCTAssertTrue(page["dialog"] is NSNull, "a dialog fired on \(path): \(page["dialog"] ?? "")")

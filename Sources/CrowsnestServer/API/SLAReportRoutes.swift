@@ -25,19 +25,18 @@ struct SLAReportRoutes: Sendable {
             case .json:
                 return try report.response(from: request, context: context)
             case .csv:
-                var headers = HTTPFields()
-                headers[.contentType] = "text/csv; charset=utf-8"
-                headers[.contentDisposition] = "attachment; filename=\"sla-\(period).csv\""
-                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: report.csv)))
+                return report.csvResponse
             case .html:
-                var headers = HTTPFields()
-                headers[.contentType] = "text/html; charset=utf-8"
-                // Nothing runs on the page: no scripts, no remote anything; only its own inline style.
-                headers[.contentSecurityPolicy] = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-                headers[.xContentTypeOptions] = "nosniff"
-                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: report.html)))
+                return report.htmlResponse
             }
         }
+    }
+
+    /// The current UTC month.
+    static func currentPeriod(now: Date) -> ReportPeriod {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        return ReportPeriod(year: calendar.component(.year, from: now), month: calendar.component(.month, from: now))
     }
 
     /// `period` (YYYY-MM, not after the current month; default the current UTC month) and `format` (default json).
@@ -51,9 +50,7 @@ struct SLAReportRoutes: Sendable {
         } else {
             format = .json
         }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let current = ReportPeriod(year: calendar.component(.year, from: now), month: calendar.component(.month, from: now))
+        let current = currentPeriod(now: now)
         guard let periodText else { return (current, format) }
         guard let period = ReportPeriod(periodText) else {
             throw APIError.badRequest("period must be a month as YYYY-MM, such as 2025-01 (got \"\(periodText)\")")
@@ -71,6 +68,23 @@ struct SLAReportDocument: ResponseEncodable, Sendable {
     let period: ReportPeriod
     let generatedAt: Date
     let services: [ServiceSLA]
+
+    /// The CSV as a download (`sla-YYYY-MM.csv`).
+    var csvResponse: Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/csv; charset=utf-8"
+        headers[.contentDisposition] = "attachment; filename=\"sla-\(period).csv\""
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: csv)))
+    }
+
+    /// The printable page. Nothing runs on it: no scripts, no remote anything; only its own inline style.
+    var htmlResponse: Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/html; charset=utf-8"
+        headers[.contentSecurityPolicy] = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        headers[.xContentTypeOptions] = "nosniff"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
 
     /// The per-service columns, in order, shared by JSON and CSV.
     static let columns = ["name", "objective_percent", "availability_percent", "met", "error_budget_minutes",

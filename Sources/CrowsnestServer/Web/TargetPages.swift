@@ -39,6 +39,15 @@ enum TargetPath {
         "/containers/" + encode(TargetID.container(agentID: agentID, name: name).description)
     }
 
+    /// The page of a host or container; checks have no page of their own yet (the checks list).
+    static func href(_ target: TargetID) -> String {
+        switch target {
+        case .host(let agentID): host(agentID)
+        case .container(let agentID, let name): container(agentID, name)
+        case .check: "/checks"
+        }
+    }
+
     static func encode(_ text: String) -> String {
         var allowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)...Unicode.Scalar(127)))
         allowed.insert(charactersIn: "-_.~")

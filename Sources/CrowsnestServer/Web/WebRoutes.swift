@@ -148,6 +148,35 @@ struct WebRoutes: Sendable {
 
         AdminRoutes(templates: templates, settings: settings, database: database, logger: logger).register(on: pages)
 
+        pages.get("incidents") { _, context in
+            let session = try context.requireSession()
+            return self.templates.page("incidents", try await IncidentsPage.build(session: session, database: self.database,
+                                                                                  logger: context.logger, now: Date()))
+        }
+        pages.get("checks") { _, context in
+            let session = try context.requireSession()
+            return self.templates.page("checks", try await ChecksPage.build(session: session, database: self.database,
+                                                                            logger: context.logger, now: Date()))
+        }
+        pages.get("sla") { request, context in
+            let session = try context.requireSession()
+            let now = Date()
+            let (period, _) = try SLAReportRoutes.parameters(period: request.uri.queryParameters.get("period"), format: nil, now: now)
+            return self.templates.page("sla", try await SLAPage.build(session: session, period: period, database: self.database,
+                                                                      logger: context.logger, now: now))
+        }
+        for format in [SLAReportRoutes.Format.csv, .html] {
+            pages.get(RouterPath("sla/report.\(format.rawValue)")) { request, context in
+                let session = try context.requireSession()
+                let now = Date()
+                let (period, _) = try SLAReportRoutes.parameters(period: request.uri.queryParameters.get("period"), format: nil, now: now)
+                let (tenant, services) = try await UptimeReports(client: self.database, logger: context.logger)
+                    .report(tenantID: session.user.tenantID, period: period, now: now)
+                let report = SLAReportDocument(tenant: tenant, period: period, generatedAt: now, services: services)
+                return format == .csv ? report.csvResponse : report.htmlResponse
+            }
+        }
+
         pages.get("/") { _, context in
             let session = try context.requireSession()
             let page = try await OverviewPage.build(session: session, database: self.database, logger: context.logger, now: Date())

@@ -1,0 +1,106 @@
+import CrowsnestWire
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The incidents page: every incident of the tenant's targets over the last 7 days, newest first, open ones marked.
+struct IncidentsPage {
+    struct Row {
+        let target: String
+        let href: String
+        let kind: String
+        let started: String
+        let ended: String
+        let duration: String
+        let cause: String
+        let open: Bool
+    }
+
+    static let days: Int64 = 7
+
+    let session: SessionView
+    let rows: [Row]
+    let hasRows: Bool
+
+    static func build(session: WebSession, database: PostgresClient, logger: Logger, now: Date) async throws -> IncidentsPage {
+        let end = now.unixMicros, from = end - days * 86_400_000_000
+        let targets = try await UptimeReports(client: database, logger: logger).tenantTargets(tenantID: session.user.tenantID, from: from, to: end)
+        let rows = IncidentJSON.list(targets.targets, from: from, to: end, openOnly: false).prefix(500).map { item in
+            Row(target: item.target.name, href: TargetPath.href(item.target.id), kind: item.target.id.kind,
+                started: WebFormat.timestamp(Date(unixMicros: item.incident.startMicros)),
+                ended: item.incident.endMicros.map { WebFormat.timestamp(Date(unixMicros: $0)) } ?? "ongoing",
+                duration: WebFormat.duration(seconds: item.incident.durationSeconds(nowMicros: end)), cause: item.incident.cause,
+                open: item.incident.endMicros == nil)
+        }
+        return IncidentsPage(session: SessionView(session), rows: Array(rows), hasRows: !rows.isEmpty)
+    }
+}
+
+/// The checks page: every check of the tenant with its type, target, interval, state and last result.
+struct ChecksPage {
+    struct Row {
+        let name: String
+        let type: String
+        let target: String
+        let interval: String
+        let state: String
+        let lastResult: String
+    }
+
+    let session: SessionView
+    let rows: [Row]
+    let hasRows: Bool
+
+    static func build(session: WebSession, database: PostgresClient, logger: Logger, now: Date) async throws -> ChecksPage {
+        let checks = try await CheckStore(client: database, logger: logger).list(tenantID: session.user.tenantID)
+        let rows = checks.map { check in
+            Row(name: check.name, type: check.type.rawValue, target: check.target, interval: "\(check.intervalSeconds) s",
+                state: check.state.rawValue, lastResult: check.lastResultAt.map { WebFormat.ago($0, now: now) } ?? "none yet")
+        }
+        return ChecksPage(session: SessionView(session), rows: rows, hasRows: !rows.isEmpty)
+    }
+}
+
+/// The SLA page: every service's figures for one month, links to the CSV and the printable report, and the
+/// months before it.
+struct SLAPage {
+    struct Row {
+        let name: String
+        let objective: String
+        let availability: String
+        let met: String
+        let metClass: String
+        let budgetUsed: String
+        let incidents: Int
+        let downtime: String
+        let mttr: String
+    }
+
+    let session: SessionView
+    let period: String
+    let csvHref: String
+    let htmlHref: String
+    let months: [RangeLink]
+    let rows: [Row]
+    let hasRows: Bool
+
+    static func build(session: WebSession, period: ReportPeriod, database: PostgresClient, logger: Logger, now: Date) async throws -> SLAPage {
+        let (_, services) = try await UptimeReports(client: database, logger: logger).report(tenantID: session.user.tenantID, period: period, now: now)
+        let rows = services.map { service in
+            Row(name: service.name, objective: String(format: "%.3g %%", service.objectivePercent),
+                availability: WebFormat.availability(service.availabilityPercent),
+                met: service.met.map { $0 ? "met" : "breached" } ?? "no data", metClass: service.met.map { $0 ? "up" : "down" } ?? "unknown",
+                budgetUsed: String(format: "%.1f of %.1f min", service.errorBudgetUsedMinutes, service.errorBudgetMinutes),
+                incidents: service.incidentCount, downtime: WebFormat.duration(seconds: service.downtimeSeconds),
+                mttr: service.mttrSeconds.map { WebFormat.duration(seconds: $0) } ?? "–")
+        }
+        var months: [RangeLink] = []
+        var cursor = SLAReportRoutes.currentPeriod(now: now)
+        for _ in 0..<12 {
+            months.append(RangeLink(name: cursor.description, href: "/sla?period=\(cursor)", current: cursor == period))
+            cursor = cursor.month == 1 ? ReportPeriod(year: cursor.year - 1, month: 12) : ReportPeriod(year: cursor.year, month: cursor.month - 1)
+        }
+        return SLAPage(session: SessionView(session), period: period.description, csvHref: "/sla/report.csv?period=\(period)",
+                       htmlHref: "/sla/report.html?period=\(period)", months: months, rows: rows, hasRows: !rows.isEmpty)
+    }
+}

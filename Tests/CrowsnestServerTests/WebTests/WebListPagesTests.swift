@@ -1,0 +1,71 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import XCTest
+
+@testable import CrowsnestServer
+
+/// The incidents, checks and SLA pages, and the SLA downloads, for a signed-in user: the tenant's own data, hostile
+/// text escaped, bad periods refused.
+final class WebListPagesTests: XCTestCase {
+    func testIncidentsChecksAndTheSLAReportOfTheTenantOnly() async throws {
+        try await APITestHarness.withWeb { seed, client in
+            let (tenant, user) = try await WebSignInTests.user(seed)
+            let host = try await seed.agent(tenant: tenant, hostname: "web-1", lastSeenSecondsAgo: 1)
+            try await seed.container(tenant: tenant, agent: host, name: "api")
+            let api = TargetID.container(agentID: host, name: "api")
+            let now = Date()
+            try await seed.statusSpan(tenant: tenant, target: api, state: "up", startedAt: now.addingTimeInterval(-86_400),
+                                      endedAt: now.addingTimeInterval(-3600))
+            try await seed.statusSpan(tenant: tenant, target: api, state: "down", startedAt: now.addingTimeInterval(-3600),
+                                      endedAt: now.addingTimeInterval(-3000), cause: "<script>alert('cause')</script>")
+            try await seed.statusSpan(tenant: tenant, target: api, state: "up", startedAt: now.addingTimeInterval(-3000), endedAt: nil)
+            let admin = try await seed.apiKey(tenant: tenant, role: .admin)
+            let check = try await client.execute(uri: "/api/v1/checks", method: .post, headers: bearer(admin.secret), body: ByteBuffer(string:
+                #"{"name":"<b>home</b>","type":"http","target":"https://example.com/","interval_seconds":60}"#))
+            XCTAssertEqual(check.status, .created, String(buffer: check.body))
+            let service = try await client.execute(uri: "/api/v1/services", method: .post, headers: bearer(admin.secret), body: ByteBuffer(string:
+                #"{"name":"shop \"front\"","targets":["\#(api.description)"],"objective_percent":99.9}"#))
+            XCTAssertEqual(service.status, .created, String(buffer: service.body))
+            let other = try await seed.tenant()
+            let theirs = try await seed.agent(tenant: other, hostname: "theirs", lastSeenSecondsAgo: 1)
+            try await seed.statusSpan(tenant: other, target: .container(agentID: theirs, name: "their-secret"), state: "down",
+                                      startedAt: now.addingTimeInterval(-600), endedAt: nil, cause: "their secret cause")
+
+            let token = try await WebSignInTests.signIn(client, username: user.username)
+            let cookie: HTTPFields = [.cookie: "\(WebSessionMiddleware.cookieName)=\(token)"]
+            let incidents = String(buffer: try await client.execute(uri: "/incidents", method: .get, headers: cookie).body)
+            XCTAssertTrue(incidents.contains("&lt;script&gt;alert(&#39;cause&#39;)&lt;/script&gt;"), "the cause, escaped")
+            XCTAssertFalse(incidents.contains("<script>alert"))
+            XCTAssertTrue(incidents.contains("href=\"\(TargetPath.container(host, "api"))\""), "linked to the container's page")
+            XCTAssertTrue(incidents.contains("10 min 0 s"))
+            XCTAssertFalse(incidents.contains("their secret"), "another tenant's incident is not listed")
+
+            let checks = String(buffer: try await client.execute(uri: "/checks", method: .get, headers: cookie).body)
+            XCTAssertTrue(checks.contains("&lt;b&gt;home&lt;/b&gt;"))
+            XCTAssertTrue(checks.contains("https://example.com/"))
+            XCTAssertTrue(checks.contains("none yet"))
+
+            let sla = try await client.execute(uri: "/sla", method: .get, headers: cookie)
+            XCTAssertEqual(sla.status, .ok)
+            let slaHTML = String(buffer: sla.body)
+            XCTAssertTrue(slaHTML.contains("shop &quot;front&quot;"))
+            let period = SLAReportRoutes.currentPeriod(now: now).description
+            XCTAssertTrue(slaHTML.contains("href=\"/sla/report.csv?period=\(period)\""))
+            XCTAssertTrue(slaHTML.contains("aria-current=\"page\">\(period)</a>"))
+            let csv = try await client.execute(uri: "/sla/report.csv?period=\(period)", method: .get, headers: cookie)
+            XCTAssertEqual(csv.headers[.contentType], "text/csv; charset=utf-8")
+            XCTAssertTrue(String(buffer: csv.body).contains("shop \"\"front\"\""), String(buffer: csv.body))
+            let printable = try await client.execute(uri: "/sla/report.html?period=\(period)", method: .get, headers: cookie)
+            XCTAssertEqual(printable.status, .ok)
+            XCTAssertTrue(String(buffer: printable.body).contains("shop &quot;front&quot;"))
+            let bad = try await client.execute(uri: "/sla?period=2025-13", method: .get, headers: cookie)
+            XCTAssertEqual(bad.status, .badRequest)
+            XCTAssertTrue(String(buffer: bad.body).contains("period must be a month as YYYY-MM"))
+            for path in ["/incidents", "/checks", "/sla", "/sla/report.csv"] {
+                let signedOut = try await client.execute(uri: path, method: .get)
+                XCTAssertEqual(signedOut.status, .seeOther, path)
+            }
+        }
+    }
+}
