@@ -74,6 +74,17 @@ final class WebBrowserEndToEndTests: XCTestCase {
                     now() - interval '5 minutes', \(quoted(Self.payloads[1])))
             """)
 
+        // A public status page with one public service (hostile name) and one private one.
+        let admin = try XCTUnwrap(try deployment.admin(["apikey", "create", "--tenant", "web", "--role", "admin"])["key"])
+        let publicService = try deployment.send("POST", "/api/v1/services", json: """
+            {"name":"Shop \(Self.payloads[3].replacingOccurrences(of: "\"", with: "\\\""))","targets":["h-\(agents[0])"],"public":true}
+            """, key: admin)
+        XCTAssertEqual(publicService.status, 201, String(decoding: publicService.body, as: UTF8.self))
+        let privateService = try deployment.send("POST", "/api/v1/services", json: #"{"name":"internal-billing","targets":["h-\#(agents[1])"]}"#, key: admin)
+        XCTAssertEqual(privateService.status, 201)
+        let published = try deployment.send("PUT", "/api/v1/status-page", json: #"{"slug":"web-status","title":"Web status"}"#, key: admin)
+        XCTAssertEqual(published.status, 200, String(decoding: published.body, as: UTF8.self))
+
         var allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
         allowed.insert(charactersIn: "-_.~")
         let hostPath = "/hosts/h-\(agents[2])"
@@ -83,7 +94,7 @@ final class WebBrowserEndToEndTests: XCTestCase {
         let run = Shell.run("/bin/bash", [Self.repositoryRoot + "/scripts/browser-check.sh", "--base", "http://127.0.0.1:\(deployment.httpPort)",
                                           "--username", "ops", "--page", "/", "--page", hostPath, "--page", containerPath, "--page", "/admin",
                                           "--page", "/incidents", "--page", "/checks", "--page", "/sla",
-                                          "--public", "/sign-in", "--public", "/",
+                                          "--public", "/sign-in", "--public", "/", "--public", "/status/web-status",
                                           "--screenshots", artefacts], environment: environment)
         XCTAssertEqual(run.status, 0, run.error)
         let result = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any], run.output)
@@ -92,7 +103,7 @@ final class WebBrowserEndToEndTests: XCTestCase {
         XCTAssertTrue(signedIn["dialog"] is NSNull)
         let pages = (result["pages"] as? [[String: Any]] ?? []) + (result["public"] as? [[String: Any]] ?? [])
             + [try XCTUnwrap(signedIn["form"] as? [String: Any])]
-        XCTAssertEqual(pages.count, 10)
+        XCTAssertEqual(pages.count, 11)
         for page in pages {
             let path = page["path"] as? String ?? "?"
             XCTAssertTrue(page["dialog"] is NSNull, "a dialog fired on \(path): \(page["dialog"] ?? "")")
@@ -117,7 +128,13 @@ final class WebBrowserEndToEndTests: XCTestCase {
         XCTAssertTrue(containerText.contains("app-0" + Self.payloads[0]), "the container page: \(containerText.prefix(300))")
         XCTAssertTrue(containerText.contains(Self.payloads[1]), "the incident's cause as text on the container page")
         // Signed out, the overview is the sign-in page.
-        let publicOverview = try XCTUnwrap((result["public"] as? [[String: Any]])?.last)
+        let status = try XCTUnwrap((result["public"] as? [[String: Any]])?.last)
+        XCTAssertEqual(status["title"] as? String, "Web status")
+        let statusText = try XCTUnwrap(status["text"] as? String)
+        XCTAssertTrue(statusText.contains("Shop " + Self.payloads[3]), "the public service, its name as text: \(statusText.prefix(300))")
+        XCTAssertFalse(statusText.contains("internal-billing"), "a private service is not on the public page")
+        XCTAssertFalse(statusText.contains("web-1"), "no host names on the public page")
+        let publicOverview = try XCTUnwrap((result["public"] as? [[String: Any]])?[1])
         XCTAssertEqual(publicOverview["url"] as? String, "http://127.0.0.1:\(deployment.httpPort)/sign-in")
         XCTAssertFalse((publicOverview["text"] as? String ?? "").contains("web-1"), "nothing of the tenant signed out")
         XCTAssertTrue(FileManager.default.fileExists(atPath: artefacts + "/signed-in-root.png"))
