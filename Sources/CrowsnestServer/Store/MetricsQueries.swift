@@ -162,6 +162,22 @@ public struct MetricsQueries: Sendable {
         return lines
     }
 
+    /// A host's load (1-minute average) and swap in use over `[from, to)`, averaged per `stepSeconds`, oldest first.
+    /// Read from raw samples (rollups do not keep them), so ranges are as long as raw retention.
+    public func hostLoadAndSwap(tenantID: UUID, agentID: UUID, from: Date, to: Date, stepSeconds: Int) async throws
+        -> [(ts: Date, load1: Double?, swapUsedBytes: Double?)] {
+        let rows = try await database.query("""
+            SELECT date_bin(make_interval(secs => \(Double(stepSeconds))), ts, 'epoch') AS bucket, avg(load1)::float8,
+                   avg(swap_total_bytes - swap_free_bytes)::float8
+            FROM host_samples
+            WHERE tenant_id = \(tenantID) AND agent_id = \(agentID) AND ts >= \(from) AND ts < \(to)
+            GROUP BY bucket ORDER BY bucket
+            """, logger: logger)
+        var points: [(ts: Date, load1: Double?, swapUsedBytes: Double?)] = []
+        for try await (bucket, load, swap) in rows.decode((Date, Double?, Double?).self) { points.append((bucket, load, swap)) }
+        return points
+    }
+
     /// The target's samples in `[from, to]` combined per `stepSeconds`-long bucket (aligned to the Unix
     /// epoch, so equal steps give equal buckets across requests), oldest first; empty buckets are left out.
     /// The ts range predicate lets PostgreSQL prune the day partitions outside the range.

@@ -125,7 +125,11 @@ struct HostPage {
                                                   range: range, now: now, metrics: metrics)
         async let timelineQuery = UptimeReports(client: database, logger: logger)
             .targetTimeline(tenantID: tenantID, target: target, from: now.addingTimeInterval(-range.seconds).unixMicros, to: now.unixMicros)
+        let loadStep = DashboardMetricsRoutes.resolution(rangeSeconds: range.seconds, intervalSeconds: host.intervalSeconds).step
+        async let loadQuery = metrics.hostLoadAndSwap(tenantID: tenantID, agentID: agentID, from: now.addingTimeInterval(-range.seconds),
+                                                      to: now, stepSeconds: loadStep)
         let (containers, latest, sparklines, series, timeline) = try await (containersQuery, latestQuery, sparklinesQuery, seriesQuery, timelineQuery)
+        let load = try await loadQuery
 
         let rows = containers.map { container in
             let figure = latest[container.name]
@@ -141,6 +145,10 @@ struct HostPage {
         let charts = [
             series.chart("CPU (percent of one core)", [("cpu", "cpu_percent")], format: WebFormat.percent),
             series.chart("Memory", [("used", "memory_bytes"), ("total", "memory_limit_bytes")], format: WebFormat.bytes),
+            SVGChart.make(title: "Load (1-minute average)", from: series.from, to: series.to, lines: [(name: "load", points: load.map { ($0.ts, $0.load1) })],
+                          gap: Double(loadStep) * 2.5, format: { String(format: "%.2f", $0) }),
+            SVGChart.make(title: "Swap in use", from: series.from, to: series.to, lines: [(name: "swap", points: load.map { ($0.ts, $0.swapUsedBytes) })],
+                          gap: Double(loadStep) * 2.5, format: WebFormat.bytes),
             series.chart("Disk (fullest filesystem)", [("used", "disk_used_percent")], yMax: 100, format: WebFormat.percent),
             series.chart("Network", [("received", "net_rx_bytes_per_second"), ("sent", "net_tx_bytes_per_second")],
                          format: { WebFormat.bytes($0) + "/s" }),

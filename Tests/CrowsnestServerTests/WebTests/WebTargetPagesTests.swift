@@ -32,6 +32,9 @@ final class WebTargetPagesTests: XCTestCase {
                                       endedAt: now.addingTimeInterval(-540), cause: "exit code 1 <b>bold</b>")
             try await seed.statusSpan(tenant: tenant, target: target, state: "up", startedAt: now.addingTimeInterval(-540), endedAt: nil)
 
+            try await seed.database.query("""
+                UPDATE host_samples SET load1 = 1.5, swap_total_bytes = 1073741824, swap_free_bytes = 805306368 WHERE agent_id = \(host)
+                """, logger: APITestHarness.logger)
             let token = try await WebSignInTests.signIn(client, username: user.username)
             let cookie: HTTPFields = [.cookie: "\(WebSessionMiddleware.cookieName)=\(token)"]
             let hostPage = try await client.execute(uri: "/hosts/h-\(host.uuidString.lowercased())?range=1h", method: .get, headers: cookie)
@@ -41,6 +44,8 @@ final class WebTargetPagesTests: XCTestCase {
             XCTAssertTrue(hostHTML.contains("api/&lt;img src=x onerror=alert(1)&gt;"))
             XCTAssertTrue(hostHTML.contains("<polyline class=\"line-0\" points=\""), "the host's CPU is drawn")
             XCTAssertTrue(hostHTML.contains("40.0 %"), "the newest CPU figure in the legend")
+            XCTAssertTrue(hostHTML.contains("load 1.50</span>"), "the host's load")
+            XCTAssertTrue(hostHTML.contains("swap 256.0 MiB</span>"), "swap in use")
             XCTAssertTrue(hostHTML.contains("200.0 MiB of 512.0 MiB (39.1 %)"), "memory against the limit")
             XCTAssertTrue(hostHTML.contains("<svg class=\"sparkline\""), "a sparkline per container")
             XCTAssertTrue(hostHTML.contains("aria-current=\"page\">1h</a>"), "the chosen range is marked")
