@@ -40,6 +40,7 @@ struct IncidentsPage {
 struct ChecksPage {
     struct Row {
         let name: String
+        let href: String
         let type: String
         let target: String
         let interval: String
@@ -54,7 +55,7 @@ struct ChecksPage {
     static func build(session: WebSession, database: PostgresClient, logger: Logger, now: Date) async throws -> ChecksPage {
         let checks = try await CheckStore(client: database, logger: logger).list(tenantID: session.user.tenantID)
         let rows = checks.map { check in
-            Row(name: check.name, type: check.type.rawValue, target: check.target, interval: "\(check.intervalSeconds) s",
+            Row(name: check.name, href: TargetPath.href(.check(checkID: check.id)), type: check.type.rawValue, target: check.target, interval: "\(check.intervalSeconds) s",
                 state: check.state.rawValue, lastResult: check.lastResultAt.map { WebFormat.ago($0, now: now) } ?? "none yet")
         }
         return ChecksPage(session: SessionView(session), rows: rows, hasRows: !rows.isEmpty)
@@ -102,5 +103,67 @@ struct SLAPage {
         }
         return SLAPage(session: SessionView(session), period: period.description, csvHref: "/sla/report.csv?period=\(period)",
                        htmlHref: "/sla/report.html?period=\(period)", months: months, rows: rows, hasRows: !rows.isEmpty)
+    }
+}
+
+/// A check's page: its definition and state, its uptime bar and incidents over a range, and its newest results
+/// (errors and status codes are the probed service's answers: shown as text).
+struct CheckPage {
+    struct ResultRow {
+        let ts: String
+        let runner: String
+        let ok: Bool
+        let outcome: String
+        let latency: String
+        let status: String
+        let error: String
+    }
+
+    let session: SessionView
+    let name: String
+    let type: String
+    let target: String
+    let interval: String
+    let state: String
+    let paused: Bool
+    let rangeName: String
+    let ranges: [RangeLink]
+    let uptime: StateBar
+    let availability: String
+    let incidents: [ContainerPage.IncidentRow]
+    let hasIncidents: Bool
+    let results: [ResultRow]
+    let hasResults: Bool
+
+    static func build(session: WebSession, checkID: UUID, range: PageRange, database: PostgresClient, logger: Logger, now: Date) async throws -> CheckPage? {
+        let tenantID = session.user.tenantID
+        let store = CheckStore(client: database, logger: logger)
+        guard let check = try await store.get(tenantID: tenantID, id: checkID),
+              let results = try await store.results(tenantID: tenantID, checkID: checkID, limit: 50, from: nil, to: nil) else { return nil }
+        let target = TargetID.check(checkID: checkID)
+        let from = now.addingTimeInterval(-range.seconds)
+        let timeline = try await UptimeReports(client: database, logger: logger)
+            .targetTimeline(tenantID: tenantID, target: target, from: from.unixMicros, to: now.unixMicros)
+        let context = IncidentContextQueries(client: database, logger: logger)
+        var incidents: [ContainerPage.IncidentRow] = []
+        for incident in UptimeArithmetic.incidents(timeline.raw).reversed().prefix(20) {
+            let details = try await context.context(tenantID: tenantID, target: target, startMicros: incident.startMicros)
+            incidents.append(ContainerPage.IncidentRow(
+                started: WebFormat.timestamp(Date(unixMicros: incident.startMicros)),
+                ended: incident.endMicros.map { WebFormat.timestamp(Date(unixMicros: $0)) } ?? "ongoing",
+                duration: WebFormat.duration(seconds: incident.durationSeconds(nowMicros: now.unixMicros)),
+                cause: incident.cause, context: ContainerPage.items(details)))
+        }
+        let rows = results.map { result in
+            ResultRow(ts: WebFormat.timestamp(result.ts), runner: result.agentID == nil ? "server" : result.runner, ok: result.ok,
+                      outcome: result.ok ? "up" : "down", latency: result.latencyMs.map { String(format: "%.1f ms", $0) } ?? "–",
+                      status: result.httpStatus.map(String.init) ?? "", error: result.error)
+        }
+        return CheckPage(session: SessionView(session), name: check.name, type: check.type.rawValue, target: check.target,
+                         interval: "\(check.intervalSeconds) s", state: check.state.rawValue, paused: check.paused, rangeName: range.name,
+                         ranges: range.links(path: TargetPath.href(target)),
+                         uptime: StateBar.make(timeline.clipped, from: from.unixMicros, to: now.unixMicros),
+                         availability: WebFormat.availability(UptimeArithmetic.timeInStates(timeline.clipped).availabilityPercent()),
+                         incidents: incidents, hasIncidents: !incidents.isEmpty, results: rows, hasResults: !rows.isEmpty)
     }
 }

@@ -39,12 +39,12 @@ enum TargetPath {
         "/containers/" + encode(TargetID.container(agentID: agentID, name: name).description)
     }
 
-    /// The page of a host or container; checks have no page of their own yet (the checks list).
+    /// The page of a host, container or check.
     static func href(_ target: TargetID) -> String {
         switch target {
         case .host(let agentID): host(agentID)
         case .container(let agentID, let name): container(agentID, name)
-        case .check: "/checks"
+        case .check: "/checks/" + target.description
         }
     }
 

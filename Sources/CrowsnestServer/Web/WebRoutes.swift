@@ -158,6 +158,17 @@ struct WebRoutes: Sendable {
             return self.templates.page("checks", try await ChecksPage.build(session: session, database: self.database,
                                                                             logger: context.logger, now: Date()))
         }
+        pages.get("checks/{id}") { request, context in
+            let session = try context.requireSession()
+            let range = try PageRange(request.uri.queryParameters.get("range"))
+            let text = try context.parameters.require("id")
+            guard case .check(let checkID)? = TargetID(text),
+                  let page = try await CheckPage.build(session: session, checkID: checkID, range: range, database: self.database,
+                                                       logger: context.logger, now: Date()) else {
+                throw APIError.notFound("There is no such check in this tenant.")
+            }
+            return self.templates.page("check", page)
+        }
         pages.get("sla") { request, context in
             let session = try context.requireSession()
             let now = Date()

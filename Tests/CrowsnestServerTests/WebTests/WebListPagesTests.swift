@@ -45,6 +45,23 @@ final class WebListPagesTests: XCTestCase {
             XCTAssertTrue(checks.contains("&lt;b&gt;home&lt;/b&gt;"))
             XCTAssertTrue(checks.contains("https://example.com/"))
             XCTAssertTrue(checks.contains("none yet"))
+            let checkID = try XCTUnwrap(try check.jsonObject()["id"] as? String)
+            XCTAssertTrue(checks.contains("href=\"/checks/\(checkID)\""), "each check links to its page")
+            let checkUUID = try XCTUnwrap(UUID(uuidString: String(checkID.dropFirst(2))))
+            try await seed.checkResult(tenant: tenant, check: checkUUID, slotAt: now.addingTimeInterval(-120), ok: false,
+                                       error: "HTTP 500: <iframe src=javascript:alert(1)>", httpStatus: 500)
+            try await seed.statusSpan(tenant: tenant, target: .check(checkID: checkUUID), state: "down", startedAt: now.addingTimeInterval(-120),
+                                      endedAt: nil, cause: "HTTP 500: <iframe src=javascript:alert(1)>")
+            let checkPage = try await client.execute(uri: "/checks/\(checkID)?range=1h", method: .get, headers: cookie)
+            XCTAssertEqual(checkPage.status, .ok)
+            let checkHTML = String(buffer: checkPage.body)
+            XCTAssertTrue(checkHTML.contains("&lt;b&gt;home&lt;/b&gt;"))
+            XCTAssertFalse(checkHTML.contains("<iframe"), "the probed service's error is text")
+            XCTAssertTrue(checkHTML.contains("HTTP 500: &lt;iframe src=javascript:alert(1)&gt;"))
+            XCTAssertTrue(checkHTML.contains("<td>500</td>"), "the status code")
+            XCTAssertTrue(checkHTML.contains("<rect class=\"down\""), "the outage on the bar")
+            let missing = try await client.execute(uri: "/checks/k-\(UUID().uuidString.lowercased())", method: .get, headers: cookie)
+            XCTAssertEqual(missing.status, .notFound)
 
             let sla = try await client.execute(uri: "/sla", method: .get, headers: cookie)
             XCTAssertEqual(sla.status, .ok)
