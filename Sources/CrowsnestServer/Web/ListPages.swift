@@ -144,16 +144,8 @@ struct CheckPage {
         let from = now.addingTimeInterval(-range.seconds)
         let timeline = try await UptimeReports(client: database, logger: logger)
             .targetTimeline(tenantID: tenantID, target: target, from: from.unixMicros, to: now.unixMicros)
-        let context = IncidentContextQueries(client: database, logger: logger)
-        var incidents: [ContainerPage.IncidentRow] = []
-        for incident in UptimeArithmetic.incidents(timeline.raw).reversed().prefix(20) {
-            let details = try await context.context(tenantID: tenantID, target: target, startMicros: incident.startMicros)
-            incidents.append(ContainerPage.IncidentRow(
-                started: WebFormat.timestamp(Date(unixMicros: incident.startMicros)),
-                ended: incident.endMicros.map { WebFormat.timestamp(Date(unixMicros: $0)) } ?? "ongoing",
-                duration: WebFormat.duration(seconds: incident.durationSeconds(nowMicros: now.unixMicros)),
-                cause: incident.cause, context: ContainerPage.items(details)))
-        }
+        let incidents = try await ContainerPage.incidentRows(tenantID: tenantID, target: target, raw: timeline.raw, database: database,
+                                                            logger: logger, now: now)
         let rows = results.map { result in
             ResultRow(ts: WebFormat.timestamp(result.ts), runner: result.agentID == nil ? "server" : result.runner, ok: result.ok,
                       outcome: result.ok ? "up" : "down", latency: result.latencyMs.map { String(format: "%.1f ms", $0) } ?? "–",

@@ -222,16 +222,7 @@ struct ContainerPage {
             .targetTimeline(tenantID: tenantID, target: target, from: from.unixMicros, to: now.unixMicros)
         let (series, events, timeline) = try await (seriesQuery, eventsQuery, timelineQuery)
 
-        let context = IncidentContextQueries(client: database, logger: logger)
-        var incidents: [IncidentRow] = []
-        for incident in UptimeArithmetic.incidents(timeline.raw).reversed().prefix(20) {
-            let details = try await context.context(tenantID: tenantID, target: target, startMicros: incident.startMicros)
-            incidents.append(IncidentRow(
-                started: WebFormat.timestamp(Date(unixMicros: incident.startMicros)),
-                ended: incident.endMicros.map { WebFormat.timestamp(Date(unixMicros: $0)) } ?? "ongoing",
-                duration: WebFormat.duration(seconds: incident.durationSeconds(nowMicros: now.unixMicros)),
-                cause: incident.cause, context: Self.items(details)))
-        }
+        let incidents = try await incidentRows(tenantID: tenantID, target: target, raw: timeline.raw, database: database, logger: logger, now: now)
         let charts = [
             series.chart("CPU (percent of one core)", [("cpu", "cpu_percent")], format: WebFormat.percent),
             series.chart("Memory against its limit", [("used", "memory_bytes"), ("limit", "memory_limit_bytes")], format: WebFormat.bytes),
@@ -251,6 +242,22 @@ struct ContainerPage {
             events: events.map { EventRow(ts: WebFormat.timestamp($0.ts), action: $0.action,
                                           detail: $0.exitCode.map { "exit code \($0)" } ?? $0.detail) },
             hasEvents: !events.isEmpty)
+    }
+
+    /// The newest 20 incidents of `raw` (a target's spans), newest first, each with what the system knew around it.
+    static func incidentRows(tenantID: UUID, target: TargetID, raw: [SpanInterval], database: PostgresClient, logger: Logger,
+                             now: Date) async throws -> [IncidentRow] {
+        let context = IncidentContextQueries(client: database, logger: logger)
+        var rows: [IncidentRow] = []
+        for incident in UptimeArithmetic.incidents(raw).reversed().prefix(20) {
+            let details = try await context.context(tenantID: tenantID, target: target, startMicros: incident.startMicros)
+            rows.append(IncidentRow(
+                started: WebFormat.timestamp(Date(unixMicros: incident.startMicros)),
+                ended: incident.endMicros.map { WebFormat.timestamp(Date(unixMicros: $0)) } ?? "ongoing",
+                duration: WebFormat.duration(seconds: incident.durationSeconds(nowMicros: now.unixMicros)),
+                cause: incident.cause, context: items(details)))
+        }
+        return rows
     }
 
     /// An incident's context object as name/value lines.
