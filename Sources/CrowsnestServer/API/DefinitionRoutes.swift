@@ -78,7 +78,11 @@ struct DefinitionRoutes: Sendable {
 
     /// The body parsed and validated, and the ids it names checked against the tenant.
     private func validated(_ request: Request, context: APIRequestContext, tenantID: UUID) async throws -> (String, JSONValue) {
-        let body = try await JSONBody.parse(request, context: context, example: kind.example, noun: kind.noun)
+        try await validated(try await JSONBody.parse(request, context: context, example: kind.example, noun: kind.noun), tenantID: tenantID)
+    }
+
+    /// A definition validated, and the ids it names checked against the tenant (the web's forms use it too).
+    func validated(_ body: JSONValue, tenantID: UUID) async throws -> (String, JSONValue) {
         let parsed: (name: String, json: JSONValue, targets: [String], services: [String])
         do {
             parsed = try kind.parse(body)

@@ -21,13 +21,28 @@ struct AdminPage {
         let revocable: Bool
     }
 
-    /// A secret just made, shown once.
+    /// What a form did; with a secret just made, shown once.
     struct Notice {
         let heading: String
         let lines: [String]
+        let isSecret: Bool
+
+        init(heading: String, lines: [String], isSecret: Bool = false) {
+            self.heading = heading
+            self.lines = lines
+            self.isSecret = isSecret
+        }
+    }
+
+    struct DefinitionRow {
+        let id: String
+        let name: String
+        let summary: String
     }
 
     let session: SessionView
+    let services: [DefinitionRow]
+    let windows: [DefinitionRow]
     let users: [UserRow]
     let keys: [KeyRow]
     let hasKeys: Bool
@@ -42,9 +57,13 @@ struct AdminPage {
         let users = try await UserStore(client: database, logger: logger).list(tenantID: tenantID)
         let keys = try await APIKeyStore(database: database, logger: logger).list(tenantID: tenantID)
         let status = try await TenantStore(client: database, logger: logger).statusPage(tenantID: tenantID)
+        let services = try await DefinitionStore(.services, client: database, logger: logger).list(tenantID: tenantID)
+        let windows = try await DefinitionStore(.maintenanceWindows, client: database, logger: logger).list(tenantID: tenantID)
         let now = Date()
         return AdminPage(
             session: SessionView(session),
+            services: services.map { DefinitionRow(id: "s-" + $0.id.uuidString.lowercased(), name: $0.name, summary: $0.definition.jsonText) },
+            windows: windows.map { DefinitionRow(id: "m-" + $0.id.uuidString.lowercased(), name: $0.name, summary: $0.definition.jsonText) },
             users: users.map { UserRow(username: $0.user.username, role: $0.user.role.rawValue, created: WebFormat.timestamp($0.createdAt),
                                        disabled: $0.disabled) },
             keys: keys.map { key in

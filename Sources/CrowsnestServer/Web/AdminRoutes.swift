@@ -1,3 +1,4 @@
+import CrowsnestWire
 import Foundation
 import Hummingbird
 import Logging
@@ -34,7 +35,7 @@ struct AdminRoutes: Sendable {
             try await self.form(request, context) { session, form in
                 let role = APIKeyRole(rawValue: form["role"] ?? "") ?? .read
                 let key = try await APIKeyStore(database: self.database, logger: context.logger).create(tenantID: session.user.tenantID, role: role)
-                return AdminPage.Notice(heading: "API key created (\(role.rawValue))", lines: [key.secret])
+                return AdminPage.Notice(heading: "API key created (\(role.rawValue))", lines: [key.secret], isSecret: true)
             }
         }
         pages.post("admin/api-keys/revoke") { request, context in
@@ -55,7 +56,36 @@ struct AdminRoutes: Sendable {
                 return AdminPage.Notice(heading: "Enrollment token created (valid 24 hours, one host)", lines: [
                     "crowsnest-agent enroll --server \(self.settings.agentAddress) --token \(token) --ca-pin \(pin)",
                     "crowsnest-agent run",
-                ])
+                ], isSecret: true)
+            }
+        }
+        for kind in [DefinitionRoutes.services, DefinitionRoutes.maintenanceWindows] {
+            let routes = DefinitionRoutes(kind: kind, store: DefinitionStore(kind.table, client: database, logger: logger),
+                                          queries: UptimeQueries(client: database, logger: logger))
+            pages.post(RouterPath("admin/\(kind.path)")) { request, context in
+                try await self.form(request, context) { session, form in
+                    guard let text = form["definition"], let body = try? JSONValue.parse(Data(text.utf8)) else {
+                        throw APIError.badRequest("The \(kind.noun) must be a JSON object such as \(kind.example).")
+                    }
+                    let (name, json): (String, JSONValue)
+                    do {
+                        (name, json) = try await routes.validated(body, tenantID: session.user.tenantID)
+                    } catch let error as APIError {
+                        throw APIError.badRequest("The \(kind.noun) was not added: \(error.message)")
+                    }
+                    _ = try await routes.store.create(tenantID: session.user.tenantID, name: name, definition: json)
+                    return AdminPage.Notice(heading: "\(kind.noun.prefix(1).uppercased() + kind.noun.dropFirst()) \(name) added", lines: [])
+                }
+            }
+            pages.post(RouterPath("admin/\(kind.path)/delete")) { request, context in
+                try await self.form(request, context) { session, form in
+                    let text = form["id"] ?? ""
+                    guard text.hasPrefix(kind.idPrefix), let id = UUID(uuidString: String(text.dropFirst(kind.idPrefix.count))),
+                          try await routes.store.delete(tenantID: session.user.tenantID, id: id) else {
+                        throw APIError.notFound("This tenant has no such \(kind.noun).")
+                    }
+                    return AdminPage.Notice(heading: "\(kind.noun.prefix(1).uppercased() + kind.noun.dropFirst()) deleted", lines: [])
+                }
             }
         }
         pages.post("admin/status-page") { request, context in

@@ -34,7 +34,9 @@ final class WebAdminTests: XCTestCase {
             XCTAssertFalse(String(buffer: page.body).contains("action=\"/admin"), "no administration form on the refusal")
             for (path, fields) in [("/admin/users", ["username": "sneaky", "password": "long enough password", "role": "admin"]),
                                    ("/admin/api-keys", ["role": "admin"]), ("/admin/enrollment-tokens", [:]),
-                                   ("/admin/status-page", ["slug": "sneaky"]), ("/admin/api-keys/revoke", ["id": UUID().uuidString])] {
+                                   ("/admin/status-page", ["slug": "sneaky"]), ("/admin/api-keys/revoke", ["id": UUID().uuidString]),
+                                   ("/admin/services", ["definition": #"{"name":"x","labels":["a=b"]}"#]),
+                                   ("/admin/maintenance-windows/delete", ["id": "m-" + UUID().uuidString.lowercased()])] {
                 var withToken = fields
                 withToken["csrf"] = csrf
                 let response = try await Self.post(client, path, cookie, withToken)
@@ -55,7 +57,8 @@ final class WebAdminTests: XCTestCase {
             let page = try await client.execute(uri: "/admin", method: .get, headers: cookie)
             XCTAssertEqual(page.status, .ok)
             let html = String(buffer: page.body)
-            for action in ["/admin/users", "/admin/api-keys", "/admin/enrollment-tokens", "/admin/status-page"] {
+            for action in ["/admin/users", "/admin/api-keys", "/admin/enrollment-tokens", "/admin/status-page", "/admin/services",
+                           "/admin/maintenance-windows"] {
                 XCTAssertTrue(html.contains("action=\"\(action)\""), action)
             }
             // Without the token nothing happens.
@@ -90,6 +93,28 @@ final class WebAdminTests: XCTestCase {
 
             let noCA = try await Self.post(client, "/admin/enrollment-tokens", cookie, ["csrf": csrf])
             XCTAssertEqual(noCA.status, .serviceUnavailable, "no certificate authority in this test database: said, not a crash")
+
+            // Services and windows from the same JSON the API takes, validated the same way.
+            let service = try await Self.post(client, "/admin/services", cookie, ["csrf": csrf, "definition":
+                #"{"name":"shop <i>x</i>","targets":["h-\#(UUID().uuidString.lowercased())"]}"#])
+            XCTAssertEqual(service.status, .badRequest, "a target the tenant does not have")
+            XCTAssertTrue(String(buffer: service.body).contains("The service was not added: targets[0] names nothing this tenant has"))
+            let host = try await seed.agent(tenant: tenant, hostname: "h1", lastSeenSecondsAgo: 1)
+            let added = try await Self.post(client, "/admin/services", cookie, ["csrf": csrf, "definition":
+                #"{"name":"shop <i>x</i>","targets":["h-\#(host.uuidString.lowercased())"],"public":true}"#])
+            XCTAssertEqual(added.status, .ok, String(buffer: added.body))
+            XCTAssertTrue(String(buffer: added.body).contains("shop &lt;i&gt;x&lt;/i&gt;"))
+            let stored = try await DefinitionStore(.services, client: seed.database, logger: APITestHarness.logger).list(tenantID: tenant)
+            XCTAssertEqual(stored.map(\.name), ["shop <i>x</i>"])
+            let window = try await Self.post(client, "/admin/maintenance-windows", cookie, ["csrf": csrf, "definition":
+                #"{"name":"patch","recurrence":{"days":["sun"],"start":"02:00","duration_minutes":60}}"#])
+            XCTAssertEqual(window.status, .ok)
+            let notJSON = try await Self.post(client, "/admin/maintenance-windows", cookie, ["csrf": csrf, "definition": "{not json"])
+            XCTAssertEqual(notJSON.status, .badRequest)
+            let deleted = try await Self.post(client, "/admin/services/delete", cookie, ["csrf": csrf, "id": "s-" + stored[0].id.uuidString.lowercased()])
+            XCTAssertEqual(deleted.status, .ok)
+            let left = try await DefinitionStore(.services, client: seed.database, logger: APITestHarness.logger).list(tenantID: tenant)
+            XCTAssertTrue(left.isEmpty)
 
             let published = try await Self.post(client, "/admin/status-page", cookie, ["csrf": csrf, "slug": "acme-web", "title": "Acme"])
             XCTAssertEqual(published.status, .ok)
