@@ -24,7 +24,10 @@ final class WebBrowserEndToEndTests: XCTestCase {
         deployment = try Deployment()
     }
 
+    private let containerName = "crowsnest-e2e-web-" + String(UUID().uuidString.prefix(6)).lowercased()
+
     override func tearDown() {
+        Shell.docker("rm", "-f", containerName)
         if let deployment {
             if testRun?.hasSucceeded == false { print(deployment.logs) }
             deployment.tearDown()
@@ -36,7 +39,8 @@ final class WebBrowserEndToEndTests: XCTestCase {
 
     func testSignInAndTheOverviewInChromiumWithHostileTestData() throws {
         try deployment.startServer()
-        _ = try deployment.admin(["tenant", "create", "web"])
+        // A real agent too: a real container's hostile labels and health output reach the pages over the wire.
+        try deployment.provision(tenant: "web")
         let password = "correct horse battery staple"
         var environment = ProcessInfo.processInfo.environment
         environment["CROWSNEST_USER_PASSWORD"] = password
@@ -74,6 +78,23 @@ final class WebBrowserEndToEndTests: XCTestCase {
                     now() - interval '5 minutes', \(quoted(Self.payloads[1])))
             """)
 
+        let started = Shell.run("/usr/bin/env", ["docker", "run", "-d", "--name", containerName,
+                                             "--label", "evil=</script><script>alert(8)</script>", "--label", "link=javascript:alert(7)",
+                                             "--health-cmd", "echo '<img src=x onerror=alert(9)>'; exit 1", "--health-interval", "1s",
+                                             "--health-retries", "1", testImage, "sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"])
+        XCTAssertEqual(started.status, 0, started.error)
+        try deployment.startAgent(interval: 2)
+        let realContainer = try eventually(timeout: 60, "the real container reported unhealthy") { () -> String? in
+            let hosts = try deployment.http("/api/v1/infrastructure").json["hosts"] as? [[String: Any]] ?? []
+            let found = hosts.flatMap { $0["containers"] as? [[String: Any]] ?? [] }
+                .first { $0["name"] as? String == containerName && $0["health"] as? String == "unhealthy" }
+            return found?["id"] as? String
+        }
+        _ = try eventually(timeout: 30, "its health output stored") { () -> Bool? in
+            let output = try deployment.sql("SELECT health_output FROM containers WHERE name = '\(containerName)'")
+            return output.contains("onerror") ? true : nil
+        }
+
         // A public status page with one public service (hostile name) and one private one.
         let admin = try XCTUnwrap(try deployment.admin(["apikey", "create", "--tenant", "web", "--role", "admin"])["key"])
         let publicService = try deployment.send("POST", "/api/v1/services", json: """
@@ -89,10 +110,11 @@ final class WebBrowserEndToEndTests: XCTestCase {
         allowed.insert(charactersIn: "-_.~")
         let hostPath = "/hosts/h-\(agents[2])"
         let containerPath = "/containers/" + ("c-\(agents[0])-app-0" + Self.payloads[0]).addingPercentEncoding(withAllowedCharacters: allowed)!
+        let realContainerPath = "/containers/" + realContainer.addingPercentEncoding(withAllowedCharacters: allowed)!
         let artefacts = (ProcessInfo.processInfo.environment["CROWSNEST_ARTEFACTS_DIR"] ?? Self.repositoryRoot + "/.build/artefacts") + "/web"
         environment["CROWSNEST_BROWSER_PASSWORD"] = password
         let run = Shell.run("/bin/bash", [Self.repositoryRoot + "/scripts/browser-check.sh", "--base", "http://127.0.0.1:\(deployment.httpPort)",
-                                          "--username", "ops", "--page", "/", "--page", hostPath, "--page", containerPath, "--page", "/admin",
+                                          "--username", "ops", "--page", "/", "--page", hostPath, "--page", containerPath, "--page", realContainerPath, "--page", "/admin",
                                           "--page", "/incidents", "--page", "/checks", "--page", "/sla",
                                           "--public", "/sign-in", "--public", "/", "--public", "/status/web-status",
                                           "--screenshots", artefacts], environment: environment)
@@ -103,7 +125,7 @@ final class WebBrowserEndToEndTests: XCTestCase {
         XCTAssertTrue(signedIn["dialog"] is NSNull)
         let pages = (result["pages"] as? [[String: Any]] ?? []) + (result["public"] as? [[String: Any]] ?? [])
             + [try XCTUnwrap(signedIn["form"] as? [String: Any])]
-        XCTAssertEqual(pages.count, 11)
+        XCTAssertEqual(pages.count, 12)
         for page in pages {
             let path = page["path"] as? String ?? "?"
             XCTAssertTrue(page["dialog"] is NSNull, "a dialog fired on \(path): \(page["dialog"] ?? "")")
@@ -127,6 +149,11 @@ final class WebBrowserEndToEndTests: XCTestCase {
         let containerText = try XCTUnwrap(container["text"] as? String)
         XCTAssertTrue(containerText.contains("app-0" + Self.payloads[0]), "the container page: \(containerText.prefix(300))")
         XCTAssertTrue(containerText.contains(Self.payloads[1]), "the incident's cause as text on the container page")
+        let real = try XCTUnwrap((result["pages"] as? [[String: Any]])?[3])
+        let realText = try XCTUnwrap(real["text"] as? String)
+        XCTAssertTrue(realText.contains("</script><script>alert(8)</script>"), "a label sent by the real agent reads as text: \(realText.prefix(400))")
+        XCTAssertTrue(realText.contains("javascript:alert(7)"))
+        XCTAssertTrue(realText.contains("<img src=x onerror=alert(9)>"), "the health check's output reads as text")
         // Signed out, the overview is the sign-in page.
         let status = try XCTUnwrap((result["public"] as? [[String: Any]])?.last)
         XCTAssertEqual(status["title"] as? String, "Web status")

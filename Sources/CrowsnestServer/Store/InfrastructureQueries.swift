@@ -123,6 +123,19 @@ public struct InfrastructureQueries: Sendable {
         try await self.containerRows(tenantID: tenantID, agentID: agentID, name: nil, includeRemoved: false)
     }
 
+    /// A container's Docker labels by name (as the agent last sent them, bounded by the wire's limits).
+    public func containerLabels(tenantID: UUID, agentID: UUID, name: String) async throws -> [(key: String, value: String)] {
+        let rows = try await database.query("""
+            SELECT l.key, l.value FROM containers c CROSS JOIN LATERAL jsonb_each_text(
+                CASE WHEN jsonb_typeof(c.labels) = 'object' THEN c.labels ELSE '{}'::jsonb END) AS l(key, value)
+            WHERE c.tenant_id = \(tenantID) AND c.agent_id = \(agentID) AND c.name = \(name)
+            ORDER BY l.key
+            """, logger: logger)
+        var labels: [(key: String, value: String)] = []
+        for try await (key, value) in rows.decode((String, String).self) { labels.append((key, value)) }
+        return labels
+    }
+
     /// One host of the tenant (revoked ones too, so their history stays reachable), without containers.
     public func host(tenantID: UUID, agentID: UUID) async throws -> HostSummary? {
         try await self.hostRows(tenantID: tenantID, agentID: agentID).first

@@ -183,11 +183,18 @@ struct ContainerPage {
         let value: String
     }
 
+    struct Label {
+        let key: String
+        let value: String
+    }
+
     let session: SessionView
     let name: String
     let hostname: String
     let hostHref: String
     let image: String
+    let labels: [Label]
+    let hasLabels: Bool
     let state: String
     let stateClass: String
     let health: String
@@ -220,7 +227,8 @@ struct ContainerPage {
                                                                                                      name: name, limit: 50)
         async let timelineQuery = UptimeReports(client: database, logger: logger)
             .targetTimeline(tenantID: tenantID, target: target, from: from.unixMicros, to: now.unixMicros)
-        let (series, events, timeline) = try await (seriesQuery, eventsQuery, timelineQuery)
+        async let labelsQuery = infrastructure.containerLabels(tenantID: tenantID, agentID: agentID, name: name)
+        let (series, events, timeline, labels) = try await (seriesQuery, eventsQuery, timelineQuery, labelsQuery)
 
         let incidents = try await incidentRows(tenantID: tenantID, target: target, raw: timeline.raw, database: database, logger: logger, now: now)
         let charts = [
@@ -234,7 +242,8 @@ struct ContainerPage {
         let time = UptimeArithmetic.timeInStates(timeline.clipped)
         return ContainerPage(
             session: SessionView(session), name: container.name, hostname: host.hostname, hostHref: TargetPath.host(agentID),
-            image: container.image, state: container.state, stateClass: WebFormat.cssClass(container.state), health: container.health,
+            image: container.image, labels: labels.map { Label(key: $0.key, value: $0.value) }, hasLabels: !labels.isEmpty,
+            state: container.state, stateClass: WebFormat.cssClass(container.state), health: container.health,
             healthOutput: container.healthOutput, hasHealthOutput: !container.healthOutput.isEmpty, restarts: container.restartCount, exitCode: container.exitCode,
             oomKilled: container.oomKilled, rangeName: range.name, ranges: range.links(path: TargetPath.container(agentID, name)),
             charts: charts, uptime: StateBar.make(timeline.clipped, from: from.unixMicros, to: now.unixMicros),

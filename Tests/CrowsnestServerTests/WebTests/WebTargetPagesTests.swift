@@ -33,6 +33,10 @@ final class WebTargetPagesTests: XCTestCase {
             try await seed.statusSpan(tenant: tenant, target: target, state: "up", startedAt: now.addingTimeInterval(-540), endedAt: nil)
 
             try await seed.database.query("""
+                UPDATE containers SET labels = jsonb_build_object('evil', '"><img src=x onerror=alert(3)>', 'com.docker.compose.project', 'shop')
+                WHERE agent_id = \(host) AND name = \(hostile)
+                """, logger: APITestHarness.logger)
+            try await seed.database.query("""
                 UPDATE host_samples SET load1 = 1.5, swap_total_bytes = 1073741824, swap_free_bytes = 805306368 WHERE agent_id = \(host)
                 """, logger: APITestHarness.logger)
             let token = try await WebSignInTests.signIn(client, username: user.username)
@@ -63,6 +67,8 @@ final class WebTargetPagesTests: XCTestCase {
             XCTAssertTrue(html.contains("<rect class=\"down\""), "the outage on the uptime bar")
             XCTAssertTrue(html.contains("1 min 0 s"), "the incident's duration")
             XCTAssertTrue(html.contains("Memory against its limit"))
+            XCTAssertTrue(html.contains("<dt>evil</dt><dd>&quot;&gt;&lt;img src=x onerror=alert(3)&gt;</dd>"), "labels, escaped")
+            XCTAssertTrue(html.contains("<dt>com.docker.compose.project</dt><dd>shop</dd>"))
 
             let oom = try await client.execute(uri: "/containers/" + TargetPath.encode(TargetID.container(agentID: host, name: "db").description),
                                                method: .get, headers: cookie)
