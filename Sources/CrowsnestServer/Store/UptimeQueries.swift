@@ -148,18 +148,18 @@ public struct UptimeQueries: Sendable {
         let startsBind = "$\(binds.count)"
         binds.append(maintenance.map { time($0.end) })
         let endsBind = "$\(binds.count)"
-        let spans = """
-            FROM status_spans s WHERE s.tenant_id = $1 AND s.target_id = ANY($2) AND s.started_at < $3
-              AND (s.ended_at IS NULL OR s.ended_at > $4)
+        let spansInRange = """
+            WHERE s.tenant_id = $1 AND s.target_id = ANY($2) AND s.started_at < $3 AND (s.ended_at IS NULL OR s.ended_at > $4)
             """
         let inside = PostgresQuery(unsafeSQL: """
-            SELECT left(s.target_id, 1), s.state, \(insideColumns.joined(separator: ", ")) \(spans) GROUP BY 1, 2
+            SELECT left(s.target_id, 1), s.state, \(insideColumns.joined(separator: ", "))
+            FROM status_spans s \(spansInRange) GROUP BY 1, 2
             """, binds: binds)
         let overlap = PostgresQuery(unsafeSQL: """
             SELECT left(s.target_id, 1), s.state, \(overlapColumns.joined(separator: ", "))
             FROM status_spans s JOIN unnest(\(startsBind)::timestamptz[], \(endsBind)::timestamptz[]) AS m(s, e)
               ON s.started_at < m.e AND (s.ended_at IS NULL OR s.ended_at > m.s)
-            \(spans.replacingOccurrences(of: "FROM status_spans s WHERE", with: "WHERE")) GROUP BY 1, 2
+            \(spansInRange) GROUP BY 1, 2
             """, binds: binds)
         let queries: [(PostgresQuery, Int64)] = maintenance.isEmpty ? [(inside, Int64(1))] : [(inside, Int64(1)), (overlap, Int64(-1))]
         for (query, sign) in queries {

@@ -32,6 +32,12 @@ public struct UptimeTotal: Sendable, Equatable {
         self.time.maintenance += time.maintenance
         targets += 1
     }
+
+    /// Adds another sum of targets (its time and its count).
+    public mutating func add(_ other: UptimeTotal) {
+        add(other.time)
+        targets += other.targets - 1
+    }
 }
 
 extension UptimeReports {
@@ -154,15 +160,7 @@ extension UptimeReports {
         }
         for index in ranges.indices {
             var all = UptimeTotal()
-            for kind in TenantOverview.kinds {
-                let total = totals[index][kind] ?? UptimeTotal()
-                all.time.up += total.time.up
-                all.time.degraded += total.time.degraded
-                all.time.down += total.time.down
-                all.time.unknown += total.time.unknown
-                all.time.maintenance += total.time.maintenance
-                all.targets += total.targets
-            }
+            for kind in TenantOverview.kinds { all.add(totals[index][kind] ?? UptimeTotal()) }
             totals[index]["all"] = all
         }
         let uptimes = downNow.map { TargetUptime(target: $0, clipped: [], raw: spans[$0.id.description] ?? []) }
