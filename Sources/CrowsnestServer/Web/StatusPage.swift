@@ -114,6 +114,9 @@ enum PublicServices {
 /// SVG badges of a public service: its state now, or its availability over 30 days. Only fixed words and numbers
 /// are drawn.
 enum Badge {
+    /// The badges a public service has.
+    static let files: Set<String> = ["status.svg", "uptime-30d.svg"]
+
     static func svg(label: String, value: String, color: String) -> String {
         let left = 7 * label.count + 12, right = 7 * value.count + 12
         return """
@@ -136,7 +139,7 @@ enum Badge {
 
     /// `status.svg` or `uptime-30d.svg` of service `id`, or nil when it is not a public service.
     static func make(serviceID: ServiceID, file: String, database: PostgresClient, logger: Logger, now: Date) async throws -> String? {
-        guard file == "status.svg" || file == "uptime-30d.svg",
+        guard files.contains(file),
               let found = try await DefinitionStore(.services, client: database, logger: logger).find(id: serviceID.uuid),
               let service = try? ServiceDefinition.parse(found.stored.definition), service.isPublic else { return nil }
         let reports = UptimeReports(client: database, logger: logger)
@@ -161,13 +164,14 @@ actor PublicPageCache {
     static let lifetime: Duration = .seconds(30)
     static let maximumEntries = 10_000
 
-    private var entries: [String: (expires: ContinuousClock.Instant, value: String?)] = [:]
+    private var entries: [String: (expires: ContinuousClock.Instant, value: String)] = [:]
 
-    /// The cached value for `key`, or `make`'s (nil for "not found", cached as well).
+    /// The cached value for `key`, or `make`'s. "Not found" (nil) is not kept, so addresses that lead nowhere
+    /// cannot fill the cache and push out the pages that exist.
     func value(_ key: String, make: @Sendable () async throws -> String?) async throws -> String? {
         let now = ContinuousClock.now
         if let entry = entries[key], entry.expires > now { return entry.value }
-        let value = try await make()
+        guard let value = try await make() else { return nil }
         if entries.count >= Self.maximumEntries { entries = entries.filter { $0.value.expires > now } }
         if entries.count >= Self.maximumEntries { entries.removeAll() }
         entries[key] = (now + Self.lifetime, value)

@@ -137,7 +137,9 @@ struct WebRoutes: Sendable {
         }
         pages.get("badge/{service}/{file}") { _, context in
             let file = try context.parameters.require("file")
-            guard let id = ServiceID(try context.parameters.require("service")) else { throw APIError.notFound("There is no such badge.") }
+            guard let id = ServiceID(try context.parameters.require("service")), Badge.files.contains(file) else {
+                throw APIError.notFound("There is no such badge.")
+            }
             let svg = try await cache.value("badge:\(id):\(file)") {
                 try await Badge.make(serviceID: id, file: file, database: self.database, logger: self.logger, now: Date())
             }
