@@ -1,5 +1,8 @@
 import NIOCore
 import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A stub DNS server on 127.0.0.1 (UDP and TCP on one ephemeral port) for `dns` check tests. It answers from a
 /// fixed zone: `www.test` A 192.0.2.10 and 192.0.2.11, AAAA 2001:db8::10; `alias.test` CNAME www.test;
@@ -11,18 +14,28 @@ final class TestDNSServer: Sendable {
     let tcp: any Channel
     let port: Int
 
+    /// Binds UDP on a free port, then TCP on the same number; the kernel picks the UDP port without
+    /// knowing TCP's, so when that number is taken for TCP the pair is tried again on a new port.
     static func start() async throws -> TestDNSServer {
         let group = MultiThreadedEventLoopGroup.singleton
-        let udp = try await DatagramBootstrap(group: group)
-            .channelInitializer { $0.pipeline.addHandler(UDPResponder()) }
-            .bind(host: "127.0.0.1", port: 0).get()
-        let port = udp.localAddress!.port!
-        let tcp = try await ServerBootstrap(group: group)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(TCPResponder()) }
+        var attempt = 0
+        while true {
+            attempt += 1
+            let udp = try await DatagramBootstrap(group: group)
+                .channelInitializer { $0.pipeline.addHandler(UDPResponder()) }
+                .bind(host: "127.0.0.1", port: 0).get()
+            let port = udp.localAddress!.port!
+            do {
+                let tcp = try await ServerBootstrap(group: group)
+                    .childChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(TCPResponder()) }
+                    }
+                    .bind(host: "127.0.0.1", port: port).get()
+                return TestDNSServer(udp: udp, tcp: tcp, port: port)
+            } catch let error as IOError where error.errnoCode == EADDRINUSE && attempt < 20 {
+                try? await udp.close()
             }
-            .bind(host: "127.0.0.1", port: port).get()
-        return TestDNSServer(udp: udp, tcp: tcp, port: port)
+        }
     }
 
     private init(udp: any Channel, tcp: any Channel, port: Int) {
