@@ -37,7 +37,7 @@ final class WebBrowserEndToEndTests: XCTestCase {
 
     private func quoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
 
-    func testSignInAndTheOverviewInChromiumWithHostileTestData() throws {
+    func testSignInAndTheOverviewInChromiumWithHostileTestData() async throws {
         try deployment.startServer()
         // A real agent too: a real container's hostile labels and health output reach the pages over the wire.
         try deployment.provision(tenant: "web")
@@ -95,15 +95,46 @@ final class WebBrowserEndToEndTests: XCTestCase {
             return output.contains("onerror") ? true : nil
         }
 
+        // A simulated agent sends what Docker would refuse: markup in its host name and its containers' names.
+        let simulated = try SimulatedAgent.enroll(deployment, tenant: "web", name: "simulated-agent")
+        let wireHost = "</title><script>alert(5)</script>"
+        let wireContainer = "db<img src=x onerror=alert(6)>"
+        try await simulated.send(hostname: wireHost, containers: [
+            SimulatedAgent.container(name: wireContainer, labels: ["href": "javascript:alert(10)"], health: "unhealthy",
+                                     healthOutput: "<iframe src=javascript:alert(11)>"),
+            SimulatedAgent.container(name: "plain"),
+        ])
+        _ = try eventually(timeout: 30, "the simulated host stored") { () -> Bool? in
+            try deployment.sql("SELECT count(*) FROM containers WHERE agent_id = '\(simulated.agentID)'") == "2" ? true : nil
+        }
+
+        // A real HTTP check run by the real agent whose error text quotes what a hostile server answered.
+        let www = deployment.root + "/www"
+        try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
+        try #"{"status":"<img src=x onerror=alert(12)>"}"#.write(toFile: www + "/status.json", atomically: true, encoding: .utf8)
+        let webPort = freePort()
+        _ = try deployment.start("/usr/bin/python3", ["-m", "http.server", "--bind", "127.0.0.1", "--directory", www, "\(webPort)"], log: "web.log")
+
         // A public status page with one public service (hostile name) and one private one.
         let admin = try XCTUnwrap(try deployment.admin(["apikey", "create", "--tenant", "web", "--role", "admin"])["key"])
+        let checkName = "API <svg onload=alert(13)>"
+        let createdCheck = try deployment.send("POST", "/api/v1/checks", json: """
+            {"name":"\(checkName)","type":"http","target":"http://127.0.0.1:\(webPort)/status.json","interval_seconds":5,
+             "options":{"json_path":"$.status","json_equals":"ok"},"public":true}
+            """, key: admin)
+        XCTAssertEqual(createdCheck.status, 201, String(decoding: createdCheck.body, as: UTF8.self))
+        let checkID = try XCTUnwrap(createdCheck.json["id"] as? String)
+        _ = try eventually(timeout: 60, "the check's failed run stored") { () -> Bool? in
+            let results = try deployment.http("/api/v1/checks/\(checkID)/results").json["results"] as? [[String: Any]]
+            return results?.contains { ($0["error"] as? String ?? "").contains("onerror=alert(12)") } == true ? true : nil
+        }
         let publicService = try deployment.send("POST", "/api/v1/services", json: """
             {"name":"Shop \(Self.payloads[3].replacingOccurrences(of: "\"", with: "\\\""))","targets":["h-\(agents[0])"],"public":true}
             """, key: admin)
         XCTAssertEqual(publicService.status, 201, String(decoding: publicService.body, as: UTF8.self))
         let privateService = try deployment.send("POST", "/api/v1/services", json: #"{"name":"internal-billing","targets":["h-\#(agents[1])"]}"#, key: admin)
         XCTAssertEqual(privateService.status, 201)
-        let published = try deployment.send("PUT", "/api/v1/status-page", json: #"{"slug":"web-status","title":"Web status"}"#, key: admin)
+        let published = try deployment.send("PUT", "/api/v1/status-page", json: #"{"slug":"web-status","title":"Web status <b onmouseover=alert(14)>"}"#, key: admin)
         XCTAssertEqual(published.status, 200, String(decoding: published.body, as: UTF8.self))
 
         var allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
@@ -111,11 +142,14 @@ final class WebBrowserEndToEndTests: XCTestCase {
         let hostPath = "/hosts/h-\(agents[2])"
         let containerPath = "/containers/" + ("c-\(agents[0])-app-0" + Self.payloads[0]).addingPercentEncoding(withAllowedCharacters: allowed)!
         let realContainerPath = "/containers/" + realContainer.addingPercentEncoding(withAllowedCharacters: allowed)!
+        let wireHostPath = "/hosts/h-\(simulated.agentID)"
+        let wireContainerPath = "/containers/" + "c-\(simulated.agentID)-\(wireContainer)".addingPercentEncoding(withAllowedCharacters: allowed)!
         let artefacts = (ProcessInfo.processInfo.environment["CROWSNEST_ARTEFACTS_DIR"] ?? Self.repositoryRoot + "/.build/artefacts") + "/web"
         environment["CROWSNEST_BROWSER_PASSWORD"] = password
         let run = Shell.run("/bin/bash", [Self.repositoryRoot + "/scripts/browser-check.sh", "--base", "http://127.0.0.1:\(deployment.httpPort)",
                                           "--username", "ops", "--page", "/", "--page", hostPath, "--page", containerPath, "--page", realContainerPath, "--page", "/admin",
                                           "--page", "/incidents", "--page", "/checks", "--page", "/sla",
+                                          "--page", wireHostPath, "--page", wireContainerPath, "--page", "/checks/\(checkID)",
                                           "--public", "/sign-in", "--public", "/", "--public", "/status/web-status",
                                           "--screenshots", artefacts], environment: environment)
         XCTAssertEqual(run.status, 0, run.error)
@@ -125,7 +159,7 @@ final class WebBrowserEndToEndTests: XCTestCase {
         XCTAssertTrue(signedIn["dialog"] is NSNull)
         let pages = (result["pages"] as? [[String: Any]] ?? []) + (result["public"] as? [[String: Any]] ?? [])
             + [try XCTUnwrap(signedIn["form"] as? [String: Any])]
-        XCTAssertEqual(pages.count, 12)
+        XCTAssertEqual(pages.count, 15)
         for page in pages {
             let path = page["path"] as? String ?? "?"
             XCTAssertTrue(page["dialog"] is NSNull, "a dialog fired on \(path): \(page["dialog"] ?? "")")
@@ -156,11 +190,25 @@ final class WebBrowserEndToEndTests: XCTestCase {
         XCTAssertTrue(realText.contains("<img src=x onerror=alert(9)>"), "the health check's output reads as text")
         // Signed out, the overview is the sign-in page.
         let status = try XCTUnwrap((result["public"] as? [[String: Any]])?.last)
-        XCTAssertEqual(status["title"] as? String, "Web status")
+        XCTAssertEqual(status["title"] as? String, "Web status <b onmouseover=alert(14)>", "the status page's title as text")
         let statusText = try XCTUnwrap(status["text"] as? String)
         XCTAssertTrue(statusText.contains("Shop " + Self.payloads[3]), "the public service, its name as text: \(statusText.prefix(300))")
         XCTAssertFalse(statusText.contains("internal-billing"), "a private service is not on the public page")
         XCTAssertFalse(statusText.contains("web-1"), "no host names on the public page")
+        XCTAssertTrue(statusText.contains(checkName), "the public check, its name as text")
+        XCTAssertFalse(statusText.contains("127.0.0.1:\(webPort)"), "its target is not shown unless marked so")
+        XCTAssertFalse(statusText.contains("alert(12)"), "no error text on the public page")
+        let signedInPages = try XCTUnwrap(result["pages"] as? [[String: Any]])
+        let wireHostPage = signedInPages[8], wireContainerPage = signedInPages[9], checkPage = signedInPages[10]
+        XCTAssertEqual(wireHostPage["title"] as? String, wireHost + " · Crowsnest", "a host name sent over the wire, as text")
+        XCTAssertTrue((wireHostPage["text"] as? String ?? "").contains(wireContainer), "its container's name as text")
+        let wireContainerText = wireContainerPage["text"] as? String ?? ""
+        XCTAssertTrue(wireContainerText.contains(wireContainer) && wireContainerText.contains("<iframe src=javascript:alert(11)>")
+                      && wireContainerText.contains("javascript:alert(10)"),
+                      "a container name, label and health output sent over the wire, as text: \(wireContainerText.prefix(400))")
+        let checkText = checkPage["text"] as? String ?? ""
+        XCTAssertTrue(checkText.contains(checkName) && checkText.contains("<img src=x onerror=alert(12)>"),
+                      "the check's name and the HTTP error text quoting the server's answer, as text: \(checkText.prefix(400))")
         let publicOverview = try XCTUnwrap((result["public"] as? [[String: Any]])?[1])
         XCTAssertEqual(publicOverview["url"] as? String, "http://127.0.0.1:\(deployment.httpPort)/sign-in")
         XCTAssertFalse((publicOverview["text"] as? String ?? "").contains("web-1"), "nothing of the tenant signed out")

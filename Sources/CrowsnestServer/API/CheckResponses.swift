@@ -15,6 +15,8 @@ struct CheckJSON: ResponseEncodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case id, name, type, target, retries, options, paused, state
+        case isPublic = "public"
+        case publicTarget = "public_target"
         case intervalSeconds = "interval_seconds"
         case timeoutMs = "timeout_ms"
         case runOn = "run_on"
@@ -37,6 +39,8 @@ struct CheckJSON: ResponseEncodable, Sendable {
         try c.encode(check.runOn, forKey: .runOn)
         try c.encode(admin ? check.options : Self.redactingHTTPSecrets(check.options), forKey: .options)
         try c.encode(check.paused, forKey: .paused)
+        try c.encode(check.isPublic, forKey: .isPublic)
+        try c.encode(check.publicTarget, forKey: .publicTarget)
         try c.encode(check.state.rawValue, forKey: .state)
         try c.encode(check.lastResultAt.map(RFC3339.string(from:)), forKey: .lastResultAt)
         try c.encode(admin ? check.pushToken.map(Self.pushPath) : nil, forKey: .pushURL)

@@ -17,11 +17,20 @@ public struct CheckValidationError: Error, Equatable, CustomStringConvertible, S
     public var description: String { field.isEmpty ? problem : "\(field) \(problem)" }
 }
 
-/// A check as a client submitted it (POST or PUT): the validated definition and, when given, whether it is paused.
+/// A check as a client submitted it (POST or PUT): the validated definition and, when given, whether it is paused
+/// and what of it the tenant's public status page shows.
 public struct CheckSubmission: Equatable, Sendable {
     public var definition: CheckDefinition
     /// nil when the body left `paused` out.
     public var paused: Bool?
+    /// `public`: the check's name, state and uptime are on the status page and its badges; nil when left out.
+    public var isPublic: Bool?
+    /// `public_target`: its target (URL, address) is shown there too; nil when left out.
+    public var publicTarget: Bool?
+
+    public init(definition: CheckDefinition, paused: Bool? = nil, isPublic: Bool? = nil, publicTarget: Bool? = nil) {
+        (self.definition, self.paused, self.isPublic, self.publicTarget) = (definition, paused, isPublic, publicTarget)
+    }
 }
 
 extension CheckDefinition {
@@ -36,7 +45,8 @@ extension CheckDefinition {
     public static let quorumRange = 1...1000
 
     /// Fields a check takes.
-    static let fields = ["name", "type", "target", "interval_seconds", "timeout_ms", "retries", "run_on", "options", "paused"]
+    static let fields = ["name", "type", "target", "interval_seconds", "timeout_ms", "retries", "run_on", "options", "paused", "public",
+                         "public_target"]
     /// Fields the server sets: accepted and ignored, so a check read with GET can be sent back with PUT.
     static let serverFields: Set<String> = ["id", "state", "last_result_at", "push_url", "created_at", "updated_at"]
 
@@ -65,10 +75,12 @@ extension CheckDefinition {
         let options = try CheckOptionsParser(type: type, target: target, intervalSeconds: interval, timeoutMs: timeoutMs)
             .parse(fields.value("options"))
         let paused = try fields.bool("paused")
+        let isPublic = try fields.bool("public")
+        let publicTarget = try fields.bool("public_target")
 
         let definition = CheckDefinition(name: name, target: target, intervalSeconds: interval, timeoutMs: timeoutMs,
                                          retries: retries, placement: placement, options: options)
-        return CheckSubmission(definition: definition, paused: paused)
+        return CheckSubmission(definition: definition, paused: paused, isPublic: isPublic, publicTarget: publicTarget)
     }
 
     /// The target, required and checked for its type's syntax; '' for push checks, which take none.

@@ -16,6 +16,10 @@ public struct StoredCheck: Sendable, Equatable {
     public var runOn: JSONValue
     public var options: JSONValue
     public var paused: Bool
+    /// Shown on the tenant's public status page and as badges.
+    public var isPublic: Bool
+    /// Its target is shown there too.
+    public var publicTarget: Bool
     /// Push checks only: the secret of the check's push URL.
     public var pushToken: String?
     public var createdAt: Date
@@ -68,11 +72,12 @@ public struct CheckStore: Sendable {
             try await Self.decodeChecks(client.query("""
                 WITH c AS (
                     INSERT INTO checks (tenant_id, id, name, type, target, interval_seconds, timeout_ms, retries, run_on,
-                                        options, paused, push_token)
+                                        options, paused, push_token, public, public_target)
                     VALUES (\(tenantID), \(id), \(definition.name), \(definition.type.rawValue), \(definition.target),
                             \(Int32(definition.intervalSeconds)), \(Int32(definition.timeoutMs)), \(Int32(definition.retries)),
                             \(definition.placement.json.jsonText)::jsonb, \(definition.options.json.jsonText)::jsonb,
-                            \(submission.paused ?? false), \(pushToken))
+                            \(submission.paused ?? false), \(pushToken), \(submission.isPublic ?? false),
+                            \(submission.publicTarget ?? false))
                     RETURNING *
                 )
                 \(unescaped: Self.selectFromC)
@@ -103,6 +108,51 @@ public struct CheckStore: Sendable {
         return try await Self.decodeChecks(rows).first
     }
 
+    /// Sets what the public status page shows of a check; nil when the tenant has no such check.
+    public func setPublication(tenantID: UUID, id: UUID, isPublic: Bool, publicTarget: Bool) async throws -> StoredCheck? {
+        try await Self.decodeChecks(client.query("""
+            WITH c AS (
+                UPDATE checks SET public = \(isPublic), public_target = \(publicTarget), updated_at = now()
+                WHERE tenant_id = \(tenantID) AND id = \(id)
+                RETURNING *
+            )
+            \(unescaped: Self.selectFromC)
+            """, logger: logger)).first
+    }
+
+    /// A check the tenant shows on its public status page: only what that page may show.
+    public struct PublicCheck: Sendable, Equatable {
+        public var id: UUID
+        public var name: String
+        /// nil unless the tenant chose to show it (`public_target`).
+        public var target: String?
+    }
+
+    /// The tenant's public checks, by name.
+    public func publicChecks(tenantID: UUID) async throws -> [PublicCheck] {
+        let rows = try await client.query("""
+            SELECT id, name, CASE WHEN public_target THEN target END FROM checks
+            WHERE tenant_id = \(tenantID) AND public ORDER BY name, id
+            """, logger: logger)
+        var checks: [PublicCheck] = []
+        for try await (id, name, target) in rows.decode((UUID, String, String?).self) {
+            checks.append(PublicCheck(id: id, name: name, target: target))
+        }
+        return checks
+    }
+
+    /// A public check found by its id alone (for its badges), with its tenant; nil when there is none or it is not
+    /// public.
+    public func publicCheck(id: UUID) async throws -> (tenantID: UUID, check: PublicCheck)? {
+        let rows = try await client.query("""
+            SELECT tenant_id, name, CASE WHEN public_target THEN target END FROM checks WHERE id = \(id) AND public
+            """, logger: logger)
+        for try await (tenantID, name, target) in rows.decode((UUID, String, String?).self) {
+            return (tenantID, PublicCheck(id: id, name: name, target: target))
+        }
+        return nil
+    }
+
     /// Replaces a check's definition; `paused` changes only when the submission gives it. A push check keeps its
     /// token (its callers keep working); a check that becomes a push check gets one, one that stops being one loses
     /// it. Returns nil when the tenant has no such check; throws `StoreError(.alreadyExists)` for a taken name.
@@ -116,6 +166,8 @@ public struct CheckStore: Sendable {
                         interval_seconds = \(Int32(definition.intervalSeconds)), timeout_ms = \(Int32(definition.timeoutMs)),
                         retries = \(Int32(definition.retries)), run_on = \(definition.placement.json.jsonText)::jsonb,
                         options = \(definition.options.json.jsonText)::jsonb, paused = coalesce(\(submission.paused), paused),
+                        public = coalesce(\(submission.isPublic), public),
+                        public_target = coalesce(\(submission.publicTarget), public_target),
                         push_token = CASE WHEN \(newToken)::text IS NULL THEN NULL ELSE coalesce(push_token, \(newToken)) END,
                         updated_at = now()
                     WHERE tenant_id = \(tenantID) AND id = \(id)
@@ -365,7 +417,7 @@ public struct CheckStore: Sendable {
     /// result, its outcome.
     private static let selectFromC = """
         SELECT c.id, c.name, c.type, c.target, c.interval_seconds, c.timeout_ms, c.retries, c.run_on::text, c.options::text,
-               c.paused, c.push_token, c.created_at, c.updated_at, recent.oks, recent.last_ts
+               c.paused, c.public, c.public_target, c.push_token, c.created_at, c.updated_at, recent.oks, recent.last_ts
         FROM c LEFT JOIN LATERAL (
             SELECT array_agg(r.ok ORDER BY r.slot_at DESC) AS oks, max(r.ts) AS last_ts
             FROM (SELECT slot_at, max(ts) AS ts,
@@ -380,16 +432,17 @@ public struct CheckStore: Sendable {
     /// Reads every row (a server error in a row-returning statement surfaces only while iterating).
     private static func decodeChecks(_ rows: PostgresRowSequence) async throws -> [StoredCheck] {
         var checks: [StoredCheck] = []
-        for try await (id, name, type, target, interval, timeout, retries, runOn, options, paused, pushToken, createdAt,
-                       updatedAt, oks, lastTs) in rows.decode(
-            (UUID, String, String, String, Int32, Int32, Int32, String, String, Bool, String?, Date, Date, [Bool]?, Date?).self) {
+        for try await (id, name, type, target, interval, timeout, retries, runOn, options, paused, isPublic, publicTarget,
+                       pushToken, createdAt, updatedAt, oks, lastTs) in rows.decode(
+            (UUID, String, String, String, Int32, Int32, Int32, String, String, Bool, Bool, Bool, String?, Date, Date, [Bool]?,
+             Date?).self) {
             guard let checkType = CheckType(rawValue: type) else {
                 throw StoreError(.invalid, "check \(id) has an unknown type \"\(type)\"")
             }
             checks.append(StoredCheck(
                 id: id, name: name, type: checkType, target: target, intervalSeconds: Int(interval), timeoutMs: Int(timeout),
                 retries: Int(retries), runOn: try JSONValue.parse(Data(runOn.utf8)), options: try JSONValue.parse(Data(options.utf8)),
-                paused: paused, pushToken: pushToken, createdAt: createdAt, updatedAt: updatedAt, recentResults: oks ?? [],
+                paused: paused, isPublic: isPublic, publicTarget: publicTarget, pushToken: pushToken, createdAt: createdAt, updatedAt: updatedAt, recentResults: oks ?? [],
                 lastResultAt: lastTs))
         }
         return checks

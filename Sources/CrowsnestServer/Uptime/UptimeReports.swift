@@ -36,6 +36,21 @@ public struct UptimeReports: Sendable {
         return (clipped, raw)
     }
 
+    /// Several targets' spans over `[from, to)` read in one query, gaps as unknown, maintenance windows applied.
+    public func targetTimelines(tenantID: UUID, targets: [TargetID], from: Int64, to: Int64,
+                                windows: [MaintenanceWindowDefinition], timeZone: TimeZone) async throws -> [TargetID: [SpanInterval]] {
+        guard from < to, !targets.isEmpty else { return [:] }
+        let coverage = MaintenanceCoverage(windows: windows, from: from, to: to, timeZone: timeZone)
+        let spans = try await StatusSpanStore.spans(tenantID: tenantID, targetIDs: targets.map(\.description),
+                                                    fromMicros: from, toMicros: to, on: client, logger: logger)
+        var timelines: [TargetID: [SpanInterval]] = [:]
+        for target in targets {
+            timelines[target] = IntervalSet.overlay(UptimeArithmetic.clip(spans[target.description] ?? [], from: from, to: to),
+                                                    maintenance: coverage.intervals(for: target))
+        }
+        return timelines
+    }
+
     /// A service's spans over `[from, to)`: its members' timelines (with their maintenance) combined by its rule,
     /// then its own and tenant-wide maintenance applied.
     public func serviceTimeline(tenantID: UUID, id: ServiceID, service: ServiceDefinition, from: Int64, to: Int64,

@@ -3,7 +3,7 @@ import Logging
 import PostgresNIO
 
 /// The administration page (admin users only): the tenant's users, API keys and enrollment tokens (with the line
-/// that joins a host), and the status page settings. A secret made here (an API key, a token) is shown once, in
+/// that joins a host), checks, services, maintenance windows and the status page settings. A secret made here (an API key, a token) is shown once, in
 /// the answer to the form that made it.
 struct AdminPage {
     struct UserRow {
@@ -40,7 +40,21 @@ struct AdminPage {
         let summary: String
     }
 
+    struct CheckRow {
+        let id: String
+        let name: String
+        let type: String
+        let target: String
+        let state: String
+        let paused: Bool
+        let isPublic: Bool
+        let publicTarget: Bool
+    }
+
     let session: SessionView
+    let checks: [CheckRow]
+    let hasChecks: Bool
+    let checkExample: String
     let services: [DefinitionRow]
     let windows: [DefinitionRow]
     let users: [UserRow]
@@ -58,10 +72,17 @@ struct AdminPage {
         let keys = try await APIKeyStore(database: database, logger: logger).list(tenantID: tenantID)
         let status = try await TenantStore(client: database, logger: logger).statusPage(tenantID: tenantID)
         let services = try await DefinitionStore(.services, client: database, logger: logger).list(tenantID: tenantID)
+        let checks = try await CheckStore(client: database, logger: logger).list(tenantID: tenantID)
         let windows = try await DefinitionStore(.maintenanceWindows, client: database, logger: logger).list(tenantID: tenantID)
         let now = Date()
         return AdminPage(
             session: SessionView(session),
+            checks: checks.map { check in
+                CheckRow(id: TargetID.check(checkID: check.id).description, name: check.name, type: check.type.rawValue,
+                         target: check.pushToken.map { _ in "push URL" } ?? check.target, state: check.state.rawValue,
+                         paused: check.paused, isPublic: check.isPublic, publicTarget: check.publicTarget)
+            },
+            hasChecks: !checks.isEmpty, checkExample: AdminRoutes.checkExample,
             services: services.map { DefinitionRow(id: "s-" + $0.id.uuidString.lowercased(), name: $0.name, summary: $0.definition.jsonText) },
             windows: windows.map { DefinitionRow(id: "m-" + $0.id.uuidString.lowercased(), name: $0.name, summary: $0.definition.jsonText) },
             users: users.map { UserRow(username: $0.user.username, role: $0.user.role.rawValue, created: WebFormat.timestamp($0.createdAt),

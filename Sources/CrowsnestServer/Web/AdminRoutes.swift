@@ -88,6 +88,54 @@ struct AdminRoutes: Sendable {
                 }
             }
         }
+        let checks = CheckStore(client: database, logger: logger)
+        pages.post("admin/checks") { request, context in
+            try await self.form(request, context) { session, form in
+                guard let text = form["definition"], let body = try? JSONValue.parse(Data(text.utf8)) else {
+                    throw APIError.badRequest("The check must be a JSON object such as \(Self.checkExample).")
+                }
+                let submission: CheckSubmission
+                do {
+                    submission = try CheckDefinition.parse(body)
+                } catch let error as CheckValidationError {
+                    throw APIError.badRequest("The check was not added: \(error.description).")
+                }
+                let check = try await checks.create(tenantID: session.user.tenantID, submission: submission)
+                return AdminPage.Notice(heading: "Check \(check.name) added", lines: check.pushToken.map { [CheckJSON.pushPath($0)] } ?? [])
+            }
+        }
+        for (action, paused) in [("pause", true), ("resume", false)] {
+            pages.post(RouterPath("admin/checks/\(action)")) { request, context in
+                try await self.form(request, context) { session, form in
+                    let id = try Self.checkID(form)
+                    guard let check = try await checks.setPaused(tenantID: session.user.tenantID, id: id, paused: paused) else {
+                        throw APIError.notFound("This tenant has no such check.")
+                    }
+                    return AdminPage.Notice(heading: "Check \(check.name) \(paused ? "paused" : "resumed")", lines: [])
+                }
+            }
+        }
+        pages.post("admin/checks/publication") { request, context in
+            try await self.form(request, context) { session, form in
+                let id = try Self.checkID(form)
+                let isPublic = form["public"] == "on", publicTarget = isPublic && form["public_target"] == "on"
+                guard let check = try await checks.setPublication(tenantID: session.user.tenantID, id: id, isPublic: isPublic,
+                                                                  publicTarget: publicTarget) else {
+                    throw APIError.notFound("This tenant has no such check.")
+                }
+                let shown = !isPublic ? "is not on the status page" : (publicTarget ? "is on the status page with its target"
+                                                                                   : "is on the status page, its target hidden")
+                return AdminPage.Notice(heading: "Check \(check.name) \(shown)", lines: [])
+            }
+        }
+        pages.post("admin/checks/delete") { request, context in
+            try await self.form(request, context) { session, form in
+                guard try await checks.delete(tenantID: session.user.tenantID, id: try Self.checkID(form)) else {
+                    throw APIError.notFound("This tenant has no such check.")
+                }
+                return AdminPage.Notice(heading: "Check deleted", lines: [])
+            }
+        }
         pages.post("admin/status-page") { request, context in
             try await self.form(request, context) { session, form in
                 let slug = (form["slug"] ?? "").trimmingCharacters(in: .whitespaces)
@@ -103,6 +151,14 @@ struct AdminRoutes: Sendable {
                 return AdminPage.Notice(heading: slug.isEmpty ? "Status page unpublished" : "Status page published", lines: slug.isEmpty ? [] : ["/status/\(slug)"])
             }
         }
+    }
+
+    static let checkExample = #"{"name":"home page","type":"http","target":"https://example.com/","interval_seconds":60}"#
+
+    /// The form's `id` (`k-<uuid>`) as a check's UUID; 404 otherwise.
+    static func checkID(_ form: WebForm) throws -> UUID {
+        guard case .check(let id)? = TargetID(form["id"] ?? "") else { throw APIError.notFound("This tenant has no such check.") }
+        return id
     }
 
     /// The session of an admin user, or 403 (a read-only user) or the sign-in page (nobody).

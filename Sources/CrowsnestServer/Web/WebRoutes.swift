@@ -135,13 +135,13 @@ struct WebRoutes: Sendable {
             return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "public, max-age=30"],
                             body: .init(byteBuffer: ByteBuffer(string: html)))
         }
-        pages.get("badge/{service}/{file}") { _, context in
+        pages.get("badge/{subject}/{file}") { _, context in
             let file = try context.parameters.require("file")
-            guard let id = ServiceID(try context.parameters.require("service")), Badge.files.contains(file) else {
+            guard let subject = Badge.Subject(try context.parameters.require("subject")), Badge.files.contains(file) else {
                 throw APIError.notFound("There is no such badge.")
             }
-            let svg = try await cache.value("badge:\(id):\(file)") {
-                try await Badge.make(serviceID: id, file: file, database: self.database, logger: self.logger, now: Date())
+            let svg = try await cache.value("badge:\(subject):\(file)") {
+                try await Badge.make(subject, file: file, database: self.database, logger: self.logger, now: Date())
             }
             guard let svg else { throw APIError.notFound("There is no such badge.") }
             return Response(status: .ok, headers: [.contentType: "image/svg+xml", .cacheControl: "public, max-age=30"],

@@ -49,7 +49,7 @@ final class CheckRouteTests: XCTestCase {
             XCTAssertTrue(id.hasPrefix("k-") && TargetID(id) != nil, id)
             XCTAssertEqual(response.headers[.location], "/api/v1/checks/\(id)")
             XCTAssertEqual(Set(check.keys), ["id", "name", "type", "target", "interval_seconds", "timeout_ms", "retries", "run_on",
-                                             "options", "paused", "state", "last_result_at", "push_url", "created_at", "updated_at"])
+                                             "options", "paused", "public", "public_target", "state", "last_result_at", "push_url", "created_at", "updated_at"])
             XCTAssertEqual(check["name"] as? String, "home page")
             XCTAssertEqual(check["type"] as? String, "http")
             XCTAssertEqual(check["target"] as? String, "https://example.com/")

@@ -99,4 +99,84 @@ final class StatusPageTests: XCTestCase {
             }
         }
     }
+
+    func testPublicChecksAreListedWithTheirTargetOnlyWhenMarkedAndHaveBadges() async throws {
+        try await APITestHarness.withWeb { seed, client in
+            let tenant = try await seed.tenant(), other = try await seed.tenant()
+            let admin = try await seed.apiKey(tenant: tenant, role: .admin)
+            let otherAdmin = try await seed.apiKey(tenant: other, role: .admin)
+            func check(_ body: String, key: String? = nil) async throws -> [String: Any] {
+                let response = try await client.execute(uri: "/api/v1/checks", method: .post, headers: bearer(key ?? admin.secret),
+                                                        body: ByteBuffer(string: body))
+                XCTAssertEqual(response.status, .created, String(buffer: response.body))
+                return try response.jsonObject()
+            }
+            let hidden = try await check(#"{"name":"api <img src=x onerror=alert(1)>","type":"http","target":"https://secret-api.internal/health","public":true}"#)
+            let shown = try await check(#"{"name":"home page","type":"http","target":"https://www.example.com/","public":true,"public_target":true}"#)
+            let privateCheck = try await check(#"{"name":"internal-db","type":"tcp","target":"db.internal:5432"}"#)
+            let foreign = try await check(#"{"name":"foreign-check","type":"tcp","target":"foreign.example:443","public":true}"#, key: otherAdmin.secret)
+            XCTAssertEqual(hidden["public"] as? Bool, true)
+            XCTAssertEqual(hidden["public_target"] as? Bool, false)
+            XCTAssertEqual(privateCheck["public"] as? Bool, false, "checks are not public unless marked")
+            let hiddenID = try XCTUnwrap(hidden["id"] as? String), shownID = try XCTUnwrap(shown["id"] as? String)
+            let internalID = try XCTUnwrap(privateCheck["id"] as? String), foreignID = try XCTUnwrap(foreign["id"] as? String)
+
+            // A replace that leaves the flags out keeps them; a wrong type is refused by name.
+            let replaced = try await client.execute(uri: "/api/v1/checks/\(shownID)", method: .put, headers: bearer(admin.secret),
+                                                    body: ByteBuffer(string: #"{"name":"home page","type":"http","target":"https://www.example.com/"}"#))
+            XCTAssertEqual(replaced.status, .ok)
+            XCTAssertEqual(try replaced.jsonObject()["public_target"] as? Bool, true)
+            let wrong = try await client.execute(uri: "/api/v1/checks", method: .post, headers: bearer(admin.secret),
+                                                 body: ByteBuffer(string: #"{"name":"x","type":"tcp","target":"a.example:1","public":"yes"}"#))
+            XCTAssertEqual(wrong.status, .badRequest)
+            XCTAssertTrue(try wrong.apiError().message.contains("public must be"), String(buffer: wrong.body))
+
+            let now = Date()
+            for id in [hiddenID, shownID, internalID] {
+                guard case .check(let uuid)? = TargetID(id) else { return XCTFail(id) }
+                try await seed.statusSpan(tenant: tenant, target: .check(checkID: uuid), state: "down",
+                                          startedAt: now.addingTimeInterval(-7200), endedAt: now.addingTimeInterval(-7000),
+                                          cause: "connection refused by 10.9.8.7")
+                try await seed.statusSpan(tenant: tenant, target: .check(checkID: uuid), state: "up",
+                                          startedAt: now.addingTimeInterval(-7000), endedAt: nil)
+            }
+            for (key, slug) in [(admin.secret, "acme"), (otherAdmin.secret, "other")] {
+                let publish = try await client.execute(uri: "/api/v1/status-page", method: .put, headers: bearer(key),
+                                                       body: ByteBuffer(string: #"{"slug":"\#(slug)"}"#))
+                XCTAssertEqual(publish.status, .ok)
+            }
+            let html = String(buffer: try await client.execute(uri: "/status/acme", method: .get).body)
+            XCTAssertTrue(html.contains("api &lt;img src=x onerror=alert(1)&gt;"), "a public check, its name escaped")
+            XCTAssertFalse(html.contains("secret-api.internal"), "its target is hidden unless marked public_target")
+            XCTAssertTrue(html.contains("home page") && html.contains("https://www.example.com/"), "a public check with its target")
+            XCTAssertFalse(html.contains("internal-db") || html.contains("db.internal"), "a check not marked public is not shown")
+            XCTAssertFalse(html.contains("foreign-check"), "another tenant's public check is on its own page only")
+            XCTAssertFalse(html.contains("10.9.8.7"), "no causes")
+            XCTAssertTrue(html.contains("Operational"))
+            XCTAssertEqual(html.components(separatedBy: "<rect class=").count - 1, 2 * StatusPage.days, "a 90-day bar per public check")
+            XCTAssertTrue(html.contains("outage from"), "the checks' past outages, by time only")
+
+            let badge = try await client.execute(uri: "/badge/\(hiddenID)/status.svg", method: .get)
+            XCTAssertEqual(badge.status, .ok)
+            XCTAssertTrue(String(buffer: badge.body).contains(">operational</text>"), String(buffer: badge.body))
+            let uptime = String(buffer: try await client.execute(uri: "/badge/\(shownID)/uptime-30d.svg", method: .get).body)
+            XCTAssertTrue(uptime.contains(" %</text>"), uptime)
+            XCTAssertFalse(uptime.contains("www.example.com"), "a badge shows a state or a number, no target")
+            for path in ["/badge/\(internalID)/status.svg", "/badge/k-\(UUID().uuidString.lowercased())/uptime-30d.svg"] {
+                let response = try await client.execute(uri: path, method: .get)
+                XCTAssertEqual(response.status, .notFound, path)
+            }
+
+            // Unpublishing takes effect at once for badges not yet cached, and the page of a new request.
+            let unpublished = try await client.execute(uri: "/api/v1/checks/\(hiddenID)", method: .put, headers: bearer(admin.secret),
+                                                       body: ByteBuffer(string: #"{"name":"api","type":"http","target":"https://secret-api.internal/health","public":false}"#))
+            XCTAssertEqual(try unpublished.jsonObject()["public"] as? Bool, false)
+            let gone = try await client.execute(uri: "/badge/\(hiddenID)/uptime-30d.svg", method: .get)
+            XCTAssertEqual(gone.status, .notFound, "an unpublished check has no badges")
+            let otherPage = String(buffer: try await client.execute(uri: "/status/other", method: .get).body)
+            XCTAssertTrue(otherPage.contains("foreign-check") && !otherPage.contains("home page"), "each tenant's page shows its own")
+            let foreignBadge = try await client.execute(uri: "/badge/\(foreignID)/status.svg", method: .get)
+            XCTAssertEqual(foreignBadge.status, .ok)
+        }
+    }
 }

@@ -36,7 +36,11 @@ final class WebAdminTests: XCTestCase {
                                    ("/admin/api-keys", ["role": "admin"]), ("/admin/enrollment-tokens", [:]),
                                    ("/admin/status-page", ["slug": "sneaky"]), ("/admin/api-keys/revoke", ["id": UUID().uuidString]),
                                    ("/admin/services", ["definition": #"{"name":"x","labels":["a=b"]}"#]),
-                                   ("/admin/maintenance-windows/delete", ["id": "m-" + UUID().uuidString.lowercased()])] {
+                                   ("/admin/maintenance-windows/delete", ["id": "m-" + UUID().uuidString.lowercased()]),
+                                   ("/admin/checks", ["definition": #"{"name":"x","type":"tcp","target":"a.example:1"}"#]),
+                                   ("/admin/checks/pause", ["id": "k-" + UUID().uuidString.lowercased()]),
+                                   ("/admin/checks/publication", ["id": "k-" + UUID().uuidString.lowercased(), "public": "on"]),
+                                   ("/admin/checks/delete", ["id": "k-" + UUID().uuidString.lowercased()])] {
                 var withToken = fields
                 withToken["csrf"] = csrf
                 let response = try await Self.post(client, path, cookie, withToken)
@@ -124,6 +128,78 @@ final class WebAdminTests: XCTestCase {
             XCTAssertEqual(bad.status, .badRequest)
             let keptSlug = try await TenantStore(client: seed.database, logger: APITestHarness.logger).statusPage(tenantID: tenant).slug
             XCTAssertEqual(keptSlug, "acme-web", "a refused form changes nothing")
+        }
+    }
+
+    func testAnAdminAddsPausesPublishesAndDeletesChecks() async throws {
+        try await APITestHarness.withWeb { seed, client in
+            let (tenant, cookie, csrf) = try await Self.signedIn(seed, client, role: .admin)
+            let other = try await seed.tenant()
+            let store = CheckStore(client: seed.database, logger: APITestHarness.logger)
+            let page = String(buffer: try await client.execute(uri: "/admin", method: .get, headers: cookie).body)
+            XCTAssertTrue(page.contains("action=\"/admin/checks\""))
+            XCTAssertTrue(page.contains("No checks yet."))
+
+            let refused = try await Self.post(client, "/admin/checks", cookie, ["csrf": csrf, "definition": #"{"name":"x","type":"http","target":"ftp://a"}"#])
+            XCTAssertEqual(refused.status, .badRequest)
+            XCTAssertTrue(String(buffer: refused.body).contains("The check was not added: target"), String(buffer: refused.body))
+            let notJSON = try await Self.post(client, "/admin/checks", cookie, ["csrf": csrf, "definition": "[1"])
+            XCTAssertEqual(notJSON.status, .badRequest)
+            let forged = try await Self.post(client, "/admin/checks", cookie, ["definition": #"{"name":"x","type":"tcp","target":"a.example:1"}"#])
+            XCTAssertEqual(forged.status, .forbidden, "no CSRF token, no check")
+            let none = try await store.list(tenantID: tenant)
+            XCTAssertTrue(none.isEmpty, "refused forms store nothing")
+
+            let hostile = "<script>alert(1)</script>"
+            let added = try await Self.post(client, "/admin/checks", cookie, ["csrf": csrf, "definition":
+                #"{"name":"\#(hostile)","type":"http","target":"https://example.com/?q=<b>","interval_seconds":60}"#])
+            XCTAssertEqual(added.status, .ok, String(buffer: added.body))
+            let addedHTML = String(buffer: added.body)
+            XCTAssertFalse(addedHTML.contains(hostile), "the check's name is escaped")
+            XCTAssertTrue(addedHTML.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+            let duplicate = try await Self.post(client, "/admin/checks", cookie, ["csrf": csrf, "definition":
+                #"{"name":"\#(hostile)","type":"tcp","target":"a.example:1"}"#])
+            XCTAssertEqual(duplicate.status, .conflict)
+            let push = try await Self.post(client, "/admin/checks", cookie, ["csrf": csrf, "definition": #"{"name":"nightly backup","type":"push"}"#])
+            XCTAssertTrue(String(buffer: push.body).contains("/api/v1/push/cnp_"), "a push check's URL is shown when it is made")
+            let checks = try await store.list(tenantID: tenant)
+            XCTAssertEqual(checks.count, 2)
+            let check = try XCTUnwrap(checks.first { $0.type == .http })
+            let id = TargetID.check(checkID: check.id).description
+
+            let paused = try await Self.post(client, "/admin/checks/pause", cookie, ["csrf": csrf, "id": id])
+            XCTAssertEqual(paused.status, .ok)
+            XCTAssertTrue(String(buffer: paused.body).contains("action=\"/admin/checks/resume\""), "a paused check offers Resume")
+            let pausedCheck = try await store.get(tenantID: tenant, id: check.id)
+            XCTAssertEqual(pausedCheck?.paused, true)
+            _ = try await Self.post(client, "/admin/checks/resume", cookie, ["csrf": csrf, "id": id])
+            let resumedCheck = try await store.get(tenantID: tenant, id: check.id)
+            XCTAssertEqual(resumedCheck?.paused, false)
+
+            // "show target" means nothing without "public".
+            _ = try await Self.post(client, "/admin/checks/publication", cookie, ["csrf": csrf, "id": id, "public_target": "on"])
+            let targetOnly = try await store.get(tenantID: tenant, id: check.id)
+            XCTAssertEqual(targetOnly.map { [$0.isPublic, $0.publicTarget] }, [false, false])
+            let publish = try await Self.post(client, "/admin/checks/publication", cookie, ["csrf": csrf, "id": id, "public": "on"])
+            XCTAssertTrue(String(buffer: publish.body).contains("is on the status page, its target hidden"))
+            let published = try await store.get(tenantID: tenant, id: check.id)
+            XCTAssertEqual(published.map { [$0.isPublic, $0.publicTarget] }, [true, false])
+
+            // Another tenant's check is not reachable from here.
+            let foreign = try await store.create(tenantID: other, submission: CheckDefinition.parse(
+                .object(["name": .string("theirs"), "type": .string("tcp"), "target": .string("b.example:2")])))
+            let foreignID = TargetID.check(checkID: foreign.id).description
+            for path in ["/admin/checks/pause", "/admin/checks/delete", "/admin/checks/publication"] {
+                let response = try await Self.post(client, path, cookie, ["csrf": csrf, "id": foreignID, "public": "on"])
+                XCTAssertEqual(response.status, .notFound, path)
+            }
+            let untouched = try await store.get(tenantID: other, id: foreign.id)
+            XCTAssertEqual(untouched.map { [$0.paused, $0.isPublic] }, [false, false])
+
+            let deleted = try await Self.post(client, "/admin/checks/delete", cookie, ["csrf": csrf, "id": id])
+            XCTAssertEqual(deleted.status, .ok)
+            let left = try await store.list(tenantID: tenant)
+            XCTAssertEqual(left.map(\.name), ["nightly backup"])
         }
     }
 }
