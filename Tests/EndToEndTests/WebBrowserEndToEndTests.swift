@@ -40,16 +40,17 @@ final class WebBrowserEndToEndTests: XCTestCase {
     func testSignInAndTheOverviewInChromiumWithHostileTestData() async throws {
         try deployment.startServer()
         // A real agent too: a real container's hostile labels and health output reach the pages over the wire.
-        try deployment.provision(tenant: "web")
+        let tenantName = "web <img src=x onerror=alert(15)>"
+        try deployment.provision(tenant: tenantName)
         let password = "correct horse battery staple"
         var environment = ProcessInfo.processInfo.environment
         environment["CROWSNEST_USER_PASSWORD"] = password
-        let created = Shell.run(Binaries.server, ["user", "create", "--tenant", "web", "--username", "ops", "--role", "admin",
+        let created = Shell.run(Binaries.server, ["user", "create", "--tenant", tenantName, "--username", "ops", "--role", "admin",
                                                   "--data-dir", deployment.dataDir, "--json"], environment: environment)
         XCTAssertEqual(created.status, 0, created.error)
 
         // Three hosts, twenty containers; payloads in a host name, container names, health output and a cause.
-        let tenant = try deployment.sql("SELECT id FROM tenants WHERE name = 'web'")
+        let tenant = try deployment.sql("SELECT id FROM tenants WHERE name = \(quoted(tenantName))")
         let hostnames = ["web-1", "db-1", Self.payloads[0]]
         var agents: [String] = []
         for hostname in hostnames {
@@ -96,7 +97,7 @@ final class WebBrowserEndToEndTests: XCTestCase {
         }
 
         // A simulated agent sends what Docker would refuse: markup in its host name and its containers' names.
-        let simulated = try SimulatedAgent.enroll(deployment, tenant: "web", name: "simulated-agent")
+        let simulated = try SimulatedAgent.enroll(deployment, tenant: tenantName, name: "simulated-agent")
         let wireHost = "</title><script>alert(5)</script>"
         let wireContainer = "db<img src=x onerror=alert(6)>"
         try await simulated.send(hostname: wireHost, containers: [
@@ -116,7 +117,7 @@ final class WebBrowserEndToEndTests: XCTestCase {
         _ = try deployment.start("/usr/bin/python3", ["-m", "http.server", "--bind", "127.0.0.1", "--directory", www, "\(webPort)"], log: "web.log")
 
         // A public status page with one public service (hostile name) and one private one.
-        let admin = try XCTUnwrap(try deployment.admin(["apikey", "create", "--tenant", "web", "--role", "admin"])["key"])
+        let admin = try XCTUnwrap(try deployment.admin(["apikey", "create", "--tenant", tenantName, "--role", "admin"])["key"])
         let checkName = "API <svg onload=alert(13)>"
         let createdCheck = try deployment.send("POST", "/api/v1/checks", json: """
             {"name":"\(checkName)","type":"http","target":"http://127.0.0.1:\(webPort)/status.json","interval_seconds":5,
@@ -143,6 +144,13 @@ final class WebBrowserEndToEndTests: XCTestCase {
         let containerPath = "/containers/" + ("c-\(agents[0])-app-0" + Self.payloads[0]).addingPercentEncoding(withAllowedCharacters: allowed)!
         let realContainerPath = "/containers/" + realContainer.addingPercentEncoding(withAllowedCharacters: allowed)!
         let wireHostPath = "/hosts/h-\(simulated.agentID)"
+        let servicePath = "/services/" + (try XCTUnwrap(publicService.json["id"] as? String))
+        let incidentTarget = "c-\(agents[0])-app-0" + Self.payloads[0]
+        let incidentStart = try deployment.sql("""
+            SELECT (extract(epoch FROM started_at) * 1000000)::bigint FROM status_spans
+            WHERE tenant_id = '\(tenant)' AND target_id = \(quoted(incidentTarget)) AND state = 'down'
+            """)
+        let incidentPath = "/incidents/" + incidentTarget.addingPercentEncoding(withAllowedCharacters: allowed)! + "/" + incidentStart
         let wireContainerPath = "/containers/" + "c-\(simulated.agentID)-\(wireContainer)".addingPercentEncoding(withAllowedCharacters: allowed)!
         let artefacts = (ProcessInfo.processInfo.environment["CROWSNEST_ARTEFACTS_DIR"] ?? Self.repositoryRoot + "/.build/artefacts") + "/web"
         environment["CROWSNEST_BROWSER_PASSWORD"] = password
@@ -150,6 +158,7 @@ final class WebBrowserEndToEndTests: XCTestCase {
                                           "--username", "ops", "--page", "/", "--page", hostPath, "--page", containerPath, "--page", realContainerPath, "--page", "/admin",
                                           "--page", "/incidents", "--page", "/checks", "--page", "/sla",
                                           "--page", wireHostPath, "--page", wireContainerPath, "--page", "/checks/\(checkID)",
+                                          "--page", "/services", "--page", servicePath, "--page", incidentPath,
                                           "--public", "/sign-in", "--public", "/", "--public", "/status/web-status",
                                           "--screenshots", artefacts], environment: environment)
         XCTAssertEqual(run.status, 0, run.error)
@@ -159,7 +168,7 @@ final class WebBrowserEndToEndTests: XCTestCase {
         XCTAssertTrue(signedIn["dialog"] is NSNull)
         let pages = (result["pages"] as? [[String: Any]] ?? []) + (result["public"] as? [[String: Any]] ?? [])
             + [try XCTUnwrap(signedIn["form"] as? [String: Any])]
-        XCTAssertEqual(pages.count, 15)
+        XCTAssertEqual(pages.count, 18)
         for page in pages {
             let path = page["path"] as? String ?? "?"
             XCTAssertTrue(page["dialog"] is NSNull, "a dialog fired on \(path): \(page["dialog"] ?? "")")
@@ -174,6 +183,7 @@ final class WebBrowserEndToEndTests: XCTestCase {
         let text = try XCTUnwrap(overview["text"] as? String)
         XCTAssertEqual(overview["title"] as? String, "Overview · Crowsnest")
         XCTAssertTrue(text.contains(Self.payloads[0]), "the hostile host name reads as text on the overview")
+        XCTAssertTrue(text.contains(tenantName), "the tenant's name reads as text beside the user's")
         XCTAssertTrue(text.contains(Self.payloads[1]), "the incident's cause reads as text")
         XCTAssertTrue(text.contains("20") && text.contains("3"), "twenty containers on three hosts")
         let host = try XCTUnwrap((result["pages"] as? [[String: Any]])?[1])
@@ -206,6 +216,12 @@ final class WebBrowserEndToEndTests: XCTestCase {
         XCTAssertTrue(wireContainerText.contains(wireContainer) && wireContainerText.contains("<iframe src=javascript:alert(11)>")
                       && wireContainerText.contains("javascript:alert(10)"),
                       "a container name, label and health output sent over the wire, as text: \(wireContainerText.prefix(400))")
+        let servicePage = signedInPages[12], incidentPage = signedInPages[13]
+        XCTAssertTrue((signedInPages[11]["text"] as? String ?? "").contains("Shop " + Self.payloads[3]), "the services list")
+        XCTAssertEqual(servicePage["title"] as? String, "Shop " + Self.payloads[3] + " · Crowsnest", "the service's page, its name as text")
+        let incidentText = incidentPage["text"] as? String ?? ""
+        XCTAssertTrue(incidentText.contains("app-0" + Self.payloads[0]) && incidentText.contains(Self.payloads[1]),
+                      "the incident's page: its target and cause as text: \(incidentText.prefix(300))")
         let checkText = checkPage["text"] as? String ?? ""
         XCTAssertTrue(checkText.contains(checkName) && checkText.contains("<img src=x onerror=alert(12)>"),
                       "the check's name and the HTTP error text quoting the server's answer, as text: \(checkText.prefix(400))")

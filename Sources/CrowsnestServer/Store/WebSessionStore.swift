@@ -7,6 +7,8 @@ import PostgresNIO
 public struct WebSession: Sendable, Equatable {
     public var user: WebUser
     public var csrfToken: String
+    /// The user's tenant's name, shown beside the user's ('' in the session a sign-in returns).
+    public var tenantName: String = ""
 }
 
 /// SQL for the `web_sessions` table. The browser holds a random token in a cookie; only its SHA-256 is stored,
@@ -39,13 +41,15 @@ public struct WebSessionStore: Sendable {
     public func session(token: String) async throws -> WebSession? {
         guard Self.looksLikeToken(token) else { return nil }
         let rows = try await client.query("""
-            SELECT u.tenant_id, u.id, u.username, u.role, s.csrf_token
+            SELECT u.tenant_id, u.id, u.username, u.role, s.csrf_token, t.name
             FROM web_sessions s JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id
+            JOIN tenants t ON t.id = u.tenant_id
             WHERE s.token_hash = \(Self.hash(token)) AND s.expires_at > now() AND u.disabled_at IS NULL
             """, logger: logger)
-        for try await (tenantID, id, username, role, csrf) in rows.decode((UUID, UUID, String, String, String).self) {
+        for try await (tenantID, id, username, role, csrf, tenantName) in rows.decode((UUID, UUID, String, String, String, String).self) {
             guard let role = APIKeyRole(rawValue: role) else { return nil }
-            return WebSession(user: WebUser(tenantID: tenantID, id: id, username: username, role: role), csrfToken: csrf)
+            return WebSession(user: WebUser(tenantID: tenantID, id: id, username: username, role: role), csrfToken: csrf,
+                              tenantName: tenantName)
         }
         return nil
     }

@@ -12,6 +12,7 @@ struct IncidentsPage {
         let started: String
         let ended: String
         let duration: String
+        let detailHref: String
         let cause: String
         let open: Bool
     }
@@ -29,7 +30,8 @@ struct IncidentsPage {
             Row(target: item.target.name, href: TargetPath.href(item.target.id), kind: item.target.id.kind,
                 started: WebFormat.timestamp(Date(unixMicros: item.incident.startMicros)),
                 ended: item.incident.endMicros.map { WebFormat.timestamp(Date(unixMicros: $0)) } ?? "ongoing",
-                duration: WebFormat.duration(seconds: item.incident.durationSeconds(nowMicros: end)), cause: item.incident.cause,
+                duration: WebFormat.duration(seconds: item.incident.durationSeconds(nowMicros: end)),
+                detailHref: IncidentPage.href(target: item.target.id, startMicros: item.incident.startMicros), cause: item.incident.cause,
                 open: item.incident.endMicros == nil)
         }
         return IncidentsPage(session: SessionView(session), rows: Array(rows), hasRows: !rows.isEmpty)
@@ -88,7 +90,7 @@ struct SLAPage {
     static func build(session: WebSession, period: ReportPeriod, database: PostgresClient, logger: Logger, now: Date) async throws -> SLAPage {
         let (_, services) = try await UptimeReports(client: database, logger: logger).report(tenantID: session.user.tenantID, period: period, now: now)
         let rows = services.map { service in
-            Row(name: service.name, objective: String(format: "%.3g %%", service.objectivePercent),
+            Row(name: service.name, objective: WebFormat.objective(service.objectivePercent),
                 availability: WebFormat.availability(service.availabilityPercent),
                 met: service.met.map { $0 ? "met" : "breached" } ?? "no data", metClass: service.met.map { $0 ? "up" : "down" } ?? "unknown",
                 budgetUsed: String(format: "%.1f of %.1f min", service.errorBudgetUsedMinutes, service.errorBudgetMinutes),

@@ -113,6 +113,14 @@ enum WebFormat {
         return value >= 99.995 && value < 100 ? "99.99 %" : String(format: "%.2f %%", value)
     }
 
+    /// An SLA objective: "99.9 %", "99.95 %", "100 %".
+    static func objective(_ value: Double) -> String {
+        var text = String(format: "%.3f", value)
+        while text.hasSuffix("0") { text.removeLast() }
+        if text.hasSuffix(".") { text.removeLast() }
+        return text + " %"
+    }
+
     static func bytes(_ value: Double) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB"]
         var amount = value, unit = 0

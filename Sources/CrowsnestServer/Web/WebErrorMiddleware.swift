@@ -56,12 +56,14 @@ struct WebErrorMiddleware: RouterMiddleware {
 /// What the layout shows of the signed-in user.
 struct SessionView {
     let username: String
+    let tenant: String
     let role: String
     let csrf: String
     let isAdmin: Bool
 
     init(_ session: WebSession) {
         username = session.user.username
+        tenant = session.tenantName
         role = session.user.role == .admin ? "admin" : "read-only"
         csrf = session.csrfToken
         isAdmin = session.user.role == .admin

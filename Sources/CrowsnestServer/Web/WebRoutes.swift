@@ -171,6 +171,32 @@ struct WebRoutes: Sendable {
             }
             return self.templates.page("check", page)
         }
+        pages.get("services") { _, context in
+            let session = try context.requireSession()
+            return self.templates.page("services", try await ServicesPage.build(session: session, database: self.database,
+                                                                               logger: context.logger, now: Date()))
+        }
+        pages.get("services/{id}") { request, context in
+            let session = try context.requireSession()
+            let range = try PageRange(request.uri.queryParameters.get("range"))
+            guard let id = ServiceID(try context.parameters.require("id")),
+                  let page = try await ServicePage.build(session: session, id: id, range: range, database: self.database,
+                                                         logger: context.logger, now: Date()) else {
+                throw APIError.notFound("There is no such service in this tenant.")
+            }
+            return self.templates.page("service", page)
+        }
+        pages.get("incidents/{target}/{start}") { _, context in
+            let session = try context.requireSession()
+            let text = try context.parameters.require("target")
+            guard let target = TargetID(text.removingPercentEncoding ?? text),
+                  let start = Int64(try context.parameters.require("start")),
+                  let page = try await IncidentPage.build(session: session, target: target, startMicros: start, database: self.database,
+                                                          logger: context.logger, now: Date()) else {
+                throw APIError.notFound("There is no such incident in this tenant.")
+            }
+            return self.templates.page("incident", page)
+        }
         pages.get("sla") { request, context in
             let session = try context.requireSession()
             let now = Date()

@@ -7,7 +7,7 @@ import Mustache
 /// not the first request that needs it.
 public struct WebTemplates: Sendable {
     /// Every template a page renders; each must load.
-    static let names = ["layout", "sign-in", "error", "overview", "chart", "sparkline", "statebar", "host", "container", "status", "status-row", "admin", "incidents", "checks", "sla", "check"]
+    static let names = ["layout", "sign-in", "error", "overview", "chart", "sparkline", "statebar", "host", "container", "status", "status-row", "admin", "incidents", "checks", "sla", "check", "services", "service", "incident"]
     /// The static files served under `/static/`, with their content types.
     static let staticFiles = ["app.css": "text/css; charset=utf-8", "live.js": "text/javascript; charset=utf-8",
                               "favicon.svg": "image/svg+xml"]
