@@ -7,7 +7,8 @@
 Signs in through the form when a username is given, opens every --page signed in and every --public page in a
 fresh signed-out window, and prints one JSON object: per page its final URL, title, HTTP status of the document,
 console messages at level SEVERE (failed requests and CSP violations are reported there), whether a JavaScript
-dialog (alert, confirm, prompt) fired, and the page's text. A screenshot of each page goes to DIR. Exit status 0
+dialog (alert, confirm, prompt) fired, and the page's text; --phone pages again at a phone's size, with how many
+pixels they overflow sideways. A screenshot of each page goes to DIR. Exit status 0
 when the run completed (the caller judges the results), 2 when the browser could not be driven.
 """
 import argparse
@@ -116,6 +117,8 @@ def main():
     parser.add_argument("--page", action="append", default=[])
     parser.add_argument("--public", action="append", default=[])
     parser.add_argument("--screenshots")
+    parser.add_argument("--phone", action="append", default=[],
+                        help="also open this page signed in at a phone's size (390x844) and report how far it overflows sideways")
     parser.add_argument("--timing", type=int, default=0,
                         help="load each --page this many more times and report the browser's navigation timing")
     args = parser.parse_args()
@@ -139,6 +142,15 @@ def main():
                 if args.timing > 0:
                     page["timing"] = timing(driver, args.base, path, args.timing)
                 result["pages"].append(page)
+            if args.phone:
+                driver.set_window_size(390, 844)
+                result["phone"] = []
+                for path in args.phone:
+                    page = visit(driver, args.base, path, args.screenshots, "phone")
+                    page["overflow_px"] = driver.execute_script(
+                        "return document.documentElement.scrollWidth - document.documentElement.clientWidth;")
+                    result["phone"].append(page)
+                driver.set_window_size(1280, 900)
         driver.delete_all_cookies()
         for path in args.public:
             result["public"].append(visit(driver, args.base, path, args.screenshots, "public"))

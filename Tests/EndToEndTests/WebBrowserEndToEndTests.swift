@@ -159,6 +159,7 @@ final class WebBrowserEndToEndTests: XCTestCase {
                                           "--page", "/incidents", "--page", "/checks", "--page", "/sla",
                                           "--page", wireHostPath, "--page", wireContainerPath, "--page", "/checks/\(checkID)",
                                           "--page", "/services", "--page", servicePath, "--page", incidentPath,
+                                          "--phone", "/", "--phone", hostPath, "--phone", servicePath,
                                           "--public", "/sign-in", "--public", "/", "--public", "/status/web-status",
                                           "--screenshots", artefacts], environment: environment)
         XCTAssertEqual(run.status, 0, run.error)
@@ -178,6 +179,13 @@ final class WebBrowserEndToEndTests: XCTestCase {
                 XCTAssertTrue((200..<400).contains(status), "a failed request on \(path): \(response)")
             }
             XCTAssertNotNil(page["screenshot"] as? String)
+        }
+        // On a phone's screen the pages fit its width (tables may scroll inside themselves, the page does not).
+        let phone = try XCTUnwrap(result["phone"] as? [[String: Any]])
+        XCTAssertEqual(phone.count, 3)
+        for page in phone {
+            XCTAssertEqual(page["overflow_px"] as? Int, 0, "\(page["path"] ?? "?") is wider than a phone's screen")
+            XCTAssertTrue(page["dialog"] is NSNull)
         }
         let overview = try XCTUnwrap((result["pages"] as? [[String: Any]])?.first)
         let text = try XCTUnwrap(overview["text"] as? String)
