@@ -81,7 +81,7 @@ final class WebTargetPagesTests: XCTestCase {
         }
     }
 
-    func testAnotherTenantsHostsAndContainersAreNotFoundAndSignedOutVisitorsAreSentToSignIn() async throws {
+    func testAnotherTenantsHostsContainersChecksServicesAndIncidentsAreNotFoundAndSignedOutVisitorsAreSentToSignIn() async throws {
         try await APITestHarness.withWeb { seed, client in
             let (_, user) = try await WebSignInTests.user(seed)
             let other = try await seed.tenant()
@@ -89,13 +89,23 @@ final class WebTargetPagesTests: XCTestCase {
             try await seed.container(tenant: other, agent: theirs, name: "their-secret-app")
             let hostPath = "/hosts/h-\(theirs.uuidString.lowercased())"
             let containerPath = "/containers/" + TargetPath.encode(TargetID.container(agentID: theirs, name: "their-secret-app").description)
-            for path in [hostPath, containerPath] {
+            let theirCheck = try await CheckStore(client: seed.database, logger: APITestHarness.logger).create(tenantID: other, submission:
+                CheckDefinition.parse(.object(["name": .string("their-secret-check"), "type": .string("tcp"), "target": .string("a.example:1")])))
+            let checkPath = "/checks/" + TargetID.check(checkID: theirCheck.id).description
+            let theirService = try await DefinitionStore(.services, client: seed.database, logger: APITestHarness.logger).create(
+                tenantID: other, name: "their-secret-service", definition: .object([
+                    "name": .string("their-secret-service"), "targets": .array([.string("h-" + theirs.uuidString.lowercased())])]))
+            let servicePath = "/services/" + ServiceID(uuid: theirService.id).description
+            try await seed.statusSpan(tenant: other, target: .host(agentID: theirs), state: "down", startedAt: Date(timeIntervalSince1970: 1_790_000_000),
+                                      endedAt: nil, cause: "their-secret-cause")
+            let incidentPath = IncidentPage.href(target: .host(agentID: theirs), startMicros: 1_790_000_000_000_000)
+            for path in [hostPath, containerPath, checkPath, servicePath, incidentPath] {
                 let signedOut = try await client.execute(uri: path, method: .get)
                 XCTAssertEqual(signedOut.status, .seeOther, path)
                 XCTAssertEqual(signedOut.headers[.location], "/sign-in")
             }
             let token = try await WebSignInTests.signIn(client, username: user.username)
-            for path in [hostPath, containerPath, "/hosts/not-an-id", "/containers/c-nothing"] {
+            for path in [hostPath, containerPath, checkPath, servicePath, incidentPath, "/hosts/not-an-id", "/containers/c-nothing"] {
                 let response = try await client.execute(uri: path, method: .get, headers: [.cookie: "\(WebSessionMiddleware.cookieName)=\(token)"])
                 XCTAssertEqual(response.status, .notFound, path)
                 let html = String(buffer: response.body)
