@@ -146,18 +146,23 @@ extension ServerConfiguration {
         return try CertificateAuthority.loadOrCreate(directory: dataDirectory, serverNames: names, serverIPs: ips, logger: logger)
     }
 
+    /// The server's secret key: it seals the CA's private key and alert channels' secrets in the database. The
+    /// embedded database keeps it in the data directory (created on the first start); with a database URL every
+    /// replica reads the same `secret_key_file`.
+    public func loadSecretKey() throws -> SecretKey {
+        if let secretKeyFile {
+            return databaseURL == nil ? try SecretKey.loadOrCreate(path: secretKeyFile) : try SecretKey.load(path: secretKeyFile)
+        } else if databaseURL == nil {
+            return try SecretKey.loadOrCreate(path: dataDirectory + "/" + SecretKey.defaultFileName)
+        }
+        throw SecretKeyError("serving with a database URL needs secret_key_file (CROWSNEST_SECRET_KEY_FILE): the CA's "
+            + "private key and alert channels' secrets are kept in the database sealed with it, and every replica needs the same file")
+    }
+
     /// The CA from the database (created, or imported from the data directory, on the first start) and the
     /// serving certificate in the data directory, issued from it for the configured names.
     public func loadAuthority(client: PostgresClient, logger: Logger) async throws -> CertificateAuthority {
-        let secret: SecretKey
-        if let secretKeyFile {
-            secret = databaseURL == nil ? try SecretKey.loadOrCreate(path: secretKeyFile) : try SecretKey.load(path: secretKeyFile)
-        } else if databaseURL == nil {
-            secret = try SecretKey.loadOrCreate(path: dataDirectory + "/" + SecretKey.defaultFileName)
-        } else {
-            throw SecretKeyError("serving with a database URL needs secret_key_file (CROWSNEST_SECRET_KEY_FILE): the CA's "
-                + "private key is kept in the database sealed with it, and every replica needs the same file")
-        }
+        let secret = try loadSecretKey()
         let (certificate, key) = try await AuthorityBootstrap.loadCA(client: client, secret: secret, dataDirectory: dataDirectory,
                                                                    logger: logger)
         let (names, ips) = Self.splitServerNames(serverNames)

@@ -36,6 +36,7 @@ public struct ServerRunner: Sendable {
         try await ServerDatabase.withPools(configuration, logger: logger) { admin, pools in
             // Agents' sessions use the ingest pool, the HTTP API its own: neither can starve the other.
             let client = pools.ingest
+            let secretKey = try configuration.loadSecretKey()
             let authority = try await configuration.loadAuthority(client: admin, logger: logger)
             logger.info("certificate authority ready", metadata: ["ca.pin": "\(authority.caPin)"])
             let tls = try ServerTLS.makeGatewayConfiguration(ca: authority)
@@ -70,7 +71,7 @@ public struct ServerRunner: Sendable {
                                                  ?? "\(configuration.publicURL?.host ?? "SERVER"):\(configuration.agentListen.port)"))
             let router = makeAPIRouter(database: api, registry: registry, readiness: { await readiness.isReady(api) },
                                        requestsPerMinute: configuration.apiRequestsPerMinute, web: web,
-                                       trustedProxies: configuration.trustedProxies, logger: logger)
+                                       trustedProxies: configuration.trustedProxies, secretKey: secretKey, logger: logger)
             let http = Application(
                 router: router,
                 // A request head within 10 s (60 s between keep-alive requests), bodies up to 1 MiB, and nothing
@@ -99,9 +100,13 @@ public struct ServerRunner: Sendable {
             housekeepingConfiguration.rawRetentionDays = configuration.rawRetentionDays
             housekeepingConfiguration.spanRetentionDays = configuration.spanRetentionDays
             let housekeeping = HousekeepingJob(configuration: housekeepingConfiguration, client: client, logger: logger)
+            var alertConfiguration = AlertJob.Configuration()
+            alertConfiguration.replicaID = replicaID
+            let alerts = AlertJob(configuration: alertConfiguration, client: client, logger: logger)
+            let alertDelivery = AlertDelivery(client: client, secretKey: secretKey, logger: logger)
             // Started together; stopped in reverse order: jobs, coordinator, renewal, HTTP, gateway, then the pools.
             let group = ServiceGroup(configuration: .init(services: [pools.ingest, pools.api, gateway, http, renewal, coordinator,
-                                                                     housekeeping],
+                                                                     housekeeping, alerts, alertDelivery],
                                                           gracefulShutdownSignals: signals,
                                                           logger: logger))
             try await group.run()

@@ -19,6 +19,7 @@ import Prometheus
 ///   - requestsPerMinute: the most requests one API key may make in a minute (429 beyond).
 ///   - web: the page templates and settings; nil serves the API alone.
 ///   - trustedProxies: reverse proxies whose `X-Forwarded-For` names the client.
+///   - secretKey: seals alert channels' secrets; without it channels cannot be created (503).
 ///   - logger: logger for the stores' queries.
 public func makeAPIRouter(
     database: PostgresClient,
@@ -27,6 +28,7 @@ public func makeAPIRouter(
     requestsPerMinute: Int = APIRateLimitMiddleware.defaultRequestsPerMinute,
     web: (templates: WebTemplates, settings: WebSettings)? = nil,
     trustedProxies: [IPNetwork] = [],
+    secretKey: SecretKey? = nil,
     logger: Logger
 ) -> Router<APIRequestContext> {
     let router = Router(context: APIRequestContext.self)
@@ -65,11 +67,13 @@ public func makeAPIRouter(
     SLAReportRoutes(database: database, logger: logger).register(on: api)
     DashboardRoutes(database: database, logger: logger).register(on: api)
     DashboardMetricsRoutes(infrastructure: infrastructure, metrics: MetricsQueries(database: database, logger: logger)).register(on: api)
-    for kind in [DefinitionRoutes.services, DefinitionRoutes.maintenanceWindows] {
+    for kind in [DefinitionRoutes.services, DefinitionRoutes.maintenanceWindows, DefinitionRoutes.alertRules] {
         DefinitionRoutes(kind: kind, store: DefinitionStore(kind.table, client: database, logger: logger),
                          queries: UptimeQueries(client: database, logger: logger)).register(on: api)
     }
     CheckRoutes(checks: CheckStore(client: database, logger: logger)).register(on: api)
+    AlertRoutes(channels: AlertChannelStore(client: database, logger: logger), alerts: AlertStore(client: database, logger: logger),
+                secretKey: secretKey).register(on: api)
     StatusPageRoutes(tenants: TenantStore(client: database, logger: logger)).register(on: api)
     // Outside the API-key group: a push URL's token is its credential.
     PushRoutes(checks: CheckStore(client: database, logger: logger),

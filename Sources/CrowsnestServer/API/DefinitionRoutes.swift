@@ -2,9 +2,10 @@ import CrowsnestWire
 import Foundation
 import Hummingbird
 
-/// `/api/v1/services` and `/api/v1/maintenance-windows`: create, list, read, replace and delete. Writes need an
-/// admin key; `{id}` is `s-<uuid>` or `m-<uuid>`, and another tenant's answers 404. Target ids a definition names
-/// must exist in the tenant (services may also pick targets by label), and service ids a window names too.
+/// `/api/v1/services`, `/api/v1/maintenance-windows` and `/api/v1/alert-rules`: create, list, read, replace and
+/// delete. Writes need an admin key; `{id}` is `s-<uuid>`, `m-<uuid>` or `a-<uuid>`, and another tenant's answers
+/// 404. Target ids a definition names must exist in the tenant (services and rules may also pick targets by
+/// label), and the service and alert channel ids it names too.
 struct DefinitionRoutes: Sendable {
     /// What differs between the two resources.
     struct Kind: Sendable {
@@ -14,8 +15,17 @@ struct DefinitionRoutes: Sendable {
         /// "service", "maintenance window".
         var noun: String
         var example: String
-        /// Validates a body: the name, the canonical definition, and the target and service ids it names.
-        var parse: @Sendable (JSONValue) throws -> (name: String, json: JSONValue, targets: [String], services: [String])
+        /// Validates a body: the name, the canonical definition, and the target, service and channel ids it names.
+        var parse: @Sendable (JSONValue) throws -> Parsed
+    }
+
+    /// A validated body and the ids it names, which must exist in the tenant.
+    struct Parsed: Sendable {
+        var name: String
+        var json: JSONValue
+        var targets: [String]
+        var services: [String]
+        var channels: [String] = []
     }
 
     static let services = Kind(
@@ -23,7 +33,7 @@ struct DefinitionRoutes: Sendable {
         example: #"{"name":"shop","labels":["com.docker.compose.project=shop"],"objective_percent":99.9}"#
     ) { body in
         let service = try ServiceDefinition.parse(body)
-        return (service.name, service.json, service.targets, [])
+        return Parsed(name: service.name, json: service.json, targets: service.targets, services: [])
     }
 
     static let maintenanceWindows = Kind(
@@ -31,7 +41,15 @@ struct DefinitionRoutes: Sendable {
         example: #"{"name":"patch night","recurrence":{"days":["sun"],"start":"02:00","duration_minutes":60}}"#
     ) { body in
         let window = try MaintenanceWindowDefinition.parse(body)
-        return (window.name, window.json, window.targets, window.services)
+        return Parsed(name: window.name, json: window.json, targets: window.targets, services: window.services)
+    }
+
+    static let alertRules = Kind(
+        path: "alert-rules", idPrefix: "a-", table: .alertRules, noun: "alert rule",
+        example: #"{"name":"api down","targets":["h-0c0ffee0-0000-4000-8000-000000000001"],"for_seconds":60,"channels":["n-0c0ffee0-0000-4000-8000-000000000002"]}"#
+    ) { body in
+        let rule = try AlertRuleDefinition.parse(body)
+        return Parsed(name: rule.name, json: rule.json, targets: rule.targetIDs, services: rule.serviceIDs, channels: rule.channels)
     }
 
     let kind: Kind
@@ -83,7 +101,7 @@ struct DefinitionRoutes: Sendable {
 
     /// A definition validated, and the ids it names checked against the tenant (the web's forms use it too).
     func validated(_ body: JSONValue, tenantID: UUID) async throws -> (String, JSONValue) {
-        let parsed: (name: String, json: JSONValue, targets: [String], services: [String])
+        let parsed: Parsed
         do {
             parsed = try kind.parse(body)
         } catch let error as CheckValidationError {
@@ -97,8 +115,15 @@ struct DefinitionRoutes: Sendable {
         let services = DefinitionStore(.services, client: store.client, logger: store.logger)
         for (index, text) in parsed.services.enumerated() {
             guard let id = ServiceID(text), try await services.get(tenantID: tenantID, id: id.uuid) != nil else {
-                throw APIError.badRequest("services[\(index)] names no service of this tenant (\(text))")
+                let field = kind.table == .alertRules ? "service" : "services[\(index)]"
+                throw APIError.badRequest("\(field) names no service of this tenant (\(text))")
             }
+        }
+        let channelIDs = parsed.channels.compactMap(AlertChannelID.init)
+        let channels = try await AlertChannelStore(client: store.client, logger: store.logger)
+            .existing(tenantID: tenantID, ids: channelIDs.map(\.uuid))
+        if let index = channelIDs.firstIndex(where: { !channels.contains($0.uuid) }) {
+            throw APIError.badRequest("channels[\(index)] names no alert channel of this tenant (\(channelIDs[index]))")
         }
         return (parsed.name, parsed.json)
     }

@@ -44,59 +44,30 @@ public final class HousekeepingJob: Service, Sendable {
 
     public let configuration: Configuration
     private let client: PostgresClient
-    private let leases: LeaseStore
+    private let singleton: SingletonLease
     /// Remembers the days it made, so a round does not ask the database again.
     private let partitions: PartitionStore
     private let logger: Logger
-    private let state = Mutex<(lease: Lease?, lastCleanup: ContinuousClock.Instant?)>((nil, nil))
+    private let lastCleanup = Mutex<ContinuousClock.Instant?>(nil)
 
     public init(configuration: Configuration = .init(), client: PostgresClient, logger: Logger) {
         self.configuration = configuration
         self.client = client
-        self.leases = LeaseStore(client: client, logger: logger)
+        self.singleton = SingletonLease(key: Self.leaseKey, replicaID: configuration.replicaID, ttl: configuration.leaseTTL,
+                                        job: "housekeeping", leases: LeaseStore(client: client, logger: logger), logger: logger)
         self.partitions = PartitionStore(client: client, logger: logger)
         self.logger = logger
     }
 
-    private var holder: String { "replica:" + configuration.replicaID.uuidString.lowercased() }
-
     public func run() async throws {
-        var failing = false
-        while !Task.isShuttingDownGracefully {
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.configuration.tick) }
-            } catch {
-                break
-            }
-            do {
-                _ = try await withDeadline(configuration.leaseTTL) { try await self.round() }
-                failing = false
-            } catch {
-                if !failing {
-                    logger.error("housekeeping failed; retrying", metadata: ["error": "\(String(reflecting: error))"])
-                    failing = true
-                }
-            }
-        }
-        // Hand the job over at once instead of after a ttl.
-        if let lease = state.withLock({ $0.lease }) { _ = try? await leases.release(lease) }
+        await singleton.runRounds(tick: configuration.tick) { try await self.round() }
     }
 
     /// Holds (or takes) the job's lease and, when holding it, does the job's work.
     @discardableResult
     public func round(now: ContinuousClock.Instant = .now) async throws -> Round {
         var round = Round()
-        var lease = state.withLock { $0.lease }
-        if let held = lease {
-            lease = try await leases.renew(held, ttl: configuration.leaseTTL)
-            if lease == nil { logger.notice("housekeeping lease lost to another replica") }
-        }
-        if lease == nil {
-            lease = try await leases.acquire(key: Self.leaseKey, holder: holder, ttl: configuration.leaseTTL)
-            if lease != nil { logger.info("this replica now runs housekeeping") }
-        }
-        state.withLock { $0.lease = lease }
-        guard lease != nil else { return round }
+        guard try await singleton.hold() != nil else { return round }
         round.holder = true
 
         // Today's and tomorrow's day partitions exist before anything is written into them at midnight.
@@ -113,9 +84,9 @@ public final class HousekeepingJob: Service, Sendable {
         let rollups = RollupStore(client: client, logger: logger)
         for step in RollupStore.steps { try await rollups.rollForward(step: step) }
         round.rerolledHours = try await rollups.rollDirty()
-        let last = state.withLock { $0.lastCleanup }
+        let last = lastCleanup.withLock { $0 }
         if last.map({ now - $0 >= configuration.cleanupEvery }) ?? true {
-            let leasesGone = try await leases.deleteExpired(leasesExpiredFor: configuration.expiredLeaseRetention)
+            let leasesGone = try await LeaseStore(client: client, logger: logger).deleteExpired(leasesExpiredFor: configuration.expiredLeaseRetention)
             let slotsGone = try await CheckSlotStore.deleteOlderThan(configuration.slotRetention, on: client, logger: logger)
             round.droppedPartitions = try await partitions.dropPartitions(olderThanDays: configuration.rawRetentionDays)
             let spansGone = try await StatusSpanStore.deleteEnded(olderThanDays: configuration.spanRetentionDays, on: client, logger: logger)
@@ -124,7 +95,7 @@ public final class HousekeepingJob: Service, Sendable {
                 logger.info("removed status spans past their retention", metadata: ["spans": "\(spansGone)",
                                                                                   "retention_days": "\(configuration.spanRetentionDays)"])
             }
-            state.withLock { $0.lastCleanup = now }
+            lastCleanup.withLock { $0 = now }
             round.cleanedUp = true
             if leasesGone + slotsGone > 0 {
                 logger.debug("housekeeping removed old rows", metadata: ["leases": "\(leasesGone)", "slots": "\(slotsGone)"])

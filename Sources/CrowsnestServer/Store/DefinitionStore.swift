@@ -3,7 +3,8 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// A tenant-owned object kept as the validated definition the API took: a service or a maintenance window.
+/// A tenant-owned object kept as the validated definition the API took: a service, a maintenance window or an
+/// alert rule.
 public struct StoredDefinition: Sendable, Equatable {
     public var id: UUID
     public var name: String
@@ -12,15 +13,22 @@ public struct StoredDefinition: Sendable, Equatable {
     public var updatedAt: Date
 }
 
-/// SQL for the two tables of that shape, `services` and `maintenance_windows` (id, name, definition, times):
+/// SQL for the tables of that shape, `services`, `maintenance_windows` and `alert_rules` (id, name, definition, times):
 /// create, list, read, replace, delete, each confined to one tenant, at most `maximumPerTenant` rows a tenant.
 public struct DefinitionStore: Sendable {
     public enum Table: String, Sendable {
         case services
         case maintenanceWindows = "maintenance_windows"
+        case alertRules = "alert_rules"
 
-        /// "service", "maintenance window": for messages.
-        var noun: String { self == .services ? "service" : "maintenance window" }
+        /// "service", "maintenance window", "alert rule": for messages.
+        var noun: String {
+            switch self {
+            case .services: "service"
+            case .maintenanceWindows: "maintenance window"
+            case .alertRules: "alert rule"
+            }
+        }
     }
 
     public static let maximumPerTenant = 1000

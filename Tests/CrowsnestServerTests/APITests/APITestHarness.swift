@@ -18,6 +18,11 @@ enum APITestHarness {
         return logger
     }()
 
+    /// The secret key the test routers seal alert channels with (one file per test process).
+    static let secretKey: SecretKey = {
+        try! SecretKey.loadOrCreate(path: NSTemporaryDirectory() + "crowsnest-test-secret-\(UUID().uuidString).key")
+    }()
+
     /// Runs `body` with a seeder on a fresh database and a client for the API router built on it.
     static func withAPI(
         registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
@@ -27,7 +32,7 @@ enum APITestHarness {
     ) async throws {
         try await TestPostgres.withTestDatabase { database in
             let router = makeAPIRouter(database: database, registry: registry, readiness: { ready },
-                                       requestsPerMinute: requestsPerMinute, logger: logger)
+                                       requestsPerMinute: requestsPerMinute, secretKey: secretKey, logger: logger)
             let app = Application(router: router, logger: logger)
             let seed = APISeed(database: database)
             try await app.test(.router) { client in
