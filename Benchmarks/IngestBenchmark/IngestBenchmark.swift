@@ -47,6 +47,10 @@ struct IngestBenchmark: AsyncParsableCommand {
     var web = false
     @Option(help: "Page requests for --web.") var webRequests = 100
     @Option(help: "Chromium loads for --web (0: none).") var webBrowserRuns = 30
+    @Flag(help: "Measure alert evaluation instead: a tenant with 1,000 targets and 2,000 rules, the time of one evaluation of every rule, then the latency from a target going down to its webhook request.")
+    var alerts = false
+    @Option(help: "Evaluations timed for --alerts.") var alertRounds = 20
+    @Option(help: "Waves of 20 targets switched down for --alerts.") var alertWaves = 5
     @Option(help: "With --coordination: make the checks http checks of this URL, run by the agents' real prober (16 at a time per agent) instead of answered at once.")
     var coordinationProbeTarget: String?
 
@@ -111,7 +115,10 @@ struct IngestBenchmark: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
-            if options.web {
+            if options.alerts {
+                try await AlertBenchmark(rounds: options.alertRounds, waves: options.alertWaves)
+                    .measure(client: client, directory: directory, logger: logger)
+            } else if options.web {
                 try await WebBenchmark(requests: options.webRequests, browserRuns: options.webBrowserRuns)
                     .measure(client: client, httpPort: httpPort.lock.withLock { $0 }, logger: logger)
             } else if options.uptime {

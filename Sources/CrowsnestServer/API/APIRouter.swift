@@ -80,7 +80,8 @@ public func makeAPIRouter(
                partitions: PartitionStore(client: database, logger: logger),
                leases: LeaseStore(client: database, logger: logger)).register(on: router)
     if let web {
-        WebRoutes(templates: web.templates, settings: web.settings, database: database, logger: logger).register(on: router)
+        WebRoutes(templates: web.templates, settings: web.settings, database: database, secretKey: secretKey, logger: logger)
+            .register(on: router)
     }
     return router
 }

@@ -2,6 +2,8 @@ import CrowsnestProbes
 import CrowsnestWire
 import Foundation
 import Hummingbird
+import Logging
+import PostgresNIO
 
 /// `/api/v1/alert-channels` (create, list, read, delete; writes need an admin key) and
 /// `/api/v1/alert-notifications` (the delivery history, by rule or channel). A channel's URL and secret are sealed
@@ -30,7 +32,8 @@ struct AlertRoutes: Sendable {
             } catch let error as CheckValidationError {
                 throw APIError.badRequest(error.description)
             }
-            try await self.checkDestination(parsed.definition.url, tenantID: caller.tenantID)
+            try await Self.checkDestination(parsed.definition.url, tenantID: caller.tenantID, client: self.channels.client,
+                                            logger: context.logger)
             let stored: StoredAlertChannel
             do {
                 stored = try await self.channels.create(tenantID: caller.tenantID, definition: parsed.definition, secretKey: secretKey)
@@ -82,12 +85,12 @@ struct AlertRoutes: Sendable {
     }
 
     /// 400 naming `url` when the server's SSRF guard refuses where it leads.
-    private func checkDestination(_ url: String, tenantID: UUID) async throws {
+    static func checkDestination(_ url: String, tenantID: UUID, client: PostgresClient, logger: Logger) async throws {
         guard let components = URLComponents(string: url), let host = components.host else {
             throw APIError.badRequest("url must be an http(s) URL with a host")
         }
         let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-        let allowed = try await TenantStore(client: channels.client, logger: channels.logger).allowedNetworks(tenantID: tenantID)
+        let allowed = try await TenantStore(client: client, logger: logger).allowedNetworks(tenantID: tenantID)
         let guarded = GuardedResolver(addressGuard: AddressGuard(runner: .server, allowedNetworks: allowed,
                                                                  ownAddresses: ServerCheckRuns.localAddresses()))
         do {

@@ -59,8 +59,43 @@ public final class AlertJob: Service, Sendable {
         return round
     }
 
+    /// What one tenant's evaluation decided: the states to keep or forget and the notifications to queue.
+    public struct Plan: Sendable {
+        public var rules = 0
+        public var targets = 0
+        var saves: [(ruleID: UUID, targetID: String, state: AlertTargetState?, version: Date)] = []
+        public var drafts: [AlertNotificationDraft] = []
+        var ruleIDs: [UUID] = []
+        /// States are kept for rules the tenant no longer has.
+        var staleRules = false
+
+        public var writesNothing: Bool { saves.isEmpty && drafts.isEmpty && !staleRules }
+    }
+
     /// One tenant: every rule against its targets; the changes and notifications written fenced by `lease`.
     func evaluate(tenantID: UUID, lease: Lease, now: Date) async throws -> (rules: Int, notifications: Int) {
+        let plan = try await plan(tenantID: tenantID, now: now)
+        if plan.writesNothing { return (plan.rules, 0) }
+        let logger = self.logger
+        try await leases.withFencedTransaction(key: Self.leaseKey, token: lease.token) { connection in
+            for save in plan.saves {
+                try await AlertStore.save(tenantID: tenantID, ruleID: save.ruleID, targetID: save.targetID, state: save.state,
+                                          ruleVersion: save.version, on: connection, logger: logger)
+            }
+            try await AlertStore.forgetRulesOtherThan(plan.ruleIDs, tenantID: tenantID, on: connection, logger: logger)
+            try await AlertStore.enqueue(plan.drafts, tenantID: tenantID, on: connection, logger: logger)
+        }
+        for draft in plan.drafts {
+            logger.info("alert notification queued", metadata: [
+                "tenant.id": "\(tenantID)", "alert_rule.id": "\(draft.ruleID)", "target.id": "\(draft.targetID)",
+                "notification.kind": "\(draft.kind.rawValue)", "notification.id": "\(draft.id)",
+            ])
+        }
+        return (plan.rules, plan.drafts.count)
+    }
+
+    /// Applies every rule of the tenant to its targets' recent spans, writing nothing (the benchmark times this).
+    public func plan(tenantID: UUID, now: Date) async throws -> Plan {
         let stored = try await DefinitionStore(.alertRules, client: client, logger: logger).list(tenantID: tenantID)
         let previous = try await AlertStore(client: client, logger: logger).states(tenantID: tenantID)
         let queries = UptimeQueries(client: client, logger: logger)
@@ -68,16 +103,24 @@ public final class AlertJob: Service, Sendable {
         let nowMicros = now.unixMicros
         var saves: [(ruleID: UUID, targetID: String, state: AlertTargetState?, version: Date)] = []
         var drafts: [AlertNotificationDraft] = []
+        var targetCount = 0
+        // Every rule's targets, then every target's spans in one query (a round is a few queries, not a few per rule).
+        var parsed: [(item: StoredDefinition, rule: AlertRuleDefinition)] = []
         for item in stored {
             guard let rule = try? AlertRuleDefinition.parse(item.definition) else {
                 logger.warning("alert rule skipped: its stored definition no longer validates", metadata: ["alert_rule.id": "\(item.id)"])
                 continue
             }
-            let targets = try await Self.targets(of: rule, tenantID: tenantID, client: client, logger: logger)
-            let lookback = Int64(max(rule.forSeconds, rule.flapMinutes * 60)) * 1_000_000 + 60_000_000
-            let spans = try await StatusSpanStore.spans(tenantID: tenantID, targetIDs: targets.map(\.id.description),
-                                                        fromMicros: nowMicros - lookback, toMicros: nowMicros, on: client, logger: logger)
+            parsed.append((item, rule))
+        }
+        let resolved = try await Self.targets(of: parsed.map(\.rule), tenantID: tenantID, client: client, logger: logger)
+        let lookback = Int64(parsed.map { max($0.rule.forSeconds, $0.rule.flapMinutes * 60) }.max() ?? 0) * 1_000_000 + 60_000_000
+        let allTargets = Set(resolved.flatMap { $0.map(\.id.description) })
+        let spans = try await StatusSpanStore.spans(tenantID: tenantID, targetIDs: allTargets.sorted(), fromMicros: nowMicros - lookback,
+                                                    toMicros: nowMicros, on: client, logger: logger)
+        for ((item, rule), targets) in zip(parsed, resolved) {
             let remembered = previous[item.id] ?? [:]
+            targetCount += targets.count
             for target in targets {
                 let key = target.id.description
                 let targetSpans = spans[key] ?? []
@@ -101,43 +144,44 @@ public final class AlertJob: Service, Sendable {
             for key in remembered.keys where !current.contains(key) { saves.append((item.id, key, nil, item.updatedAt)) }
         }
         let ruleIDs = stored.map(\.id)
-        if saves.isEmpty && drafts.isEmpty && previous.keys.allSatisfy(ruleIDs.contains) { return (stored.count, 0) }
-        let logger = self.logger
-        try await leases.withFencedTransaction(key: Self.leaseKey, token: lease.token) { connection in
-            for save in saves {
-                try await AlertStore.save(tenantID: tenantID, ruleID: save.ruleID, targetID: save.targetID, state: save.state,
-                                          ruleVersion: save.version, on: connection, logger: logger)
-            }
-            try await AlertStore.forgetRulesOtherThan(ruleIDs, tenantID: tenantID, on: connection, logger: logger)
-            try await AlertStore.enqueue(drafts, tenantID: tenantID, on: connection, logger: logger)
-        }
-        for draft in drafts {
-            logger.info("alert notification queued", metadata: [
-                "tenant.id": "\(tenantID)", "alert_rule.id": "\(draft.ruleID)", "target.id": "\(draft.targetID)",
-                "notification.kind": "\(draft.kind.rawValue)", "notification.id": "\(draft.id)",
-            ])
-        }
-        return (stored.count, drafts.count)
+        return Plan(rules: stored.count, targets: targetCount, saves: saves, drafts: drafts, ruleIDs: ruleIDs,
+                    staleRules: !previous.keys.allSatisfy(ruleIDs.contains))
     }
 
-    /// The targets a rule watches now, with their names.
-    static func targets(of rule: AlertRuleDefinition, tenantID: UUID, client: PostgresClient, logger: Logger) async throws -> [NamedTarget] {
+    /// The targets each rule watches now, with their names: listed targets looked up together, each service and
+    /// label set once.
+    static func targets(of rules: [AlertRuleDefinition], tenantID: UUID, client: PostgresClient, logger: Logger) async throws -> [[NamedTarget]] {
         let queries = UptimeQueries(client: client, logger: logger)
-        switch rule.selector {
-        case .targets(let texts):
-            let ids = texts.compactMap(TargetID.init)
-            let names = try await queries.existing(tenantID: tenantID, ids: ids)
-            return ids.compactMap { id in names[id].map { NamedTarget(id: id, name: $0) } }
-        case .service(let text):
-            guard let id = ServiceID(text),
-                  let stored = try await DefinitionStore(.services, client: client, logger: logger).get(tenantID: tenantID, id: id.uuid),
-                  let service = try? ServiceDefinition.parse(stored.definition) else { return [] }
-            return try await queries.members(tenantID: tenantID, service: service)
-        case .labels(let labels):
-            let selection = ServiceDefinition(name: "labels", targets: [], labels: labels, downRule: .any, policy: SLAPolicy(),
-                                              isPublic: false)
-            return try await queries.members(tenantID: tenantID, service: selection)
+        let listed = Array(Set(rules.flatMap { $0.targetIDs.compactMap(TargetID.init) }))
+        let names = try await queries.existing(tenantID: tenantID, ids: listed)
+        var selections: [String: [NamedTarget]] = [:]
+        var result: [[NamedTarget]] = []
+        for rule in rules {
+            switch rule.selector {
+            case .targets(let texts):
+                result.append(texts.compactMap(TargetID.init).compactMap { id in names[id].map { NamedTarget(id: id, name: $0) } })
+            case .service(let text):
+                if selections["s:" + text] == nil {
+                    var members: [NamedTarget] = []
+                    if let id = ServiceID(text),
+                       let stored = try await DefinitionStore(.services, client: client, logger: logger).get(tenantID: tenantID, id: id.uuid),
+                       let service = try? ServiceDefinition.parse(stored.definition) {
+                        members = try await queries.members(tenantID: tenantID, service: service)
+                    }
+                    selections["s:" + text] = members
+                }
+                result.append(selections["s:" + text]!)
+            case .labels(let labels):
+                let key = "l:" + labels.sorted().joined(separator: "\u{0}")
+                if selections[key] == nil {
+                    let selection = ServiceDefinition(name: "labels", targets: [], labels: labels, downRule: .any, policy: SLAPolicy(),
+                                                      isPublic: false)
+                    selections[key] = try await queries.members(tenantID: tenantID, service: selection)
+                }
+                result.append(selections[key]!)
+            }
         }
+        return result
     }
 
     /// The notification's body: what receivers get (`AlertNotification` in server/openapi.yaml).

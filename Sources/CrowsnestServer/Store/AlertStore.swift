@@ -62,18 +62,21 @@ public struct AlertStore: Sendable {
     /// The tenant's remembered states, by rule and target, with the rule version each was computed under.
     public func states(tenantID: UUID) async throws -> [UUID: [String: (state: AlertTargetState, ruleVersion: Date)]] {
         let rows = try await client.query("""
-            SELECT rule_id, target_id, status, active_since, notified_at, rule_version FROM alert_states WHERE tenant_id = \(tenantID)
+            SELECT rule_id, target_id, status, (extract(epoch FROM active_since) * 1000000)::int8,
+                   (extract(epoch FROM notified_at) * 1000000)::int8, rule_version
+            FROM alert_states WHERE tenant_id = \(tenantID)
             """, logger: logger)
         var states: [UUID: [String: (state: AlertTargetState, ruleVersion: Date)]] = [:]
-        for try await (ruleID, targetID, status, activeSince, notifiedAt, version) in rows.decode((UUID, String, String, Date?, Date, Date).self) {
+        for try await (ruleID, targetID, status, activeSince, notifiedAt, version) in rows.decode((UUID, String, String, Int64?, Int64, Date).self) {
             guard let status = AlertTargetState.Status(rawValue: status) else { continue }
-            states[ruleID, default: [:]][targetID] = (AlertTargetState(status: status, activeSinceMicros: activeSince?.unixMicros,
-                                                                       notifiedMicros: notifiedAt.unixMicros), version)
+            states[ruleID, default: [:]][targetID] = (AlertTargetState(status: status, activeSinceMicros: activeSince,
+                                                                       notifiedMicros: notifiedAt), version)
         }
         return states
     }
 
-    /// Keeps (or, for nil, forgets) one rule's state for one target.
+    /// Keeps (or, for nil, forgets) one rule's state for one target. Times go in and out as whole microseconds
+    /// (integer arithmetic in SQL), so what is read back is exactly what was kept.
     public static func save(tenantID: UUID, ruleID: UUID, targetID: String, state: AlertTargetState?, ruleVersion: Date,
                             on connection: PostgresConnection, logger: Logger) async throws {
         guard let state else {
@@ -84,8 +87,9 @@ public struct AlertStore: Sendable {
         }
         try await connection.query("""
             INSERT INTO alert_states (tenant_id, rule_id, target_id, status, active_since, notified_at, rule_version)
-            VALUES (\(tenantID), \(ruleID), \(targetID), \(state.status.rawValue), \(state.activeSinceMicros.map(Date.init(unixMicros:))),
-                    \(Date(unixMicros: state.notifiedMicros)), \(ruleVersion))
+            VALUES (\(tenantID), \(ruleID), \(targetID), \(state.status.rawValue),
+                    'epoch'::timestamptz + \(state.activeSinceMicros) * interval '1 microsecond',
+                    'epoch'::timestamptz + \(state.notifiedMicros) * interval '1 microsecond', \(ruleVersion))
             ON CONFLICT (tenant_id, rule_id, target_id) DO UPDATE SET status = EXCLUDED.status, active_since = EXCLUDED.active_since,
                 notified_at = EXCLUDED.notified_at, rule_version = EXCLUDED.rule_version
             """, logger: logger)

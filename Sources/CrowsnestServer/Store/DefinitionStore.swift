@@ -14,12 +14,15 @@ public struct StoredDefinition: Sendable, Equatable {
 }
 
 /// SQL for the tables of that shape, `services`, `maintenance_windows` and `alert_rules` (id, name, definition, times):
-/// create, list, read, replace, delete, each confined to one tenant, at most `maximumPerTenant` rows a tenant.
+/// create, list, read, replace, delete, each confined to one tenant, at most `table.maximumPerTenant` rows a tenant.
 public struct DefinitionStore: Sendable {
     public enum Table: String, Sendable {
         case services
         case maintenanceWindows = "maintenance_windows"
         case alertRules = "alert_rules"
+
+        /// Most rows one tenant may have: 1,000 services or windows; 5,000 alert rules (a few per target).
+        public var maximumPerTenant: Int { self == .alertRules ? 5000 : 1000 }
 
         /// "service", "maintenance window", "alert rule": for messages.
         var noun: String {
@@ -31,7 +34,6 @@ public struct DefinitionStore: Sendable {
         }
     }
 
-    public static let maximumPerTenant = 1000
 
     public let table: Table
     public let client: PostgresClient
@@ -50,12 +52,12 @@ public struct DefinitionStore: Sendable {
             try await decode(client.query("""
                 INSERT INTO \(unescaped: table.rawValue) (tenant_id, id, name, definition)
                 SELECT \(tenantID), \(UUID()), \(name), \(definition.jsonText)::jsonb
-                WHERE (SELECT count(*) FROM \(unescaped: table.rawValue) WHERE tenant_id = \(tenantID)) < \(Self.maximumPerTenant)
+                WHERE (SELECT count(*) FROM \(unescaped: table.rawValue) WHERE tenant_id = \(tenantID)) < \(table.maximumPerTenant)
                 RETURNING id, name, definition::text, created_at, updated_at
                 """, logger: logger))
         }
         guard let row = created.first else {
-            throw StoreError(.invalid, "the tenant already has \(Self.maximumPerTenant) \(table.noun)s, the most it may have; delete one first")
+            throw StoreError(.invalid, "the tenant already has \(table.maximumPerTenant) \(table.noun)s, the most it may have; delete one first")
         }
         return row
     }

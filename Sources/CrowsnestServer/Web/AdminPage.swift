@@ -57,6 +57,10 @@ struct AdminPage {
     let checkExample: String
     let services: [DefinitionRow]
     let windows: [DefinitionRow]
+    let alertRules: [DefinitionRow]
+    let alertChannels: [DefinitionRow]
+    let hasAlertChannels: Bool
+    let alertRuleExample: String
     let users: [UserRow]
     let keys: [KeyRow]
     let hasKeys: Bool
@@ -73,6 +77,8 @@ struct AdminPage {
         let status = try await TenantStore(client: database, logger: logger).statusPage(tenantID: tenantID)
         let services = try await DefinitionStore(.services, client: database, logger: logger).list(tenantID: tenantID)
         let checks = try await CheckStore(client: database, logger: logger).list(tenantID: tenantID)
+        let rules = try await DefinitionStore(.alertRules, client: database, logger: logger).list(tenantID: tenantID)
+        let channels = try await AlertChannelStore(client: database, logger: logger).list(tenantID: tenantID)
         let windows = try await DefinitionStore(.maintenanceWindows, client: database, logger: logger).list(tenantID: tenantID)
         let now = Date()
         return AdminPage(
@@ -85,6 +91,13 @@ struct AdminPage {
             hasChecks: !checks.isEmpty, checkExample: AdminRoutes.checkExample,
             services: services.map { DefinitionRow(id: "s-" + $0.id.uuidString.lowercased(), name: $0.name, summary: $0.definition.jsonText) },
             windows: windows.map { DefinitionRow(id: "m-" + $0.id.uuidString.lowercased(), name: $0.name, summary: $0.definition.jsonText) },
+            alertRules: rules.map { DefinitionRow(id: "a-" + $0.id.uuidString.lowercased(), name: $0.name, summary: $0.definition.jsonText) },
+            alertChannels: channels.map { DefinitionRow(id: AlertChannelID(uuid: $0.id).description, name: $0.name,
+                                                        summary: "\($0.type) to \($0.destination)") },
+            hasAlertChannels: !channels.isEmpty,
+            alertRuleExample: channels.first.map {
+                #"{"name":"container down","labels":["com.docker.compose.project=shop"],"for_seconds":60,"channels":[""# + "\"" + AlertChannelID(uuid: $0.id).description + #""]}"#
+            } ?? "",
             users: users.map { UserRow(username: $0.user.username, role: $0.user.role.rawValue, created: WebFormat.timestamp($0.createdAt),
                                        disabled: $0.disabled) },
             keys: keys.map { key in

@@ -10,6 +10,7 @@ struct AdminRoutes: Sendable {
     let templates: WebTemplates
     let settings: WebSettings
     let database: PostgresClient
+    let secretKey: SecretKey?
     let logger: Logger
 
     func register(on pages: RouterGroup<APIRequestContext>) {
@@ -59,7 +60,7 @@ struct AdminRoutes: Sendable {
                 ], isSecret: true)
             }
         }
-        for kind in [DefinitionRoutes.services, DefinitionRoutes.maintenanceWindows] {
+        for kind in [DefinitionRoutes.services, DefinitionRoutes.maintenanceWindows, DefinitionRoutes.alertRules] {
             let routes = DefinitionRoutes(kind: kind, store: DefinitionStore(kind.table, client: database, logger: logger),
                                           queries: UptimeQueries(client: database, logger: logger))
             pages.post(RouterPath("admin/\(kind.path)")) { request, context in
@@ -86,6 +87,39 @@ struct AdminRoutes: Sendable {
                     }
                     return AdminPage.Notice(heading: "\(kind.noun.prefix(1).uppercased() + kind.noun.dropFirst()) deleted", lines: [])
                 }
+            }
+        }
+        let channels = AlertChannelStore(client: database, logger: logger)
+        pages.post("admin/alert-channels") { request, context in
+            try await self.form(request, context) { session, form in
+                guard let secretKey = self.secretKey else {
+                    throw APIError.unavailable("This server has no secret key to seal alert channel secrets with; set secret_key_file.")
+                }
+                var body: [String: JSONValue] = ["name": .string(form["name"] ?? ""), "type": .string("webhook"), "url": .string(form["url"] ?? "")]
+                if let secret = form["secret"], !secret.isEmpty { body["secret"] = .string(secret) }
+                let parsed: (definition: AlertChannelDefinition, secretGenerated: Bool)
+                do {
+                    parsed = try AlertChannelDefinition.parse(.object(body))
+                    try await AlertRoutes.checkDestination(parsed.definition.url, tenantID: session.user.tenantID, client: self.database,
+                                                           logger: context.logger)
+                } catch let error as CheckValidationError {
+                    throw APIError.badRequest("The alert channel was not added: \(error.description).")
+                } catch let error as APIError where error.status == .badRequest {
+                    throw APIError.badRequest("The alert channel was not added: \(error.message).")
+                }
+                let channel = try await channels.create(tenantID: session.user.tenantID, definition: parsed.definition, secretKey: secretKey)
+                let id = AlertChannelID(uuid: channel.id).description
+                return AdminPage.Notice(heading: "Alert channel \(channel.name) added (\(id))",
+                                        lines: parsed.secretGenerated ? ["signing secret: " + parsed.definition.secret] : [],
+                                        isSecret: parsed.secretGenerated)
+            }
+        }
+        pages.post("admin/alert-channels/delete") { request, context in
+            try await self.form(request, context) { session, form in
+                guard let id = AlertChannelID(form["id"] ?? ""), try await channels.delete(tenantID: session.user.tenantID, id: id.uuid) else {
+                    throw APIError.notFound("This tenant has no such alert channel.")
+                }
+                return AdminPage.Notice(heading: "Alert channel deleted", lines: [])
             }
         }
         let checks = CheckStore(client: database, logger: logger)

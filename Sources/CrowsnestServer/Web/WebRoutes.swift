@@ -31,6 +31,8 @@ struct WebRoutes: Sendable {
     let templates: WebTemplates
     let settings: WebSettings
     let database: PostgresClient
+    /// Seals alert channels made on the admin page; nil refuses them.
+    let secretKey: SecretKey?
     let logger: Logger
 
     func register(on router: Router<APIRequestContext>) {
@@ -148,7 +150,7 @@ struct WebRoutes: Sendable {
                             body: .init(byteBuffer: ByteBuffer(string: svg)))
         }
 
-        AdminRoutes(templates: templates, settings: settings, database: database, logger: logger).register(on: pages)
+        AdminRoutes(templates: templates, settings: settings, database: database, secretKey: secretKey, logger: logger).register(on: pages)
 
         pages.get("incidents") { _, context in
             let session = try context.requireSession()

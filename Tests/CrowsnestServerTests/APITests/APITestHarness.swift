@@ -54,7 +54,7 @@ enum APITestHarness {
             let web = (templates: try WebTemplates.bundled(),
                        settings: WebSettings(secureCookies: secureCookies, publicOrigin: publicOrigin, passwords: PasswordHasher(cost: 4)))
             let router = makeAPIRouter(database: database, registry: PrometheusCollectorRegistry(), readiness: { true },
-                                       web: web, trustedProxies: trustedProxies, logger: logger)
+                                       web: web, trustedProxies: trustedProxies, secretKey: secretKey, logger: logger)
             let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
             let seed = APISeed(database: database)
             try await app.test(live ? .live : .router) { client in

@@ -225,7 +225,7 @@ final class SLAReportRouteTests: XCTestCase {
             let tenant = try await seed.tenant(), other = try await seed.tenant()
             let admin = try await seed.apiKey(tenant: tenant, role: .admin)
             let otherAdmin = try await seed.apiKey(tenant: other, role: .admin)
-            let limit = DefinitionStore.maximumPerTenant
+            let limit = DefinitionStore.Table.maintenanceWindows.maximumPerTenant
             XCTAssertEqual(limit, 1000)
             // One short of the limit straight into the table, the last one through the API.
             try await seed.database.query("""

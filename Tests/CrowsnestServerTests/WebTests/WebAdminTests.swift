@@ -1,3 +1,4 @@
+import CrowsnestWire
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -40,7 +41,9 @@ final class WebAdminTests: XCTestCase {
                                    ("/admin/checks", ["definition": #"{"name":"x","type":"tcp","target":"a.example:1"}"#]),
                                    ("/admin/checks/pause", ["id": "k-" + UUID().uuidString.lowercased()]),
                                    ("/admin/checks/publication", ["id": "k-" + UUID().uuidString.lowercased(), "public": "on"]),
-                                   ("/admin/checks/delete", ["id": "k-" + UUID().uuidString.lowercased()])] {
+                                   ("/admin/checks/delete", ["id": "k-" + UUID().uuidString.lowercased()]),
+                                   ("/admin/alert-channels", ["name": "x", "url": "https://hooks.example.com/"]),
+                                   ("/admin/alert-rules", ["definition": "{}"])] {
                 var withToken = fields
                 withToken["csrf"] = csrf
                 let response = try await Self.post(client, path, cookie, withToken)
@@ -200,6 +203,47 @@ final class WebAdminTests: XCTestCase {
             XCTAssertEqual(deleted.status, .ok)
             let left = try await store.list(tenantID: tenant)
             XCTAssertEqual(left.map(\.name), ["nightly backup"])
+        }
+    }
+
+    func testAnAdminAddsAlertChannelsAndRules() async throws {
+        try await APITestHarness.withWeb { seed, client in
+            let (tenant, cookie, csrf) = try await Self.signedIn(seed, client, role: .admin)
+            let page = String(buffer: try await client.execute(uri: "/admin", method: .get, headers: cookie).body)
+            XCTAssertTrue(page.contains("action=\"/admin/alert-channels\""))
+            XCTAssertTrue(page.contains("Add a channel first"), "no rule form before a channel exists")
+            let guarded = try await Self.post(client, "/admin/alert-channels", cookie, ["csrf": csrf, "name": "ops", "url": "http://10.0.0.5/hook"])
+            XCTAssertEqual(guarded.status, .badRequest)
+            XCTAssertTrue(String(buffer: guarded.body).contains("The alert channel was not added: url is refused: address 10.0.0.5 is private"),
+                          String(buffer: guarded.body))
+            try await TenantStore(client: seed.database, logger: APITestHarness.logger).allowNetwork(tenantID: tenant, network: IPNetwork("10.0.0.0/8")!)
+            let added = try await Self.post(client, "/admin/alert-channels", cookie, ["csrf": csrf, "name": "ops <b>", "url": "http://10.0.0.5/hook/token-123"])
+            XCTAssertEqual(added.status, .ok, String(buffer: added.body))
+            let addedHTML = String(buffer: added.body)
+            XCTAssertTrue(addedHTML.contains("signing secret: "), "a made secret is shown once")
+            XCTAssertTrue(addedHTML.contains("ops &lt;b&gt;"))
+            XCTAssertFalse(addedHTML.contains("token-123"), "the URL's path is not shown")
+            let channels = try await AlertChannelStore(client: seed.database, logger: APITestHarness.logger).list(tenantID: tenant)
+            let channelID = AlertChannelID(uuid: try XCTUnwrap(channels.first).id).description
+            let again = String(buffer: try await client.execute(uri: "/admin", method: .get, headers: cookie).body)
+            XCTAssertFalse(again.contains("signing secret: "), "and never again")
+            XCTAssertTrue(again.contains("action=\"/admin/alert-rules\""), "the rule form once a channel exists")
+
+            let host = try await seed.agent(tenant: tenant, hostname: "h1", lastSeenSecondsAgo: 1)
+            let badRule = try await Self.post(client, "/admin/alert-rules", cookie, ["csrf": csrf, "definition":
+                #"{"name":"r","targets":["h-\#(UUID().uuidString.lowercased())"],"channels":["\#(channelID)"]}"#])
+            XCTAssertEqual(badRule.status, .badRequest)
+            XCTAssertTrue(String(buffer: badRule.body).contains("targets[0] names nothing this tenant has"))
+            let rule = try await Self.post(client, "/admin/alert-rules", cookie, ["csrf": csrf, "definition":
+                #"{"name":"host <i>down</i>","targets":["h-\#(host.uuidString.lowercased())"],"channels":["\#(channelID)"]}"#])
+            XCTAssertEqual(rule.status, .ok, String(buffer: rule.body))
+            XCTAssertTrue(String(buffer: rule.body).contains("host &lt;i&gt;down&lt;/i&gt;"))
+            let rules = try await DefinitionStore(.alertRules, client: seed.database, logger: APITestHarness.logger).list(tenantID: tenant)
+            XCTAssertEqual(rules.map(\.name), ["host <i>down</i>"])
+            let deleted = try await Self.post(client, "/admin/alert-channels/delete", cookie, ["csrf": csrf, "id": channelID])
+            XCTAssertEqual(deleted.status, .ok)
+            let left = try await AlertChannelStore(client: seed.database, logger: APITestHarness.logger).list(tenantID: tenant)
+            XCTAssertTrue(left.isEmpty)
         }
     }
 }
