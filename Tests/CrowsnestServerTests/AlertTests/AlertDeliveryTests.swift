@@ -185,4 +185,29 @@ final class AlertDeliveryTests: XCTestCase {
             XCTAssertEqual(badQuery.status, .badRequest)
         }
     }
+
+    func testATenantHasAtMost5000AlertRules() async throws {
+        try await APITestHarness.withAPI { seed, client in
+            let tenant = try await seed.tenant()
+            let admin = try await seed.apiKey(tenant: tenant, role: .admin)
+            try await TenantStore(client: seed.database, logger: APITestHarness.logger).allowNetwork(tenantID: tenant, network: IPNetwork("127.0.0.0/8")!)
+            let channel = try await Self.post(client, "/api/v1/alert-channels", admin.secret, #"{"name":"ops","type":"webhook","url":"http://127.0.0.1:9/"}"#)
+            let channelID = try XCTUnwrap(try channel.jsonObject()["id"] as? String)
+            let host = try await seed.agent(tenant: tenant, hostname: "h1", lastSeenSecondsAgo: 1)
+            let limit = DefinitionStore.Table.alertRules.maximumPerTenant
+            XCTAssertEqual(limit, 5000)
+            try await seed.database.query("""
+                INSERT INTO alert_rules (tenant_id, id, name, definition)
+                SELECT \(tenant), gen_random_uuid(), 'rule ' || n, '{}'::jsonb FROM generate_series(1, \(limit - 1)) n
+                """, logger: APITestHarness.logger)
+            func rule(_ name: String) -> String {
+                #"{"name":"\#(name)","targets":["h-\#(host.uuidString.lowercased())"],"channels":["\#(channelID)"]}"#
+            }
+            let last = try await Self.post(client, "/api/v1/alert-rules", admin.secret, rule("the last one"))
+            XCTAssertEqual(last.status, .created, "the 5,000th")
+            let over = try await Self.post(client, "/api/v1/alert-rules", admin.secret, rule("one too many"))
+            XCTAssertEqual(over.status, .conflict)
+            XCTAssertTrue(try over.apiError().message.contains("already has 5000 alert rules"), String(buffer: over.body))
+        }
+    }
 }
