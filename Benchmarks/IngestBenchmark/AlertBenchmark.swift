@@ -39,8 +39,16 @@ struct AlertBenchmark {
         let receiver = Process()
         receiver.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         receiver.arguments = [Self.repositoryRoot + "/scripts/webhook-receiver.py", "--port", "\(hookPort)", "--log", hookLog]
+        // Not this process's output: a pipe reading it would wait for the receiver too.
+        receiver.standardOutput = FileHandle.nullDevice
+        receiver.standardError = FileHandle.nullDevice
         try receiver.run()
-        defer { receiver.terminate() }
+        // SIGKILL: the server in this process has SIGTERM ignored (service-lifecycle's handler), and the receiver
+        // inherits that.
+        defer {
+            kill(receiver.processIdentifier, SIGKILL)
+            receiver.waitUntilExit()
+        }
         try await TenantStore(client: client, logger: logger).allowNetwork(tenantID: tenantID, network: IPNetwork("127.0.0.0/8")!)
         let secretKey = try SecretKey.loadOrCreate(path: directory + "/" + SecretKey.defaultFileName)
         let (channelDefinition, _) = try AlertChannelDefinition.parse(.object([
