@@ -19,7 +19,8 @@ public final class HousekeepingJob: Service, Sendable {
         public var slotRetention: Duration = .seconds(2 * 86_400)
         /// Raw samples and check results are kept this many days (whole UTC days: their partitions are dropped).
         public var rawRetentionDays = 30
-        /// Status spans that ended longer ago than this many days go, and rollup buckets older than that.
+        /// Status spans that ended longer ago than this many days go, and rollup buckets and delivered (or given-up)
+        /// alert notifications older than that.
         public var spanRetentionDays = 400
         /// Leases expired for longer than this go. It covers the longest a spooled result may take to arrive.
         public var expiredLeaseRetention: Duration = .seconds(86_400)
@@ -90,6 +91,7 @@ public final class HousekeepingJob: Service, Sendable {
             let slotsGone = try await CheckSlotStore.deleteOlderThan(configuration.slotRetention, on: client, logger: logger)
             round.droppedPartitions = try await partitions.dropPartitions(olderThanDays: configuration.rawRetentionDays)
             let spansGone = try await StatusSpanStore.deleteEnded(olderThanDays: configuration.spanRetentionDays, on: client, logger: logger)
+            _ = try await AlertStore.deleteFinished(olderThanDays: configuration.spanRetentionDays, on: client, logger: logger)
             _ = try await rollups.deleteOlderThan(days: configuration.spanRetentionDays)
             if spansGone > 0 {
                 logger.info("removed status spans past their retention", metadata: ["spans": "\(spansGone)",

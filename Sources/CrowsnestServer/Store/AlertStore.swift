@@ -157,6 +157,19 @@ public struct AlertStore: Sendable {
             """, logger: logger)
     }
 
+    /// Removes delivered and given-up notifications (of every tenant) made more than `days` ago; the ones still
+    /// due stay whatever their age. Returns how many went.
+    public static func deleteFinished(olderThanDays days: Int, on client: PostgresClient, logger: Logger) async throws -> Int {
+        let rows = try await client.query("""
+            DELETE FROM alert_notifications
+            WHERE created_at < now() - \(days) * interval '1 day' AND (delivered_at IS NOT NULL OR failed_at IS NOT NULL)
+            RETURNING 1
+            """, logger: logger)
+        var count = 0
+        for try await _ in rows.decode(Int.self) { count += 1 }
+        return count
+    }
+
     /// The tenant's newest notifications, optionally of one rule or one channel, newest first.
     public func history(tenantID: UUID, ruleID: UUID?, channelID: UUID?, limit: Int) async throws -> [AlertNotificationRecord] {
         let rows = try await client.query("""

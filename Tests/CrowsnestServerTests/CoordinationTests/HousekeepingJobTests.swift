@@ -109,6 +109,14 @@ final class HousekeepingJobTests: XCTestCase {
                     (\(tenantID), 'k-old', 'down', now() - interval '500 days', now() - interval '10 days'),
                     (\(tenantID), 'k-old', 'up', now() - interval '10 days', NULL)
                 """, logger: Self.logger)
+            // Notifications: old and delivered, old and given up, old and still due, recent and delivered.
+            try await client.query("""
+                INSERT INTO alert_notifications (tenant_id, id, rule_id, channel_id, target_id, kind, payload, created_at, delivered_at, failed_at)
+                VALUES (\(tenantID), gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'k-old', 'firing', '{}', now() - interval '500 days', now(), NULL),
+                       (\(tenantID), gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'k-old', 'firing', '{}', now() - interval '500 days', NULL, now()),
+                       (\(tenantID), gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'k-old', 'resolved', '{}', now() - interval '500 days', NULL, NULL),
+                       (\(tenantID), gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'k-old', 'firing', '{}', now() - interval '10 days', now(), NULL)
+                """, logger: Self.logger)
             var configuration = HousekeepingJob.Configuration()
             configuration.rawRetentionDays = 30
             let round = try await HousekeepingJob(configuration: configuration, client: client, logger: Self.logger).round()
@@ -126,6 +134,11 @@ final class HousekeepingJobTests: XCTestCase {
             for try await count in left.decode(Int64.self) { XCTAssertEqual(count, 3, "29 days ago, today and tomorrow stay") }
             let spans = try await client.query("SELECT count(*) FROM status_spans", logger: Self.logger)
             for try await count in spans.decode(Int64.self) { XCTAssertEqual(count, 2, "the span that ended 500 days ago went") }
+            let notifications = try await client.query("SELECT string_agg(kind, ',' ORDER BY created_at, kind) FROM alert_notifications",
+                                                       logger: Self.logger)
+            for try await kinds in notifications.decode(String.self) {
+                XCTAssertEqual(kinds, "resolved,firing", "old finished notifications went; one still due and a recent one stay")
+            }
         }
     }
 
