@@ -113,9 +113,16 @@ public final class AlertDelivery: Service, Sendable {
                 logger.warning("alert notification not delivered; trying again", metadata: metadata.merging(["error": "\(outcome.error)"]) { $1 })
             }
         } catch {
-            // The claim lapses and the notification is tried again.
-            logger.error("alert notification could not be handled; it will be tried again",
-                         metadata: metadata.merging(["error": "\(String(reflecting: error))"]) { $1 })
+            // The claim lapses and the notification is tried again, until it is out of attempts; a channel whose
+            // settings this server cannot open (another secret key) will not get better.
+            let permanent = error is SecretKeyError || (error as? StoreError)?.code == .invalid
+            if permanent || notification.attempts >= configuration.maximumAttempts {
+                try? await store.markFailed(notification.id, error: "\(error)")
+                logger.error("alert notification given up", metadata: metadata.merging(["error": "\(String(reflecting: error))"]) { $1 })
+            } else {
+                logger.error("alert notification could not be handled; it will be tried again",
+                             metadata: metadata.merging(["error": "\(String(reflecting: error))"]) { $1 })
+            }
         }
     }
 

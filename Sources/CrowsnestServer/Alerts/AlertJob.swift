@@ -24,6 +24,8 @@ public final class AlertJob: Service, Sendable {
         public var holder = false
         public var rules = 0
         public var notifications = 0
+        /// Tenants whose evaluation failed this round (logged).
+        public var failedTenants = 0
     }
 
     public let configuration: Configuration
@@ -52,9 +54,19 @@ public final class AlertJob: Service, Sendable {
         guard let lease = try await singleton.hold() else { return round }
         round.holder = true
         for tenantID in try await AlertStore(client: client, logger: logger).tenantsWithRules() {
-            let (rules, notifications) = try await evaluate(tenantID: tenantID, lease: lease, now: now)
-            round.rules += rules
-            round.notifications += notifications
+            // One tenant's failure does not stop the others' alerts; losing the lease stops the round.
+            do {
+                let (rules, notifications) = try await evaluate(tenantID: tenantID, lease: lease, now: now)
+                round.rules += rules
+                round.notifications += notifications
+            } catch let error as LeaseError {
+                throw error
+            } catch {
+                round.failedTenants += 1
+                logger.error("alert evaluation of a tenant failed; the others go on", metadata: [
+                    "tenant.id": "\(tenantID)", "error": "\(String(reflecting: error))",
+                ])
+            }
         }
         return round
     }
@@ -99,7 +111,8 @@ public final class AlertJob: Service, Sendable {
         let stored = try await DefinitionStore(.alertRules, client: client, logger: logger).list(tenantID: tenantID)
         let previous = try await AlertStore(client: client, logger: logger).states(tenantID: tenantID)
         let queries = UptimeQueries(client: client, logger: logger)
-        let tenantName = try await queries.tenant(tenantID).name
+        let (tenantName, timeZone) = try await queries.tenant(tenantID)
+        let windows = try await UptimeReports(client: client, logger: logger).maintenanceWindows(tenantID: tenantID)
         let nowMicros = now.unixMicros
         var saves: [(ruleID: UUID, targetID: String, state: AlertTargetState?, version: Date)] = []
         var drafts: [AlertNotificationDraft] = []
@@ -118,12 +131,15 @@ public final class AlertJob: Service, Sendable {
         let allTargets = Set(resolved.flatMap { $0.map(\.id.description) })
         let spans = try await StatusSpanStore.spans(tenantID: tenantID, targetIDs: allTargets.sorted(), fromMicros: nowMicros - lookback,
                                                     toMicros: nowMicros, on: client, logger: logger)
+        // Time in a maintenance window is `maintenance`, which no rule watches: a target down for planned work
+        // does not alert (and one already firing is announced recovered when its window opens).
+        let coverage = MaintenanceCoverage(windows: windows, from: nowMicros - lookback, to: nowMicros, timeZone: timeZone)
         for ((item, rule), targets) in zip(parsed, resolved) {
             let remembered = previous[item.id] ?? [:]
             targetCount += targets.count
             for target in targets {
                 let key = target.id.description
-                let targetSpans = spans[key] ?? []
+                let targetSpans = Self.overlay(spans[key] ?? [], maintenance: coverage.intervals(for: target.id), nowMicros: nowMicros)
                 // A rule edited since the state was kept starts afresh.
                 let before = remembered[key].flatMap { $0.ruleVersion == item.updatedAt ? $0.state : nil }
                 let outcome = AlertStateMachine.evaluate(rule: rule, spans: targetSpans, previous: before, nowMicros: nowMicros)
@@ -146,6 +162,17 @@ public final class AlertJob: Service, Sendable {
         let ruleIDs = stored.map(\.id)
         return Plan(rules: stored.count, targets: targetCount, saves: saves, drafts: drafts, ruleIDs: ruleIDs,
                     staleRules: !previous.keys.allSatisfy(ruleIDs.contains))
+    }
+
+    /// `spans` with the time inside `maintenance` turned into `maintenance` (the open span counted up to now).
+    static func overlay(_ spans: [SpanInterval], maintenance: [(start: Int64, end: Int64)], nowMicros: Int64) -> [SpanInterval] {
+        guard !maintenance.isEmpty else { return spans }
+        let closed = spans.map { span in
+            var span = span
+            if span.endMicros == nil { span.endMicros = max(nowMicros, span.startMicros) }
+            return span
+        }
+        return IntervalSet.overlay(closed, maintenance: maintenance)
     }
 
     /// The targets each rule watches now, with their names: listed targets looked up together, each service and

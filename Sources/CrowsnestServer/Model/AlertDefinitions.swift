@@ -50,9 +50,9 @@ public struct AlertRuleDefinition: Sendable, Equatable {
             throw fields.error("kind", "must be state: a target in one of the rule's states for at least for_seconds (got \"\(kind)\")")
         }
 
-        let targets = try ServiceDefinition.stringList(fields, "targets", maximumCount: maximumTargets) { text in
+        let targets = try canonical(fields, "targets", ServiceDefinition.stringList(fields, "targets", maximumCount: maximumTargets) { text in
             TargetID(text) == nil ? "must be a target id: h-<agent uuid>, c-<agent uuid>-<container name> or k-<check uuid>" : nil
-        }
+        }) { TargetID($0)!.description }
         let service = try fields.text("service", required: false, maximumLength: 40, controlCharacters: false)
         let labels = try ServiceDefinition.stringList(fields, "labels", maximumCount: ServiceDefinition.maximumLabels) { AgentLabels.problem($0) }
         let given = [!targets.isEmpty, service != nil, !labels.isEmpty].filter { $0 }.count
@@ -76,9 +76,9 @@ public struct AlertRuleDefinition: Sendable, Equatable {
         }
         let states = stateNames.isEmpty ? [SpanState.down] : stateNames.compactMap(SpanState.init(rawValue:))
         let forSeconds = try fields.integer("for_seconds", in: forRange) ?? defaultForSeconds
-        let channels = try ServiceDefinition.stringList(fields, "channels", maximumCount: maximumChannels) { text in
+        let channels = try canonical(fields, "channels", ServiceDefinition.stringList(fields, "channels", maximumCount: maximumChannels) { text in
             AlertChannelID(text) == nil ? "must be an alert channel id: n-<uuid>" : nil
-        }
+        }) { AlertChannelID($0)!.description }
         guard !channels.isEmpty else {
             throw fields.error("channels", "must name at least one alert channel (n-<uuid>) the notifications go to")
         }
@@ -93,6 +93,18 @@ public struct AlertRuleDefinition: Sendable, Equatable {
         return AlertRuleDefinition(name: name, selector: selector, states: states, forSeconds: forSeconds, channels: channels,
                                    reminderMinutes: reminder, flapChanges: flapChanges, flapMinutes: flapMinutes,
                                    sendResolved: try fields.bool("send_resolved") ?? true)
+    }
+
+    /// Ids written in their one form (lowercase uuids), each once: `N-0C0FFEE0-…` and `n-0c0ffee0-…` are one channel,
+    /// and a channel listed twice would get every notification twice under two ids.
+    private static func canonical(_ fields: JSONFields, _ key: String, _ items: [String], _ form: (String) -> String) throws -> [String] {
+        var result: [String] = []
+        for (index, item) in items.enumerated() {
+            let id = form(item)
+            guard !result.contains(id) else { throw fields.error("\(key)[\(index)]", "repeats \(id)") }
+            result.append(id)
+        }
+        return result
     }
 
     /// The definition as the API shows it and the database keeps it (`alert_rules.definition`).

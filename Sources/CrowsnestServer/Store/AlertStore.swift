@@ -120,10 +120,15 @@ public struct AlertStore: Sendable {
         let rows = try await client.query("""
             UPDATE alert_notifications n
             SET claimed_until = now() + \(seconds) * interval '1 second', attempts = n.attempts + 1
-            FROM (SELECT id FROM alert_notifications
-                  WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
-                    AND (claimed_until IS NULL OR claimed_until < now())
-                  ORDER BY next_attempt_at LIMIT \(limit) FOR UPDATE SKIP LOCKED) due
+            FROM (SELECT d.id FROM alert_notifications d
+                  WHERE d.delivered_at IS NULL AND d.failed_at IS NULL AND d.next_attempt_at <= now()
+                    AND (d.claimed_until IS NULL OR d.claimed_until < now())
+                    -- In order per channel, rule and target: a recovery never overtakes its firing in a retry.
+                    AND NOT EXISTS (SELECT 1 FROM alert_notifications o
+                                    WHERE o.tenant_id = d.tenant_id AND o.channel_id = d.channel_id AND o.rule_id = d.rule_id
+                                      AND o.target_id = d.target_id AND o.delivered_at IS NULL AND o.failed_at IS NULL
+                                      AND (o.created_at, o.id) < (d.created_at, d.id))
+                  ORDER BY d.next_attempt_at LIMIT \(limit) FOR UPDATE OF d SKIP LOCKED) due
             WHERE n.id = due.id
             RETURNING n.id, n.tenant_id, n.channel_id, n.payload::text, n.attempts
             """, logger: logger)

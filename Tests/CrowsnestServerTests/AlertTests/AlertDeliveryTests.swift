@@ -210,4 +210,30 @@ final class AlertDeliveryTests: XCTestCase {
             XCTAssertTrue(try over.apiError().message.contains("already has 5000 alert rules"), String(buffer: over.body))
         }
     }
+
+    func testARecoveryWaitsForItsFiringToBeDeliveredFirst() async throws {
+        try await TestPostgres.withTestDatabase { client in
+            let tenant = try await TenantStore(client: client, logger: APITestHarness.logger).create(name: "acme")
+            let rule = UUID(), channel = UUID()
+            func draft(_ kind: AlertNotificationKind, target: String = "h-1") -> AlertNotificationDraft {
+                AlertNotificationDraft(id: UUID(), ruleID: rule, channelID: channel, targetID: target, kind: kind, payload: .object([:]))
+            }
+            let firing = draft(.firing), resolved = draft(.resolved), elsewhere = draft(.firing, target: "h-2")
+            try await client.withConnection { connection in
+                try await AlertStore.enqueue([firing], tenantID: tenant, on: connection, logger: APITestHarness.logger)
+                try await AlertStore.enqueue([resolved, elsewhere], tenantID: tenant, on: connection, logger: APITestHarness.logger)
+            }
+            let store = AlertStore(client: client, logger: APITestHarness.logger)
+            // The firing failed once and waits for its backoff.
+            try await store.retry(firing.id, after: .seconds(60), error: "HTTP 500")
+            let claimed = try await store.claimDue(limit: 10, hold: .seconds(60))
+            XCTAssertEqual(claimed.map(\.id), [elsewhere.id], "the recovery waits behind its firing; another target's goes")
+            try await client.query("UPDATE alert_notifications SET next_attempt_at = now() WHERE id = \(firing.id)", logger: APITestHarness.logger)
+            let next = try await store.claimDue(limit: 10, hold: .seconds(60))
+            XCTAssertEqual(next.map(\.id), [firing.id])
+            try await store.markDelivered(firing.id)
+            let last = try await store.claimDue(limit: 10, hold: .seconds(60))
+            XCTAssertEqual(last.map(\.id), [resolved.id], "then the recovery")
+        }
+    }
 }

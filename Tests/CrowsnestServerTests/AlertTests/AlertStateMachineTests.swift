@@ -137,4 +137,23 @@ final class AlertStateMachineTests: XCTestCase {
         XCTAssertEqual(rule.map { [$0.flapChanges, $0.flapMinutes] }, [4, 2], "4 changes in 2 minutes by default")
         XCTAssertEqual(try rule.map { try AlertRuleDefinition.parse($0.json) }, rule, "the stored form reads back the same")
     }
+
+    func testTimeInAMaintenanceWindowIsNotWatchedAndChannelsAreListedOnce() throws {
+        let rule = try rule(["for_seconds": .integer(0)])
+        let down = spans([(.up, 600), (.down, 120)])
+        let covered = AlertJob.overlay(down, maintenance: [(Self.now - 300 * Self.second, Self.now + 3600 * Self.second)], nowMicros: Self.now)
+        XCTAssertEqual(covered.last?.state, .maintenance)
+        XCTAssertNil(AlertStateMachine.evaluate(rule: rule, spans: covered, previous: nil, nowMicros: Self.now).notification,
+                     "down inside a maintenance window: no alert")
+        let after = AlertJob.overlay(down, maintenance: [(Self.now - 900 * Self.second, Self.now - 700 * Self.second)], nowMicros: Self.now)
+        XCTAssertEqual(AlertStateMachine.evaluate(rule: rule, spans: after, previous: nil, nowMicros: Self.now).notification, .firing,
+                       "a window that ended before the outage changes nothing")
+
+        XCTAssertThrowsError(try self.rule(["channels": .array([.string("n-0c0ffee0-0000-4000-8000-00000000000a"),
+                                                                .string("n-0C0FFEE0-0000-4000-8000-00000000000A")])])) { error in
+            XCTAssertTrue("\(error)".contains("channels[1] repeats n-0c0ffee0-0000-4000-8000-00000000000a"), "\(error)")
+        }
+        let mixed = try self.rule(["channels": .array([.string("n-0C0FFEE0-0000-4000-8000-00000000000A")])])
+        XCTAssertEqual(mixed.channels, ["n-0c0ffee0-0000-4000-8000-00000000000a"], "kept in one form")
+    }
 }
