@@ -140,10 +140,11 @@ public final class AlertJob: Service, Sendable {
             for target in targets {
                 let key = target.id.description
                 let targetSpans = Self.overlay(spans[key] ?? [], maintenance: coverage.intervals(for: target.id), nowMicros: nowMicros)
-                // A rule edited since the state was kept starts afresh.
-                let before = remembered[key].flatMap { $0.ruleVersion == item.updatedAt ? $0.state : nil }
+                // An edited rule goes on from what was announced: a rename sends nothing again, and a target the
+                // edit stops matching (other states) is announced recovered.
+                let before = remembered[key]?.state
                 let outcome = AlertStateMachine.evaluate(rule: rule, spans: targetSpans, previous: before, nowMicros: nowMicros)
-                if outcome.state != before || (remembered[key] != nil && before == nil) {
+                if outcome.state != before || (remembered[key].map { $0.ruleVersion != item.updatedAt } ?? false) {
                     saves.append((item.id, key, outcome.state, item.updatedAt))
                 }
                 guard let kind = outcome.notification else { continue }
@@ -155,9 +156,23 @@ public final class AlertJob: Service, Sendable {
                                               state: outcome.state ?? before, tenant: tenantName, now: now)))
                 }
             }
-            // Targets that left the rule (removed, or no longer matching) are forgotten without a word.
+            // Targets that left the rule (removed, or no longer matching) are forgotten; one announced firing is
+            // announced resolved, so receivers do not keep an incident open for ever.
             let current = Set(targets.map(\.id.description))
-            for key in remembered.keys where !current.contains(key) { saves.append((item.id, key, nil, item.updatedAt)) }
+            for (key, kept) in remembered where !current.contains(key) {
+                saves.append((item.id, key, nil, item.updatedAt))
+                guard kept.state.status == .firing, rule.sendResolved, let id = TargetID(key) else { continue }
+                let left = SpanInterval(state: .unknown, startMicros: nowMicros, endMicros: nil,
+                                        cause: "no longer watched by this rule (removed, or no longer matching it)")
+                for channel in rule.channels.compactMap(AlertChannelID.init) {
+                    let notificationID = UUID()
+                    drafts.append(AlertNotificationDraft(
+                        id: notificationID, ruleID: item.id, channelID: channel.uuid, targetID: key, kind: .resolved,
+                        payload: Self.payload(id: notificationID, kind: .resolved, ruleID: item.id, rule: rule,
+                                              target: NamedTarget(id: id, name: key), spans: [left], state: kept.state,
+                                              tenant: tenantName, now: now)))
+                }
+            }
         }
         let ruleIDs = stored.map(\.id)
         return Plan(rules: stored.count, targets: targetCount, saves: saves, drafts: drafts, ruleIDs: ruleIDs,

@@ -40,7 +40,7 @@ CREATE TABLE alert_states (
     active_since    timestamptz,
     -- The last notification sent for this rule and target (reminders count from it).
     notified_at     timestamptz NOT NULL,
-    -- The definition this state was computed under: an edited rule starts afresh.
+    -- The rule version (its updated_at) this state was last computed under.
     rule_version    timestamptz NOT NULL,
     PRIMARY KEY (tenant_id, rule_id, target_id)
 );

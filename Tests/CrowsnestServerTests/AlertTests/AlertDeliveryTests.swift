@@ -236,4 +236,45 @@ final class AlertDeliveryTests: XCTestCase {
             XCTAssertEqual(last.map(\.id), [resolved.id], "then the recovery")
         }
     }
+
+    func testAnEditedRuleGoesOnFromWhatItAnnouncedAndATargetThatLeavesIsResolved() async throws {
+        try await APITestHarness.withAPI { seed, client in
+            let tenant = try await seed.tenant()
+            let admin = try await seed.apiKey(tenant: tenant, role: .admin)
+            try await TenantStore(client: seed.database, logger: APITestHarness.logger).allowNetwork(tenantID: tenant, network: IPNetwork("127.0.0.0/8")!)
+            let channel = try await Self.post(client, "/api/v1/alert-channels", admin.secret, #"{"name":"ops","type":"webhook","url":"http://127.0.0.1:9/"}"#)
+            let channelID = try XCTUnwrap(try channel.jsonObject()["id"] as? String)
+            let a = try await seed.agent(tenant: tenant, hostname: "a", lastSeenSecondsAgo: 1)
+            let b = try await seed.agent(tenant: tenant, hostname: "b", lastSeenSecondsAgo: 1)
+            let now = Date()
+            try await seed.statusSpan(tenant: tenant, target: .host(agentID: a), state: "down", startedAt: now.addingTimeInterval(-600), endedAt: nil)
+            func body(_ name: String, _ hosts: [UUID]) -> String {
+                let targets = hosts.map { "\"h-\($0.uuidString.lowercased())\"" }.joined(separator: ",")
+                return #"{"name":"\#(name)","targets":[\#(targets)],"for_seconds":0,"channels":["\#(channelID)"]}"#
+            }
+            let created = try await Self.post(client, "/api/v1/alert-rules", admin.secret, body("hosts", [a, b]))
+            let ruleID = try XCTUnwrap(try created.jsonObject()["id"] as? String)
+            let job = AlertJob(client: seed.database, logger: APITestHarness.logger)
+            let first = try await job.round(now: now)
+            XCTAssertEqual(first.notifications, 1, "host a fires")
+            let renamed = try await client.execute(uri: "/api/v1/alert-rules/\(ruleID)", method: .put, headers: bearer(admin.secret),
+                                                   body: ByteBuffer(string: body("hosts renamed", [a, b])))
+            XCTAssertEqual(renamed.status, .ok)
+            let afterRename = try await job.round(now: now.addingTimeInterval(5))
+            XCTAssertEqual(afterRename.notifications, 0, "a rename announces nothing again")
+            let narrowed = try await client.execute(uri: "/api/v1/alert-rules/\(ruleID)", method: .put, headers: bearer(admin.secret),
+                                                    body: ByteBuffer(string: body("hosts renamed", [b])))
+            XCTAssertEqual(narrowed.status, .ok)
+            let afterNarrowing = try await job.round(now: now.addingTimeInterval(10))
+            XCTAssertEqual(afterNarrowing.notifications, 1)
+            let history = try await AlertStore(client: seed.database, logger: APITestHarness.logger)
+                .history(tenantID: tenant, ruleID: nil, channelID: nil, limit: 10)
+            XCTAssertEqual(history.map(\.kind), ["resolved", "firing"])
+            guard case .object(let payload)? = history.first?.payload else { return XCTFail("no payload") }
+            XCTAssertEqual(payload["cause"], .string("no longer watched by this rule (removed, or no longer matching it)"))
+            XCTAssertEqual(history.first?.targetID, "h-" + a.uuidString.lowercased())
+            let quiet = try await job.round(now: now.addingTimeInterval(15))
+            XCTAssertEqual(quiet.notifications, 0, "and forgotten")
+        }
+    }
 }
