@@ -186,13 +186,19 @@ final class AlertDeliveryTests: XCTestCase {
         }
     }
 
+    /// A tenant that allows loopback, its admin key, and a webhook channel to a closed loopback port.
+    private static func tenantWithChannel(_ seed: APISeed, _ client: some TestClientProtocol) async throws
+        -> (tenant: UUID, admin: IssuedAPIKey, channelID: String) {
+        let tenant = try await seed.tenant()
+        let admin = try await seed.apiKey(tenant: tenant, role: .admin)
+        try await TenantStore(client: seed.database, logger: APITestHarness.logger).allowNetwork(tenantID: tenant, network: IPNetwork("127.0.0.0/8")!)
+        let channel = try await post(client, "/api/v1/alert-channels", admin.secret, #"{"name":"ops","type":"webhook","url":"http://127.0.0.1:9/"}"#)
+        return (tenant, admin, try XCTUnwrap(try channel.jsonObject()["id"] as? String))
+    }
+
     func testATenantHasAtMost5000AlertRules() async throws {
         try await APITestHarness.withAPI { seed, client in
-            let tenant = try await seed.tenant()
-            let admin = try await seed.apiKey(tenant: tenant, role: .admin)
-            try await TenantStore(client: seed.database, logger: APITestHarness.logger).allowNetwork(tenantID: tenant, network: IPNetwork("127.0.0.0/8")!)
-            let channel = try await Self.post(client, "/api/v1/alert-channels", admin.secret, #"{"name":"ops","type":"webhook","url":"http://127.0.0.1:9/"}"#)
-            let channelID = try XCTUnwrap(try channel.jsonObject()["id"] as? String)
+            let (tenant, admin, channelID) = try await Self.tenantWithChannel(seed, client)
             let host = try await seed.agent(tenant: tenant, hostname: "h1", lastSeenSecondsAgo: 1)
             let limit = DefinitionStore.Table.alertRules.maximumPerTenant
             XCTAssertEqual(limit, 5000)
@@ -239,11 +245,7 @@ final class AlertDeliveryTests: XCTestCase {
 
     func testAnEditedRuleGoesOnFromWhatItAnnouncedAndATargetThatLeavesIsResolved() async throws {
         try await APITestHarness.withAPI { seed, client in
-            let tenant = try await seed.tenant()
-            let admin = try await seed.apiKey(tenant: tenant, role: .admin)
-            try await TenantStore(client: seed.database, logger: APITestHarness.logger).allowNetwork(tenantID: tenant, network: IPNetwork("127.0.0.0/8")!)
-            let channel = try await Self.post(client, "/api/v1/alert-channels", admin.secret, #"{"name":"ops","type":"webhook","url":"http://127.0.0.1:9/"}"#)
-            let channelID = try XCTUnwrap(try channel.jsonObject()["id"] as? String)
+            let (tenant, admin, channelID) = try await Self.tenantWithChannel(seed, client)
             let a = try await seed.agent(tenant: tenant, hostname: "a", lastSeenSecondsAgo: 1)
             let b = try await seed.agent(tenant: tenant, hostname: "b", lastSeenSecondsAgo: 1)
             let now = Date()
