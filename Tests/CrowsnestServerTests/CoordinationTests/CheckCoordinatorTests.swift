@@ -113,7 +113,9 @@ final class CheckCoordinatorTests: XCTestCase {
             // A first round claims the agents' and the replicas' terms; then the checks arrive.
             _ = try await (coordinator1.tick(), coordinator2.tick())
             var anyChecks: [UUID] = []
-            for index in 0..<12 { anyChecks.append(try await Self.insertCheck(client, tenantID: tenantID, name: "any-\(index)")) }
+            // 48 of them: the chance that rendezvous hashing leaves one of three agents without any is (2/3)^48 ≈ 4e-9
+            // per agent (with 12 it was 0.8 %, and CI once saw it).
+            for index in 0..<48 { anyChecks.append(try await Self.insertCheck(client, tenantID: tenantID, name: "any-\(index)")) }
             let prodCheck = try await Self.insertCheck(client, tenantID: tenantID, name: "prod",
                                                        runOn: #"{"mode":"labels","labels":["env=prod"]}"#)
             let nowhere = try await Self.insertCheck(client, tenantID: tenantID, name: "nowhere",
@@ -150,7 +152,7 @@ final class CheckCoordinatorTests: XCTestCase {
             XCTAssertFalse(checksRun.contains(nowhere))
             XCTAssertTrue(inboxB.assigns.contains { $0.checkID == prodCheck.uuidString.lowercased() },
                           "the labelled check runs on the only agent carrying its label")
-            // Rendezvous hashing spreads the 12 unlabelled checks over the three agents of both replicas, whichever
+            // Rendezvous hashing spreads the 48 unlabelled checks over the three agents of both replicas, whichever
             // replica looked first.
             XCTAssertGreaterThan(inboxA.assigns.count, 0)
             XCTAssertGreaterThan(inboxB.assigns.count, 1)
