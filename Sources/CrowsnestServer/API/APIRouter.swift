@@ -73,6 +73,7 @@ public func makeAPIRouter(
     }
     CheckRoutes(checks: CheckStore(client: database, logger: logger)).register(on: api)
     AlertRoutes(channels: AlertChannelStore(client: database, logger: logger), alerts: AlertStore(client: database, logger: logger),
+                silences: AlertSilenceStore(client: database, logger: logger),
                 secretKey: secretKey).register(on: api)
     StatusPageRoutes(tenants: TenantStore(client: database, logger: logger)).register(on: api)
     // Outside the API-key group: a push URL's token is its credential.

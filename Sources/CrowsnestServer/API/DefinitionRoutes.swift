@@ -25,7 +25,8 @@ struct DefinitionRoutes: Sendable {
         var json: JSONValue
         var targets: [String]
         var services: [String]
-        var channels: [String] = []
+        /// Channel ids, each with the field that named it (`channels[0]`, `escalation.channels[1]`).
+        var channels: [(field: String, id: String)] = []
     }
 
     static let services = Kind(
@@ -49,7 +50,9 @@ struct DefinitionRoutes: Sendable {
         example: #"{"name":"api down","targets":["h-0c0ffee0-0000-4000-8000-000000000001"],"for_seconds":60,"channels":["n-0c0ffee0-0000-4000-8000-000000000002"]}"#
     ) { body in
         let rule = try AlertRuleDefinition.parse(body)
-        return Parsed(name: rule.name, json: rule.json, targets: rule.targetIDs, services: rule.serviceIDs, channels: rule.channels)
+        return Parsed(name: rule.name, json: rule.json, targets: rule.targetIDs, services: rule.serviceIDs,
+                      channels: rule.channels.enumerated().map { ("channels[\($0.offset)]", $0.element) }
+                          + (rule.escalation?.channels ?? []).enumerated().map { ("escalation.channels[\($0.offset)]", $0.element) })
     }
 
     let kind: Kind
@@ -119,11 +122,11 @@ struct DefinitionRoutes: Sendable {
                 throw APIError.badRequest("\(field) names no service of this tenant (\(text))")
             }
         }
-        let channelIDs = parsed.channels.compactMap(AlertChannelID.init)
+        let channelIDs = parsed.channels.compactMap { named in AlertChannelID(named.id).map { (named.field, $0) } }
         let channels = try await AlertChannelStore(client: store.client, logger: store.logger)
-            .existing(tenantID: tenantID, ids: channelIDs.map(\.uuid))
-        if let index = channelIDs.firstIndex(where: { !channels.contains($0.uuid) }) {
-            throw APIError.badRequest("channels[\(index)] names no alert channel of this tenant (\(channelIDs[index]))")
+            .existing(tenantID: tenantID, ids: channelIDs.map(\.1.uuid))
+        if let (field, id) = channelIDs.first(where: { !channels.contains($0.1.uuid) }) {
+            throw APIError.badRequest("\(field) names no alert channel of this tenant (\(id))")
         }
         return (parsed.name, parsed.json)
     }

@@ -7,8 +7,9 @@ import PostgresNIO
 import ServiceLifecycle
 
 /// Delivers the outbox, on every replica: claims due notifications (`SKIP LOCKED`, so never two replicas at once),
-/// POSTs each to its channel through the server's SSRF guard, and records the outcome. A 2xx answer delivers it;
-/// a 4xx other than 408 and 429 gives up on it (the receiver refused it, and will again); anything else is tried
+/// sends each to its channel through the server's SSRF guard (an HTTP POST written for the channel's kind, or a
+/// mail over SMTP), and records the outcome. A 2xx answer (or SMTP's 250) delivers it; a 4xx other than 408 and
+/// 429, or a 5xx SMTP reply, gives up on it (the receiver refused it, and will again); anything else is tried
 /// again with backoff, up to `maximumAttempts`. A replica that dies mid-delivery leaves its claim to lapse and
 /// another delivers the notification again: at least once, under the same id.
 public final class AlertDelivery: Service, Sendable {
@@ -26,6 +27,7 @@ public final class AlertDelivery: Service, Sendable {
     private let client: PostgresClient
     private let secretKey: SecretKey
     private let prober: Prober
+    private let smtp: SMTPClient
     private let ownAddresses: [IPAddress]
     private let logger: Logger
 
@@ -35,6 +37,7 @@ public final class AlertDelivery: Service, Sendable {
         self.client = client
         self.secretKey = secretKey
         self.prober = prober
+        self.smtp = SMTPClient()
         self.ownAddresses = ServerCheckRuns.localAddresses()
         self.logger = logger
     }
@@ -73,6 +76,15 @@ public final class AlertDelivery: Service, Sendable {
         return claimed.count
     }
 
+    /// How one attempt ended.
+    enum Attempt: Equatable {
+        case delivered
+        /// The receiver refused it and will again (a 4xx answer, a 5xx SMTP reply): not tried again.
+        case refused(String)
+        /// Worth another try (no answer, a 5xx, a timeout).
+        case failed(String)
+    }
+
     func deliver(_ notification: ClaimedAlertNotification, store: AlertStore) async {
         let metadata: Logger.Metadata = ["tenant.id": "\(notification.tenantID)", "notification.id": "\(notification.id)",
                                          "alert_channel.id": "\(notification.channelID)", "attempt": "\(notification.attempts)"]
@@ -83,34 +95,22 @@ public final class AlertDelivery: Service, Sendable {
                 return
             }
             let allowed = try await TenantStore(client: client, logger: logger).allowedNetworks(tenantID: notification.tenantID)
-            let timestamp = String(Int64(Date().timeIntervalSince1970))
-            let headers: [String: JSONValue] = [
-                "Content-Type": .string("application/json"),
-                "User-Agent": .string("crowsnest-alerts"),
-                "X-Crowsnest-Notification-Id": .string(notification.id.uuidString.lowercased()),
-                "X-Crowsnest-Timestamp": .string(timestamp),
-                "X-Crowsnest-Signature": .string(WebhookSignature.header(secret: channel.secret, timestamp: timestamp, body: notification.payload)),
-            ]
-            let outcome = await prober.run(
-                type: "http", target: channel.url,
-                options: ["method": JSONValue.string("POST").jsonText, "headers": JSONValue.object(headers).jsonText,
-                          "body": JSONValue.string(notification.payload).jsonText, "follow_redirects": "false",
-                          "expected_status": #"["200-299"]"#],
-                timeout: configuration.timeout,
-                addressGuard: AddressGuard(runner: .server, allowedNetworks: allowed, ownAddresses: ownAddresses))
-            if outcome.ok {
+            let addressGuard = AddressGuard(runner: .server, allowedNetworks: allowed, ownAddresses: ownAddresses)
+            let attempt = await send(notification, to: channel, addressGuard: addressGuard)
+            switch attempt {
+            case .delivered:
                 try await store.markDelivered(notification.id)
-                logger.info("alert notification delivered", metadata: metadata)
-                return
-            }
-            let status = outcome.httpStatus
-            let refused = (400..<500).contains(status) && status != 408 && status != 429
-            if refused || notification.attempts >= configuration.maximumAttempts {
-                try await store.markFailed(notification.id, error: outcome.error)
-                logger.error("alert notification given up", metadata: metadata.merging(["error": "\(outcome.error)"]) { $1 })
-            } else {
-                try await store.retry(notification.id, after: Self.backoff(attempts: notification.attempts), error: outcome.error)
-                logger.warning("alert notification not delivered; trying again", metadata: metadata.merging(["error": "\(outcome.error)"]) { $1 })
+                logger.info("alert notification delivered", metadata: metadata.merging(["alert_channel.type": "\(channel.kind.rawValue)"]) { $1 })
+            case .refused(let error):
+                try await store.markFailed(notification.id, error: error)
+                logger.error("alert notification refused by its receiver; given up", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            case .failed(let error) where notification.attempts >= configuration.maximumAttempts:
+                try await store.markFailed(notification.id, error: error)
+                logger.error("alert notification given up after \(notification.attempts) attempts",
+                             metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            case .failed(let error):
+                try await store.retry(notification.id, after: Self.backoff(attempts: notification.attempts), error: error)
+                logger.warning("alert notification not delivered; trying again", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             }
         } catch {
             // The claim lapses and the notification is tried again, until it is out of attempts; a channel whose
@@ -124,6 +124,48 @@ public final class AlertDelivery: Service, Sendable {
                              metadata: metadata.merging(["error": "\(String(reflecting: error))"]) { $1 })
             }
         }
+    }
+
+    /// One attempt, written the way the channel's receiver reads it.
+    func send(_ notification: ClaimedAlertNotification, to channel: AlertChannelSettings, addressGuard: AddressGuard) async -> Attempt {
+        let payload = (try? JSONValue.parse(Data(notification.payload.utf8))) ?? .object([:])
+        var headers: [String: JSONValue] = ["Content-Type": .string("application/json"), "User-Agent": .string("crowsnest-alerts")]
+        let body: String
+        switch channel.kind {
+        case .email:
+            guard let server = channel.smtp else { return .refused("the email channel has no SMTP server") }
+            let mail = SMTPMail(from: channel.from, to: channel.to,
+                                text: AlertMessages.email(payload, from: channel.from, to: channel.to, now: Date()))
+            do {
+                try await smtp.send(mail, via: server, addressGuard: addressGuard, timeout: configuration.timeout)
+                return .delivered
+            } catch let failure as SMTPFailure {
+                return failure.permanent ? .refused(failure.reason) : .failed(failure.reason)
+            } catch {
+                return .failed("\(error)")
+            }
+        case .webhook:
+            body = notification.payload
+            let timestamp = String(Int64(Date().timeIntervalSince1970))
+            headers["X-Crowsnest-Notification-Id"] = .string(notification.id.uuidString.lowercased())
+            headers["X-Crowsnest-Timestamp"] = .string(timestamp)
+            headers["X-Crowsnest-Signature"] = .string(WebhookSignature.header(secret: channel.secret, timestamp: timestamp, body: body))
+        case .slack:
+            body = AlertMessages.slack(payload)
+        case .discord:
+            body = AlertMessages.discord(payload)
+        case .alertmanager:
+            body = AlertMessages.alertmanager(payload, repostSeconds: channel.repostSeconds ?? AlertChannelDefinition.defaultRepostSeconds,
+                                              now: Date())
+        }
+        let outcome = await prober.run(
+            type: "http", target: channel.url,
+            options: ["method": JSONValue.string("POST").jsonText, "headers": JSONValue.object(headers).jsonText,
+                      "body": JSONValue.string(body).jsonText, "follow_redirects": "false", "expected_status": #"["200-299"]"#],
+            timeout: configuration.timeout, addressGuard: addressGuard)
+        if outcome.ok { return .delivered }
+        let status = outcome.httpStatus
+        return (400..<500).contains(status) && status != 408 && status != 429 ? .refused(outcome.error) : .failed(outcome.error)
     }
 
     /// 5 s, 10 s, 20 s … up to 10 minutes.

@@ -113,6 +113,8 @@ public final class AlertJob: Service, Sendable {
         let queries = UptimeQueries(client: client, logger: logger)
         let (tenantName, timeZone) = try await queries.tenant(tenantID)
         let windows = try await UptimeReports(client: client, logger: logger).maintenanceWindows(tenantID: tenantID)
+        let silences = try await AlertSilenceStore(client: client, logger: logger).active(tenantID: tenantID)
+        let reposts = try await AlertChannelStore(client: client, logger: logger).repostSeconds(tenantID: tenantID)
         let nowMicros = now.unixMicros
         var saves: [(ruleID: UUID, targetID: String, state: AlertTargetState?, version: Date)] = []
         var drafts: [AlertNotificationDraft] = []
@@ -136,6 +138,8 @@ public final class AlertJob: Service, Sendable {
         let coverage = MaintenanceCoverage(windows: windows, from: nowMicros - lookback, to: nowMicros, timeZone: timeZone)
         for ((item, rule), targets) in zip(parsed, resolved) {
             let remembered = previous[item.id] ?? [:]
+            let ruleSilences = silences.filter { $0.ruleID == nil || $0.ruleID == item.id }
+            let refresh = rule.allChannels.compactMap { AlertChannelID($0).flatMap { reposts[$0.uuid] } }.min()
             targetCount += targets.count
             for target in targets {
                 let key = target.id.description
@@ -143,17 +147,22 @@ public final class AlertJob: Service, Sendable {
                 // An edited rule goes on from what was announced: a rename sends nothing again, and a target the
                 // edit stops matching (other states) is announced recovered.
                 let before = remembered[key]?.state
-                let outcome = AlertStateMachine.evaluate(rule: rule, spans: targetSpans, previous: before, nowMicros: nowMicros)
+                let circumstances = AlertStateMachine.Circumstances(
+                    silenced: ruleSilences.contains { $0.covers(ruleID: item.id, targetID: key) }, refreshSeconds: refresh)
+                let outcome = AlertStateMachine.evaluate(rule: rule, spans: targetSpans, previous: before, nowMicros: nowMicros,
+                                                         circumstances: circumstances)
                 if outcome.state != before || (remembered[key].map { $0.ruleVersion != item.updatedAt } ?? false) {
                     saves.append((item.id, key, outcome.state, item.updatedAt))
                 }
-                guard let kind = outcome.notification else { continue }
-                for channel in rule.channels.compactMap(AlertChannelID.init) {
-                    let id = UUID()
-                    drafts.append(AlertNotificationDraft(
-                        id: id, ruleID: item.id, channelID: channel.uuid, targetID: key, kind: kind,
-                        payload: Self.payload(id: id, kind: kind, ruleID: item.id, rule: rule, target: target, spans: targetSpans,
-                                              state: outcome.state ?? before, tenant: tenantName, now: now)))
+                for kind in outcome.notifications {
+                    for channel in Self.channels(for: kind, rule: rule, escalated: (outcome.state ?? before)?.escalatedMicros != nil,
+                                                 reposts: reposts) {
+                        let id = UUID()
+                        drafts.append(AlertNotificationDraft(
+                            id: id, ruleID: item.id, channelID: channel.uuid, targetID: key, kind: kind,
+                            payload: Self.payload(id: id, kind: kind, ruleID: item.id, rule: rule, target: target, spans: targetSpans,
+                                                  state: outcome.state ?? before, firing: outcome.state != nil, tenant: tenantName, now: now)))
+                    }
                 }
             }
             // Targets that left the rule (removed, or no longer matching) are forgotten; one announced firing is
@@ -161,15 +170,15 @@ public final class AlertJob: Service, Sendable {
             let current = Set(targets.map(\.id.description))
             for (key, kept) in remembered where !current.contains(key) {
                 saves.append((item.id, key, nil, item.updatedAt))
-                guard kept.state.status == .firing, rule.sendResolved, let id = TargetID(key) else { continue }
+                guard kept.state.status == .firing, kept.state.announcedMicros != nil, rule.sendResolved, let id = TargetID(key) else { continue }
                 let left = SpanInterval(state: .unknown, startMicros: nowMicros, endMicros: nil,
                                         cause: "no longer watched by this rule (removed, or no longer matching it)")
-                for channel in rule.channels.compactMap(AlertChannelID.init) {
+                for channel in Self.channels(for: .resolved, rule: rule, escalated: kept.state.escalatedMicros != nil, reposts: reposts) {
                     let notificationID = UUID()
                     drafts.append(AlertNotificationDraft(
                         id: notificationID, ruleID: item.id, channelID: channel.uuid, targetID: key, kind: .resolved,
                         payload: Self.payload(id: notificationID, kind: .resolved, ruleID: item.id, rule: rule,
-                                              target: NamedTarget(id: id, name: key), spans: [left], state: kept.state,
+                                              target: NamedTarget(id: id, name: key), spans: [left], state: kept.state, firing: false,
                                               tenant: tenantName, now: now)))
                 }
             }
@@ -177,6 +186,21 @@ public final class AlertJob: Service, Sendable {
         let ruleIDs = stored.map(\.id)
         return Plan(rules: stored.count, targets: targetCount, saves: saves, drafts: drafts, ruleIDs: ruleIDs,
                     staleRules: !previous.keys.allSatisfy(ruleIDs.contains))
+    }
+
+    /// Where a notification of `kind` goes: the rule's channels; an escalation to the escalation's channels, which
+    /// then also hear the rest of that alert (its recovery); a refresh only to the Alertmanagers among them.
+    static func channels(for kind: AlertNotificationKind, rule: AlertRuleDefinition, escalated: Bool, reposts: [UUID: Int]) -> [AlertChannelID] {
+        let escalationChannels = rule.escalation?.channels ?? []
+        let ids: [String]
+        switch kind {
+        case .escalation: ids = escalationChannels
+        case .refresh:
+            ids = (escalated ? rule.allChannels : rule.channels).filter { AlertChannelID($0).map { reposts[$0.uuid] != nil } ?? false }
+        case .firing, .reminder, .flapping: ids = rule.channels
+        case .resolved, .flappingStopped: ids = escalated ? rule.allChannels : rule.channels
+        }
+        return ids.compactMap(AlertChannelID.init)
     }
 
     /// `spans` with the time inside `maintenance` turned into `maintenance` (the open span counted up to now).
@@ -228,7 +252,7 @@ public final class AlertJob: Service, Sendable {
 
     /// The notification's body: what receivers get (`AlertNotification` in server/openapi.yaml).
     static func payload(id: UUID, kind: AlertNotificationKind, ruleID: UUID, rule: AlertRuleDefinition, target: NamedTarget,
-                        spans: [SpanInterval], state: AlertTargetState?, tenant: String, now: Date) -> JSONValue {
+                        spans: [SpanInterval], state: AlertTargetState?, firing: Bool, tenant: String, now: Date) -> JSONValue {
         let current = spans.last
         let since = state?.activeSinceMicros ?? current?.startMicros
         let stateName = current?.state.rawValue ?? SpanState.unknown.rawValue
@@ -239,10 +263,14 @@ public final class AlertJob: Service, Sendable {
         case .resolved: summary = "\(target.id.kind) \(target.name) recovered: \(stateName)"
         case .flapping: summary = "\(target.id.kind) \(target.name) is flapping: it changed state \(rule.flapChanges) times or more in \(rule.flapMinutes) min"
         case .flappingStopped: summary = "\(target.id.kind) \(target.name) stopped flapping: \(stateName)"
+        case .escalation:
+            summary = "\(target.id.kind) \(target.name) is still \(stateName) and nobody acknowledged it within \(rule.escalation?.afterMinutes ?? 0) min"
+        case .refresh: summary = "\(target.id.kind) \(target.name) is still \(stateName)"
         }
         return .object([
             "id": .string(id.uuidString.lowercased()),
             "kind": .string(kind.rawValue),
+            "firing": .bool(firing),
             "summary": .string(summary),
             "tenant": .string(tenant),
             "rule": .object(["id": .string("a-" + ruleID.uuidString.lowercased()), "name": .string(rule.name)]),

@@ -92,6 +92,7 @@ public final class HousekeepingJob: Service, Sendable {
             round.droppedPartitions = try await partitions.dropPartitions(olderThanDays: configuration.rawRetentionDays)
             let spansGone = try await StatusSpanStore.deleteEnded(olderThanDays: configuration.spanRetentionDays, on: client, logger: logger)
             _ = try await AlertStore.deleteFinished(olderThanDays: configuration.spanRetentionDays, on: client, logger: logger)
+            _ = try await AlertSilenceStore.deleteEnded(olderThanDays: configuration.spanRetentionDays, on: client, logger: logger)
             _ = try await rollups.deleteOlderThan(days: configuration.spanRetentionDays)
             if spansGone > 0 {
                 logger.info("removed status spans past their retention", metadata: ["spans": "\(spansGone)",

@@ -23,6 +23,14 @@ public struct AlertRuleDefinition: Sendable, Equatable {
     public var flapChanges: Int
     public var flapMinutes: Int
     public var sendResolved: Bool
+    /// Not acknowledged within `afterMinutes` of being announced → one "escalation" to `channels` (which then
+    /// also hear the recovery).
+    public var escalation: Escalation?
+
+    public struct Escalation: Sendable, Equatable {
+        public var afterMinutes: Int
+        public var channels: [String]
+    }
 
     public static let maximumNameLength = 100
     public static let maximumTargets = 500
@@ -32,10 +40,11 @@ public struct AlertRuleDefinition: Sendable, Equatable {
     public static let reminderRange = 5...10_080
     public static let flapChangesRange = 2...100
     public static let flapMinutesRange = 1...1440
+    public static let escalationRange = 1...10_080
     /// The states a rule may watch: the ones that are not `up` and not `maintenance`.
     public static let watchableStates: [SpanState] = [.down, .unknown, .degraded]
     static let fieldNames = ["name", "kind", "targets", "service", "labels", "states", "for_seconds", "channels",
-                             "reminder_minutes", "flap", "send_resolved"]
+                             "reminder_minutes", "flap", "send_resolved", "escalation"]
     static let serverFields: Set<String> = ["id", "created_at", "updated_at"]
 
     /// Validates a POST or PUT body; throws `CheckValidationError` naming the first wrong field. Whether the
@@ -90,9 +99,26 @@ public struct AlertRuleDefinition: Sendable, Equatable {
             flapChanges = try flapFields.integer("changes", in: flapChangesRange) ?? flapChanges
             flapMinutes = try flapFields.integer("minutes", in: flapMinutesRange) ?? flapMinutes
         }
+        var escalation: Escalation?
+        if let value = fields.value("escalation") {
+            let escalationFields = try JSONFields(value, path: "escalation", what: "escalation")
+            try escalationFields.refuseUnknown(allowed: ["after_minutes", "channels"], known: "escalation takes")
+            guard let after = try escalationFields.integer("after_minutes", in: escalationRange,
+                                                           note: "minutes after the firing was announced, unless acknowledged") else {
+                throw escalationFields.error("after_minutes", "is required: how long an unacknowledged firing waits before it escalates")
+            }
+            let escalationChannels = try canonical(escalationFields, "channels", ServiceDefinition.stringList(
+                escalationFields, "channels", maximumCount: maximumChannels) { text in
+                AlertChannelID(text) == nil ? "must be an alert channel id: n-<uuid>" : nil
+            }) { AlertChannelID($0)!.description }
+            guard !escalationChannels.isEmpty else {
+                throw escalationFields.error("channels", "must name at least one alert channel (n-<uuid>) the escalation goes to")
+            }
+            escalation = Escalation(afterMinutes: after, channels: escalationChannels)
+        }
         return AlertRuleDefinition(name: name, selector: selector, states: states, forSeconds: forSeconds, channels: channels,
                                    reminderMinutes: reminder, flapChanges: flapChanges, flapMinutes: flapMinutes,
-                                   sendResolved: try fields.bool("send_resolved") ?? true)
+                                   sendResolved: try fields.bool("send_resolved") ?? true, escalation: escalation)
     }
 
     /// Ids written in their one form (lowercase uuids), each once: `N-0C0FFEE0-…` and `n-0c0ffee0-…` are one channel,
@@ -115,6 +141,8 @@ public struct AlertRuleDefinition: Sendable, Equatable {
             "reminder_minutes": reminderMinutes.map { .integer(Int64($0)) } ?? .null,
             "flap": .object(["changes": .integer(Int64(flapChanges)), "minutes": .integer(Int64(flapMinutes))]),
             "send_resolved": .bool(sendResolved),
+            "escalation": escalation.map { .object(["after_minutes": .integer(Int64($0.afterMinutes)),
+                                                    "channels": .array($0.channels.map(JSONValue.string))]) } ?? .null,
         ]
         switch selector {
         case .targets(let targets): object["targets"] = .array(targets.map(JSONValue.string))
@@ -128,6 +156,11 @@ public struct AlertRuleDefinition: Sendable, Equatable {
     public var targetIDs: [String] {
         if case .targets(let targets) = selector { return targets }
         return []
+    }
+
+    /// Every channel it sends to: its own, then its escalation's.
+    public var allChannels: [String] {
+        channels + (escalation?.channels ?? []).filter { !channels.contains($0) }
     }
 
     /// The service it names, if any.
@@ -151,46 +184,188 @@ public struct AlertChannelID: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "n-" + uuid.uuidString.lowercased() }
 }
 
-/// An alert channel as a tenant defines it: a generic webhook (a JSON body, `AlertNotification` in
-/// server/openapi.yaml, POSTed with an HMAC-SHA256 signature over the timestamp and the body).
+/// An alert channel as a tenant defines it: where notifications go and how they are written.
+/// - `webhook`: the notification as JSON (`AlertNotification` in server/openapi.yaml), POSTed with an
+///   HMAC-SHA256 signature over the timestamp and the body;
+/// - `slack`, `discord`: a message to a Slack- or Discord-compatible incoming webhook;
+/// - `alertmanager`: the alert posted to a Prometheus Alertmanager (`/api/v2/alerts`), again every
+///   `repost_seconds` while it fires, with `endsAt` set when it recovers;
+/// - `email`: a plain-text message over SMTP (STARTTLS or TLS from the start, optional AUTH).
 public struct AlertChannelDefinition: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case webhook, slack, discord, alertmanager, email
+    }
+
     public var name: String
-    public var url: String
-    /// The HMAC key receivers verify the signature with.
-    public var secret: String
+    public var settings: AlertChannelSettings
+
+    public var kind: Kind { settings.kind }
 
     public static let minimumSecretLength = 16
     public static let maximumSecretLength = 256
-    static let fieldNames = ["name", "type", "url", "secret"]
+    public static let maximumRecipients = 20
+    public static let repostRange = 30...3600
+    public static let defaultRepostSeconds = 60
+    static let fieldsByKind: [Kind: [String]] = [
+        .webhook: ["name", "type", "url", "secret"],
+        .slack: ["name", "type", "url"],
+        .discord: ["name", "type", "url"],
+        .alertmanager: ["name", "type", "url", "repost_seconds"],
+        .email: ["name", "type", "smtp_host", "smtp_port", "smtp_security", "smtp_verify_tls", "smtp_username", "smtp_password",
+                 "from", "to"],
+    ]
     static let serverFields: Set<String> = ["id", "destination", "created_at"]
 
-    /// Validates a POST body; a missing secret is generated (and shown once, in the answer).
+    /// Validates a POST body; a webhook's missing secret is generated (and shown once, in the answer).
     public static func parse(_ body: JSONValue) throws -> (definition: AlertChannelDefinition, secretGenerated: Bool) {
         let fields = try JSONFields(body, path: "", what: "the request body")
-        try fields.refuseUnknown(allowed: fieldNames, ignoring: serverFields, known: "an alert channel takes")
+        let type = try fields.text("type", required: true, maximumLength: 20, controlCharacters: false)!
+        guard let kind = Kind(rawValue: type) else {
+            throw fields.error("type", "must be one of webhook, slack, discord, alertmanager, email (got \"\(type)\")")
+        }
+        try fields.refuseUnknown(allowed: fieldsByKind[kind]!, ignoring: serverFields,
+                                 known: "\(kind == .email || kind == .alertmanager ? "an" : "a") \(kind.rawValue) channel takes")
         let name = try fields.text("name", required: true, maximumLength: AlertRuleDefinition.maximumNameLength, controlCharacters: false)!
         guard !name.isEmpty else { throw fields.error("name", "must not be empty") }
-        let type = try fields.text("type", required: true, maximumLength: 20, controlCharacters: false)!
-        guard type == "webhook" else {
-            throw fields.error("type", "must be webhook: a JSON POST signed with HMAC-SHA256 (got \"\(type)\")")
+        var settings = AlertChannelSettings(kind: kind)
+        var generated = false
+        switch kind {
+        case .webhook, .slack, .discord, .alertmanager:
+            guard let url = try fields.text("url", required: true, maximumLength: CheckDefinition.maximumTargetLength,
+                                            controlCharacters: false), !url.isEmpty else {
+                throw fields.error("url", "is required: the http(s) URL the notifications are POSTed to")
+            }
+            if let problem = CheckTargetSyntax.httpURLProblem(url) { throw fields.error("url", problem) }
+            settings.url = url
+            if kind == .alertmanager {
+                // An Alertmanager's address alone means its alerts endpoint.
+                if let components = URLComponents(string: url), components.path.isEmpty || components.path == "/",
+                   components.query == nil {
+                    settings.url = url.hasSuffix("/") ? url + "api/v2/alerts" : url + "/api/v2/alerts"
+                }
+                settings.repostSeconds = try fields.integer("repost_seconds", in: repostRange,
+                                                            note: "how often a firing alert is posted again; its endsAt is three times that ahead")
+                    ?? defaultRepostSeconds
+            }
+            if kind == .webhook {
+                let secret = try fields.text("secret", required: false, maximumLength: maximumSecretLength, controlCharacters: false)
+                if let secret, secret.count < minimumSecretLength {
+                    throw fields.error("secret", "must be at least \(minimumSecretLength) characters (or left out: one is generated)")
+                }
+                generated = secret == nil
+                settings.secret = secret ?? RandomSecret.base64URL()
+            }
+        case .email:
+            guard let host = try fields.text("smtp_host", required: true, maximumLength: 253, controlCharacters: false) else {
+                throw fields.error("smtp_host", "is required")
+            }
+            if let problem = CheckTargetSyntax.hostProblem(host) { throw fields.error("smtp_host", problem) }
+            let securityText = try fields.text("smtp_security", required: false, maximumLength: 20, controlCharacters: false) ?? "starttls"
+            guard let security = SMTPSecurity(rawValue: securityText) else {
+                throw fields.error("smtp_security", "must be starttls (port 587: plain, then STARTTLS, which the server must offer) "
+                    + "or tls (port 465: TLS from the first byte) (got \"\(securityText)\")")
+            }
+            let port = try fields.integer("smtp_port", in: 1...65535) ?? security.defaultPort
+            let username = try fields.text("smtp_username", required: false, maximumLength: 256, controlCharacters: false)
+            let password = try fields.text("smtp_password", required: false, maximumLength: 256, controlCharacters: false)
+            if password != nil, username == nil { throw fields.error("smtp_username", "is required with smtp_password") }
+            settings.smtp = SMTPServer(host: host, port: port, security: security, verifyTLS: try fields.bool("smtp_verify_tls") ?? true,
+                                       username: username, password: password)
+            guard let from = try fields.text("from", required: true, maximumLength: 254, controlCharacters: false) else {
+                throw fields.error("from", "is required")
+            }
+            if let problem = emailAddressProblem(from) { throw fields.error("from", problem) }
+            settings.from = from
+            guard let to = try fields.textList("to", maximumCount: maximumRecipients, maximumLength: 254) else {
+                throw fields.error("to", "is required: the address (or a list of up to \(maximumRecipients)) the alerts are mailed to")
+            }
+            for (index, address) in to.enumerated() {
+                if let problem = emailAddressProblem(address) { throw fields.error(to.count == 1 ? "to" : "to[\(index)]", problem) }
+            }
+            settings.to = to
         }
-        guard let url = try fields.text("url", required: true, maximumLength: CheckDefinition.maximumTargetLength,
-                                        controlCharacters: false), !url.isEmpty else {
-            throw fields.error("url", "is required: the http(s) URL the notifications are POSTed to")
-        }
-        if let problem = CheckTargetSyntax.httpURLProblem(url) { throw fields.error("url", problem) }
-        var secret = try fields.text("secret", required: false, maximumLength: maximumSecretLength, controlCharacters: false)
-        if let given = secret, given.count < minimumSecretLength {
-            throw fields.error("secret", "must be at least \(minimumSecretLength) characters (or left out: one is generated)")
-        }
-        let generated = secret == nil
-        if generated { secret = RandomSecret.base64URL() }
-        return (AlertChannelDefinition(name: name, url: url, secret: secret!), generated)
+        return (AlertChannelDefinition(name: name, settings: settings), generated)
     }
 
-    /// What may be shown of the URL: its scheme and host (a webhook URL often carries a token in its path).
+    /// `local@domain` in plain ASCII, nothing that could end an SMTP command or a header (no spaces, angle
+    /// brackets, quotes, commas or line breaks).
+    static func emailAddressProblem(_ text: String) -> String? {
+        let example = "must be an address such as ops@example.com (got \"\(text)\")"
+        guard text.utf8.count <= 254, let at = text.lastIndex(of: "@") else { return example }
+        let local = text[..<at], domain = String(text[text.index(after: at)...])
+        let forbidden = Set("<>()[]\\,;:\"@ ".unicodeScalars)
+        guard !local.isEmpty, local.utf8.count <= 64,
+              local.unicodeScalars.allSatisfy({ (0x21...0x7E).contains($0.value) && !forbidden.contains($0) }) else { return example }
+        if CheckTargetSyntax.dnsNameProblem(domain) != nil { return example }
+        return nil
+    }
+
+    /// What may be shown: the URL's scheme and host (a webhook URL often carries a token in its path), or the
+    /// mail server and how many are mailed.
     public var destination: String {
-        guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host else { return "" }
+        if let smtp = settings.smtp {
+            return "smtp://\(smtp.host.contains(":") ? "[\(smtp.host)]" : smtp.host):\(smtp.port) → \(settings.to.count) recipient\(settings.to.count == 1 ? "" : "s")"
+        }
+        guard let components = URLComponents(string: settings.url), let scheme = components.scheme, let host = components.host else { return "" }
         return "\(scheme)://\(host)\(components.port.map { ":\($0)" } ?? "")/…"
+    }
+}
+
+/// What a channel needs to deliver, sealed in the database as JSON with the server's secret key.
+public struct AlertChannelSettings: Sendable, Equatable {
+    public var kind: AlertChannelDefinition.Kind
+    public var url = ""
+    public var secret = ""
+    public var repostSeconds: Int?
+    public var smtp: SMTPServer?
+    public var from = ""
+    public var to: [String] = []
+
+    public init(kind: AlertChannelDefinition.Kind) { self.kind = kind }
+
+    /// The sealed form.
+    public var json: JSONValue {
+        var object: [String: JSONValue] = ["type": .string(kind.rawValue)]
+        if !url.isEmpty { object["url"] = .string(url) }
+        if !secret.isEmpty { object["secret"] = .string(secret) }
+        if let repostSeconds { object["repost_seconds"] = .integer(Int64(repostSeconds)) }
+        if let smtp {
+            object["smtp"] = .object([
+                "host": .string(smtp.host), "port": .integer(Int64(smtp.port)), "security": .string(smtp.security.rawValue),
+                "verify_tls": .bool(smtp.verifyTLS), "username": smtp.username.map(JSONValue.string) ?? .null,
+                "password": smtp.password.map(JSONValue.string) ?? .null,
+            ])
+            object["from"] = .string(from)
+            object["to"] = .array(to.map(JSONValue.string))
+        }
+        return .object(object)
+    }
+
+    /// Reads the sealed form back (a webhook channel made before there were other kinds holds only url and secret).
+    public init(json: JSONValue, kind: AlertChannelDefinition.Kind) throws {
+        guard case .object(let fields) = json else { throw StoreError(.invalid, "alert channel settings are not a JSON object") }
+        self.kind = kind
+        if case .string(let url)? = fields["url"] { self.url = url }
+        if case .string(let secret)? = fields["secret"] { self.secret = secret }
+        if case .integer(let seconds)? = fields["repost_seconds"] { repostSeconds = Int(seconds) }
+        if case .object(let smtp)? = fields["smtp"], case .string(let host)? = smtp["host"], case .integer(let port)? = smtp["port"],
+           case .string(let securityText)? = smtp["security"], let security = SMTPSecurity(rawValue: securityText) {
+            var verify = true
+            if case .bool(let flag)? = smtp["verify_tls"] { verify = flag }
+            var username: String?, password: String?
+            if case .string(let text)? = smtp["username"] { username = text }
+            if case .string(let text)? = smtp["password"] { password = text }
+            self.smtp = SMTPServer(host: host, port: Int(port), security: security, verifyTLS: verify, username: username, password: password)
+        }
+        if case .string(let from)? = fields["from"] { self.from = from }
+        if case .array(let list)? = fields["to"] { to = list.compactMap { if case .string(let text) = $0 { return text } else { return nil } } }
+        let complete: Bool
+        switch kind {
+        case .webhook: complete = !url.isEmpty && !secret.isEmpty
+        case .slack, .discord: complete = !url.isEmpty
+        case .alertmanager: complete = !url.isEmpty && repostSeconds != nil
+        case .email: complete = smtp != nil && !from.isEmpty && !to.isEmpty
+        }
+        guard complete else { throw StoreError(.invalid, "the \(kind.rawValue) channel's settings are incomplete") }
     }
 }

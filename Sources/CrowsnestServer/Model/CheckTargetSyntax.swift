@@ -140,7 +140,7 @@ enum CheckTargetSyntax {
     }
 
     /// A DNS name or an IPv4/IPv6 address.
-    private static func hostProblem(_ host: String) -> String? {
+    static func hostProblem(_ host: String) -> String? {
         if host.isEmpty { return "must name a host (got an empty host)" }
         if isIPv6(host) { return nil }
         return dnsNameProblem(host)

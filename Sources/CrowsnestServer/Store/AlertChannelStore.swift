@@ -27,12 +27,12 @@ public struct AlertChannelStore: Sendable {
 
     /// Stores a new channel. Throws `StoreError(.alreadyExists)` for a taken name, `.invalid` at the limit.
     public func create(tenantID: UUID, definition: AlertChannelDefinition, secretKey: SecretKey) async throws -> StoredAlertChannel {
-        let settings = JSONValue.object(["url": .string(definition.url), "secret": .string(definition.secret)])
-        let sealed = try secretKey.seal(Array(settings.jsonText.utf8))
+        let sealed = try secretKey.seal(Array(definition.settings.json.jsonText.utf8))
         do {
             let rows = try await client.query("""
-                INSERT INTO alert_channels (tenant_id, id, name, type, destination, sealed)
-                SELECT \(tenantID), \(UUID()), \(definition.name), 'webhook', \(definition.destination), \(ByteBuffer(bytes: sealed))
+                INSERT INTO alert_channels (tenant_id, id, name, type, destination, sealed, repost_seconds)
+                SELECT \(tenantID), \(UUID()), \(definition.name), \(definition.kind.rawValue), \(definition.destination),
+                       \(ByteBuffer(bytes: sealed)), \(definition.settings.repostSeconds)
                 WHERE (SELECT count(*) FROM alert_channels WHERE tenant_id = \(tenantID)) < \(Self.maximumPerTenant)
                 RETURNING id, name, type, destination, created_at
                 """, logger: logger)
@@ -73,18 +73,32 @@ public struct AlertChannelStore: Sendable {
         return found
     }
 
-    /// The channel's URL and secret, opened with `secretKey`; nil when the channel is gone.
-    public func settings(tenantID: UUID, id: UUID, secretKey: SecretKey) async throws -> (url: String, secret: String)? {
-        let rows = try await client.query("SELECT sealed FROM alert_channels WHERE tenant_id = \(tenantID) AND id = \(id)", logger: logger)
-        for try await sealed in rows.decode(ByteBuffer.self) {
-            let opened = try secretKey.open(Array(buffer: sealed))
-            guard case .object(let fields) = try JSONValue.parse(Data(opened)),
-                  case .string(let url)? = fields["url"], case .string(let secret)? = fields["secret"] else {
-                throw StoreError(.invalid, "alert channel \(id) holds settings this server cannot read")
+    /// The channel's settings, opened with `secretKey`; nil when the channel is gone.
+    public func settings(tenantID: UUID, id: UUID, secretKey: SecretKey) async throws -> AlertChannelSettings? {
+        let rows = try await client.query("SELECT type, sealed FROM alert_channels WHERE tenant_id = \(tenantID) AND id = \(id)",
+                                          logger: logger)
+        for try await (type, sealed) in rows.decode((String, ByteBuffer).self) {
+            guard let kind = AlertChannelDefinition.Kind(rawValue: type) else {
+                throw StoreError(.invalid, "alert channel \(id) is of a type this server does not know (\(type))")
             }
-            return (url, secret)
+            let opened = try secretKey.open(Array(buffer: sealed))
+            do {
+                return try AlertChannelSettings(json: try JSONValue.parse(Data(opened)), kind: kind)
+            } catch {
+                throw StoreError(.invalid, "alert channel \(id) holds settings this server cannot read: \(error)")
+            }
         }
         return nil
+    }
+
+    /// The tenant's Alertmanager channels and how often each wants a firing alert posted again.
+    public func repostSeconds(tenantID: UUID) async throws -> [UUID: Int] {
+        let rows = try await client.query("""
+            SELECT id, repost_seconds FROM alert_channels WHERE tenant_id = \(tenantID) AND repost_seconds IS NOT NULL
+            """, logger: logger)
+        var result: [UUID: Int] = [:]
+        for try await (id, seconds) in rows.decode((UUID, Int32).self) { result[id] = Int(seconds) }
+        return result
     }
 
     private static func decode(_ rows: PostgresRowSequence) async throws -> [StoredAlertChannel] {

@@ -63,20 +63,25 @@ public struct AlertStore: Sendable {
     public func states(tenantID: UUID) async throws -> [UUID: [String: (state: AlertTargetState, ruleVersion: Date)]] {
         let rows = try await client.query("""
             SELECT rule_id, target_id, status, (extract(epoch FROM active_since) * 1000000)::int8,
-                   (extract(epoch FROM notified_at) * 1000000)::int8, rule_version
+                   (extract(epoch FROM notified_at) * 1000000)::int8, rule_version,
+                   (extract(epoch FROM announced_at) * 1000000)::int8, (extract(epoch FROM acknowledged_at) * 1000000)::int8,
+                   (extract(epoch FROM escalated_at) * 1000000)::int8, (extract(epoch FROM refreshed_at) * 1000000)::int8
             FROM alert_states WHERE tenant_id = \(tenantID)
             """, logger: logger)
         var states: [UUID: [String: (state: AlertTargetState, ruleVersion: Date)]] = [:]
-        for try await (ruleID, targetID, status, activeSince, notifiedAt, version) in rows.decode((UUID, String, String, Int64?, Int64, Date).self) {
+        for try await (ruleID, targetID, status, activeSince, notifiedAt, version, announced, acknowledged, escalated, refreshed) in rows.decode(
+            (UUID, String, String, Int64?, Int64, Date, Int64?, Int64?, Int64?, Int64?).self) {
             guard let status = AlertTargetState.Status(rawValue: status) else { continue }
-            states[ruleID, default: [:]][targetID] = (AlertTargetState(status: status, activeSinceMicros: activeSince,
-                                                                       notifiedMicros: notifiedAt), version)
+            states[ruleID, default: [:]][targetID] = (AlertTargetState(status: status, activeSinceMicros: activeSince, notifiedMicros: notifiedAt,
+                                                                       announcedMicros: announced, acknowledgedMicros: acknowledged,
+                                                                       escalatedMicros: escalated, refreshedMicros: refreshed), version)
         }
         return states
     }
 
     /// Keeps (or, for nil, forgets) one rule's state for one target. Times go in and out as whole microseconds
-    /// (integer arithmetic in SQL), so what is read back is exactly what was kept.
+    /// (integer arithmetic in SQL), so what is read back is exactly what was kept. The acknowledgement is the API's
+    /// to write and is left as it is (an acknowledgement made during the round is not lost).
     public static func save(tenantID: UUID, ruleID: UUID, targetID: String, state: AlertTargetState?, ruleVersion: Date,
                             on connection: PostgresConnection, logger: Logger) async throws {
         guard let state else {
@@ -86,13 +91,58 @@ public struct AlertStore: Sendable {
             return
         }
         try await connection.query("""
-            INSERT INTO alert_states (tenant_id, rule_id, target_id, status, active_since, notified_at, rule_version)
+            INSERT INTO alert_states (tenant_id, rule_id, target_id, status, active_since, notified_at, rule_version, announced_at,
+                                      escalated_at, refreshed_at)
             VALUES (\(tenantID), \(ruleID), \(targetID), \(state.status.rawValue),
                     'epoch'::timestamptz + \(state.activeSinceMicros) * interval '1 microsecond',
-                    'epoch'::timestamptz + \(state.notifiedMicros) * interval '1 microsecond', \(ruleVersion))
+                    'epoch'::timestamptz + \(state.notifiedMicros) * interval '1 microsecond', \(ruleVersion),
+                    'epoch'::timestamptz + \(state.announcedMicros) * interval '1 microsecond',
+                    'epoch'::timestamptz + \(state.escalatedMicros) * interval '1 microsecond',
+                    'epoch'::timestamptz + \(state.refreshedMicros) * interval '1 microsecond')
             ON CONFLICT (tenant_id, rule_id, target_id) DO UPDATE SET status = EXCLUDED.status, active_since = EXCLUDED.active_since,
-                notified_at = EXCLUDED.notified_at, rule_version = EXCLUDED.rule_version
+                notified_at = EXCLUDED.notified_at, rule_version = EXCLUDED.rule_version, announced_at = EXCLUDED.announced_at,
+                escalated_at = EXCLUDED.escalated_at, refreshed_at = EXCLUDED.refreshed_at
             """, logger: logger)
+    }
+
+    /// One alert that fires (or flaps) now, as the API shows it.
+    public struct ActiveAlert: Sendable, Equatable {
+        public var ruleID: UUID
+        public var targetID: String
+        public var status: String
+        public var activeSince: Date?
+        public var announcedAt: Date?
+        public var acknowledgedAt: Date?
+        public var acknowledgedBy: String?
+        public var escalatedAt: Date?
+    }
+
+    /// The tenant's alerts that fire or flap now, newest first.
+    public func active(tenantID: UUID) async throws -> [ActiveAlert] {
+        try await Self.decodeActive(client.query("""
+            SELECT rule_id, target_id, status, active_since, announced_at, acknowledged_at, acknowledged_by, escalated_at
+            FROM alert_states WHERE tenant_id = \(tenantID) ORDER BY notified_at DESC, rule_id, target_id LIMIT 5000
+            """, logger: logger))
+    }
+
+    /// Acknowledges one firing (or flapping) alert: no reminders and no escalation for it from now until it
+    /// recovers. nil when the tenant has no such alert firing.
+    public func acknowledge(tenantID: UUID, ruleID: UUID, targetID: String, by who: String) async throws -> ActiveAlert? {
+        try await Self.decodeActive(client.query("""
+            UPDATE alert_states SET acknowledged_at = coalesce(acknowledged_at, now()), acknowledged_by = coalesce(acknowledged_by, \(who))
+            WHERE tenant_id = \(tenantID) AND rule_id = \(ruleID) AND target_id = \(targetID)
+            RETURNING rule_id, target_id, status, active_since, announced_at, acknowledged_at, acknowledged_by, escalated_at
+            """, logger: logger)).first
+    }
+
+    private static func decodeActive(_ rows: PostgresRowSequence) async throws -> [ActiveAlert] {
+        var alerts: [ActiveAlert] = []
+        for try await (ruleID, targetID, status, since, announced, acknowledged, by, escalated) in rows.decode(
+            (UUID, String, String, Date?, Date?, Date?, String?, Date?).self) {
+            alerts.append(ActiveAlert(ruleID: ruleID, targetID: targetID, status: status, activeSince: since, announcedAt: announced,
+                                      acknowledgedAt: acknowledged, acknowledgedBy: by, escalatedAt: escalated))
+        }
+        return alerts
     }
 
     /// Forgets the states of rules the tenant no longer has.
@@ -162,12 +212,14 @@ public struct AlertStore: Sendable {
             """, logger: logger)
     }
 
-    /// Removes delivered and given-up notifications (of every tenant) made more than `days` ago; the ones still
-    /// due stay whatever their age. Returns how many went.
+    /// Removes delivered and given-up notifications (of every tenant) made more than `days` ago — refreshes to an
+    /// Alertmanager (one a minute per firing alert) after a day; the ones still due stay whatever their age.
+    /// Returns how many went.
     public static func deleteFinished(olderThanDays days: Int, on client: PostgresClient, logger: Logger) async throws -> Int {
         let rows = try await client.query("""
             DELETE FROM alert_notifications
-            WHERE created_at < now() - \(days) * interval '1 day' AND (delivered_at IS NOT NULL OR failed_at IS NOT NULL)
+            WHERE (created_at < now() - \(days) * interval '1 day' OR (kind = 'refresh' AND created_at < now() - interval '1 day'))
+              AND (delivered_at IS NOT NULL OR failed_at IS NOT NULL)
             RETURNING 1
             """, logger: logger)
         var count = 0

@@ -99,8 +99,15 @@ struct AdminRoutes: Sendable {
                 if let secret = form["secret"], !secret.isEmpty { body["secret"] = .string(secret) }
                 let parsed: (definition: AlertChannelDefinition, secretGenerated: Bool)
                 do {
+                    if let json = form["definition"], !json.isEmpty {
+                        // Any channel type, written as the API takes it.
+                        guard case .object(let given)? = try? JSONValue.parse(Data(json.utf8)) else {
+                            throw APIError.badRequest("The alert channel was not added: its settings must be a JSON object such as \(AlertRoutes.example).")
+                        }
+                        body = given
+                    }
                     parsed = try AlertChannelDefinition.parse(.object(body))
-                    try await AlertRoutes.checkDestination(parsed.definition.url, tenantID: session.user.tenantID, client: self.database,
+                    try await AlertRoutes.checkDestination(parsed.definition, tenantID: session.user.tenantID, client: self.database,
                                                            logger: context.logger)
                 } catch let error as CheckValidationError {
                     throw APIError.badRequest("The alert channel was not added: \(error.description).")
@@ -110,7 +117,7 @@ struct AdminRoutes: Sendable {
                 let channel = try await channels.create(tenantID: session.user.tenantID, definition: parsed.definition, secretKey: secretKey)
                 let id = AlertChannelID(uuid: channel.id).description
                 return AdminPage.Notice(heading: "Alert channel \(channel.name) added (\(id))",
-                                        lines: parsed.secretGenerated ? ["signing secret: " + parsed.definition.secret] : [],
+                                        lines: parsed.secretGenerated ? ["signing secret: " + parsed.definition.settings.secret] : [],
                                         isSecret: parsed.secretGenerated)
             }
         }

@@ -11,7 +11,7 @@ import XCTest
 /// (validated, SSRF-guarded, secrets sealed), the evaluation job's notifications written to the outbox once, and
 /// delivered signed, again under the same id when the receiver failed.
 final class AlertDeliveryTests: XCTestCase {
-    private static func post(_ client: some TestClientProtocol, _ path: String, _ key: String, _ body: String) async throws -> TestResponse {
+    static func post(_ client: some TestClientProtocol, _ path: String, _ key: String, _ body: String) async throws -> TestResponse {
         try await client.execute(uri: path, method: .post, headers: bearer(key), body: ByteBuffer(string: body))
     }
 
@@ -24,7 +24,7 @@ final class AlertDeliveryTests: XCTestCase {
             let refused = try await Self.post(client, "/api/v1/alert-channels", admin.secret, body)
             XCTAssertEqual(refused.status, .badRequest)
             XCTAssertTrue(try refused.apiError().message.contains("url is refused: address 127.0.0.1 is loopback"), String(buffer: refused.body))
-            for (bad, message) in [(#"{"name":"x","type":"email","url":"http://a.example/"}"#, "type must be webhook"),
+            for (bad, message) in [(#"{"name":"x","type":"pager","url":"http://a.example/"}"#, "type must be one of webhook, slack, discord, alertmanager, email"),
                                    (#"{"name":"x","type":"webhook","url":"ftp://a.example/"}"#, "url "),
                                    (#"{"name":"x","type":"webhook","url":"http://a.example/","secret":"short"}"#, "secret must be at least 16"),
                                    (#"{"name":"x","type":"webhook","url":"http://169.254.169.254/"}"#, "cloud metadata")] {

@@ -27,19 +27,19 @@ final class AlertStateMachineTests: XCTestCase {
     func testFiresOnceTheConditionHeldForItsDurationAndRecoversOnce() throws {
         let rule = try rule()
         let early = AlertStateMachine.evaluate(rule: rule, spans: spans([(.up, 600), (.down, 59)]), previous: nil, nowMicros: Self.now)
-        XCTAssertEqual(early, .init(state: nil, notification: nil), "down for 59 s of 60: pending, nothing said")
+        XCTAssertEqual(early, .init(state: nil, notifications: []), "down for 59 s of 60: pending, nothing said")
         let fired = AlertStateMachine.evaluate(rule: rule, spans: spans([(.up, 600), (.down, 60)]), previous: nil, nowMicros: Self.now)
         XCTAssertEqual(fired.notification, .firing)
         XCTAssertEqual(fired.state?.status, .firing)
         XCTAssertEqual(fired.state?.activeSinceMicros, Self.now - 60 * Self.second, "since the outage began")
         let still = AlertStateMachine.evaluate(rule: rule, spans: spans([(.up, 600), (.down, 90)]), previous: fired.state, nowMicros: Self.now)
-        XCTAssertEqual(still, .init(state: fired.state, notification: nil), "once, not every round")
+        XCTAssertEqual(still, .init(state: fired.state, notifications: []), "once, not every round")
         let recovered = AlertStateMachine.evaluate(rule: rule, spans: spans([(.up, 600), (.down, 90), (.up, 5)]), previous: fired.state,
                                                    nowMicros: Self.now)
-        XCTAssertEqual(recovered, .init(state: nil, notification: .resolved))
+        XCTAssertEqual(recovered, .init(state: nil, notifications: [.resolved]))
         let quiet = try self.rule(["send_resolved": .bool(false)])
         XCTAssertEqual(AlertStateMachine.evaluate(rule: quiet, spans: spans([(.down, 90), (.up, 5)]), previous: fired.state, nowMicros: Self.now),
-                       .init(state: nil, notification: nil), "send_resolved false: the recovery is not announced")
+                       .init(state: nil, notifications: []), "send_resolved false: the recovery is not announced")
     }
 
     func testAConditionMadeOfSeveralSpansCountsFromTheFirstAndOtherStatesDoNotCount() throws {
@@ -90,7 +90,7 @@ final class AlertStateMachineTests: XCTestCase {
         XCTAssertEqual(stopped.state?.status, .firing, "its recovery is announced later as usual")
         let settledUp = spans([(.up, 600), (.down, 200), (.up, 180)])
         let calmUp = AlertStateMachine.evaluate(rule: rule, spans: settledUp, previous: state, nowMicros: Self.now)
-        XCTAssertEqual(calmUp, .init(state: nil, notification: .flappingStopped), "settled up: nothing more to remember")
+        XCTAssertEqual(calmUp, .init(state: nil, notifications: [.flappingStopped]), "settled up: nothing more to remember")
         // Calm, but flapping was announced less than a window ago: wait.
         var recent = flapping.state!
         recent.notifiedMicros = Self.now - 60 * Self.second

@@ -35,7 +35,7 @@ final class TestWebhookReceiver: Sendable {
     static func start() async throws -> TestWebhookReceiver {
         let log = Log()
         let router = Router()
-        router.post("{path}") { request, context -> Response in
+        router.post("**") { request, context -> Response in
             let body = try await request.body.collect(upTo: 1 << 20)
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName] = field.value }
