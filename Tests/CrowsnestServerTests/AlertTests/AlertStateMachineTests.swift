@@ -156,4 +156,96 @@ final class AlertStateMachineTests: XCTestCase {
         let mixed = try self.rule(["channels": .array([.string("n-0C0FFEE0-0000-4000-8000-00000000000A")])])
         XCTAssertEqual(mixed.channels, ["n-0c0ffee0-0000-4000-8000-00000000000a"], "kept in one form")
     }
+
+    func testASilenceHoldsBackTheFiringUntilItEndsAndARecoveryOnlyOfWhatWasAnnounced() throws {
+        let rule = try rule()
+        let down = spans([(.up, 600), (.down, 90)])
+        let silenced = AlertStateMachine.Circumstances(silenced: true)
+        let held = AlertStateMachine.evaluate(rule: rule, spans: down, previous: nil, nowMicros: Self.now, circumstances: silenced)
+        XCTAssertEqual(held.notifications, [], "silenced: not announced")
+        XCTAssertEqual(held.state?.status, .firing, "but remembered as firing")
+        XCTAssertNil(held.state?.announcedMicros)
+        let stillHeld = AlertStateMachine.evaluate(rule: rule, spans: down, previous: held.state, nowMicros: Self.now + 5 * Self.second,
+                                                   circumstances: silenced)
+        XCTAssertEqual(stillHeld.notifications, [])
+        let ended = AlertStateMachine.evaluate(rule: rule, spans: down, previous: stillHeld.state, nowMicros: Self.now + 10 * Self.second)
+        XCTAssertEqual(ended.notifications, [.firing], "the silence ended and it still fires: announced now")
+        XCTAssertEqual(ended.state?.announcedMicros, Self.now + 10 * Self.second)
+        XCTAssertEqual(ended.state?.activeSinceMicros, Self.now - 90 * Self.second, "since the outage began, not since the silence ended")
+
+        let recovered = spans([(.up, 600), (.down, 90), (.up, 5)])
+        XCTAssertEqual(AlertStateMachine.evaluate(rule: rule, spans: recovered, previous: held.state, nowMicros: Self.now, circumstances: silenced),
+                       .init(state: nil, notifications: []), "never announced, so no recovery either")
+        XCTAssertEqual(AlertStateMachine.evaluate(rule: rule, spans: recovered, previous: held.state, nowMicros: Self.now),
+                       .init(state: nil, notifications: []), "silence over, but nothing was announced")
+        XCTAssertEqual(AlertStateMachine.evaluate(rule: rule, spans: recovered, previous: ended.state, nowMicros: Self.now, circumstances: silenced),
+                       .init(state: nil, notifications: [.resolved]), "announced before the silence: its recovery goes even during one")
+
+        let reminding = try self.rule(["reminder_minutes": .integer(10)])
+        let due = AlertTargetState(status: .firing, activeSinceMicros: Self.now - 900 * Self.second, notifiedMicros: Self.now - 600 * Self.second)
+        let quiet = AlertStateMachine.evaluate(rule: reminding, spans: spans([(.down, 900)]), previous: due, nowMicros: Self.now, circumstances: silenced)
+        XCTAssertEqual(quiet.notifications, [], "no reminder while silenced")
+        XCTAssertEqual(quiet.state?.notifiedMicros, due.notifiedMicros)
+    }
+
+    func testAnAcknowledgedAlertNeitherRemindsNorEscalatesAndAnUnacknowledgedOneEscalatesOnce() throws {
+        let escalation: JSONValue = .object(["after_minutes": .integer(10), "channels": .array([.string("n-0c0ffee0-0000-4000-8000-000000000009")])])
+        let rule = try rule(["reminder_minutes": .integer(5), "escalation": escalation])
+        XCTAssertEqual(rule.allChannels, ["n-0c0ffee0-0000-4000-8000-000000000002", "n-0c0ffee0-0000-4000-8000-000000000009"])
+        let down = spans([(.down, 3600)])
+        var firing = AlertTargetState(status: .firing, activeSinceMicros: Self.now - 3600 * Self.second,
+                                      notifiedMicros: Self.now - 60 * Self.second, announcedMicros: Self.now - 599 * Self.second)
+        XCTAssertEqual(AlertStateMachine.evaluate(rule: rule, spans: down, previous: firing, nowMicros: Self.now).notifications, [],
+                       "9 min 59 s after the announcement: not yet")
+        firing.announcedMicros = Self.now - 600 * Self.second
+        let escalated = AlertStateMachine.evaluate(rule: rule, spans: down, previous: firing, nowMicros: Self.now)
+        XCTAssertEqual(escalated.notifications, [.escalation])
+        XCTAssertEqual(escalated.state?.escalatedMicros, Self.now)
+        XCTAssertEqual(AlertStateMachine.evaluate(rule: rule, spans: down, previous: escalated.state, nowMicros: Self.now + 60 * Self.second)
+            .notifications, [], "once")
+        let recovered = AlertStateMachine.evaluate(rule: rule, spans: spans([(.down, 3600), (.up, 1)]), previous: escalated.state, nowMicros: Self.now)
+        XCTAssertEqual(recovered.notifications, [.resolved])
+
+        var acknowledged = firing
+        acknowledged.acknowledgedMicros = Self.now - 300 * Self.second
+        acknowledged.notifiedMicros = Self.now - 400 * Self.second
+        let calm = AlertStateMachine.evaluate(rule: rule, spans: down, previous: acknowledged, nowMicros: Self.now)
+        XCTAssertEqual(calm.notifications, [], "acknowledged: no escalation, no reminder though both are due")
+        XCTAssertEqual(calm.state?.acknowledgedMicros, acknowledged.acknowledgedMicros, "the acknowledgement is kept")
+        let silencedEscalation = AlertStateMachine.evaluate(rule: rule, spans: down, previous: firing, nowMicros: Self.now,
+                                                            circumstances: .init(silenced: true))
+        XCTAssertEqual(silencedEscalation.notifications, [], "no escalation while silenced")
+    }
+
+    func testAnAlertmanagerIsToldAgainEveryRepostIntervalWhileAnnouncedAndFiring() throws {
+        let rule = try rule(["reminder_minutes": .integer(5)])
+        let down = spans([(.down, 3600)])
+        let refresh = AlertStateMachine.Circumstances(refreshSeconds: 60)
+        var firing = AlertTargetState(status: .firing, activeSinceMicros: Self.now - 3600 * Self.second,
+                                      notifiedMicros: Self.now - 59 * Self.second)
+        XCTAssertEqual(AlertStateMachine.evaluate(rule: rule, spans: down, previous: firing, nowMicros: Self.now, circumstances: refresh)
+            .notifications, [], "59 s after the announcement")
+        firing.notifiedMicros = Self.now - 60 * Self.second
+        firing.announcedMicros = firing.notifiedMicros
+        let refreshed = AlertStateMachine.evaluate(rule: rule, spans: down, previous: firing, nowMicros: Self.now, circumstances: refresh)
+        XCTAssertEqual(refreshed.notifications, [.refresh])
+        XCTAssertEqual(refreshed.state?.refreshedMicros, Self.now)
+        XCTAssertEqual(refreshed.state?.notifiedMicros, firing.notifiedMicros, "a refresh is not a reminder: reminders keep their clock")
+        XCTAssertEqual(AlertStateMachine.evaluate(rule: rule, spans: down, previous: refreshed.state, nowMicros: Self.now + 30 * Self.second,
+                                                  circumstances: refresh).notifications, [])
+        var reminderDue = refreshed.state!
+        reminderDue.notifiedMicros = Self.now - 300 * Self.second
+        reminderDue.refreshedMicros = Self.now - 60 * Self.second
+        let reminded = AlertStateMachine.evaluate(rule: rule, spans: down, previous: reminderDue, nowMicros: Self.now, circumstances: refresh)
+        XCTAssertEqual(reminded.notifications, [.reminder], "a reminder goes to the Alertmanager too: no separate refresh")
+        XCTAssertEqual(reminded.state?.refreshedMicros, Self.now)
+        var held = firing
+        held.announcedMicros = nil
+        XCTAssertEqual(AlertStateMachine.evaluate(rule: rule, spans: down, previous: held, nowMicros: Self.now,
+                                                  circumstances: .init(silenced: true, refreshSeconds: 60)).notifications, [],
+                       "never announced: nothing to refresh")
+        XCTAssertEqual(AlertStateMachine.evaluate(rule: rule, spans: down, previous: firing, nowMicros: Self.now,
+                                                  circumstances: .init(silenced: true, refreshSeconds: 60)).notifications, [.refresh],
+                       "announced: refreshed even while silenced, or the Alertmanager would resolve it by itself")
+    }
 }
