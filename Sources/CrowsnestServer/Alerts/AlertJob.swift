@@ -130,7 +130,9 @@ public final class AlertJob: Service, Sendable {
         }
         let resolved = try await Self.targets(of: parsed.map(\.rule), tenantID: tenantID, client: client, logger: logger)
         let lookback = Int64(parsed.map { max($0.rule.forSeconds, $0.rule.flapMinutes * 60) }.max() ?? 0) * 1_000_000 + 60_000_000
-        let allTargets = Set(resolved.flatMap { $0.map(\.id.description) })
+        let allTargets = Set(zip(parsed, resolved).filter { $0.0.rule.threshold == nil }.flatMap { $0.1.map(\.id.description) })
+        let metrics = try await Self.metricData(parsed.map(\.rule), resolved, tenantID: tenantID, lookback: lookback, nowMicros: nowMicros,
+                                                client: client, logger: logger)
         let spans = try await StatusSpanStore.spans(tenantID: tenantID, targetIDs: allTargets.sorted(), fromMicros: nowMicros - lookback,
                                                     toMicros: nowMicros, on: client, logger: logger)
         // Time in a maintenance window is `maintenance`, which no rule watches: a target down for planned work
@@ -143,10 +145,12 @@ public final class AlertJob: Service, Sendable {
             targetCount += targets.count
             for target in targets {
                 let key = target.id.description
-                let targetSpans = Self.overlay(spans[key] ?? [], maintenance: coverage.intervals(for: target.id), nowMicros: nowMicros)
                 // An edited rule goes on from what was announced: a rename sends nothing again, and a target the
                 // edit stops matching (other states) is announced recovered.
                 let before = remembered[key]?.state
+                let raw = rule.threshold.map { metrics.spans(for: key, threshold: $0, breachingBefore: before != nil, lookback: lookback,
+                                                             nowMicros: nowMicros) } ?? spans[key] ?? []
+                let targetSpans = Self.overlay(raw, maintenance: coverage.intervals(for: target.id), nowMicros: nowMicros)
                 let circumstances = AlertStateMachine.Circumstances(
                     silenced: ruleSilences.contains { $0.covers(ruleID: item.id, targetID: key) }, refreshSeconds: refresh)
                 let outcome = AlertStateMachine.evaluate(rule: rule, spans: targetSpans, previous: before, nowMicros: nowMicros,
@@ -186,6 +190,47 @@ public final class AlertJob: Service, Sendable {
         let ruleIDs = stored.map(\.id)
         return Plan(rules: stored.count, targets: targetCount, saves: saves, drafts: drafts, ruleIDs: ruleIDs,
                     staleRules: !previous.keys.allSatisfy(ruleIDs.contains))
+    }
+
+    /// The series (or event times) threshold rules need: one query per metric for every target of every rule on it.
+    struct MetricData {
+        var series: [AlertMetric: [String: [MetricPoint]]] = [:]
+        var events: [AlertMetric: [String: [Int64]]] = [:]
+
+        /// A target's breaching and clear spans under `threshold`.
+        func spans(for target: String, threshold: AlertRuleDefinition.Threshold, breachingBefore: Bool, lookback: Int64,
+                   nowMicros: Int64) -> [SpanInterval] {
+            var points = series[threshold.metric]?[target] ?? []
+            if let window = threshold.windowMinutes {
+                points = ThresholdSeries.counts(of: events[threshold.metric]?[target] ?? [], windowMicros: Int64(window) * 60_000_000,
+                                                fromMicros: nowMicros - lookback, nowMicros: nowMicros)
+            }
+            return ThresholdSeries.spans(points, threshold: threshold, breachingBefore: breachingBefore, nowMicros: nowMicros)
+        }
+    }
+
+    static func metricData(_ rules: [AlertRuleDefinition], _ targets: [[NamedTarget]], tenantID: UUID, lookback: Int64, nowMicros: Int64,
+                           client: PostgresClient, logger: Logger) async throws -> MetricData {
+        var byMetric: [AlertMetric: Set<String>] = [:]
+        var windows: [AlertMetric: Int] = [:]
+        for (rule, ruleTargets) in zip(rules, targets) {
+            guard let threshold = rule.threshold else { continue }
+            byMetric[threshold.metric, default: []].formUnion(ruleTargets.map(\.id.description))
+            if let window = threshold.windowMinutes { windows[threshold.metric] = max(windows[threshold.metric] ?? 0, window) }
+        }
+        let queries = AlertMetricQueries(client: client, logger: logger)
+        var data = MetricData()
+        for (metric, ids) in byMetric {
+            let targets = ids.sorted().compactMap(TargetID.init)
+            if let window = windows[metric] {
+                data.events[metric] = try await queries.events(tenantID: tenantID, metric: metric, targets: targets,
+                                                               fromMicros: nowMicros - lookback - Int64(window) * 60_000_000, toMicros: nowMicros)
+            } else {
+                data.series[metric] = try await queries.series(tenantID: tenantID, metric: metric, targets: targets,
+                                                               fromMicros: nowMicros - lookback, toMicros: nowMicros)
+            }
+        }
+        return data
     }
 
     /// Where a notification of `kind` goes: the rule's channels; an escalation to the escalation's channels, which
@@ -255,17 +300,30 @@ public final class AlertJob: Service, Sendable {
                         spans: [SpanInterval], state: AlertTargetState?, firing: Bool, tenant: String, now: Date) -> JSONValue {
         let current = spans.last
         let since = state?.activeSinceMicros ?? current?.startMicros
-        let stateName = current?.state.rawValue ?? SpanState.unknown.rawValue
+        var stateName = current?.state.rawValue ?? SpanState.unknown.rawValue
         let summary: String
-        switch kind {
-        case .firing: summary = "\(target.id.kind) \(target.name) is \(stateName)"
-        case .reminder: summary = "\(target.id.kind) \(target.name) is still \(stateName)"
-        case .resolved: summary = "\(target.id.kind) \(target.name) recovered: \(stateName)"
-        case .flapping: summary = "\(target.id.kind) \(target.name) is flapping: it changed state \(rule.flapChanges) times or more in \(rule.flapMinutes) min"
-        case .flappingStopped: summary = "\(target.id.kind) \(target.name) stopped flapping: \(stateName)"
-        case .escalation:
-            summary = "\(target.id.kind) \(target.name) is still \(stateName) and nobody acknowledged it within \(rule.escalation?.afterMinutes ?? 0) min"
-        case .refresh: summary = "\(target.id.kind) \(target.name) is still \(stateName)"
+        if rule.threshold != nil {
+            // Breaching spans are `down`, clear ones `up`: say what they mean.
+            stateName = current?.state == .down ? "breaching" : current?.state == .up ? "clear" : stateName
+            let what = current?.cause ?? ""
+            switch kind {
+            case .firing, .escalation, .refresh: summary = "\(target.id.kind) \(target.name): \(what)"
+            case .reminder: summary = "\(target.id.kind) \(target.name), still: \(what)"
+            case .resolved: summary = "\(target.id.kind) \(target.name) recovered: \(what)"
+            case .flapping: summary = "\(target.id.kind) \(target.name) is flapping across the threshold: \(what)"
+            case .flappingStopped: summary = "\(target.id.kind) \(target.name) stopped flapping: \(what)"
+            }
+        } else {
+            switch kind {
+            case .firing: summary = "\(target.id.kind) \(target.name) is \(stateName)"
+            case .reminder: summary = "\(target.id.kind) \(target.name) is still \(stateName)"
+            case .resolved: summary = "\(target.id.kind) \(target.name) recovered: \(stateName)"
+            case .flapping: summary = "\(target.id.kind) \(target.name) is flapping: it changed state \(rule.flapChanges) times or more in \(rule.flapMinutes) min"
+            case .flappingStopped: summary = "\(target.id.kind) \(target.name) stopped flapping: \(stateName)"
+            case .escalation:
+                summary = "\(target.id.kind) \(target.name) is still \(stateName) and nobody acknowledged it within \(rule.escalation?.afterMinutes ?? 0) min"
+            case .refresh: summary = "\(target.id.kind) \(target.name) is still \(stateName)"
+            }
         }
         return .object([
             "id": .string(id.uuidString.lowercased()),

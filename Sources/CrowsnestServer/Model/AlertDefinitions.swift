@@ -26,10 +26,30 @@ public struct AlertRuleDefinition: Sendable, Equatable {
     /// Not acknowledged within `afterMinutes` of being announced → one "escalation" to `channels` (which then
     /// also hear the recovery).
     public var escalation: Escalation?
+    /// Set for a threshold rule (`kind: threshold`): a metric beyond a bound for `forSeconds`, with hysteresis.
+    /// The evaluator turns the metric's series into breaching (`down`) and clear (`up`) spans, so such a rule
+    /// fires, recovers, flaps, reminds and escalates exactly like a state rule.
+    public var threshold: Threshold?
 
     public struct Escalation: Sendable, Equatable {
         public var afterMinutes: Int
         public var channels: [String]
+    }
+
+    public struct Threshold: Sendable, Equatable {
+        public var metric: AlertMetric
+        /// true: fires above `bound` (and clears below `resolve`); false: fires below it (clears above `resolve`).
+        public var above: Bool
+        public var bound: Double
+        public var resolve: Double
+        /// For counted metrics (restarts, OOM kills): the sliding window they are counted over.
+        public var windowMinutes: Int?
+
+        /// Whether `value` breaches the bound, given whether it breached before (between the two bounds it stays as it was).
+        public func breaches(_ value: Double, before: Bool) -> Bool {
+            if above { return before ? value >= resolve : value > bound }
+            return before ? value <= resolve : value < bound
+        }
     }
 
     public static let maximumNameLength = 100
@@ -45,19 +65,24 @@ public struct AlertRuleDefinition: Sendable, Equatable {
     public static let watchableStates: [SpanState] = [.down, .unknown, .degraded]
     static let fieldNames = ["name", "kind", "targets", "service", "labels", "states", "for_seconds", "channels",
                              "reminder_minutes", "flap", "send_resolved", "escalation"]
+    static let thresholdFieldNames = ["metric", "above", "below", "resolve_below", "resolve_above", "window_minutes"]
+    public static let windowRange = 1...1440
+    public static let defaultWindowMinutes = 10
     static let serverFields: Set<String> = ["id", "created_at", "updated_at"]
 
     /// Validates a POST or PUT body; throws `CheckValidationError` naming the first wrong field. Whether the
     /// targets, service and channels exist is checked by the caller, against the tenant.
     public static func parse(_ body: JSONValue) throws -> AlertRuleDefinition {
         let fields = try JSONFields(body, path: "", what: "the request body")
-        try fields.refuseUnknown(allowed: fieldNames, ignoring: serverFields, known: "an alert rule takes")
+        let kind = try fields.text("kind", required: false, maximumLength: 20, controlCharacters: false) ?? "state"
+        guard kind == "state" || kind == "threshold" else {
+            throw fields.error("kind", "must be state (a target in one of the rule's states for at least for_seconds) or threshold "
+                + "(a metric above or below a bound for at least for_seconds) (got \"\(kind)\")")
+        }
+        try fields.refuseUnknown(allowed: kind == "state" ? fieldNames : fieldNames.filter { $0 != "states" } + thresholdFieldNames,
+                                 ignoring: serverFields, known: "a \(kind) rule takes")
         let name = try fields.text("name", required: true, maximumLength: maximumNameLength, controlCharacters: false)!
         guard !name.isEmpty else { throw fields.error("name", "must not be empty") }
-        let kind = try fields.text("kind", required: false, maximumLength: 20, controlCharacters: false) ?? "state"
-        guard kind == "state" else {
-            throw fields.error("kind", "must be state: a target in one of the rule's states for at least for_seconds (got \"\(kind)\")")
-        }
 
         let targets = try canonical(fields, "targets", ServiceDefinition.stringList(fields, "targets", maximumCount: maximumTargets) { text in
             TargetID(text) == nil ? "must be a target id: h-<agent uuid>, c-<agent uuid>-<container name> or k-<check uuid>" : nil
@@ -84,7 +109,16 @@ public struct AlertRuleDefinition: Sendable, Equatable {
             return nil
         }
         let states = stateNames.isEmpty ? [SpanState.down] : stateNames.compactMap(SpanState.init(rawValue:))
-        let forSeconds = try fields.integer("for_seconds", in: forRange) ?? defaultForSeconds
+        let threshold = kind == "threshold" ? try parseThreshold(fields) : nil
+        if let threshold, case .targets(let listed) = selector {
+            for (index, text) in listed.enumerated() {
+                guard let id = TargetID(text), !threshold.metric.appliesTo.contains(id.kind) else { continue }
+                throw fields.error("targets[\(index)]", "is a \(id.kind); \(threshold.metric.rawValue) is a figure of "
+                    + threshold.metric.appliesTo.map { $0 + "s" }.joined(separator: " and "))
+            }
+        }
+        let countedDefault = threshold?.windowMinutes != nil ? 0 : defaultForSeconds
+        let forSeconds = try fields.integer("for_seconds", in: forRange) ?? countedDefault
         let channels = try canonical(fields, "channels", ServiceDefinition.stringList(fields, "channels", maximumCount: maximumChannels) { text in
             AlertChannelID(text) == nil ? "must be an alert channel id: n-<uuid>" : nil
         }) { AlertChannelID($0)!.description }
@@ -118,7 +152,43 @@ public struct AlertRuleDefinition: Sendable, Equatable {
         }
         return AlertRuleDefinition(name: name, selector: selector, states: states, forSeconds: forSeconds, channels: channels,
                                    reminderMinutes: reminder, flapChanges: flapChanges, flapMinutes: flapMinutes,
-                                   sendResolved: try fields.bool("send_resolved") ?? true, escalation: escalation)
+                                   sendResolved: try fields.bool("send_resolved") ?? true, escalation: escalation, threshold: threshold)
+    }
+
+    /// `metric`, exactly one of `above` and `below` within the metric's range, the optional hysteresis bound on the
+    /// clearing side, and `window_minutes` for counted metrics.
+    private static func parseThreshold(_ fields: JSONFields) throws -> Threshold {
+        guard let metricName = try fields.text("metric", required: true, maximumLength: 40, controlCharacters: false),
+              let metric = AlertMetric(rawValue: metricName) else {
+            throw fields.error("metric", "must be one of \(AlertMetric.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let range = metric.range
+        let above = try fields.number("above", in: range), below = try fields.number("below", in: range)
+        guard (above == nil) != (below == nil) else {
+            throw fields.error("above", "or below (exactly one) is required: the bound \(metric.rawValue) fires beyond, in \(metric.unit)")
+        }
+        let bound = above ?? below!
+        var resolve = bound
+        if above != nil {
+            if fields.value("resolve_above") != nil { throw fields.error("resolve_above", "goes with below; with above, give resolve_below") }
+            if let given = try fields.number("resolve_below", in: range) {
+                guard given <= bound else { throw fields.error("resolve_below", "must be at most above (\(bound)): it clears below it") }
+                resolve = given
+            }
+        } else {
+            if fields.value("resolve_below") != nil { throw fields.error("resolve_below", "goes with above; with below, give resolve_above") }
+            if let given = try fields.number("resolve_above", in: range) {
+                guard given >= bound else { throw fields.error("resolve_above", "must be at least below (\(bound)): it clears above it") }
+                resolve = given
+            }
+        }
+        var window: Int?
+        if metric.isCounted {
+            window = try fields.integer("window_minutes", in: windowRange, note: "the window \(metric.rawValue) are counted over") ?? defaultWindowMinutes
+        } else if fields.value("window_minutes") != nil {
+            throw fields.error("window_minutes", "applies to counted metrics only (restarts, oom_kills)")
+        }
+        return Threshold(metric: metric, above: above != nil, bound: bound, resolve: resolve, windowMinutes: window)
     }
 
     /// Ids written in their one form (lowercase uuids), each once: `N-0C0FFEE0-…` and `n-0c0ffee0-…` are one channel,
@@ -136,7 +206,7 @@ public struct AlertRuleDefinition: Sendable, Equatable {
     /// The definition as the API shows it and the database keeps it (`alert_rules.definition`).
     public var json: JSONValue {
         var object: [String: JSONValue] = [
-            "name": .string(name), "kind": .string("state"), "states": .array(states.map { .string($0.rawValue) }),
+            "name": .string(name), "kind": .string(threshold == nil ? "state" : "threshold"),
             "for_seconds": .integer(Int64(forSeconds)), "channels": .array(channels.map(JSONValue.string)),
             "reminder_minutes": reminderMinutes.map { .integer(Int64($0)) } ?? .null,
             "flap": .object(["changes": .integer(Int64(flapChanges)), "minutes": .integer(Int64(flapMinutes))]),
@@ -144,6 +214,14 @@ public struct AlertRuleDefinition: Sendable, Equatable {
             "escalation": escalation.map { .object(["after_minutes": .integer(Int64($0.afterMinutes)),
                                                     "channels": .array($0.channels.map(JSONValue.string))]) } ?? .null,
         ]
+        if let threshold {
+            object["metric"] = .string(threshold.metric.rawValue)
+            object[threshold.above ? "above" : "below"] = .number(threshold.bound)
+            object[threshold.above ? "resolve_below" : "resolve_above"] = .number(threshold.resolve)
+            if let window = threshold.windowMinutes { object["window_minutes"] = .integer(Int64(window)) }
+        } else {
+            object["states"] = .array(states.map { .string($0.rawValue) })
+        }
         switch selector {
         case .targets(let targets): object["targets"] = .array(targets.map(JSONValue.string))
         case .service(let service): object["service"] = .string(service)
@@ -167,6 +245,61 @@ public struct AlertRuleDefinition: Sendable, Equatable {
     public var serviceIDs: [String] {
         if case .service(let service) = selector { return [service] }
         return []
+    }
+}
+
+/// A figure a threshold rule watches, and which targets have it.
+public enum AlertMetric: String, Sendable, CaseIterable {
+    /// CPU in % of one core (a container using two full cores: 200); hosts too.
+    case cpuPercent = "cpu_percent"
+    /// CPU in % of the container's CPU limit (no limit: no figure) or of all of a host's cores.
+    case cpuPercentOfLimit = "cpu_percent_of_limit"
+    /// Memory in % of the container's limit (no limit: no figure) or of a host's memory.
+    case memoryPercentOfLimit = "memory_percent_of_limit"
+    /// The host's fullest filesystem, in %.
+    case diskPercent = "disk_percent"
+    /// How often the container started in the last `window_minutes`.
+    case restarts
+    /// How often the container was OOM-killed in the last `window_minutes`.
+    case oomKills = "oom_kills"
+    /// Days until the certificate an http or tls check saw expires (negative once expired).
+    case certificateDays = "certificate_days"
+    /// A postgres check's replication lag, in seconds.
+    case replicationLagSeconds = "replication_lag_seconds"
+
+    /// The target kinds it is a figure of.
+    public var appliesTo: [String] {
+        switch self {
+        case .cpuPercent, .cpuPercentOfLimit, .memoryPercentOfLimit: ["container", "host"]
+        case .diskPercent: ["host"]
+        case .restarts, .oomKills: ["container"]
+        case .certificateDays, .replicationLagSeconds: ["check"]
+        }
+    }
+
+    /// Counted over a window rather than sampled.
+    public var isCounted: Bool { self == .restarts || self == .oomKills }
+
+    /// The bounds a threshold on it may take.
+    public var range: ClosedRange<Double> {
+        switch self {
+        case .cpuPercent: 0...100_000
+        case .cpuPercentOfLimit, .memoryPercentOfLimit, .diskPercent: 0...100
+        case .restarts, .oomKills: 0...10_000
+        case .certificateDays: -3650...3650
+        case .replicationLagSeconds: 0...31_536_000
+        }
+    }
+
+    public var unit: String {
+        switch self {
+        case .cpuPercent: "% of one core"
+        case .cpuPercentOfLimit, .memoryPercentOfLimit, .diskPercent: "%"
+        case .restarts: "starts in the window"
+        case .oomKills: "OOM kills in the window"
+        case .certificateDays: "days"
+        case .replicationLagSeconds: "seconds"
+        }
     }
 }
 
