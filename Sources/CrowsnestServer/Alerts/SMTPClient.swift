@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOTLS
 
 /// How an SMTP connection is secured: `STARTTLS` after the greeting (port 587), or TLS from the first byte
 /// (port 465). There is no plain mode: a password or an alert's text never crosses the network in the clear.
@@ -157,9 +158,15 @@ private struct SMTPConversation {
                     + "(port 465)", permanent: true)
             }
             _ = try await command("STARTTLS", expecting: 220)
+            // Wait for the handshake before writing: a certificate that does not verify then fails with its reason,
+            // not with a write to the channel the failed handshake closed.
+            let handshake = channel.eventLoop.makePromise(of: Void.self)
             try await channel.eventLoop.submit {
-                try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName), position: .first)
+                let tls = try NIOSSLClientHandler(context: context, serverHostname: serverName)
+                try channel.pipeline.syncOperations.addHandler(tls, position: .first)
+                try channel.pipeline.syncOperations.addHandler(SMTPHandshakeWaiter(promise: handshake), position: .after(tls))
             }.get()
+            try await handshake.futureResult.get()
             capabilities = try await command("EHLO \(name)", expecting: 250).capabilities
         }
         if let username = server.username {
@@ -204,6 +211,29 @@ private struct SMTPConversation {
                               permanent: reply.code >= 500)
         }
         return reply
+    }
+}
+
+/// Completes when the STARTTLS handshake finishes, or fails with what broke it.
+private final class SMTPHandshakeWaiter: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+    private let promise: EventLoopPromise<Void>
+
+    init(promise: EventLoopPromise<Void>) { self.promise = promise }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event { promise.succeed(()) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        promise.fail(error)
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.fail(SMTPFailure("the SMTP server closed the connection during the TLS handshake"))
+        context.fireChannelInactive()
     }
 }
 

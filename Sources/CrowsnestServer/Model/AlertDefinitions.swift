@@ -158,7 +158,7 @@ public struct AlertRuleDefinition: Sendable, Equatable {
     /// `metric`, exactly one of `above` and `below` within the metric's range, the optional hysteresis bound on the
     /// clearing side, and `window_minutes` for counted metrics.
     private static func parseThreshold(_ fields: JSONFields) throws -> Threshold {
-        guard let metricName = try fields.text("metric", required: true, maximumLength: 40, controlCharacters: false),
+        guard let metricName = try fields.text("metric", required: false, maximumLength: 40, controlCharacters: false),
               let metric = AlertMetric(rawValue: metricName) else {
             throw fields.error("metric", "must be one of \(AlertMetric.allCases.map(\.rawValue).joined(separator: ", "))")
         }

@@ -122,7 +122,8 @@ final class AlertStateMachineTests: XCTestCase {
             (["name": .string("r"), "targets": target, "channels": channels, "reminder_minutes": .integer(1)], "reminder_minutes must be an integer from 5"),
             (["name": .string("r"), "targets": target, "channels": channels, "flap": .object(["changes": .integer(1)])],
              "flap.changes must be an integer from 2 to 100 (got 1)"),
-            (["name": .string("r"), "targets": target, "channels": channels, "kind": .string("threshold")], "kind must be state"),
+            (["name": .string("r"), "targets": target, "channels": channels, "kind": .string("pager")], "kind must be state"),
+            (["name": .string("r"), "targets": target, "channels": channels, "kind": .string("threshold")], "metric must be one of"),
             (["name": .string("r"), "service": .string("x"), "channels": channels], "service must be a service id"),
             (["name": .string("r"), "targets": target, "channels": channels, "colour": .string("red")], "colour"),
         ]
