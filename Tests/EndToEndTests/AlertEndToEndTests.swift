@@ -1,10 +1,12 @@
 import Foundation
 import XCTest
 
-/// Alerts on the real system: a real server and agent (sampling every 30 s), a webhook receiver on loopback
-/// (`scripts/webhook-receiver.py`), a container stopped and started, and one flapping. The outage is announced
-/// once and its recovery once, signed, seconds after Docker's stop event (it follows the event, not the next
-/// sample); the flapper gets one "flapping" and no firing.
+/// Alerts on the real system: a real server and agent (sampling every 30 s), a webhook receiver and an SMTP server
+/// on loopback (`scripts/webhook-receiver.py`, `scripts/smtp-receiver.sh`), a container stopped and started, one
+/// flapping, and an http check's target switched off. The container's outage is announced once and its recovery
+/// once, signed, by webhook and by mail, seconds after Docker's stop event (it follows the event, not the next
+/// sample); the flapper gets one "flapping" and no firing; the check's outage reminds at its interval and
+/// escalates to a second channel after its delay, and both hear the recovery.
 final class AlertEndToEndTests: XCTestCase {
     private var deployment: Deployment!
     private let suffix = String(UUID().uuidString.prefix(6)).lowercased()
@@ -27,13 +29,29 @@ final class AlertEndToEndTests: XCTestCase {
     }
 
     /// The webhook requests received so far, oldest first.
-    private func hooks(_ log: String) -> [(receivedAt: Double, headers: [String: String], payload: [String: Any])] {
+    private func hooks(_ log: String) -> [(receivedAt: Double, path: String, headers: [String: String], payload: [String: Any])] {
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         return text.split(separator: "\n").compactMap { line in
             guard let entry = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                   let body = entry["body"] as? String,
                   let payload = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else { return nil }
-            return (entry["received_at"] as? Double ?? 0, entry["headers"] as? [String: String] ?? [:], payload)
+            return (entry["received_at"] as? Double ?? 0, entry["path"] as? String ?? "", entry["headers"] as? [String: String] ?? [:], payload)
+        }
+    }
+
+    /// The mails received so far, oldest first: their subject (RFC 2047 words decoded).
+    private func mails(_ log: String) -> [(authenticated: Bool, recipients: [String], subject: String)] {
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { line in
+            guard let entry = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let data = entry["data"] as? String else { return nil }
+            let headers = data.components(separatedBy: "\r\n\r\n").first?.replacingOccurrences(of: "\r\n ", with: " ") ?? ""
+            let subjectLine = headers.components(separatedBy: "\r\n").first { $0.hasPrefix("Subject: ") } ?? ""
+            let subject = subjectLine.dropFirst(9).split(separator: " ").map { word -> String in
+                guard word.hasPrefix("=?UTF-8?B?"), let bytes = Data(base64Encoded: String(word.dropFirst(10).dropLast(2))) else { return String(word) }
+                return String(decoding: bytes, as: UTF8.self)
+            }.joined()
+            return (entry["authenticated"] as? Bool ?? false, entry["rcpt_tos"] as? [String] ?? [], subject)
         }
     }
 
@@ -54,7 +72,7 @@ final class AlertEndToEndTests: XCTestCase {
         return last / 1e9
     }
 
-    func testAnOutageIsAnnouncedOnceWithinSecondsOfDockersEventAndAFlapperOnlyAsFlapping() throws {
+    func testOutagesAreAnnouncedOnceByWebhookAndMailAFlapperOnlyAsFlappingAndACheckRemindsAndEscalates() throws {
         try deployment.startServer()
         try deployment.provision()
         let allow = Shell.run(Binaries.server, ["tenant", "allow-network", "e2e", "127.0.0.0/8", "--data-dir", deployment.dataDir])
@@ -64,6 +82,10 @@ final class AlertEndToEndTests: XCTestCase {
         let hookLog = deployment.root + "/hooks.jsonl"
         _ = try deployment.start("/usr/bin/python3", [WebBrowserEndToEndTests.repositoryRoot + "/scripts/webhook-receiver.py",
                                                       "--port", "\(hookPort)", "--log", hookLog], log: "webhook-receiver.log")
+        let smtp = try deployment.startSMTPReceiver(user: "alerts", password: "end-to-end-mail")
+        let targetPort = freePort()
+        var checkTarget: ChildProcess? = try deployment.startHTTPTarget(port: targetPort)
+        defer { checkTarget?.terminate() }
         try deployment.startAgent(interval: 30)
         for name in [containerName, flapperName] {
             let run = Shell.run("/usr/bin/env", ["docker", "run", "-d", "--name", name, testImage, "sh", "-c",
@@ -77,10 +99,34 @@ final class AlertEndToEndTests: XCTestCase {
             """, key: admin)
         XCTAssertEqual(channel.status, 201, String(decoding: channel.body, as: UTF8.self))
         let channelID = try XCTUnwrap(channel.json["id"] as? String)
+        let mail = try deployment.send("POST", "/api/v1/alert-channels", json: """
+            {"name":"mail","type":"email","smtp_host":"127.0.0.1","smtp_port":\(smtp.port),"smtp_verify_tls":false,
+             "smtp_username":"alerts","smtp_password":"end-to-end-mail","from":"crowsnest@example.com","to":"ops@example.com"}
+            """, key: admin)
+        XCTAssertEqual(mail.status, 201, String(decoding: mail.body, as: UTF8.self))
+        let mailID = try XCTUnwrap(mail.json["id"] as? String)
+        let escalation = try deployment.send("POST", "/api/v1/alert-channels", json: """
+            {"name":"on call","type":"webhook","url":"http://127.0.0.1:\(hookPort)/escalation","secret":"end-to-end-signing-secret"}
+            """, key: admin)
+        let escalationID = try XCTUnwrap(escalation.json["id"] as? String)
+        let check = try deployment.send("POST", "/api/v1/checks", json: """
+            {"name":"web","type":"http","target":"http://127.0.0.1:\(targetPort)/health","interval_seconds":5}
+            """, key: admin)
+        XCTAssertEqual(check.status, 201, String(decoding: check.body, as: UTF8.self))
+        let checkID = try XCTUnwrap(check.json["id"] as? String)
         func quoted(_ text: String) -> String { String(decoding: try! JSONSerialization.data(withJSONObject: [text]), as: UTF8.self) }
         let rule = try deployment.send("POST", "/api/v1/alert-rules", json: """
-            {"name":"app down","targets":\(quoted(target)),"for_seconds":5,"channels":["\(channelID)"]}
+            {"name":"app down","targets":\(quoted(target)),"for_seconds":5,"channels":["\(channelID)","\(mailID)"]}
             """, key: admin)
+        XCTAssertEqual(rule.status, 201, String(decoding: rule.body, as: UTF8.self))
+        let checkRule = try deployment.send("POST", "/api/v1/alert-rules", json: """
+            {"name":"web down","targets":["\(checkID)"],"for_seconds":5,"channels":["\(channelID)"],"reminder_minutes":1,
+             "escalation":{"after_minutes":1,"channels":["\(escalationID)"]}}
+            """, key: admin)
+        XCTAssertEqual(checkRule.status, 201, String(decoding: checkRule.body, as: UTF8.self))
+        _ = try eventually(timeout: 60, "the check up") { () -> Bool? in
+            try deployment.http("/api/v1/checks/\(checkID)").json["state"] as? String == "up" ? true : nil
+        }
         XCTAssertEqual(rule.status, 201, String(decoding: rule.body, as: UTF8.self))
         let flapRule = try deployment.send("POST", "/api/v1/alert-rules", json: """
             {"name":"flapper down","targets":\(quoted(flapper)),"for_seconds":20,"channels":["\(channelID)"]}
@@ -112,6 +158,12 @@ final class AlertEndToEndTests: XCTestCase {
         let resolvedReceived = try XCTUnwrap(hooks(hookLog).first { $0.payload["kind"] as? String == "resolved" }?.receivedAt)
         print("alert latency: Docker start event to recovery webhook \(String(format: "%.2f", resolvedReceived - started)) s")
 
+        // The check's target off for 85 s (while the flapper flaps): firing, a reminder and the escalation a minute
+        // later, then the recovery to both channels.
+        checkTarget?.terminate()
+        checkTarget = nil
+        let switchedOff = Date()
+
         // The flapper: stopped and started every ~5 s for 40 s.
         let flapStart = Date()
         while Date().timeIntervalSince(flapStart) < 40 {
@@ -120,10 +172,30 @@ final class AlertEndToEndTests: XCTestCase {
             _ = Shell.docker("start", flapperName)
             Thread.sleep(forTimeInterval: 2.5)
         }
-        Thread.sleep(forTimeInterval: 8)
+        Thread.sleep(forTimeInterval: max(8, 85 - Date().timeIntervalSince(switchedOff)))
+        checkTarget = try deployment.startHTTPTarget(port: targetPort)
+        _ = try eventually(timeout: 40, "the check's recovery on both channels") { () -> Bool? in
+            hooks(hookLog).filter { ($0.payload["target"] as? [String: Any])?["id"] as? String == checkID && $0.payload["kind"] as? String == "resolved" }
+                .count == 2 ? true : nil
+        }
         let all = hooks(hookLog)
         let forTarget = all.filter { ($0.payload["target"] as? [String: Any])?["id"] as? String == target }
         XCTAssertEqual(forTarget.map { $0.payload["kind"] as? String }, ["firing", "resolved"], "exactly one down and one recovered")
+        let mailed = mails(smtp.log)
+        XCTAssertEqual(mailed.map { String($0.subject.prefix(31)) }, ["[crowsnest] FIRING: container c", "[crowsnest] RESOLVED: container"],
+                       "the same outage by mail, once each: \(mailed)")
+        XCTAssertTrue(mailed.allSatisfy { $0.authenticated && $0.recipients == ["ops@example.com"] })
+
+        let forCheck = all.filter { ($0.payload["target"] as? [String: Any])?["id"] as? String == checkID }
+        let primary = forCheck.filter { $0.path == "/hook" }, escalated = forCheck.filter { $0.path == "/escalation" }
+        XCTAssertEqual(primary.map { $0.payload["kind"] as? String }, ["firing", "reminder", "resolved"], "one reminder a minute in")
+        XCTAssertEqual(escalated.map { $0.payload["kind"] as? String }, ["escalation", "resolved"], "escalated once, then told of the recovery")
+        if primary.count == 3, escalated.count == 2 {
+            let reminderDelay = primary[1].receivedAt - primary[0].receivedAt, escalationDelay = escalated[0].receivedAt - primary[0].receivedAt
+            print("alert reminder \(String(format: "%.1f", reminderDelay)) s and escalation \(String(format: "%.1f", escalationDelay)) s after the firing (both set to 60 s)")
+            XCTAssertEqual(reminderDelay, 60, accuracy: 12, "the reminder at its interval")
+            XCTAssertEqual(escalationDelay, 60, accuracy: 12, "the escalation after its delay")
+        }
         let forFlapper = all.filter { ($0.payload["target"] as? [String: Any])?["id"] as? String == flapper }
         XCTAssertEqual(forFlapper.map { $0.payload["kind"] as? String }, ["flapping"], "one flapping, nothing else")
         let ids = all.compactMap { $0.headers["x-crowsnest-notification-id"] }
@@ -131,6 +203,6 @@ final class AlertEndToEndTests: XCTestCase {
         XCTAssertTrue(all.allSatisfy { ($0.headers["x-crowsnest-signature"] ?? "").hasPrefix("sha256=") }, "every request signed")
         let history = try deployment.http("/api/v1/alert-notifications")
         let delivered = (history.json["notifications"] as? [[String: Any]] ?? []).map { $0["delivery"] as? String }
-        XCTAssertEqual(delivered, Array(repeating: "delivered", count: all.count), "the history agrees")
+        XCTAssertEqual(delivered, Array(repeating: "delivered", count: all.count + mailed.count), "the history agrees: every webhook and mail")
     }
 }

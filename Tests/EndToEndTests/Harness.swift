@@ -268,6 +268,34 @@ final class Deployment: @unchecked Sendable {
     private(set) var children: [ChildProcess] = []
 
     /// Starts a process whose output goes to `log` in the deployment's directory; it ends with the deployment.
+    /// A real HTTP server (Python's) on `port` serving `/health`: the target of an http check, switched off by
+    /// terminating it and on by starting it again.
+    func startHTTPTarget(port: Int) throws -> ChildProcess {
+        let directory = root + "/www"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try "crowsnest target ok\n".write(toFile: directory + "/health", atomically: true, encoding: .utf8)
+        let process = try ChildProcess(executable: "/usr/bin/python3",
+                                       arguments: ["-m", "http.server", "--bind", "127.0.0.1", "--directory", directory, "\(port)"],
+                                       logPath: root + "/target.log")
+        _ = try eventually(timeout: 20, "the check's target HTTP server") { () -> Bool? in
+            Shell.run("/usr/bin/env", ["curl", "-sf", "http://127.0.0.1:\(port)/health"]).status == 0 ? true : nil
+        }
+        return process
+    }
+
+    /// An SMTP server on loopback (`scripts/smtp-receiver.sh`: aiosmtpd with STARTTLS and AUTH for `user`), its
+    /// port, and the file every accepted message is appended to as a JSON line.
+    func startSMTPReceiver(user: String, password: String) throws -> (port: Int, log: String) {
+        let portFile = root + "/smtp.port", log = root + "/mail.jsonl"
+        _ = try start(WebBrowserEndToEndTests.repositoryRoot + "/scripts/smtp-receiver.sh",
+                      ["--mode", "starttls", "--log", log, "--port-file", portFile, "--user", user, "--password", password],
+                      log: "smtp-receiver.log")
+        let port = try eventually(timeout: 180, "the SMTP receiver (aiosmtpd from PyPI on first use)") { () -> Int? in
+            (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0) }
+        }
+        return (port, log)
+    }
+
     func start(_ executable: String, _ arguments: [String], log: String, environment: [String: String]? = nil) throws -> ChildProcess {
         let process = try ChildProcess(executable: executable, arguments: arguments, logPath: root + "/" + log,
                                        environment: environment)

@@ -104,26 +104,12 @@ final class UptimeEndToEndTests: XCTestCase {
         XCTAssertEqual(seconds["unknown"] ?? -1, 0, accuracy: 0.5, "the window starts at the container's start: no time without data")
     }
 
-    /// A real HTTP server (Python's) on `port` serving `health`, the target of the check below.
-    private func startCheckTarget(port: Int) throws -> ChildProcess {
-        let directory = deployment.root + "/www"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try "crowsnest target ok\n".write(toFile: directory + "/health", atomically: true, encoding: .utf8)
-        let process = try ChildProcess(executable: "/usr/bin/python3",
-                                       arguments: ["-m", "http.server", "--bind", "127.0.0.1", "--directory", directory, "\(port)"],
-                                       logPath: deployment.root + "/target.log")
-        _ = try eventually(timeout: 20, "the check's target HTTP server") { () -> Bool? in
-            Shell.run("/usr/bin/env", ["curl", "-sf", "http://127.0.0.1:\(port)/health"]).status == 0 ? true : nil
-        }
-        return process
-    }
-
     /// A check's target switched off for 17 s, then 43 s: each outage runs from the first failed run to the first
     /// successful one (to the second of their results), lasts what the target was off to within one interval, and
     /// the availability equals the one computed from the results' own times.
     func testACheckTargetSwitchedOffTwiceGivesTwoOutagesFromItsResults() throws {
         let port = freePort()
-        var server: ChildProcess? = try startCheckTarget(port: port)
+        var server: ChildProcess? = try deployment.startHTTPTarget(port: port)
         defer { server?.terminate() }
         try deployment.startServer()
         try deployment.provision()
@@ -142,7 +128,7 @@ final class UptimeEndToEndTests: XCTestCase {
             server = nil
             let off = Date().timeIntervalSince1970
             Thread.sleep(forTimeInterval: downSeconds)
-            server = try startCheckTarget(port: port)
+            server = try deployment.startHTTPTarget(port: port)
             switchedOff.append((off, Date().timeIntervalSince1970))
             Thread.sleep(forTimeInterval: 12)
         }

@@ -57,7 +57,7 @@ public struct AlertRuleDefinition: Sendable, Equatable {
     public static let maximumChannels = 10
     public static let forRange = 0...86_400
     public static let defaultForSeconds = 60
-    public static let reminderRange = 5...10_080
+    public static let reminderRange = 1...10_080
     public static let flapChangesRange = 2...100
     public static let flapMinutesRange = 1...1440
     public static let escalationRange = 1...10_080

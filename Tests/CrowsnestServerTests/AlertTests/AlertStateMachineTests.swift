@@ -119,7 +119,7 @@ final class AlertStateMachineTests: XCTestCase {
              "for_seconds must be an integer from 0 to 86400 (got 86401)"),
             (["name": .string("r"), "targets": target, "channels": channels, "states": .array([.string("up")])],
              "states[0] must be one of down, unknown, degraded"),
-            (["name": .string("r"), "targets": target, "channels": channels, "reminder_minutes": .integer(1)], "reminder_minutes must be an integer from 5"),
+            (["name": .string("r"), "targets": target, "channels": channels, "reminder_minutes": .integer(0)], "reminder_minutes must be an integer from 1"),
             (["name": .string("r"), "targets": target, "channels": channels, "flap": .object(["changes": .integer(1)])],
              "flap.changes must be an integer from 2 to 100 (got 1)"),
             (["name": .string("r"), "targets": target, "channels": channels, "kind": .string("pager")], "kind must be state"),
