@@ -4,8 +4,9 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// `crowsnest-bench --alerts`: alert evaluation on a tenant with 1,000 targets (hosts with an open `up` span each)
-/// and 2,000 rules (two per target: down for 0 s, and down or unknown for 60 s, reminders every 5 minutes), one
+/// `crowsnest-bench --alerts`: alert evaluation on a tenant with 1,000 targets (hosts with an open `up` span each and
+/// 5 minutes of samples every 30 s) and 2,000 rules (two per target: down for 0 s; then down or unknown for 60 s
+/// with reminders every 5 minutes on even hosts, CPU above 90 % for 60 s — a threshold rule — on odd ones), one
 /// webhook channel to `scripts/webhook-receiver.py` on loopback. First the time of one evaluation of every rule
 /// (`AlertJob.plan`, which reads what a round reads and writes nothing), `rounds` times; then, with the server's
 /// own job and delivery running, `waves` waves of 20 targets switched down at once: the time from each switch to
@@ -28,6 +29,14 @@ struct AlertBenchmark {
         try await client.query("""
             INSERT INTO status_spans (tenant_id, target_id, state, started_at)
             SELECT tenant_id, 'h-' || id::text, 'up', now() - interval '1 day' FROM agents WHERE tenant_id = \(tenantID)
+            """, logger: logger)
+        // Host samples, so the threshold rules read real series.
+        let nowMillis = Int64(Date().timeIntervalSince1970 * 1000)
+        try await PartitionStore(client: client, logger: logger).ensurePartitions(forMillis: [nowMillis - 300_000, nowMillis])
+        try await client.query("""
+            INSERT INTO host_samples (tenant_id, agent_id, ts, cpu_percent, cpu_count, memory_total_bytes, memory_available_bytes)
+            SELECT tenant_id, id, now() - s * interval '30 seconds', 20, 4, 8000000000, 6000000000
+            FROM agents, generate_series(0, 9) s WHERE tenant_id = \(tenantID)
             """, logger: logger)
         var hosts: [String] = []
         for try await id in try await client.query("SELECT id FROM agents WHERE tenant_id = \(tenantID) ORDER BY hostname", logger: logger)
@@ -60,9 +69,11 @@ struct AlertBenchmark {
         let rules = DefinitionStore(.alertRules, client: client, logger: logger)
         let creating = ContinuousClock.now
         for (index, host) in hosts.enumerated() {
-            for (suffix, extra) in [("down", ["for_seconds": JSONValue.integer(0)]),
-                                    ("down or unknown", ["for_seconds": .integer(60), "states": .array([.string("down"), .string("unknown")]),
-                                                         "reminder_minutes": .integer(5)])] {
+            let second: (String, [String: JSONValue]) = index % 2 == 0
+                ? ("down or unknown", ["for_seconds": .integer(60), "states": .array([.string("down"), .string("unknown")]),
+                                       "reminder_minutes": .integer(5)])
+                : ("cpu", ["kind": .string("threshold"), "metric": .string("cpu_percent"), "above": .integer(90), "for_seconds": .integer(60)])
+            for (suffix, extra) in [("down", ["for_seconds": JSONValue.integer(0)]), second] {
                 var body: [String: JSONValue] = ["name": .string("host \(index) \(suffix)"), "targets": .array([.string(host)]),
                                                  "channels": .array([.string(channelID)])]
                 body.merge(extra) { $1 }

@@ -40,6 +40,26 @@ struct AdminPage {
         let summary: String
     }
 
+    /// An alert that fires now, with what may be done about it.
+    struct FiringRow {
+        let ruleID: String
+        let rule: String
+        let targetID: String
+        let status: String
+        let since: String
+        let acknowledged: String
+        let isAcknowledged: Bool
+        let silenced: Bool
+    }
+
+    struct SilenceRow {
+        let id: String
+        let covers: String
+        let until: String
+        let comment: String
+        let active: Bool
+    }
+
     struct CheckRow {
         let id: String
         let name: String
@@ -61,6 +81,10 @@ struct AdminPage {
     let alertChannels: [DefinitionRow]
     let hasAlertChannels: Bool
     let alertRuleExample: String
+    let firing: [FiringRow]
+    let hasFiring: Bool
+    let silences: [SilenceRow]
+    let hasSilences: Bool
     let users: [UserRow]
     let keys: [KeyRow]
     let hasKeys: Bool
@@ -80,6 +104,9 @@ struct AdminPage {
         let rules = try await DefinitionStore(.alertRules, client: database, logger: logger).list(tenantID: tenantID)
         let channels = try await AlertChannelStore(client: database, logger: logger).list(tenantID: tenantID)
         let windows = try await DefinitionStore(.maintenanceWindows, client: database, logger: logger).list(tenantID: tenantID)
+        let active = try await AlertStore(client: database, logger: logger).active(tenantID: tenantID)
+        let silences = try await AlertSilenceStore(client: database, logger: logger).list(tenantID: tenantID)
+        let ruleNames = Dictionary(rules.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
         let now = Date()
         return AdminPage(
             session: SessionView(session),
@@ -98,6 +125,21 @@ struct AdminPage {
             alertRuleExample: channels.first.map {
                 #"{"name":"container down","labels":["com.docker.compose.project=shop"],"for_seconds":60,"channels":[""# + "\"" + AlertChannelID(uuid: $0.id).description + #""]}"#
             } ?? "",
+            firing: active.prefix(500).map { alert in
+                FiringRow(ruleID: "a-" + alert.ruleID.uuidString.lowercased(), rule: ruleNames[alert.ruleID] ?? "a deleted rule",
+                          targetID: alert.targetID, status: alert.announcedAt == nil ? "\(alert.status) (held back)" : alert.status,
+                          since: alert.activeSince.map(WebFormat.timestamp) ?? "",
+                          acknowledged: alert.acknowledgedAt.map { "by \(alert.acknowledgedBy ?? "") at \(WebFormat.timestamp($0))" } ?? "",
+                          isAcknowledged: alert.acknowledgedAt != nil,
+                          silenced: silences.contains { $0.endsAt > now && $0.covers(ruleID: alert.ruleID, targetID: alert.targetID) })
+            },
+            hasFiring: !active.isEmpty,
+            silences: silences.prefix(200).map { silence in
+                let rule = silence.ruleID.map { ruleNames[$0] ?? "a deleted rule" } ?? "every rule"
+                return SilenceRow(id: "q-" + silence.id.uuidString.lowercased(), covers: "\(rule), \(silence.targetID ?? "every target")",
+                                  until: WebFormat.timestamp(silence.endsAt), comment: silence.comment, active: silence.endsAt > now)
+            },
+            hasSilences: !silences.isEmpty,
             users: users.map { UserRow(username: $0.user.username, role: $0.user.role.rawValue, created: WebFormat.timestamp($0.createdAt),
                                        disabled: $0.disabled) },
             keys: keys.map { key in

@@ -121,6 +121,39 @@ struct AdminRoutes: Sendable {
                                         isSecret: parsed.secretGenerated)
             }
         }
+        pages.post("admin/alerts/acknowledge") { request, context in
+            try await self.form(request, context) { session, form in
+                let (ruleID, targetID) = try Self.ruleAndTarget(form)
+                guard let ruleID, let targetID,
+                      try await AlertStore(client: self.database, logger: context.logger)
+                          .acknowledge(tenantID: session.user.tenantID, ruleID: ruleID, targetID: targetID, by: session.user.username) != nil else {
+                    throw APIError.notFound("That alert does not fire now (it may have recovered).")
+                }
+                return AdminPage.Notice(heading: "Alert acknowledged: no reminders and no escalation until it recovers", lines: [])
+            }
+        }
+        pages.post("admin/alert-silences") { request, context in
+            try await self.form(request, context) { session, form in
+                let (ruleID, targetID) = try Self.ruleAndTarget(form)
+                guard let hours = Int(form["hours"] ?? ""), (1...(24 * AlertSilenceStore.maximumDays)).contains(hours) else {
+                    throw APIError.badRequest("A silence lasts 1 hour to \(AlertSilenceStore.maximumDays) days.")
+                }
+                _ = try await AlertSilenceStore(client: self.database, logger: context.logger)
+                    .create(tenantID: session.user.tenantID, ruleID: ruleID, targetID: targetID,
+                            endsAt: Date().addingTimeInterval(Double(hours) * 3600), comment: "", createdBy: session.user.username)
+                return AdminPage.Notice(heading: "Silenced for \(hours) h", lines: [])
+            }
+        }
+        pages.post("admin/alert-silences/end") { request, context in
+            try await self.form(request, context) { session, form in
+                let text = form["id"] ?? ""
+                guard text.hasPrefix("q-"), let id = UUID(uuidString: String(text.dropFirst(2))),
+                      try await AlertSilenceStore(client: self.database, logger: context.logger).end(tenantID: session.user.tenantID, id: id) else {
+                    throw APIError.notFound("This tenant has no such silence in force.")
+                }
+                return AdminPage.Notice(heading: "Silence ended", lines: [])
+            }
+        }
         pages.post("admin/alert-channels/delete") { request, context in
             try await self.form(request, context) { session, form in
                 guard let id = AlertChannelID(form["id"] ?? ""), try await channels.delete(tenantID: session.user.tenantID, id: id.uuid) else {
@@ -213,6 +246,21 @@ struct AdminRoutes: Sendable {
 
     /// Runs an admin form: role and CSRF checked, then `action`; the admin page again with its notice, or with the
     /// refusal's reason (and its status) when the action was refused.
+    /// The `rule` (a-<uuid>) and `target` fields of an alert form; a rule or target of another tenant simply matches nothing.
+    private static func ruleAndTarget(_ form: WebForm) throws -> (UUID?, String?) {
+        var ruleID: UUID?
+        if let text = form["rule"], !text.isEmpty {
+            guard text.hasPrefix("a-"), let id = UUID(uuidString: String(text.dropFirst(2))) else { throw APIError.badRequest("That is not an alert rule.") }
+            ruleID = id
+        }
+        var targetID: String?
+        if let text = form["target"], !text.isEmpty {
+            guard let id = TargetID(text) else { throw APIError.badRequest("That is not a target.") }
+            targetID = id.description
+        }
+        return (ruleID, targetID)
+    }
+
     private func form(_ request: Request, _ context: APIRequestContext,
                       _ action: (WebSession, WebForm) async throws -> AdminPage.Notice) async throws -> Response {
         let session = try Self.requireAdmin(context)
