@@ -19,11 +19,13 @@ command -v faketime >/dev/null || missing+=(faketime)
 command -v chromium >/dev/null || missing+=(chromium)
 # The web pages' end-to-end test drives Chromium through chromedriver (selenium from PyPI, scripts/browser-check.sh).
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+# The metrics exposition is checked with promtool (Debian's prometheus package).
+command -v promtool >/dev/null || missing+=(prometheus)
 # The API conformance check installs schemathesis from PyPI into a virtual environment.
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "ensure-packages: missing ${missing[*]} and installing needs root" >&2; exit 1; }
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null || { echo "ensure-packages: apt-get update failed" >&2; exit 1; }
-  apt-get install -y -qq "${missing[@]}" >/dev/null || { echo "ensure-packages: apt-get install ${missing[*]} failed" >&2; exit 1; }
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || { echo "ensure-packages: apt-get install ${missing[*]} failed" >&2; exit 1; }
 fi

@@ -20,6 +20,8 @@ public struct ServerConfiguration: Sendable {
     /// URL requires it (every replica needs the same file). Administrative commands do not need it.
     public var secretKeyFile: String?
     public var logLevel: Logger.Level
+    /// `text` (for people) or `json` (one object per line, for Loki or Elasticsearch).
+    public var logFormat: LogFormat = .text
     /// Lifetime of the agent certificates the server issues, in days (decimals allowed); agents renew over their
     /// live session after two thirds of it.
     public var agentCertificateDays: Double = 365
@@ -46,7 +48,7 @@ public struct ServerConfiguration: Sendable {
 
     /// Settings a configuration file may hold.
     public static let knownKeys: Set<String> = [
-        "data_dir", "database_url", "agent_listen", "http_listen", "server_names", "postgres_user", "log_level",
+        "data_dir", "database_url", "agent_listen", "http_listen", "server_names", "postgres_user", "log_level", "log_format",
         "secret_key_file", "agent_certificate_days", "trusted_proxies", "enrollments_per_minute",
         "check_lease_ttl_seconds", "agent_silence_limit_seconds", "agent_addresses", "api_requests_per_minute",
         "raw_retention_days", "span_retention_days", "public_url",
@@ -60,6 +62,10 @@ public struct ServerConfiguration: Sendable {
         let levelText = layers.string("log_level", default: "info")
         guard let level = Logger.Level(rawValue: levelText) else {
             throw ConfigurationError("\(layers.source(of: "log_level")): log level must be one of trace, debug, info, notice, warning, error, critical; got '\(levelText)'")
+        }
+        let formatText = layers.string("log_format", default: "text")
+        guard let format = LogFormat(rawValue: formatText) else {
+            throw ConfigurationError("\(layers.source(of: "log_format")): log format must be text or json; got '\(formatText)'")
         }
         let dataDirectory = layers.string("data_dir", default: defaultDataDirectory)
         guard !dataDirectory.isEmpty else { throw ConfigurationError("\(layers.source(of: "data_dir")): data directory must not be empty") }
@@ -113,6 +119,7 @@ public struct ServerConfiguration: Sendable {
             postgresUser: layers.string("postgres_user"),
             secretKeyFile: secretKeyFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
             logLevel: level,
+            logFormat: format,
             agentCertificateDays: certificateDays,
             trustedProxies: trustedProxies,
             enrollmentsPerMinutePerAddress: enrollments,

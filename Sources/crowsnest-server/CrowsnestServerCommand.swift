@@ -17,8 +17,11 @@ struct ServerOptions: ParsableArguments {
     @Option(name: .long, help: "PostgreSQL URL; without it the server runs an embedded cluster in the data directory.")
     var databaseURL: String?
 
+    @Option(name: .long, help: "Log lines as text (default) or json (one object per line, for Loki or Elasticsearch).")
+    var logFormat: String?
+
     func load(extra: [String: String?] = [:]) throws -> ServerConfiguration {
-        var flags: [String: String?] = ["data_dir": dataDir, "database_url": databaseURL]
+        var flags: [String: String?] = ["data_dir": dataDir, "database_url": databaseURL, "log_format": logFormat]
         flags.merge(extra) { _, new in new }
         do {
             return try ServerConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment, flags: flags)
@@ -37,11 +40,18 @@ struct CrowsnestServerCommand: AsyncParsableCommand {
 }
 
 /// Sets up logging once for the process.
-func bootstrapLogging(level: Logger.Level) -> Logger {
+func bootstrapLogging(level: Logger.Level, format: LogFormat = .text) -> Logger {
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
-        return handler
+        switch format {
+        case .text:
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        case .json:
+            var handler = JSONLogHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
     }
     return Logger(label: "crowsnest.server")
 }
@@ -49,7 +59,7 @@ func bootstrapLogging(level: Logger.Level) -> Logger {
 /// Runs an administrative action against the database, printing one clear line on failure.
 func administer<T: Sendable>(_ options: ServerOptions, _ action: @escaping @Sendable (ServerAdministration, ServerConfiguration) async throws -> T) async throws -> T {
     let configuration = try options.load()
-    let logger = bootstrapLogging(level: configuration.logLevel == .info ? .warning : configuration.logLevel)
+    let logger = bootstrapLogging(level: configuration.logLevel == .info ? .warning : configuration.logLevel, format: configuration.logFormat)
     do {
         return try await ServerDatabase.with(configuration, logger: logger) { client in
             try await action(ServerAdministration(client: client, logger: logger), configuration)
@@ -92,9 +102,9 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try options.load(extra: ["agent_listen": agentListen, "http_listen": httpListen])
-        let logger = bootstrapLogging(level: configuration.logLevel)
+        let logger = bootstrapLogging(level: configuration.logLevel, format: configuration.logFormat)
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        MetricsSystem.bootstrap(ServerMetricsFactory(registry: registry))
         try await ServerRunner(configuration: configuration, logger: logger, metricsRegistry: registry).run()
     }
 }

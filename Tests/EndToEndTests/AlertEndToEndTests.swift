@@ -204,5 +204,18 @@ final class AlertEndToEndTests: XCTestCase {
         let history = try deployment.http("/api/v1/alert-notifications")
         let delivered = (history.json["notifications"] as? [[String: Any]] ?? []).map { $0["delivery"] as? String }
         XCTAssertEqual(delivered, Array(repeating: "delivered", count: all.count + mailed.count), "the history agrees: every webhook and mail")
+
+        // The server's own figures, as Prometheus tooling reads them.
+        let exposition = String(decoding: try deployment.http("/metrics").body, as: UTF8.self)
+        for expected in ["crowsnest_gateway_connected_agents 1", #"crowsnest_job_lease_held{job="job:alerts"} 1"#,
+                         #"crowsnest_alert_notifications_total{outcome="delivered"} \#(all.count + mailed.count)"#,
+                         "crowsnest_ingest_ack_duration_seconds_count", "crowsnest_http_requests_total{"] {
+            XCTAssertTrue(exposition.contains(expected), "/metrics shows \(expected)")
+        }
+        let file = deployment.root + "/metrics.txt"
+        try exposition.write(toFile: file, atomically: true, encoding: .utf8)
+        let promtool = Shell.run("/bin/sh", ["-c", "promtool check metrics < \(file) 2>&1"])
+        XCTAssertEqual(promtool.status, 0, "promtool check metrics: \(promtool.output)")
+        XCTAssertEqual(promtool.output.trimmingCharacters(in: .whitespacesAndNewlines), "", "promtool's complaints")
     }
 }

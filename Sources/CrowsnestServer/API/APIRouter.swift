@@ -32,6 +32,7 @@ public func makeAPIRouter(
     logger: Logger
 ) -> Router<APIRequestContext> {
     let router = Router(context: APIRequestContext.self)
+    router.add(middleware: RequestIDMiddleware())
     router.add(middleware: ForwardedHeadersMiddleware(trusted: trustedProxies))
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: APIErrorMiddleware())

@@ -3,6 +3,7 @@ import CrowsnestProbes
 import CrowsnestWire
 import Foundation
 import Logging
+import Metrics
 import PostgresNIO
 import ServiceLifecycle
 
@@ -28,6 +29,9 @@ public final class AlertDelivery: Service, Sendable {
     private let secretKey: SecretKey
     private let prober: Prober
     private let smtp: SMTPClient
+    private let delivered = Counter(label: "crowsnest_alert_notifications_total", dimensions: [("outcome", "delivered")])
+    private let retried = Counter(label: "crowsnest_alert_notifications_total", dimensions: [("outcome", "retried")])
+    private let givenUp = Counter(label: "crowsnest_alert_notifications_total", dimensions: [("outcome", "given_up")])
     private let ownAddresses: [IPAddress]
     private let logger: Logger
 
@@ -99,16 +103,20 @@ public final class AlertDelivery: Service, Sendable {
             let attempt = await send(notification, to: channel, addressGuard: addressGuard)
             switch attempt {
             case .delivered:
+                delivered.increment()
                 try await store.markDelivered(notification.id)
                 logger.info("alert notification delivered", metadata: metadata.merging(["alert_channel.type": "\(channel.kind.rawValue)"]) { $1 })
             case .refused(let error):
+                givenUp.increment()
                 try await store.markFailed(notification.id, error: error)
                 logger.error("alert notification refused by its receiver; given up", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             case .failed(let error) where notification.attempts >= configuration.maximumAttempts:
+                givenUp.increment()
                 try await store.markFailed(notification.id, error: error)
                 logger.error("alert notification given up after \(notification.attempts) attempts",
                              metadata: metadata.merging(["error": "\(error)"]) { $1 })
             case .failed(let error):
+                retried.increment()
                 try await store.retry(notification.id, after: Self.backoff(attempts: notification.attempts), error: error)
                 logger.warning("alert notification not delivered; trying again", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             }

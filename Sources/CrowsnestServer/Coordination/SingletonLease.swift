@@ -1,6 +1,7 @@
 import CrowsnestWire
 import Foundation
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 
@@ -16,6 +17,7 @@ final class SingletonLease: Sendable {
     private let leases: LeaseStore
     private let logger: Logger
     private let current = Mutex<Lease?>(nil)
+    private let held: Gauge
 
     init(key: String, replicaID: UUID, ttl: Duration, job: String, leases: LeaseStore, logger: Logger) {
         self.key = key
@@ -24,6 +26,7 @@ final class SingletonLease: Sendable {
         self.job = job
         self.leases = leases
         self.logger = logger
+        self.held = Gauge(label: "crowsnest_job_lease_held", dimensions: [("job", key)])
     }
 
     /// Renews the lease, or takes it when free; the lease when this replica holds the job now, else nil.
@@ -38,6 +41,7 @@ final class SingletonLease: Sendable {
             if lease != nil { logger.info("this replica now runs \(job)") }
         }
         current.withLock { [lease] in $0 = lease }
+        held.record(lease == nil ? 0 : 1)
         return lease
     }
 
@@ -62,5 +66,6 @@ final class SingletonLease: Sendable {
             }
         }
         if let lease = current.withLock({ $0 }) { _ = try? await leases.release(lease) }
+        held.record(0)
     }
 }

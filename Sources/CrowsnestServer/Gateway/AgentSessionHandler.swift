@@ -42,6 +42,9 @@ public struct AgentSessionHandler: Sendable {
     private let batchesRefused = Counter(label: "crowsnest_ingest_batches_total", dimensions: [("outcome", "refused")])
     private let samplesCommitted = Counter(label: "crowsnest_ingest_container_samples_total")
     private let sessionsRefused = Counter(label: "crowsnest_gateway_sessions_refused_total")
+    private let connectedAgents = Meter(label: "crowsnest_gateway_connected_agents")
+    private let ackDuration = Timer(label: "crowsnest_ingest_ack")
+    private let spoolDropped = Counter(label: "crowsnest_agent_spool_dropped_batches_total")
 
     public init(agents: AgentStore, ingest: IngestWriter, enrollment: AgentEnrollment, logger: Logger) {
         self.agents = agents
@@ -97,7 +100,11 @@ public struct AgentSessionHandler: Sendable {
                     liveSessions?.register(LiveAgent(tenantID: identity.tenantID, agentID: identity.agentID, sessionID: sessionID,
                                                      hostname: facts.hostname, labels: facts.labels,
                                                      send: { try await sender.send($0) }))
-                    defer { liveSessions?.unregister(agentID: identity.agentID, sessionID: sessionID) }
+                    connectedAgents.increment()
+                    defer {
+                        liveSessions?.unregister(agentID: identity.agentID, sessionID: sessionID)
+                        connectedAgents.decrement()
+                    }
                     try await receiveBatches(from: session, machine: machine, sender: sender, identity: identity,
                                              sessionID: sessionID, logger: logger)
                 } catch let end as SessionEnd {
@@ -386,6 +393,7 @@ public struct AgentSessionHandler: Sendable {
                 if case .batch(let batch) = item { batches.append(batch) } else { end = item }
             }
             if !batches.isEmpty {
+                let taken = DispatchTime.now()
                 let outcomes: [IngestOutcome]
                 do {
                     let (ingest, before, group) = (self.ingest, memory, batches)
@@ -406,12 +414,14 @@ public struct AgentSessionHandler: Sendable {
                     case .committed(let samples):
                         batchesCommitted.increment()
                         samplesCommitted.increment(by: samples)
+                        if batch.spoolDroppedBatches > 0 { spoolDropped.increment(by: Int64(clamping: batch.spoolDroppedBatches)) }
                     case .replay:
                         batchesReplayed.increment()
                         logger.debug("batch already committed; acknowledging replay", metadata: ["batch.seq": "\(batch.seq)"])
                     case .partial(let samples, _):
                         batchesPartial.increment()
                         samplesCommitted.increment(by: samples)
+                        if batch.spoolDroppedBatches > 0 { spoolDropped.increment(by: Int64(clamping: batch.spoolDroppedBatches)) }
                     case .refused:
                         batchesRefused.increment()
                     }
@@ -419,6 +429,7 @@ public struct AgentSessionHandler: Sendable {
                     ack.seq = batch.seq
                     try await sender.send(.with(.ack(ack)))
                 }
+                ackDuration.recordInterval(since: taken)
             }
             switch end {
             case .failed(let error): throw error

@@ -43,4 +43,14 @@ final class ServerConfigurationTests: XCTestCase {
             }
         }
     }
+
+    func testTheLogFormatIsTextUnlessJSONIsAskedForByFlagOrEnvironment() throws {
+        XCTAssertEqual(try load([:]).logFormat, .text)
+        XCTAssertEqual(try load(["CROWSNEST_LOG_FORMAT": "json"]).logFormat, .json)
+        let flagged = try ServerConfiguration.load(file: nil, environment: ["CROWSNEST_LOG_FORMAT": "text"], flags: ["log_format": "json"])
+        XCTAssertEqual(flagged.logFormat, .json, "the flag wins")
+        XCTAssertThrowsError(try load(["CROWSNEST_LOG_FORMAT": "xml"])) { error in
+            XCTAssertTrue("\(error)".contains("log format must be text or json; got 'xml'"), "\(error)")
+        }
+    }
 }
