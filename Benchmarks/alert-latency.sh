@@ -31,7 +31,7 @@ for _ in $(seq 120); do
   sleep 1
 done
 channel=$(post /api/v1/alert-channels "{\"name\":\"bench\",\"type\":\"webhook\",\"url\":\"http://127.0.0.1:$hook_port/hook\"}" | json_field id)
-post /api/v1/alert-rules "{\"name\":\"bench down\",\"labels\":[\"cn.bench=$prefix\"],\"for_seconds\":0,\"channels\":[\"$channel\"]}" >/dev/null
+post /api/v1/alert-rules "{\"name\":\"bench down\",\"labels\":[\"cn.bench=$prefix\"],\"for_seconds\":0,\"flap\":{\"changes\":100,\"minutes\":1},\"channels\":[\"$channel\"]}" >/dev/null
 sleep 8  # a round with everything up
 
 # How many notifications of kind $1 the receiver got.
