@@ -32,16 +32,16 @@ public struct ServerAdministration: Sendable {
         return (network, added)
     }
 
-    /// `token create --tenant NAME`: a single-use enrollment token, and the pin of the CA agents must trust (read
-    /// from the database: administrative commands never create a CA).
-    public func createEnrollmentToken(tenant: String,
-                                      lifetime: Duration = EnrollmentTokenStore.defaultLifetime) async throws -> (token: String, caPin: String) {
+    /// `token create --tenant NAME [--uses N] [--expires 7d]`: an enrollment token (single-use unless told), and the
+    /// pin of the CA agents must trust (read from the database: administrative commands never create a CA).
+    public func createEnrollmentToken(tenant: String, lifetime: Duration = EnrollmentTokenStore.defaultLifetime,
+                                      uses: Int = 1) async throws -> (token: String, caPin: String) {
         let tenantID = try await TenantStore(client: client, logger: logger).id(named: tenant)
         guard let pin = try await CertificateAuthorityStore.pin(client: client, logger: logger) else {
             throw StoreError(.notFound, "no server has started with this database yet, so there is no certificate authority "
                 + "to pin: start 'crowsnest-server serve' once, then create the token")
         }
-        let token = try await EnrollmentTokenStore(client: client, logger: logger).create(tenantID: tenantID, lifetime: lifetime)
+        let token = try await EnrollmentTokenStore(client: client, logger: logger).create(tenantID: tenantID, lifetime: lifetime, uses: uses)
         return (token, pin)
     }
 

@@ -150,23 +150,41 @@ struct Token: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Manage enrollment tokens.", subcommands: [Create.self])
 
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a single-use enrollment token and print the CA pin.")
+        static let configuration = CommandConfiguration(
+            abstract: "Create an enrollment token (single-use unless --uses says more) and print the CA pin.")
         @OptionGroup var options: ServerOptions
         @Option(name: .long, help: "Tenant the enrolled agent will belong to.") var tenant: String
-        @Option(name: .long, help: "Hours until the token expires (default 24).") var expiresInHours: Int = 24
+        @Option(name: .long, help: "How many agents the token may enroll (default 1; up to 100000, for a fleet).") var uses: Int = 1
+        @Option(name: .long, help: "How long the token lives: 30m, 12h or 7d (default 24h; at most 365d).") var expires: String?
+        @Option(name: .long, help: "Hours until the token expires (the older form of --expires).") var expiresInHours: Int?
         @Flag(name: .long, help: "Print one JSON object.") var json = false
 
         func run() async throws {
-            guard (1...24 * 365).contains(expiresInHours) else {
-                throw ValidationError("--expires-in-hours must be between 1 and 8760")
+            guard EnrollmentTokenStore.usesRange.contains(uses) else {
+                throw ValidationError("--uses must be between 1 and \(EnrollmentTokenStore.usesRange.upperBound)")
             }
-            let tenant = self.tenant
-            let hours = expiresInHours
+            let lifetime: Duration
+            switch (expires, expiresInHours) {
+            case (let text?, nil):
+                guard let parsed = TokenLifetime.parse(text) else {
+                    throw ValidationError("--expires must be a number and a unit: 30m, 12h or 7d, at most 365d (got '\(text)')")
+                }
+                lifetime = parsed
+            case (nil, let hours?):
+                guard (1...24 * 365).contains(hours) else { throw ValidationError("--expires-in-hours must be between 1 and 8760") }
+                lifetime = .seconds(hours * 3600)
+            case (nil, nil):
+                lifetime = EnrollmentTokenStore.defaultLifetime
+            case (_?, _?):
+                throw ValidationError("give --expires or --expires-in-hours, not both")
+            }
+            let (tenant, uses) = (self.tenant, self.uses)
             let (token, pin) = try await administer(options) { admin, _ in
-                try await admin.createEnrollmentToken(tenant: tenant, lifetime: .seconds(hours * 3600))
+                try await admin.createEnrollmentToken(tenant: tenant, lifetime: lifetime, uses: uses)
             }
             if json { try printJSON(["token": token, "ca_pin": pin]) } else {
-                print("token:  \(token)\nca pin: \(pin)\nenroll: crowsnest-agent enroll --server HOST:7443 --token \(token) --ca-pin \(pin)")
+                print("token:  \(token)\(uses > 1 ? " (enrolls up to \(uses) agents)" : "")\nca pin: \(pin)\n"
+                    + "enroll: crowsnest-agent enroll --server HOST:7443 --token \(token) --ca-pin \(pin)")
             }
         }
     }

@@ -89,6 +89,46 @@ final class GatewayTests: XCTestCase {
         }
     }
 
+    func testAFleetTokenEnrollsAsManyAgentsAsItAllowsAndThenNoMore() async throws {
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let token = try await EnrollmentTokenStore(client: gateway.client, logger: gateway.logger).create(tenantID: tenantID, uses: 3)
+            var outcomes: [String] = []
+            for _ in 0..<4 {
+                let answer = try await gateway.connect(tls: try gateway.enrollmentTLS) { wire in
+                    try await wire.send(try GatewayHarness.enrollRequest(token: token))
+                    return await wire.nextOrEnd()
+                }
+                switch answer {
+                case .success(let frame):
+                    if case .enrollResponse = frame.message { outcomes.append("enrolled") }
+                    if case .reject(let reject) = frame.message { outcomes.append("rejected: \(reject.reason)") }
+                default: outcomes.append("\(answer)")
+                }
+            }
+            XCTAssertEqual(outcomes.prefix(3), ["enrolled", "enrolled", "enrolled"])
+            XCTAssertTrue(outcomes.last?.contains("already used (as many times as it allows)") == true, "\(outcomes)")
+            let agents = try await count(gateway.client, "SELECT count(*) FROM agents WHERE tenant_id = \(tenantID)")
+            XCTAssertEqual(agents, 3, "three distinct agents")
+            do {
+                _ = try await EnrollmentTokenStore(client: gateway.client, logger: gateway.logger).create(tenantID: tenantID, uses: 0)
+                XCTFail("a token for no agent")
+            } catch let error as StoreError {
+                XCTAssertTrue(error.message.contains("1 to 100000"), error.message)
+            }
+        }
+    }
+
+    func testTokenLifetimesAreReadAsOperatorsWriteThem() {
+        XCTAssertEqual(TokenLifetime.parse("30m"), .seconds(1800))
+        XCTAssertEqual(TokenLifetime.parse("12h"), .seconds(43_200))
+        XCTAssertEqual(TokenLifetime.parse("7d"), .seconds(604_800))
+        XCTAssertEqual(TokenLifetime.parse("365d"), .seconds(31_536_000))
+        for bad in ["366d", "0h", "-1d", "7", "7w", "d", "", "99999999999d", "1.5h"] {
+            XCTAssertNil(TokenLifetime.parse(bad), bad)
+        }
+    }
+
     func testAnUnknownTokenIsRejectedAndLeavesNothingBehind() async throws {
         try await withGateway { gateway in
             _ = try await gateway.createTenant()
