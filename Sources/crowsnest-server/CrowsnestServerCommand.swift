@@ -36,7 +36,47 @@ struct CrowsnestServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crowsnest-server",
         abstract: "Crowsnest central server: agent gateway, ingest, API.",
-        subcommands: [Serve.self, Tenant.self, Token.self, APIKey.self, User.self, Agent.self])
+        subcommands: [Serve.self, Tenant.self, Token.self, APIKey.self, User.self, Agent.self, Backup.self, Restore.self])
+}
+
+/// `backup --output DIR`: the database as one pg_dump file and the secret key beside it, while the server runs.
+struct Backup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a backup (the database as one pg_dump file, and a copy of the secret key) into a new directory.")
+    @OptionGroup var options: ServerOptions
+    @Option(name: .long, help: "Directory to write the backup into (created; must not hold a backup yet).") var output: String
+
+    func run() async throws {
+        let configuration = try options.load()
+        let logger = bootstrapLogging(level: configuration.logLevel == .info ? .warning : configuration.logLevel, format: configuration.logFormat)
+        do {
+            let bytes = try await DatabaseBackup(configuration: configuration, logger: logger).backup(to: output)
+            print("backup written to \(output) (\(bytes) bytes of database, and the secret key); restore with: "
+                + "crowsnest-server restore --input \(output) --data-dir NEW_DIRECTORY")
+        } catch let error as DatabaseBackupError {
+            throw AdminFailure(message: error.description)
+        }
+    }
+}
+
+/// `restore --input DIR`: a backup into an empty database (a new data directory, or an empty external one).
+struct Restore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Restore a backup into an empty database: a new data directory, or an external database with no tables.")
+    @OptionGroup var options: ServerOptions
+    @Option(name: .long, help: "Directory a backup was written into.") var input: String
+
+    func run() async throws {
+        let configuration = try options.load()
+        let logger = bootstrapLogging(level: configuration.logLevel == .info ? .warning : configuration.logLevel, format: configuration.logFormat)
+        do {
+            try await DatabaseBackup(configuration: configuration, logger: logger).restore(from: input)
+            print("restored \(input); start the server on it: crowsnest-server serve"
+                + (configuration.databaseURL == nil ? " --data-dir \(configuration.dataDirectory)" : ""))
+        } catch let error as DatabaseBackupError {
+            throw AdminFailure(message: error.description)
+        }
+    }
 }
 
 /// Sets up logging once for the process.

@@ -337,6 +337,57 @@ final class EndToEndTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(Int(committed) ?? 0, continuity.count, "every stored tick came with a committed sequence")
     }
 
+    /// `backup` while the agent ingests every second, `restore` into a new data directory, a server started on it:
+    /// the same history through the API, the same API key, and neither command overwrites what it must not.
+    func testABackupTakenWhileIngestRunsRestoresIntoANewDataDirectoryServingTheSameHistory() throws {
+        try deployment.startServer()
+        try deployment.provision()
+        try deployment.startAgent(interval: 1)
+        let started = Date()
+        _ = try eventually(timeout: 30, "first batches committed") { () -> Bool? in
+            (Int(try deployment.sql("SELECT count(*) FROM host_samples")) ?? 0) >= 8 ? true : nil
+        }
+        let host = "h-" + (try deployment.sql("SELECT id FROM agents")).trimmingCharacters(in: .whitespacesAndNewlines)
+        let backupDirectory = deployment.root + "/backup"
+        // Every sample up to a few seconds before the backup starts was committed (ticks every second, acked
+        // within one) before pg_dump's snapshot.
+        let beforeBackup = Date()
+        let backup = Shell.run(Binaries.server, ["backup", "--data-dir", deployment.dataDir, "--output", backupDirectory])
+        XCTAssertEqual(backup.status, 0, backup.error)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: backupDirectory + "/secret.key"), "the key the CA is sealed with goes along")
+        let again = Shell.run(Binaries.server, ["backup", "--data-dir", deployment.dataDir, "--output", backupDirectory])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.error.contains("exists already"), again.error)
+        Thread.sleep(forTimeInterval: 2)  // ingest goes on after the snapshot
+
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let range = "from=\(formatter.string(from: started.addingTimeInterval(-60)))&to=\(formatter.string(from: beforeBackup.addingTimeInterval(-3)))&step=1s"
+            .replacingOccurrences(of: "+", with: "%2B")
+        let before = try deployment.http("/api/v1/metrics/\(host)/history?\(range)")
+        XCTAssertEqual(before.status, 200, String(decoding: before.body, as: UTF8.self))
+        let points = try XCTUnwrap(before.json["points"] as? [[String: Any]])
+        XCTAssertGreaterThanOrEqual(points.count, 3, "history before the backup")
+        deployment.agent?.terminate()
+        deployment.server?.terminate()
+
+        let restoredDirectory = deployment.root + "/restored"
+        let restore = Shell.run(Binaries.server, ["restore", "--input", backupDirectory, "--data-dir", restoredDirectory])
+        XCTAssertEqual(restore.status, 0, restore.error)
+        let twice = Shell.run(Binaries.server, ["restore", "--input", backupDirectory, "--data-dir", restoredDirectory])
+        XCTAssertNotEqual(twice.status, 0)
+        XCTAssertTrue(twice.error.contains("the database is not empty"), twice.error)
+        let (agentPort, httpPort) = (freePort(), freePort())
+        _ = try deployment.start(Binaries.server, ["serve", "--data-dir", restoredDirectory, "--agent-listen", "127.0.0.1:\(agentPort)",
+                                                   "--http-listen", "127.0.0.1:\(httpPort)"], log: "restored-server.log")
+        _ = try eventually(timeout: 60, "the server on the restored data directory ready") { () -> Bool? in
+            Shell.run("/usr/bin/env", ["curl", "-sf", "http://127.0.0.1:\(httpPort)/readyz"]).status == 0 ? true : nil
+        }
+        let after = try deployment.send("GET", "/api/v1/metrics/\(host)/history?\(range)", json: "", port: httpPort)
+        XCTAssertEqual(after.status, 200, "the API key came along: \(String(decoding: after.body, as: UTF8.self))")
+        XCTAssertEqual(after.json as NSDictionary, before.json as NSDictionary, "the same history")
+    }
+
     func testAgentKilledWhileServerDownReplaysItsSpool() throws {
         try deployment.startServer()
         try deployment.provision()
