@@ -47,14 +47,11 @@ struct Backup: AsyncParsableCommand {
     @Option(name: .long, help: "Directory to write the backup into (created; must not hold a backup yet).") var output: String
 
     func run() async throws {
-        let configuration = try options.load()
-        let logger = bootstrapLogging(level: configuration.logLevel == .info ? .warning : configuration.logLevel, format: configuration.logFormat)
-        do {
-            let bytes = try await DatabaseBackup(configuration: configuration, logger: logger).backup(to: output)
+        let output = self.output
+        try await withDatabaseBackup(options) { backup, _ in
+            let bytes = try await backup.backup(to: output)
             print("backup written to \(output) (\(bytes) bytes of database, and the secret key); restore with: "
                 + "crowsnest-server restore --input \(output) --data-dir NEW_DIRECTORY")
-        } catch let error as DatabaseBackupError {
-            throw AdminFailure(message: error.description)
         }
     }
 }
@@ -67,15 +64,23 @@ struct Restore: AsyncParsableCommand {
     @Option(name: .long, help: "Directory a backup was written into.") var input: String
 
     func run() async throws {
-        let configuration = try options.load()
-        let logger = bootstrapLogging(level: configuration.logLevel == .info ? .warning : configuration.logLevel, format: configuration.logFormat)
-        do {
-            try await DatabaseBackup(configuration: configuration, logger: logger).restore(from: input)
+        let input = self.input
+        try await withDatabaseBackup(options) { backup, configuration in
+            try await backup.restore(from: input)
             print("restored \(input); start the server on it: crowsnest-server serve"
                 + (configuration.databaseURL == nil ? " --data-dir \(configuration.dataDirectory)" : ""))
-        } catch let error as DatabaseBackupError {
-            throw AdminFailure(message: error.description)
         }
+    }
+}
+
+/// Runs a backup or restore with the configuration's database, a failure printed as one line.
+func withDatabaseBackup(_ options: ServerOptions, _ action: (DatabaseBackup, ServerConfiguration) async throws -> Void) async throws {
+    let configuration = try options.load()
+    let logger = bootstrapLogging(level: configuration.logLevel == .info ? .warning : configuration.logLevel, format: configuration.logFormat)
+    do {
+        try await action(DatabaseBackup(configuration: configuration, logger: logger), configuration)
+    } catch let error as DatabaseBackupError {
+        throw AdminFailure(message: error.description)
     }
 }
 
