@@ -69,4 +69,30 @@ final class ServerMetricsTests: XCTestCase {
         XCTAssertEqual(process.terminationStatus, 0, said)
         XCTAssertEqual(said.trimmingCharacters(in: .whitespacesAndNewlines), "", "promtool's complaints")
     }
+
+    /// The Grafana dashboard in deploy/ graphs only metrics the server exports (a renamed metric breaks it here).
+    func testTheGrafanaDashboardQueriesOnlyMetricsTheServerExports() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path + "/deploy/grafana/crowsnest-server.json"
+        let dashboard = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        let panels = try XCTUnwrap(dashboard["panels"] as? [[String: Any]])
+        XCTAssertGreaterThanOrEqual(panels.count, 10)
+        let exported = Set(ServerMetricNames.known.values.map { [$0.name, $0.unit].filter { !$0.isEmpty }.joined(separator: "_") })
+        let pattern = try Regex("crowsnest_[a-z_]+")
+        var used: Set<String> = []
+        for panel in panels {
+            for target in panel["targets"] as? [[String: Any]] ?? [] {
+                let expression = try XCTUnwrap(target["expr"] as? String)
+                for match in expression.matches(of: pattern) {
+                    var name = String(expression[match.range])
+                    for suffix in ["_bucket", "_count", "_sum"] where name.hasSuffix(suffix) && !exported.contains(name) {
+                        name.removeLast(suffix.count)
+                    }
+                    used.insert(name)
+                }
+            }
+        }
+        XCTAssertEqual(used.subtracting(exported), [], "queried but not exported")
+        XCTAssertTrue(used.contains("crowsnest_gateway_connected_agents") && used.contains("crowsnest_ingest_ack_duration_seconds"))
+    }
 }
