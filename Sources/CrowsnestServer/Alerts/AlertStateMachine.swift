@@ -106,7 +106,11 @@ public enum AlertStateMachine {
                 state.notifiedMicros = previous?.notifiedMicros ?? nowMicros
             }
         case .reminder?:
-            if circumstances.silenced || state.acknowledgedMicros != nil || !wasAnnounced {
+            if !wasAnnounced && !circumstances.silenced {
+                // Held back by a silence that has ended: the first word is the firing, not a reminder.
+                state.announcedMicros = nowMicros
+                notifications.append(.firing)
+            } else if circumstances.silenced || state.acknowledgedMicros != nil || !wasAnnounced {
                 state.notifiedMicros = previous!.notifiedMicros
             } else {
                 notifications.append(.reminder)

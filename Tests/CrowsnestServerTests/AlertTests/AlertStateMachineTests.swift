@@ -187,6 +187,13 @@ final class AlertStateMachineTests: XCTestCase {
         let quiet = AlertStateMachine.evaluate(rule: reminding, spans: spans([(.down, 900)]), previous: due, nowMicros: Self.now, circumstances: silenced)
         XCTAssertEqual(quiet.notifications, [], "no reminder while silenced")
         XCTAssertEqual(quiet.state?.notifiedMicros, due.notifiedMicros)
+        var heldLong = due
+        heldLong.announcedMicros = nil
+        let announced = AlertStateMachine.evaluate(rule: reminding, spans: spans([(.down, 900)]), previous: heldLong, nowMicros: Self.now)
+        XCTAssertEqual(announced.notifications, [.firing], "held back past a reminder's due time: the firing comes first, once the silence ends")
+        XCTAssertEqual(announced.state?.announcedMicros, Self.now)
+        XCTAssertEqual(AlertStateMachine.evaluate(rule: reminding, spans: spans([(.down, 900)]), previous: announced.state,
+                                                  nowMicros: Self.now + 60 * Self.second).notifications, [], "and no reminder right after it")
     }
 
     func testAnAcknowledgedAlertNeitherRemindsNorEscalatesAndAnUnacknowledgedOneEscalatesOnce() throws {
