@@ -146,7 +146,8 @@ final class ConfigurationFileTests: XCTestCase {
                                                           "http_listen", "server_names", "postgres_user",
                                                           "trusted_proxies", "enrollments_per_minute", "check_lease_ttl_seconds",
                                                           "agent_silence_limit_seconds", "agent_addresses", "agent_certificate_days",
-                                                          "log_level", "api_requests_per_minute", "raw_retention_days", "span_retention_days",
+                                                          "log_level", "log_format", "api_requests_per_minute", "raw_retention_days",
+                                                          "span_retention_days",
                                                           "public_url"])] {
             let text = try String(contentsOf: root.appendingPathComponent(file), encoding: .utf8)
             XCTAssertEqual(try ConfigurationFile(parsing: text).entries, [], "\(file) ships with every setting commented out")
