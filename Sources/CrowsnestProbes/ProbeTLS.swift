@@ -126,24 +126,25 @@ struct LeafCertificate {
     var issuer: String { "\(certificate.issuer)" }
 }
 
-/// Completes when a TLS handshake finishes, or fails with the reason the connection broke first.
-final class HandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler, Sendable {
-    typealias InboundIn = NIOAny
+/// Completes when a TLS handshake finishes, or fails with the reason the connection broke first (probes, and the
+/// server's SMTP client after STARTTLS).
+public final class HandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    public typealias InboundIn = NIOAny
     private let promise: EventLoopPromise<Void>
 
-    init(promise: EventLoopPromise<Void>) { self.promise = promise }
+    public init(promise: EventLoopPromise<Void>) { self.promise = promise }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSUserEvent.handshakeCompleted = event { promise.succeed(()) }
         context.fireUserInboundEventTriggered(event)
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         promise.fail(error)
         context.fireErrorCaught(error)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         promise.fail(ProbeFailure("the server closed the connection during the TLS handshake"))
         context.fireChannelInactive()
     }

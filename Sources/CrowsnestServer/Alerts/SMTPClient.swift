@@ -4,7 +4,6 @@ import Foundation
 import NIOCore
 import NIOPosix
 import NIOSSL
-import NIOTLS
 
 /// How an SMTP connection is secured: `STARTTLS` after the greeting (port 587), or TLS from the first byte
 /// (port 465). There is no plain mode: a password or an alert's text never crosses the network in the clear.
@@ -164,7 +163,7 @@ private struct SMTPConversation {
             try await channel.eventLoop.submit {
                 let tls = try NIOSSLClientHandler(context: context, serverHostname: serverName)
                 try channel.pipeline.syncOperations.addHandler(tls, position: .first)
-                try channel.pipeline.syncOperations.addHandler(SMTPHandshakeWaiter(promise: handshake), position: .after(tls))
+                try channel.pipeline.syncOperations.addHandler(HandshakeWaiter(promise: handshake), position: .after(tls))
             }.get()
             try await handshake.futureResult.get()
             capabilities = try await command("EHLO \(name)", expecting: 250).capabilities
@@ -211,29 +210,6 @@ private struct SMTPConversation {
                               permanent: reply.code >= 500)
         }
         return reply
-    }
-}
-
-/// Completes when the STARTTLS handshake finishes, or fails with what broke it.
-private final class SMTPHandshakeWaiter: ChannelInboundHandler, Sendable {
-    typealias InboundIn = NIOAny
-    private let promise: EventLoopPromise<Void>
-
-    init(promise: EventLoopPromise<Void>) { self.promise = promise }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case TLSUserEvent.handshakeCompleted = event { promise.succeed(()) }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        promise.fail(error)
-        context.fireErrorCaught(error)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        promise.fail(SMTPFailure("the SMTP server closed the connection during the TLS handshake"))
-        context.fireChannelInactive()
     }
 }
 
