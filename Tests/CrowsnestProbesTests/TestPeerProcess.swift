@@ -84,8 +84,16 @@ final class TestNginx {
         try TestPeerProcess.run([binary, "-p", directory, "-c", directory + "/nginx.conf"])
     }
 
+    /// Stops nginx and waits until its master has exited: `nginx -s stop` only signals it, and a probe made while
+    /// it is still closing gets "connection reset" where the test expects "connection refused".
     func stop() {
+        let pid = (try? String(contentsOfFile: directory + "/nginx.pid", encoding: .utf8))
+            .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         _ = try? TestPeerProcess.run(["/usr/sbin/nginx", "-p", directory, "-c", directory + "/nginx.conf", "-s", "stop"])
+        if let pid {
+            let deadline = Date().addingTimeInterval(10)
+            while kill(pid, 0) == 0, Date() < deadline { usleep(20_000) }
+        }
         try? FileManager.default.removeItem(atPath: directory)
     }
 }

@@ -228,11 +228,27 @@ final class UptimeEndToEndTests: XCTestCase {
         Thread.sleep(forTimeInterval: 60)
         try deployment.startServer()
         // The job may call the host unknown before the agent is back; the replayed spool takes that back.
-        let spans = try eventually(timeout: 90, "the outage covered by replayed batches") { () -> [(state: String, start: Double, end: Double?)]? in
-            let spans = try hostSpans(since: began)
-            let caughtUp = try deployment.sql("SELECT extract(epoch FROM max(ts)) FROM host_samples")
-            guard let last = Double(caughtUp), last > Date().timeIntervalSince1970 - 5 else { return nil }
-            return spans.contains(where: { $0.state == "unknown" && $0.start > began.timeIntervalSince1970 + 1 }) ? nil : spans
+        var observed: [(state: String, start: Double, end: Double?)] = []
+        let spans: [(state: String, start: Double, end: Double?)]
+        do {
+            spans = try eventually(timeout: 90, "the outage covered by replayed batches") { () -> [(state: String, start: Double, end: Double?)]? in
+                observed = try hostSpans(since: began)
+                let caughtUp = try deployment.sql("SELECT extract(epoch FROM max(ts)) FROM host_samples")
+                guard let last = Double(caughtUp), last > Date().timeIntervalSince1970 - 5 else { return nil }
+                return observed.contains(where: { $0.state == "unknown" && $0.start > began.timeIntervalSince1970 + 1 }) ? nil : observed
+            }
+        } catch {
+            // What the ingest and the liveness job left, to tell a slow replay from a span that was not taken back.
+            let rows = (try? deployment.sql("""
+                SELECT string_agg(state || ' ' || started_at || ' .. ' || coalesce(ended_at::text, 'open') || ' ' || cause, E'\n'
+                                  ORDER BY started_at) FROM status_spans WHERE target_id LIKE 'h-%'
+                """)) ?? "?"
+            let batches = (try? deployment.sql("""
+                SELECT string_agg(to_char(ts, 'HH24:MI:SS'), ' ' ORDER BY ts) FROM host_samples
+                WHERE ts > now() - interval '3 minutes'
+                """)) ?? "?"
+            XCTFail("host spans after the outage: \(observed)\nstatus_spans:\n\(rows)\nhost samples: \(batches)")
+            throw error
         }
         XCTAssertFalse(spans.contains { $0.state == "down" })
         XCTAssertEqual(spans.filter { $0.state == "up" }.count, 1, "one up span through the server's outage: \(spans)")
