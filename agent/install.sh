@@ -1,228 +1,231 @@
-#!/usr/bin/env bash
-# Installs the Crowsnest agent on a systemd host, as root. Safe to run again: it
-# upgrades the binary and the unit, keeps an existing configuration and
-# existing credentials, and restarts the service only when something changed.
+#!/bin/sh
+# Installs, upgrades or removes the Crowsnest agent on a systemd host with Docker. Run as root.
 #
-#   install.sh [BINARY | BUILD_DIR] [--server HOST:PORT[,HOST:PORT...] --token TOKEN --ca-pin sha256:HEX]
-#              [--as-user] [--no-start]
+#   install.sh [install] [--binary PATH] [--server HOST:PORT[,HOST:PORT...]] [--ca-pin sha256:HEX]
+#              [--as-root] [--no-start]
+#   install.sh uninstall
 #
-#   BINARY | BUILD_DIR  the crowsnest-agent to install, or a directory holding it
-#                       (e.g. .build/release). Default: ./crowsnest-agent next to
-#                       this script, else ../.build/release/crowsnest-agent.
-#                       Build it with scripts/build-agent.sh (prints its path).
-#   --server, --token, --ca-pin
-#                       enroll with the server ('crowsnest-server token create
-#                       --tenant NAME' prints the token and the pin). Skipped when
-#                       the host is already enrolled.
-#   --as-user           run as the unprivileged user crowsnest-agent in the docker
-#                       group instead of root (see the unit file for the trade-off).
-#   --no-start          install and enable, but do not start or restart.
+# The usual way in is the line 'crowsnest-server token create --tenant NAME' prints: it downloads this script
+# from the server (which fills in the values below), checks its SHA-256, and runs it with the enrollment token in
+# CROWSNEST_ENROLLMENT_TOKEN. The script then downloads the agent binary, its systemd unit and the example
+# configuration from the same server, refuses any of them whose SHA-256 differs from the one written here,
+# creates the system user crowsnest-agent (in the group that owns the Docker socket), installs the files,
+# enrolls with the pinned CA and starts the service.
 #
-# Installs /usr/local/bin/crowsnest-agent, /etc/crowsnest/agent.yaml (only if
-# absent) and /etc/systemd/system/crowsnest-agent.service. With DESTDIR=/some/dir
-# it only stages those files under that directory (no root, users, enrollment
-# or systemctl), e.g. for packaging.
-set -euo pipefail
+# Running it again upgrades in place: the binary and unit are replaced when they changed, the configuration,
+# the agent's identity and its spool of unsent batches are kept, and no token is needed. 'uninstall' stops the
+# agent and removes its binary, unit, configuration, user, identity and spool.
+#
+# From a checkout or a release archive (no server to download from): --binary PATH (or a crowsnest-agent next to
+# this script) and the agent.yaml and crowsnest-agent.service next to it are installed; --server and --ca-pin
+# enroll (the token again from CROWSNEST_ENROLLMENT_TOKEN, never from the command line).
+#   --as-root    run the agent as root with only CAP_DAC_READ_SEARCH instead of the crowsnest-agent user (see
+#                the unit file for the trade-off).
+#   --no-start   install and enable, but do not start or restart.
+# Needs only POSIX sh, curl or wget, sha256sum, useradd and systemctl.
+set -eu
 
-PROG=install.sh
-die() { echo "$PROG: $*" >&2; exit 1; }
-note() { echo "$PROG: $*"; }
-usage() { sed -n '6,20p' "$0" | sed 's/^# \{0,1\}//'; }
+# Filled in by crowsnest-server when it serves this script; left as they are in a checkout.
+SERVER_URL='@@SERVER_URL@@'
+AGENT_SERVERS='@@AGENT_SERVERS@@'
+CA_PIN='@@CA_PIN@@'
+AGENT_SHA256='@@AGENT_SHA256@@'
+UNIT_SHA256='@@UNIT_SHA256@@'
+CONFIG_SHA256='@@CONFIG_SHA256@@'
 
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-DESTDIR="${DESTDIR:-}"
+PROG=crowsnest-install
 BIN_PATH=/usr/local/bin/crowsnest-agent
 CONFIG=/etc/crowsnest/agent.yaml
 UNIT_NAME=crowsnest-agent.service
 UNIT=/etc/systemd/system/$UNIT_NAME
-DROPIN=/etc/systemd/system/$UNIT_NAME.d/10-user.conf
+DROPIN_DIR=/etc/systemd/system/$UNIT_NAME.d
+DROPIN=$DROPIN_DIR/10-user.conf
 STATE_DIR=/var/lib/crowsnest-agent
 SERVICE_USER=crowsnest-agent
+DOCKER_SOCKET=/var/run/docker.sock
 
-SOURCE=""
-SERVER=""
-TOKEN=""
-CA_PIN=""
-AS_USER=0
+die() { echo "$PROG: $*" >&2; exit 1; }
+note() { echo "$PROG: $*"; }
+placeholder() { case "$1" in @@*@@) return 0 ;; *) return 1 ;; esac; }
+
+ACTION=install
+BINARY=""
+AS_ROOT=0
 START=1
 while [ $# -gt 0 ]; do
   case "$1" in
-    --server|--token|--ca-pin)
-      if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value"; fi
-      case "$1" in --server) SERVER="$2" ;; --token) TOKEN="$2" ;; --ca-pin) CA_PIN="$2" ;; esac
+    install|uninstall) ACTION=$1; shift ;;
+    --binary|--server|--ca-pin)
+      [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"
+      case "$1" in --binary) BINARY=$2 ;; --server) AGENT_SERVERS=$2 ;; --ca-pin) CA_PIN=$2 ;; esac
       shift 2 ;;
-    --server=*) SERVER="${1#*=}"; shift ;;
-    --token=*) TOKEN="${1#*=}"; shift ;;
-    --ca-pin=*) CA_PIN="${1#*=}"; shift ;;
-    --as-user) AS_USER=1; shift ;;
+    --token|--token=*) die "the enrollment token is read from CROWSNEST_ENROLLMENT_TOKEN, never from the command line (where every user of the host can read it)" ;;
+    --as-root) AS_ROOT=1; shift ;;
     --no-start) START=0; shift ;;
-    -h|--help) usage; exit 0 ;;
-    -*) die "unknown option $1 (try --help)" ;;
-    *)
-      [ -z "$SOURCE" ] || die "only one binary or build directory may be given (got '$SOURCE' and '$1')"
-      SOURCE="$1"; shift ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$1' (try --help)" ;;
   esac
 done
-ENROLL=0
-if [ -n "$SERVER$TOKEN$CA_PIN" ]; then
-  if [ -z "$SERVER" ] || [ -z "$TOKEN" ] || [ -z "$CA_PIN" ]; then
-    die "--server, --token and --ca-pin go together; give all three to enroll, or none"
-  fi
-  ENROLL=1
+placeholder "$SERVER_URL" && SERVER_URL=""
+placeholder "$AGENT_SERVERS" && AGENT_SERVERS=""
+placeholder "$CA_PIN" && CA_PIN=""
+
+[ "$(id -u)" -eq 0 ] || die "run as root (e.g. with sudo -E, so that CROWSNEST_ENROLLMENT_TOKEN is kept)"
+if [ ! -d /run/systemd/system ] || ! command -v systemctl >/dev/null 2>&1; then
+  die "systemd is not running on this host; run the agent as a container instead (see deploy/README.md)"
 fi
 
-# --- Preconditions: checked before anything is changed. ---
-if [ -z "$SOURCE" ]; then
-  for candidate in "$HERE/crowsnest-agent" "$HERE/../.build-agent/release/crowsnest-agent" "$HERE/../.build/release/crowsnest-agent"; do
-    if [ -f "$candidate" ]; then SOURCE="$candidate"; break; fi
+uninstall() {
+  if systemctl list-unit-files "$UNIT_NAME" >/dev/null 2>&1 && [ -f "$UNIT" ]; then
+    systemctl disable --now --quiet "$UNIT_NAME" 2>/dev/null || true
+  fi
+  removed=""
+  for path in "$UNIT" "$DROPIN_DIR" "$BIN_PATH" "$CONFIG" "$STATE_DIR"; do
+    if [ -e "$path" ]; then rm -rf "$path" && removed="$removed $path"; fi
   done
-  [ -n "$SOURCE" ] || die "no binary given and none next to this script or in .build/release; build one with scripts/build-agent.sh and pass its path"
-fi
-BINARY="$SOURCE"
-[ -d "$BINARY" ] && BINARY="$BINARY/crowsnest-agent"
-[ -f "$BINARY" ] || die "binary $BINARY not found"
-[ -x "$BINARY" ] || die "binary $BINARY is not executable"
-if ! VERSION_OUTPUT="$("$BINARY" --version 2>&1)"; then
-  die "$BINARY does not run on this host (built without --static-swift-stdlib, or for another architecture?): $(head -n 1 <<<"${VERSION_OUTPUT:-'--version' failed with no output}")"
-fi
-[ -f "$HERE/agent.yaml" ] || die "example configuration $HERE/agent.yaml is missing (run this script from the agent/ folder or a release archive)"
-[ -f "$HERE/$UNIT_NAME" ] || die "unit file $HERE/$UNIT_NAME is missing (run this script from the agent/ folder or a release archive)"
+  rmdir /etc/crowsnest 2>/dev/null || true
+  systemctl daemon-reload 2>/dev/null || true
+  systemctl reset-failed "$UNIT_NAME" >/dev/null 2>&1 || true
+  if id -u "$SERVICE_USER" >/dev/null 2>&1; then
+    userdel "$SERVICE_USER" >/dev/null 2>&1 || die "cannot remove the user $SERVICE_USER (userdel failed)"
+    removed="$removed user:$SERVICE_USER"
+  fi
+  if [ -n "$removed" ]; then note "removed$removed"; else note "the agent is not installed here; nothing to remove"; fi
+  note "the host stays listed on the server; revoke its agent there to refuse its certificate"
+}
+if [ "$ACTION" = uninstall ]; then uninstall; exit 0; fi
 
-if [ -z "$DESTDIR" ]; then
-  [ "$(id -u)" -eq 0 ] || die "run as root (sudo $0 ...), or set DESTDIR to stage the files only"
-  if [ ! -d /run/systemd/system ] || ! command -v systemctl >/dev/null; then
-    die "systemd is not running on this host; run the agent another way (see agent/Dockerfile) or set DESTDIR to stage the files only"
+[ -S "$DOCKER_SOCKET" ] || die "no Docker socket at $DOCKER_SOCKET: install and start Docker first (the agent monitors its containers)"
+WORK=$(mktemp -d /tmp/crowsnest-install.XXXXXX) || die "cannot create a temporary directory under /tmp"
+trap 'rm -rf "$WORK"' EXIT
+
+# Where the files come from: the server this script was downloaded from, or the script's own directory.
+fetch() {  # URL FILE
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsS --retry 2 --connect-timeout 10 -o "$2" "$1" 2>"$WORK/fetch.err" \
+      || die "cannot download $1 (no route to the server, or it refused): $(tail -n 1 "$WORK/fetch.err")"
+  elif command -v wget >/dev/null 2>&1; then
+    wget -q -T 10 -t 2 -O "$2" "$1" 2>"$WORK/fetch.err" \
+      || die "cannot download $1 (no route to the server, or it refused): wget exit status $?"
+  else
+    die "neither curl nor wget is installed; install one of them and run this again"
   fi
-  if [ "$AS_USER" -eq 1 ]; then
-    getent group docker >/dev/null || die "--as-user: there is no 'docker' group on this host (is Docker installed?)"
-    command -v useradd >/dev/null || die "--as-user: useradd not found (install the passwd package)"
-  fi
-  [ -S /var/run/docker.sock ] || note "warning: /var/run/docker.sock not found; the agent samples the host only until Docker is up (set docker_host in $CONFIG if it lives elsewhere)"
+}
+verify() {  # FILE SHA256 WHAT
+  echo "$2  $1" | sha256sum -c - >/dev/null 2>&1 \
+    || die "the downloaded $3 does not match the SHA-256 this script carries ($2); nothing was installed"
+}
+if [ -n "$SERVER_URL" ]; then
+  [ -z "$BINARY" ] || die "--binary is for a checkout; this script installs the binary its server serves"
+  [ "$(uname -m)" = x86_64 ] || die "this server serves the agent for x86_64 only; this host is $(uname -m)"
+  fetch "$SERVER_URL/downloads/crowsnest-agent-linux-x86_64" "$WORK/crowsnest-agent"
+  verify "$WORK/crowsnest-agent" "$AGENT_SHA256" "agent binary"
+  fetch "$SERVER_URL/downloads/crowsnest-agent.service" "$WORK/$UNIT_NAME"
+  verify "$WORK/$UNIT_NAME" "$UNIT_SHA256" "systemd unit"
+  fetch "$SERVER_URL/downloads/agent.yaml" "$WORK/agent.yaml"
+  verify "$WORK/agent.yaml" "$CONFIG_SHA256" "example configuration"
+  chmod 0755 "$WORK/crowsnest-agent"
+  SOURCE=$WORK
 else
-  [ "$ENROLL" -eq 0 ] || die "DESTDIR only stages files; enroll on the target host"
-  [ "$AS_USER" -eq 0 ] || die "DESTDIR only stages files; use --as-user on the target host"
+  HERE=$(cd "$(dirname "$0")" && pwd)
+  if [ -z "$BINARY" ]; then
+    for candidate in "$HERE/crowsnest-agent" "$HERE/../.build-agent/release/crowsnest-agent" "$HERE/../.build/release/crowsnest-agent"; do
+      if [ -f "$candidate" ]; then BINARY=$candidate; break; fi
+    done
+    [ -n "$BINARY" ] || die "no agent binary next to this script; give one with --binary PATH (scripts/build-agent.sh builds it)"
+  fi
+  [ -f "$BINARY" ] || die "--binary $BINARY: no such file"
+  for file in agent.yaml "$UNIT_NAME"; do
+    [ -f "$HERE/$file" ] || die "$HERE/$file is missing (run this script from the agent/ folder or a release archive)"
+  done
+  cp "$BINARY" "$WORK/crowsnest-agent" && chmod 0755 "$WORK/crowsnest-agent" || die "cannot copy $BINARY"
+  cp "$HERE/agent.yaml" "$HERE/$UNIT_NAME" "$WORK/" || die "cannot copy the files next to this script"
+  SOURCE=$WORK
 fi
+VERSION=$("$SOURCE/crowsnest-agent" --version 2>&1) \
+  || die "the agent binary does not run on this host (another architecture, or built without --static-swift-stdlib): $(echo "$VERSION" | head -n 1)"
 
 CHANGED=0
-# Copies $1 to $DESTDIR$2 with mode $3 unless identical; a temporary file and a
-# rename keep a running binary or a concurrent reader from seeing half a file.
-put() {
-  local source="$1" target="$DESTDIR$2" mode="$3"
-  if [ -f "$target" ] && cmp -s "$source" "$target"; then
-    return 1
-  fi
-  install -d -m 0755 "$(dirname "$target")" || die "cannot create directory $(dirname "$target")"
-  install -m "$mode" "$source" "$target.new" || die "cannot write $target.new"
-  mv -f "$target.new" "$target" || die "cannot replace $target"
-  CHANGED=1
+UNIT_CHANGED=0
+put() {  # SOURCE TARGET MODE: replaces TARGET through a rename unless identical; returns 1 when unchanged
+  if [ -f "$2" ] && cmp -s "$1" "$2"; then return 1; fi
+  mkdir -p "$(dirname "$2")" || die "cannot create $(dirname "$2")"
+  cp "$1" "$2.new" && chmod "$3" "$2.new" && mv -f "$2.new" "$2" || die "cannot write $2"
   return 0
 }
-
-# --- Files. ---
-if put "$BINARY" "$BIN_PATH" 0755; then
-  note "installed $BIN_PATH ($VERSION_OUTPUT)"
+if put "$SOURCE/crowsnest-agent" "$BIN_PATH" 0755; then CHANGED=1; note "installed $BIN_PATH ($VERSION)"; else note "$BIN_PATH is up to date ($VERSION)"; fi
+if [ -e "$CONFIG" ]; then
+  note "kept the existing $CONFIG"
 else
-  note "$BIN_PATH is up to date ($VERSION_OUTPUT)"
+  put "$SOURCE/agent.yaml" "$CONFIG" 0644 && note "installed $CONFIG (all defaults)"
 fi
+if put "$SOURCE/$UNIT_NAME" "$UNIT" 0644; then UNIT_CHANGED=1; note "installed $UNIT"; fi
 
-if [ -e "$DESTDIR$CONFIG" ]; then
-  note "kept existing $CONFIG"
-else
-  install -d -m 0755 "$DESTDIR$(dirname "$CONFIG")" || die "cannot create directory $DESTDIR$(dirname "$CONFIG")"
-  install -m 0644 "$HERE/agent.yaml" "$DESTDIR$CONFIG" || die "cannot write $DESTDIR$CONFIG"
-  note "installed $CONFIG (all defaults; edit it to change settings)"
-fi
-
-UNIT_CHANGED=0
-if put "$HERE/$UNIT_NAME" "$UNIT" 0644; then
-  UNIT_CHANGED=1
-  note "installed $UNIT"
-fi
-
-if [ -n "$DESTDIR" ]; then
-  note "staged under $DESTDIR; on the target host run this script without DESTDIR to enroll and start"
-  exit 0
-fi
-
-# --- Service user (optional). ---
-if [ "$AS_USER" -eq 1 ]; then
-  if ! id -u "$SERVICE_USER" >/dev/null 2>&1; then
-    useradd --system --user-group --home-dir "$STATE_DIR" --no-create-home \
-      --shell /usr/sbin/nologin --comment "Crowsnest agent" "$SERVICE_USER" \
-      || die "cannot create user $SERVICE_USER"
-    note "created system user $SERVICE_USER"
+# The service user, in the group that owns the Docker socket (which gives it Docker access: that is
+# root-equivalent on any host, see the unit file).
+if [ "$AS_ROOT" -eq 0 ]; then
+  SOCKET_GID=$(stat -c %g "$DOCKER_SOCKET") || die "cannot read the owner of $DOCKER_SOCKET"
+  [ "$SOCKET_GID" != 0 ] || die "$DOCKER_SOCKET belongs to group root, so only root can use it; run this again with --as-root, or give the socket a docker group"
+  SOCKET_GROUP=$(getent group "$SOCKET_GID" | cut -d: -f1)
+  if [ -z "$SOCKET_GROUP" ]; then
+    # The socket's group has no name here (e.g. a socket shared into a container): name it.
+    groupadd --system --gid "$SOCKET_GID" crowsnest-docker || die "cannot create a group with the Docker socket's id $SOCKET_GID"
+    SOCKET_GROUP=crowsnest-docker
   fi
-  DROPIN_TEXT="$(mktemp)"
-  trap 'rm -f "$DROPIN_TEXT"' EXIT
-  cat >"$DROPIN_TEXT" <<EOF
-# Written by agent/install.sh --as-user: run unprivileged, with Docker access
-# through the docker group. Delete this file (and daemon-reload) to run as root.
+  if ! id -u "$SERVICE_USER" >/dev/null 2>&1; then
+    useradd --system --user-group --home-dir "$STATE_DIR" --no-create-home --shell /usr/sbin/nologin \
+      --comment "Crowsnest agent" "$SERVICE_USER" || die "cannot create the system user $SERVICE_USER (useradd failed)"
+    note "created the system user $SERVICE_USER"
+  fi
+  cat >"$WORK/dropin" <<EOF
+# Written by install.sh: the agent runs as $SERVICE_USER with Docker access through the group $SOCKET_GROUP.
+# Delete this file (then systemctl daemon-reload) to run it as root with CAP_DAC_READ_SEARCH instead.
 [Service]
 User=$SERVICE_USER
 Group=$SERVICE_USER
-SupplementaryGroups=docker
+SupplementaryGroups=$SOCKET_GROUP
 CapabilityBoundingSet=
 AmbientCapabilities=
 EOF
-  if put "$DROPIN_TEXT" "$DROPIN" 0644; then
-    UNIT_CHANGED=1
-    note "installed $DROPIN (runs as $SERVICE_USER)"
-  fi
-elif [ -f "$DROPIN" ]; then
-  note "runs as $SERVICE_USER because of $DROPIN; delete it to run as root"
+  if put "$WORK/dropin" "$DROPIN" 0644; then UNIT_CHANGED=1; note "the agent runs as $SERVICE_USER ($DROPIN)"; fi
+elif [ -d "$DROPIN_DIR" ]; then
+  rm -rf "$DROPIN_DIR" && UNIT_CHANGED=1 && note "the agent runs as root (removed $DROPIN_DIR)"
 fi
+[ "$UNIT_CHANGED" -eq 0 ] || systemctl daemon-reload || die "systemctl daemon-reload failed"
 
-if [ "$UNIT_CHANGED" -eq 1 ]; then
-  systemctl daemon-reload || die "systemctl daemon-reload failed"
-fi
-
-# --- Enrollment. ---
-if [ "$ENROLL" -eq 1 ]; then
-  if [ -f "$STATE_DIR/agent.pem" ]; then
-    note "already enrolled (credentials in $STATE_DIR); not enrolling again. To re-enroll, stop the service and remove agent.pem, agent-key.pem, ca.pem and identity.json from $STATE_DIR first"
-  else
-    install -d -m 0700 "$STATE_DIR" || die "cannot create $STATE_DIR"
-    if ! ENROLL_OUTPUT="$(umask 077 && "$BIN_PATH" enroll --config "$CONFIG" --state-dir "$STATE_DIR" \
-        --server "$SERVER" --token "$TOKEN" --ca-pin "$CA_PIN" 2>&1)"; then
-      die "enrollment failed: $(grep -m 1 '^Error:' <<<"$ENROLL_OUTPUT" || tail -n 1 <<<"$ENROLL_OUTPUT")"
-    fi
-    note "$(tail -n 1 <<<"$ENROLL_OUTPUT")"
-    CHANGED=1
+# Enrollment, once: the identity in $STATE_DIR is what makes this host the same host to the server.
+if [ -f "$STATE_DIR/agent.pem" ]; then
+  note "already enrolled (identity in $STATE_DIR kept)"
+else
+  [ -n "${CROWSNEST_ENROLLMENT_TOKEN:-}" ] \
+    || die "this host is not enrolled and CROWSNEST_ENROLLMENT_TOKEN is not set: paste the whole line 'crowsnest-server token create' printed"
+  [ -n "$AGENT_SERVERS" ] && [ -n "$CA_PIN" ] \
+    || die "to enroll, give --server HOST:PORT and --ca-pin sha256:HEX ('crowsnest-server token create' prints both)"
+  mkdir -p "$STATE_DIR" && chmod 0700 "$STATE_DIR" || die "cannot create $STATE_DIR"
+  export CROWSNEST_ENROLLMENT_TOKEN
+  if ! (umask 077 && "$BIN_PATH" enroll --config "$CONFIG" --state-dir "$STATE_DIR" --server "$AGENT_SERVERS" \
+        --ca-pin "$CA_PIN") >"$WORK/enroll.out" 2>&1; then
+    die "enrollment with $AGENT_SERVERS failed: $(grep -m 1 '^Error:' "$WORK/enroll.out" || tail -n 1 "$WORK/enroll.out")"
   fi
+  note "$(tail -n 1 "$WORK/enroll.out")"
+  CHANGED=1
 fi
-if [ -f "$DROPIN" ] && [ -d "$STATE_DIR" ]; then
-  # systemd hands StateDirectory= to the service user too; this covers files written by root since.
+if [ "$AS_ROOT" -eq 0 ]; then
   chown -R "$SERVICE_USER:$SERVICE_USER" "$STATE_DIR" || die "cannot hand $STATE_DIR to $SERVICE_USER"
 fi
 
-# --- Service. ---
 systemctl enable --quiet "$UNIT_NAME" || die "systemctl enable $UNIT_NAME failed"
-if [ "$START" -eq 0 ]; then
-  note "enabled $UNIT_NAME; not started (--no-start)"
-  exit 0
-fi
-if [ ! -f "$STATE_DIR/agent.pem" ]; then
-  note "enabled $UNIT_NAME; not started: this host is not enrolled yet. Enroll, then start it:"
-  note "  $BIN_PATH enroll --config $CONFIG --server HOST:7443 --token TOKEN --ca-pin sha256:HEX && systemctl start $UNIT_NAME"
-  note "  (or run this script again with --server, --token and --ca-pin)"
-  exit 0
-fi
+if [ "$START" -eq 0 ]; then note "enabled $UNIT_NAME; not started (--no-start)"; exit 0; fi
 if systemctl is-active --quiet "$UNIT_NAME"; then
-  if [ "$CHANGED" -eq 1 ] || [ "$UNIT_CHANGED" -eq 1 ]; then
-    systemctl restart "$UNIT_NAME" || die "systemctl restart $UNIT_NAME failed; see: journalctl -u $UNIT_NAME -n 20"
-    note "restarted $UNIT_NAME"
-  else
-    note "$UNIT_NAME is running; nothing changed"
-    exit 0
-  fi
+  if [ "$CHANGED" -eq 0 ] && [ "$UNIT_CHANGED" -eq 0 ]; then note "$UNIT_NAME is running; nothing changed"; exit 0; fi
+  systemctl restart "$UNIT_NAME" || die "systemctl restart $UNIT_NAME failed; see: journalctl -u $UNIT_NAME -n 20"
+  note "restarted $UNIT_NAME"
 else
-  # reset-failed: a unit left failed (e.g. by a bad configuration) starts afresh.
   systemctl reset-failed "$UNIT_NAME" >/dev/null 2>&1 || true
   systemctl start "$UNIT_NAME" || die "systemctl start $UNIT_NAME failed; see: journalctl -u $UNIT_NAME -n 20"
   note "started $UNIT_NAME"
 fi
-# A bad configuration or unreadable credentials make it exit within a second.
+# A bad configuration or unreadable credentials make it exit within a second or two.
 sleep 3
-systemctl is-active --quiet "$UNIT_NAME" \
-  || die "$UNIT_NAME did not stay up; see: journalctl -u $UNIT_NAME -n 20"
+systemctl is-active --quiet "$UNIT_NAME" || die "$UNIT_NAME did not stay up; see: journalctl -u $UNIT_NAME -n 20"
 note "$UNIT_NAME is running; follow it with: journalctl -fu $UNIT_NAME"

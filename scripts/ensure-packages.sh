@@ -21,6 +21,8 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 # The metrics exposition is checked with promtool (Debian's prometheus package).
 command -v promtool >/dev/null || missing+=(prometheus)
+# The deployment tests build their base image (Debian with systemd) with debootstrap (deploy/build-base-image.sh).
+command -v debootstrap >/dev/null || missing+=(debootstrap)
 # The API conformance check installs schemathesis from PyPI into a virtual environment.
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -9,6 +9,7 @@ scripts/ensure-packages.sh
 scripts/ensure-postgres.sh
 scripts/ensure-docker.sh
 scripts/build-test-image.sh
+deploy/build-base-image.sh
 
 swift build --build-tests 2>&1 | grep -v '^\[' || true
 swift build --build-tests >/dev/null  # fail here (with the compiler's output above) if the build broke

@@ -274,7 +274,7 @@ func runSession(agent: SimulatedAgent, port: Int, window: Int, counters: AckCoun
                 encodeWithSwiftProtobuf: Bool = false) async throws -> [Double] {
     let context = agent.sslContext
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        .channelOption(.tcpOption(.tcp_nodelay), value: 1)
         .connect(host: "127.0.0.1", port: port) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: nil))

@@ -19,7 +19,7 @@ struct ProbeDialer: Sendable {
             do {
                 let output = try await ClientBootstrap(group: group)
                     .connectTimeout(.milliseconds(millis))
-                    .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                     .connect(to: address) { channel in initialize(channel) }
                 return (output, address)
             } catch {

@@ -3,6 +3,11 @@ import Foundation
 import Logging
 import PostgresNIO
 
+/// Why `token create` prints no install line.
+public struct InstallLineUnavailable: Error, Sendable {
+    public let reason: String
+}
+
 /// The operator commands behind `crowsnest-server tenant|token|apikey`.
 public struct ServerAdministration: Sendable {
     public let client: PostgresClient
@@ -43,6 +48,21 @@ public struct ServerAdministration: Sendable {
         }
         let token = try await EnrollmentTokenStore(client: client, logger: logger).create(tenantID: tenantID, lifetime: lifetime, uses: uses)
         return (token, pin)
+    }
+
+    /// The line to paste on a new host for `token`, built from the `public_url` and install script checksum the
+    /// server recorded at start; or, when there is none, why.
+    public func installLine(token: String) async throws -> Result<String, InstallLineUnavailable> {
+        let settings = try await ServerSettingStore(client: client, logger: logger).all()
+        guard let url = settings[.publicURL] else {
+            return .failure(InstallLineUnavailable(reason: "no one-line install: set public_url in the server's configuration "
+                + "(where hosts reach it) and restart it"))
+        }
+        guard let sum = settings[.installScriptSHA256] else {
+            return .failure(InstallLineUnavailable(reason: "no one-line install: the server at \(url) has no agent downloads "
+                + "(its log says which file is missing from agent_downloads)"))
+        }
+        return .success(InstallLine.line(publicURL: url, scriptSHA256: sum, token: token))
     }
 
     /// `apikey create --tenant NAME --role admin|read [--expires-in-days N]`.

@@ -43,6 +43,10 @@ public struct ServerConfiguration: Sendable {
     public var spanRetentionDays: Int = 400
     /// Where people reach the web pages; nil when not configured. HTTPS makes the session cookies `Secure`.
     public var publicURL: URL? = nil
+    /// The directory holding what a new host downloads for the one-line install (the static agent binary
+    /// `crowsnest-agent`, `crowsnest-agent.service`, `agent.yaml`, the `install.sh` template); nil: the
+    /// `agent-downloads` directory next to the server's executable. Missing files turn the one-line install off.
+    public var agentDownloadsDirectory: String? = nil
     /// Most entries in `agent_addresses`.
     public static let maximumAgentAddresses = 16
 
@@ -51,7 +55,7 @@ public struct ServerConfiguration: Sendable {
         "data_dir", "database_url", "agent_listen", "http_listen", "server_names", "postgres_user", "log_level", "log_format",
         "secret_key_file", "agent_certificate_days", "trusted_proxies", "enrollments_per_minute",
         "check_lease_ttl_seconds", "agent_silence_limit_seconds", "agent_addresses", "api_requests_per_minute",
-        "raw_retention_days", "span_retention_days", "public_url",
+        "raw_retention_days", "span_retention_days", "public_url", "agent_downloads",
     ]
 
     public static let defaultDataDirectory = "/var/lib/crowsnest"
@@ -107,6 +111,8 @@ public struct ServerConfiguration: Sendable {
                 throw ConfigurationError("\(layers.source(of: "agent_addresses")): '\(address)' is not an address agents can dial: expected HOST:PORT such as crowsnest.example.com:7443 or [2001:db8::1]:7443")
             }
         }
+        var downloads = layers.string("agent_downloads")
+        if downloads?.isEmpty == true { downloads = nil }
         let standardizedDataDirectory = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
         var secretKeyFile = layers.string("secret_key_file")
         if secretKeyFile?.isEmpty == true { secretKeyFile = nil }
@@ -129,7 +135,8 @@ public struct ServerConfiguration: Sendable {
             apiRequestsPerMinute: apiLimit,
             rawRetentionDays: rawDays,
             spanRetentionDays: spanDays,
-            publicURL: publicURL)
+            publicURL: publicURL,
+            agentDownloadsDirectory: downloads.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
     }
 
     /// `public_url`: where people reach the web pages (`https://monitor.example.com`), scheme and host with an

@@ -39,6 +39,7 @@ public struct ServerRunner: Sendable {
             let secretKey = try configuration.loadSecretKey()
             let authority = try await configuration.loadAuthority(client: admin, logger: logger)
             logger.info("certificate authority ready", metadata: ["ca.pin": "\(authority.caPin)"])
+            let agentDownloads = try await configuration.prepareAgentDownloads(caPin: authority.caPin.description, client: admin, logger: logger)
             let tls = try ServerTLS.makeGatewayConfiguration(ca: authority)
             let partitions = PartitionStore(client: client, logger: logger)
             var enrollment = AgentEnrollment(client: client, authority: authority, logger: logger)
@@ -71,7 +72,8 @@ public struct ServerRunner: Sendable {
                                                  ?? "\(configuration.publicURL?.host ?? "SERVER"):\(configuration.agentListen.port)"))
             let router = makeAPIRouter(database: api, registry: registry, readiness: { await readiness.isReady(api) },
                                        requestsPerMinute: configuration.apiRequestsPerMinute, web: web,
-                                       trustedProxies: configuration.trustedProxies, secretKey: secretKey, logger: logger)
+                                       trustedProxies: configuration.trustedProxies, secretKey: secretKey,
+                                       agentDownloads: agentDownloads, logger: logger)
             let http = Application(
                 router: router,
                 // A request head within 10 s (60 s between keep-alive requests), bodies up to 1 MiB, and nothing

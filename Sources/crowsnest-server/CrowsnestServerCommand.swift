@@ -125,12 +125,12 @@ struct AdminFailure: Error, CustomStringConvertible {
 }
 
 func printJSONObject(_ object: [String: Any]) throws {
-    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     print(String(decoding: data, as: UTF8.self))
 }
 
 func printJSON(_ object: [String: String]) throws {
-    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     print(String(decoding: data, as: UTF8.self))
 }
 
@@ -224,12 +224,23 @@ struct Token: AsyncParsableCommand {
                 throw ValidationError("give --expires or --expires-in-hours, not both")
             }
             let (tenant, uses) = (self.tenant, self.uses)
-            let (token, pin) = try await administer(options) { admin, _ in
-                try await admin.createEnrollmentToken(tenant: tenant, lifetime: lifetime, uses: uses)
+            let (token, pin, line) = try await administer(options) { admin, _ in
+                let (token, pin) = try await admin.createEnrollmentToken(tenant: tenant, lifetime: lifetime, uses: uses)
+                return (token, pin, try await admin.installLine(token: token))
             }
-            if json { try printJSON(["token": token, "ca_pin": pin]) } else {
-                print("token:  \(token)\(uses > 1 ? " (enrolls up to \(uses) agents)" : "")\nca pin: \(pin)\n"
-                    + "enroll: crowsnest-agent enroll --server HOST:7443 --token \(token) --ca-pin \(pin)")
+            if json {
+                var object = ["token": token, "ca_pin": pin]
+                if case .success(let line) = line { object["install_line"] = line }
+                try printJSON(object)
+            } else {
+                print("token:  \(token)\(uses > 1 ? " (enrolls up to \(uses) agents)" : "")\nca pin: \(pin)")
+                switch line {
+                case .success(let line):
+                    print("paste on the new host, as root:\n\(line)")
+                case .failure(let missing):
+                    print("enroll: CROWSNEST_ENROLLMENT_TOKEN=\(token) crowsnest-agent enroll --server HOST:7443 --ca-pin \(pin)\n"
+                        + "(\(missing.reason))")
+                }
             }
         }
     }

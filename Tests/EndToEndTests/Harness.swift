@@ -163,6 +163,8 @@ final class Deployment: @unchecked Sendable {
     var usedToken: [String: String] = [:]
     var agentEnvironment: [String: String] = ProcessInfo.processInfo.environment
     var serverEnvironment: [String: String] = ProcessInfo.processInfo.environment
+    /// The address both listeners bind: loopback unless a test's containers must reach the server.
+    var listenHost = "127.0.0.1"
     private var serverStarts = 0
     private var agentStarts = 0
 
@@ -178,8 +180,8 @@ final class Deployment: @unchecked Sendable {
     func startServer() throws {
         serverStarts += 1
         server = try ChildProcess(executable: Binaries.server,
-                                  arguments: ["serve", "--data-dir", dataDir, "--agent-listen", "127.0.0.1:\(agentPort)",
-                                              "--http-listen", "127.0.0.1:\(httpPort)"],
+                                  arguments: ["serve", "--data-dir", dataDir, "--agent-listen", "\(listenHost):\(agentPort)",
+                                              "--http-listen", "\(listenHost):\(httpPort)"],
                                   logPath: root + "/server-\(serverStarts).log", environment: serverEnvironment)
         _ = try eventually(timeout: 90, "server /readyz") { () -> Bool? in
             guard server?.isRunning == true else { throw DeploymentError("server exited: \(server?.log.suffix(2000) ?? "")") }

@@ -20,6 +20,7 @@ import Prometheus
 ///   - web: the page templates and settings; nil serves the API alone.
 ///   - trustedProxies: reverse proxies whose `X-Forwarded-For` names the client.
 ///   - secretKey: seals alert channels' secrets; without it channels cannot be created (503).
+///   - agentDownloads: what `/install.sh` and `/downloads/` serve; nil: the one-line install is off (404).
 ///   - logger: logger for the stores' queries.
 public func makeAPIRouter(
     database: PostgresClient,
@@ -29,6 +30,7 @@ public func makeAPIRouter(
     web: (templates: WebTemplates, settings: WebSettings)? = nil,
     trustedProxies: [IPNetwork] = [],
     secretKey: SecretKey? = nil,
+    agentDownloads: AgentDownloads? = nil,
     logger: Logger
 ) -> Router<APIRequestContext> {
     let router = Router(context: APIRequestContext.self)
@@ -81,6 +83,9 @@ public func makeAPIRouter(
     PushRoutes(checks: CheckStore(client: database, logger: logger),
                partitions: PartitionStore(client: database, logger: logger),
                leases: LeaseStore(client: database, logger: logger)).register(on: router)
+    if let agentDownloads {
+        AgentDownloadRoutes(downloads: agentDownloads).register(on: router)
+    }
     if let web {
         WebRoutes(templates: web.templates, settings: web.settings, database: database, secretKey: secretKey, logger: logger)
             .register(on: router)

@@ -148,7 +148,7 @@ final class ConfigurationFileTests: XCTestCase {
                                                           "agent_silence_limit_seconds", "agent_addresses", "agent_certificate_days",
                                                           "log_level", "log_format", "api_requests_per_minute", "raw_retention_days",
                                                           "span_retention_days",
-                                                          "public_url"])] {
+                                                          "public_url", "agent_downloads"])] {
             let text = try String(contentsOf: root.appendingPathComponent(file), encoding: .utf8)
             XCTAssertEqual(try ConfigurationFile(parsing: text).entries, [], "\(file) ships with every setting commented out")
             // Uncomment `#key: value` and `#  - item` lines (not the prose comments); keep the first of repeated keys.
