@@ -1,10 +1,11 @@
 import Foundation
 import XCTest
 
-/// deploy/haproxy.cfg as shipped, run by Debian's haproxy in front of two replicas on one PostgreSQL: an agent
+/// deploy/haproxy.cfg as shipped, run by Debian's haproxy in front of two replicas on one PostgreSQL of their own: an agent
 /// enrolls and ships through the balancer (TCP pass-through with a PROXY v2 header the replicas trust), the API
 /// answers through it, and when the replica holding the agent's session is killed the agent comes back through
-/// the balancer to the other with nothing doubled.
+/// the balancer to the other with nothing doubled; in a rolling restart (SIGTERM) the stopping replica sends it on
+/// at once with no tick missing.
 final class HAProxyEndToEndTests: XCTestCase {
     private var deployment: Deployment!
     private static let haproxy = "/usr/sbin/haproxy"
@@ -39,23 +40,28 @@ final class HAProxyEndToEndTests: XCTestCase {
 
     private func sqlInt(_ statement: String) throws -> Int { Int(try deployment.sql(statement)) ?? -1 }
 
-    func testAnAgentShipsThroughHAProxyAndFollowsItToTheOtherReplicaWhenItsReplicaDies() throws {
+    func testAnAgentShipsThroughHAProxyFollowsItWhenItsReplicaDiesAndMovesAtOnceInARollingRestart() throws {
         let balancerAgents = freePort(), balancerHTTP = freePort(), replicaPort = freePort(), replicaHTTP = freePort()
         // Both replicas believe the balancer's PROXY header and send agents back through it.
         deployment.serverEnvironment["CROWSNEST_TRUSTED_PROXIES"] = "127.0.0.1/32"
         deployment.serverEnvironment["CROWSNEST_AGENT_ADDRESSES"] = "127.0.0.1:\(balancerAgents)"
+        // Both replicas on a PostgreSQL of their own, so either can be stopped.
+        try deployment.useStandaloneDatabase()
         try deployment.startServer()
         let replicaA = try XCTUnwrap(deployment.server)
-        var environmentB = deployment.serverEnvironment
-        environmentB["CROWSNEST_SECRET_KEY_FILE"] = deployment.dataDir + "/secret.key"
-        let replicaB = try deployment.start(Binaries.server, ["serve", "--data-dir", deployment.root + "/replica", "--database-url",
-                                                   deployment.databaseURL, "--agent-listen", "127.0.0.1:\(replicaPort)",
-                                                   "--http-listen", "127.0.0.1:\(replicaHTTP)"],
-                                 log: "replica-b.log", environment: environmentB)
-        _ = try eventually(timeout: 60, "replica B ready") { () -> Bool? in
-            guard replicaB.isRunning else { throw DeploymentError("replica B exited: \(replicaB.log.suffix(2000))") }
-            return get("/readyz", port: replicaHTTP).status == 200 ? true : nil
+        let environmentB = deployment.serverEnvironment
+        let startReplicaB = { (log: String) throws -> ChildProcess in
+            let replica = try self.deployment.start(Binaries.server, ["serve", "--data-dir", self.deployment.root + "/replica",
+                                                                      "--agent-listen", "127.0.0.1:\(replicaPort)",
+                                                                      "--http-listen", "127.0.0.1:\(replicaHTTP)"],
+                                                    log: log, environment: environmentB)
+            _ = try eventually(timeout: 60, "replica B ready") { () -> Bool? in
+                guard replica.isRunning else { throw DeploymentError("replica B exited: \(replica.log.suffix(2000))") }
+                return self.get("/readyz", port: replicaHTTP).status == 200 ? true : nil
+            }
+            return replica
         }
+        let replicaB = try startReplicaB("replica-b.log")
         var balancerEnvironment = ProcessInfo.processInfo.environment
         balancerEnvironment.merge([
             "CROWSNEST_AGENT_BIND": "127.0.0.1:\(balancerAgents)", "CROWSNEST_HTTP_BIND": "127.0.0.1:\(balancerHTTP)",
@@ -100,6 +106,33 @@ final class HAProxyEndToEndTests: XCTestCase {
             get("/api/v1/infrastructure", port: balancerHTTP).status == 200 ? true : nil
         }
         XCTAssertTrue(deployment.agent?.isRunning ?? false)
+
+        // A rolling restart: the killed replica comes back, then the survivor is stopped with SIGTERM. It stores and
+        // acknowledges what arrived and says Goodbye{SHUTTING_DOWN}; the agent goes straight back through the
+        // balancer to the restarted replica. No tick is missing and none is stored twice.
+        let restarted: ChildProcess
+        if onA {
+            try deployment.startServer()
+            restarted = try XCTUnwrap(deployment.server)
+        } else {
+            restarted = try startReplicaB("replica-b-restarted.log")
+        }
+        Thread.sleep(forTimeInterval: 5)  // the balancer's health check (every 2 s, up after 2) sees it back
+        let rollingFrom = Int(Date().timeIntervalSince1970) - 3
+        survivor.terminate()
+        XCTAssertTrue(survivor.log.contains("this server is shutting down; the agent moves to another"), String(survivor.log.suffix(3000)))
+        _ = try eventually(timeout: 15, "the agent's session on the restarted replica") { () -> Bool? in
+            restarted.log.contains("agent session established") ? true : nil
+        }
+        XCTAssertTrue(deployment.agent?.log.contains("server is shutting down; moving to the next server") ?? false,
+                      deployment.agent?.log.suffix(3000).description ?? "")
+        let rollingTo = Int(Date().timeIntervalSince1970) + 3
+        _ = try eventually(timeout: 30, "every tick of the rolling restart stored") { () -> Bool? in
+            let ticks = try sqlInt("SELECT count(DISTINCT date_trunc('second', ts)) FROM host_samples "
+                + "WHERE ts >= to_timestamp(\(rollingFrom)) AND ts < to_timestamp(\(rollingTo))")
+            return ticks == rollingTo - rollingFrom ? true : nil
+        }
+        XCTAssertEqual(try sqlInt("SELECT count(*) - count(DISTINCT ts) FROM host_samples"), 0, "no sample stored twice")
         // The balancer's health checks (a connection every 2 s that ends before TLS) do not fill the log.
         XCTAssertFalse(survivor.log.contains("EOF during handshake"), String(survivor.log.suffix(3000)))
     }

@@ -1,3 +1,4 @@
+import CrowsnestServer
 import Foundation
 import XCTest
 
@@ -191,7 +192,7 @@ final class Deployment: @unchecked Sendable {
 
     /// Runs an administrative subcommand with `--json`, returning the printed object.
     func admin(_ arguments: [String]) throws -> [String: String] {
-        let result = Shell.run(Binaries.server, arguments + ["--data-dir", dataDir, "--json"])
+        let result = Shell.run(Binaries.server, arguments + ["--data-dir", dataDir, "--json"], environment: serverEnvironment)
         guard result.status == 0 else { throw DeploymentError("crowsnest-server \(arguments.joined(separator: " ")) failed: \(result.error)") }
         let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: String]
         return try XCTUnwrap(object, "not a JSON object: \(result.output)")
@@ -250,17 +251,38 @@ final class Deployment: @unchecked Sendable {
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// The embedded cluster as an external database URL (over its unix socket).
-    var databaseURL: String {
-        "postgres://crowsnest:\(databasePassword)@/crowsnest?host=\(dataDir)/postgres/run"
+    /// A PostgreSQL of its own (`useStandaloneDatabase`): its socket directory and port.
+    private(set) var standaloneDatabase: (directory: String, port: Int)?
+
+    /// Runs every server of this deployment on a PostgreSQL started here (scripts/start-postgres-peer.sh) instead
+    /// of the first server's embedded cluster, so any replica can be stopped (an embedded cluster stops with its
+    /// server), with one secret key file for all of them. Call before `startServer`.
+    func useStandaloneDatabase() throws {
+        let directory = root + "/database", port = freePort()
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        let started = Shell.run(repository + "/scripts/start-postgres-peer.sh", ["start", directory, "\(port)"])
+        guard started.status == 0 else { throw DeploymentError("standalone PostgreSQL: \(started.error)") }
+        standaloneDatabase = (directory, port)
+        let keyFile = root + "/secret.key"
+        _ = try SecretKey.loadOrCreate(path: keyFile)
+        serverEnvironment["CROWSNEST_DATABASE_URL"] = databaseURL
+        serverEnvironment["CROWSNEST_SECRET_KEY_FILE"] = keyFile
     }
 
-    /// Runs SQL on the embedded cluster through its unix socket and returns psql's unaligned output.
+    /// The database as an external database URL (over its unix socket).
+    var databaseURL: String {
+        if let (directory, port) = standaloneDatabase { return "postgres://postgres@:\(port)/postgres?host=\(directory)" }
+        return "postgres://crowsnest:\(databasePassword)@/crowsnest?host=\(dataDir)/postgres/run"
+    }
+
+    /// Runs SQL on the database through its unix socket and returns psql's unaligned output.
     func sql(_ statement: String) throws -> String {
         var environment = ProcessInfo.processInfo.environment
         environment["PGPASSWORD"] = databasePassword
-        let result = Shell.run("/usr/bin/env", ["psql", "-X", "-At", "-h", dataDir + "/postgres/run", "-U", "crowsnest",
-                                                "-d", "crowsnest", "-v", "ON_ERROR_STOP=1", "-c", statement],
+        let connection = standaloneDatabase.map { ["-h", $0.directory, "-p", "\($0.port)", "-U", "postgres", "-d", "postgres"] }
+            ?? ["-h", dataDir + "/postgres/run", "-U", "crowsnest", "-d", "crowsnest"]
+        let result = Shell.run("/usr/bin/env", ["psql", "-X", "-At"] + connection + ["-v", "ON_ERROR_STOP=1", "-c", statement],
                                environment: environment)
         guard result.status == 0 else { throw DeploymentError("psql failed: \(result.error)") }
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -315,6 +337,11 @@ final class Deployment: @unchecked Sendable {
         if let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = Int32(text.split(separator: "\n").first ?? "") {
             kill(pid, SIGINT)
             for _ in 0..<100 where kill(pid, 0) == 0 { usleep(100_000) }
+        }
+        if let (directory, _) = standaloneDatabase {
+            let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().path
+            Shell.run(repository + "/scripts/start-postgres-peer.sh", ["stop", directory])
         }
         if ProcessInfo.processInfo.environment["CROWSNEST_KEEP_E2E"] == nil {
             try? FileManager.default.removeItem(atPath: root)

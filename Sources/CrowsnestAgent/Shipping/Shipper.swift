@@ -126,6 +126,9 @@ public final class Shipper: Service, Sendable {
             case .takenOver(let reason):
                 logger.warning("another session of this agent took over; waiting before reconnecting (is this host cloned?)",
                                metadata: ["server": "\(server)", "reason": "\(reason)"])
+            case .serverShuttingDown(let reason):
+                logger.info("server is shutting down; moving to the next server", metadata: [
+                    "server": "\(server)", "reason": "\(reason)", "spool.pending": "\(spool.pendingCount)"])
             case .retry(let reason):
                 if !Task.isCancelled && !Task.isShuttingDownGracefully {
                     logger.warning(length != nil ? "connection to server lost" : "cannot connect to server",

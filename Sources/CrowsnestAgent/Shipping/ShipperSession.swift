@@ -10,10 +10,14 @@ public enum SessionEnd: Sendable, Equatable, CustomStringConvertible {
     case permanent(reason: String)
     /// The server could not decode the first unacknowledged batch: count a refusal against that record.
     case malformedBatch(reason: String)
+    /// The server is shutting down (after storing and acknowledging what it received): go to the next server at
+    /// once, without backing off.
+    case serverShuttingDown(reason: String)
 
     public var description: String {
         switch self {
-        case .retry(let reason), .takenOver(let reason), .permanent(let reason), .malformedBatch(let reason):
+        case .retry(let reason), .takenOver(let reason), .permanent(let reason), .malformedBatch(let reason),
+             .serverShuttingDown(let reason):
             return reason
         }
     }
@@ -218,7 +222,8 @@ public struct ShipperSession: Sendable {
         case .takenOver: return .takenOver(reason: reason)
         case .revoked: return .permanent(reason: reason)
         case .malformedBatch: return .malformedBatch(reason: reason)
-        case .unspecified, .shuttingDown, .retryLater, .protocolError, .UNRECOGNIZED: return .retry(reason: reason)
+        case .shuttingDown: return .serverShuttingDown(reason: reason)
+        case .unspecified, .retryLater, .protocolError, .UNRECOGNIZED: return .retry(reason: reason)
         }
     }
 }
@@ -230,11 +235,15 @@ public struct ReconnectPolicy: Sendable {
     public var backoff: Backoff
     public var resetAfter: Duration
     public var takenOverPause: Duration
+    /// The most a reconnect waits after a server said it is shutting down.
+    public var shuttingDownJitter: Duration
 
-    public init(backoff: Backoff = Backoff(), resetAfter: Duration = .seconds(60), takenOverPause: Duration = .seconds(60)) {
+    public init(backoff: Backoff = Backoff(), resetAfter: Duration = .seconds(60), takenOverPause: Duration = .seconds(60),
+                shuttingDownJitter: Duration = .milliseconds(500)) {
         self.backoff = backoff
         self.resetAfter = resetAfter
         self.takenOverPause = takenOverPause
+        self.shuttingDownJitter = shuttingDownJitter
     }
 
     /// The pause before the next attempt after a session that ended with `end`.
@@ -242,6 +251,12 @@ public struct ReconnectPolicy: Sendable {
                                                                sessionLength: Duration?, using random: inout Random) -> Duration {
         if receivedAck || (sessionLength.map { $0 >= resetAfter } ?? false) {
             backoff.reset()
+        }
+        if case .serverShuttingDown = end {
+            // Straight to the next server; the jitter keeps a fleet from arriving there in the same millisecond.
+            backoff.reset()
+            let most = max(0, Int64(shuttingDownJitter / .milliseconds(1)))
+            return .milliseconds(Int64.random(in: 0...most, using: &random))
         }
         let delay = backoff.nextDelay(using: &random)
         if case .takenOver = end { return max(delay, takenOverPause) }

@@ -30,8 +30,9 @@ public struct GatewayConfiguration: Sendable {
 /// The TLS listener agents connect to: mutual TLS, one `AgentSession` per connection.
 ///
 /// Each connection runs in its own child task and its errors stay there, so one misbehaving agent never
-/// disturbs the others. On graceful shutdown the listener stops accepting and open sessions are closed;
-/// their unacknowledged batches stay in the agents' spools and are replayed on reconnect.
+/// disturbs the others. On graceful shutdown the listener stops accepting; each established session stores and
+/// acknowledges what already arrived and tells its agent `Goodbye{SHUTTING_DOWN}`, so it moves to another
+/// replica at once; whatever the agent had not yet sent stays in its spool.
 public final class AgentGateway: Service, Sendable {
     private let configuration: GatewayConfiguration
     /// Replaced when the serving certificate is renewed; each new connection takes the current one.
@@ -55,6 +56,9 @@ public final class AgentGateway: Service, Sendable {
     public func updateTLS(_ configuration: TLSConfiguration) throws {
         sslContext.value = try NIOSSLContext(configuration: configuration)
     }
+
+    /// How long an established session may take to store what arrived and say Goodbye at shutdown.
+    static let sessionShutdownGrace: TimeAmount = .seconds(10)
 
     public func run() async throws {
         let contexts = self.sslContext
@@ -91,10 +95,18 @@ public final class AgentGateway: Service, Sendable {
                 try await server.executeThenClose { inbound in
                     for try await connection in inbound {
                         group.addTask {
+                            let shutdown = SessionShutdown()
                             await withGracefulShutdownHandler {
-                                await sessions.handle(connection)
+                                await sessions.handle(connection, shutdown: shutdown)
                             } onGracefulShutdown: {
-                                connection.channel.close(promise: nil)
+                                // An established session stores and acks what arrived, then says Goodbye; one that
+                                // does not finish within the grace (storage stuck) or is not established is closed.
+                                let channel = connection.channel
+                                if shutdown.trigger() {
+                                    channel.eventLoop.scheduleTask(in: Self.sessionShutdownGrace) { channel.close(promise: nil) }
+                                } else {
+                                    channel.close(promise: nil)
+                                }
                             }
                         }
                     }

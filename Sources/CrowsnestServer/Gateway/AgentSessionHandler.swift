@@ -86,6 +86,11 @@ public struct AgentSessionHandler: Sendable {
     }
 
     public func handle(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+        await handle(connection, shutdown: nil)
+    }
+
+    /// Runs the connection; `shutdown` lets the gateway end an established session gracefully.
+    func handle(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, shutdown: SessionShutdown?) async {
         var logger = self.logger
         let client = admission?.clientAddress(of: connection.channel) ?? connection.channel.remoteAddress
         logger[metadataKey: "peer.address"] = "\(client.map { "\($0)" } ?? "unknown")"
@@ -106,7 +111,13 @@ public struct AgentSessionHandler: Sendable {
                         connectedAgents.decrement()
                     }
                     try await receiveBatches(from: session, machine: machine, sender: sender, identity: identity,
-                                             sessionID: sessionID, logger: logger)
+                                             sessionID: sessionID, shutdown: shutdown, logger: logger)
+                } catch let end as SessionEnd where end.code == .shuttingDown {
+                    logger.info("agent session ended: this server is shutting down; the agent moves to another")
+                    var goodbye = Crowsnest_V1_Goodbye()
+                    goodbye.reason = end.reason
+                    goodbye.code = end.code
+                    try? await sender.send(.with(.goodbye(goodbye)))
                 } catch let end as SessionEnd {
                     sessionsRefused.increment()
                     logger.warning("agent session refused", metadata: ["reason": "\(end.reason)"])
@@ -256,8 +267,10 @@ public struct AgentSessionHandler: Sendable {
     /// queues batches; this task stores whatever has queued up in one transaction and then acknowledges each of
     /// those batches — only after COMMIT. A storage failure ends the session without acks for the unstored batches.
     private func receiveBatches(from session: sending FrameChannel, machine: sending AgentSessionStateMachine, sender: FrameSender,
-                                identity: AgentCertificateIdentity, sessionID: UUID, logger: Logger) async throws {
+                                identity: AgentCertificateIdentity, sessionID: UUID, shutdown: SessionShutdown?,
+                                logger: Logger) async throws {
         let inbox = SessionInbox(capacity: max(1, Int(ackWindow)))
+        shutdown?.attach(inbox)
         // Leaving this scope (normally or by an error) cancels the reader and waits for it.
         let heard: @Sendable () -> Void = { [liveSessions] in
             liveSessions?.heard(agentID: identity.agentID, sessionID: sessionID)

@@ -94,7 +94,7 @@ final class ShipperSessionTests: XCTestCase {
     func testGoodbyeCodesDecideHowTheAgentReconnects() {
         let cases: [(Crowsnest_V1_GoodbyeCode, String)] = [
             (.takenOver, "takenOver"), (.revoked, "permanent"), (.malformedBatch, "malformedBatch"),
-            (.retryLater, "retry"), (.shuttingDown, "retry"), (.protocolError, "retry"), (.unspecified, "retry"),
+            (.retryLater, "retry"), (.shuttingDown, "serverShuttingDown"), (.protocolError, "retry"), (.unspecified, "retry"),
         ]
         for (code, expected) in cases {
             var (session, _) = established()
@@ -106,6 +106,7 @@ final class ShipperSessionTests: XCTestCase {
             case .permanent: kind = "permanent"
             case .malformedBatch: kind = "malformedBatch"
             case .retry: kind = "retry"
+            case .serverShuttingDown: kind = "serverShuttingDown"
             }
             XCTAssertEqual(kind, expected, "\(code)")
         }
@@ -150,6 +151,16 @@ final class ReconnectPolicyTests: XCTestCase {
         for _ in 0..<5 { _ = policy.delay(after: .retry(reason: "x"), receivedAck: false, sessionLength: nil, using: &random) }
         XCTAssertEqual(policy.delay(after: .retry(reason: "x"), receivedAck: false, sessionLength: .seconds(61), using: &random),
                        .milliseconds(500))
+    }
+
+    func testAServerShuttingDownSendsTheAgentOnAtOnceAndForgetsEarlierFailures() {
+        var policy = ReconnectPolicy()
+        var random = Ceiling()
+        for _ in 0..<6 { _ = policy.delay(after: .retry(reason: "x"), receivedAck: false, sessionLength: nil, using: &random) }
+        XCTAssertEqual(policy.delay(after: .serverShuttingDown(reason: "x"), receivedAck: false, sessionLength: .seconds(1),
+                                    using: &random), .milliseconds(500), "at most the jitter, however many failures before")
+        XCTAssertEqual(policy.delay(after: .retry(reason: "x"), receivedAck: false, sessionLength: nil, using: &random),
+                       .milliseconds(500), "the backoff starts over")
     }
 
     func testATakenOverAgentWaitsAtLeastAMinute() {

@@ -7,6 +7,7 @@ import NIOPosix
 import NIOSSL
 import PostgresNIO
 import X509
+import ServiceLifecycleTestKit
 import XCTest
 
 @testable import CrowsnestServer
@@ -18,6 +19,8 @@ struct GatewayHarness: Sendable {
     let client: PostgresClient
     let logger: Logger
     let admission: ConnectionAdmission
+    /// Begins the gateway's graceful shutdown, as SIGTERM does in the server.
+    let shutdown: GracefulShutdownTestTrigger
 
     static let logger: Logger = {
         var logger = Logger(label: "crowsnest.tests.gateway")
@@ -53,9 +56,12 @@ struct GatewayHarness: Sendable {
             configuration: gatewayConfiguration,
             tlsConfiguration: try ServerTLS.makeGatewayConfiguration(ca: ca), sessions: sessions, logger: logger,
             onBound: { address in continuation.yield(address.port ?? 0) })
-        let task = Task {
-            defer { continuation.finish() }
-            try await gateway.run()
+        // The gateway's task carries a graceful shutdown a test can trigger (the database client's does not).
+        let (task, shutdown) = await testGracefulShutdown { trigger in
+            (Task {
+                defer { continuation.finish() }
+                try await gateway.run()
+            }, trigger)
         }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next(), port > 0 else {
@@ -63,7 +69,7 @@ struct GatewayHarness: Sendable {
             _ = await task.result
             throw TestPostgresUnavailable(description: "the gateway did not bind: \(String(describing: await task.result))")
         }
-        let harness = GatewayHarness(ca: ca, port: port, client: client, logger: logger, admission: admission)
+        let harness = GatewayHarness(ca: ca, port: port, client: client, logger: logger, admission: admission, shutdown: shutdown)
         do {
             let result = try await body(harness)
             task.cancel()
