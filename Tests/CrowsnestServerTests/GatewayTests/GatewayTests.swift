@@ -31,6 +31,19 @@ final class GatewayTests: XCTestCase {
         return welcome
     }
 
+    /// Every frame until the server closes, as "ack N" and "goodbye CODE: REASON".
+    private func framesUntilTheEnd(_ wire: inout AgentWire) async -> [String] {
+        var frames: [String] = []
+        while case .success(let frame) = await wire.nextOrEnd() {
+            switch frame.message {
+            case .ack(let ack): frames.append("ack \(ack.seq)")
+            case .goodbye(let goodbye): frames.append("goodbye \(goodbye.code): \(goodbye.reason)")
+            default: frames.append(frame.messageName)
+            }
+        }
+        return frames
+    }
+
     private func batch(seq: UInt64, tsMillis: Int64 = 1_710_072_000_000) -> Crowsnest_V1_Frame {
         .with(.batch(IngestFixtures.batch(
             seq: seq, tsMillis: tsMillis,
@@ -281,15 +294,8 @@ final class GatewayTests: XCTestCase {
                 try await wire.send(batch(seq: 1))
                 try await wire.send(batch(seq: 2, tsMillis: 1_710_072_001_000))
                 try await wire.send(.with(.welcome(Crowsnest_V1_Welcome())))
-                var frames: [String] = []
-                while case .success(let frame) = await wire.nextOrEnd() {
-                    switch frame.message {
-                    case .ack(let ack): frames.append("ack \(ack.seq)")
-                    case .goodbye(let goodbye): frames.append("goodbye \(goodbye.reason)")
-                    default: frames.append(frame.messageName)
-                    }
-                }
-                XCTAssertEqual(frames, ["ack 1", "ack 2", "goodbye unexpected welcome frame in an established session"])
+                let frames = await framesUntilTheEnd(&wire)
+                XCTAssertEqual(frames, ["ack 1", "ack 2", "goodbye protocolError: unexpected welcome frame in an established session"])
                 let committed = try await count(gateway.client, "SELECT committed_seq FROM agents WHERE id = \(agent.agentID)")
                 XCTAssertEqual(committed, 2)
             }
@@ -308,14 +314,7 @@ final class GatewayTests: XCTestCase {
                     // Both batches are on the server's side of the connection when the shutdown begins.
                     try await Task.sleep(for: .milliseconds(300))
                     gateway.shutdown.triggerGracefulShutdown()
-                    var frames: [String] = []
-                    while case .success(let frame) = await wire.nextOrEnd() {
-                        switch frame.message {
-                        case .ack(let ack): frames.append("ack \(ack.seq)")
-                        case .goodbye(let goodbye): frames.append("goodbye \(goodbye.code): \(goodbye.reason)")
-                        default: frames.append(frame.messageName)
-                        }
-                    }
+                    let frames = await framesUntilTheEnd(&wire)
                     XCTAssertEqual(frames, ["ack 1", "ack 2", "goodbye shuttingDown: this server is shutting down; connect to another one"])
                     let committed = try await count(gateway.client, "SELECT committed_seq FROM agents WHERE id = \(agent.agentID)")
                     XCTAssertEqual(committed, 2, "every acknowledged batch is stored")
