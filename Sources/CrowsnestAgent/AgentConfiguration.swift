@@ -19,13 +19,16 @@ public struct AgentConfiguration: Sendable {
     public var spoolMaxBytes: Int
     public var cgroupRoot: String
     public var procRoot: String
+    /// Where the host's root filesystem is mounted when the agent runs in a container (`/host`), so each host
+    /// filesystem is measured at `hostRoot + mountpoint`; empty on the host itself.
+    public var hostRoot: String = ""
     public var logLevel: Logger.Level
     /// The operator's `key=value` labels, sent in `Hello`: checks placed by labels run on agents carrying them.
     public var labels: [String] = []
 
     public static let knownKeys: Set<String> = [
         "state_dir", "interval", "servers", "docker_host", "spool_max_mib", "cgroup_root", "proc_root", "log_level",
-        "labels",
+        "labels", "host_root",
     ]
     public static let defaultStateDirectory = "/var/lib/crowsnest-agent"
 
@@ -71,7 +74,18 @@ public struct AgentConfiguration: Sendable {
             spoolMaxBytes: try layers.integer("spool_max_mib", default: 256, range: 1...65536) * 1024 * 1024,
             cgroupRoot: layers.string("cgroup_root", default: "/sys/fs/cgroup"),
             procRoot: layers.string("proc_root", default: "/proc"),
+            hostRoot: try hostRoot(layers),
             logLevel: level,
             labels: Array(Set(labels)).sorted())
+    }
+
+    /// `host_root`: an absolute directory (`/host`), or empty (the default: the agent runs on the host).
+    static func hostRoot(_ layers: LayeredConfiguration) throws -> String {
+        var root = layers.string("host_root", default: "")
+        while root.count > 1 && root.hasSuffix("/") { root.removeLast() }
+        guard root.isEmpty || root.hasPrefix("/") else {
+            throw ConfigurationError("\(layers.source(of: "host_root")): the host's root filesystem must be an absolute path such as /host; got '\(root)'")
+        }
+        return root == "/" ? "" : root
     }
 }

@@ -49,6 +49,7 @@ public struct AgentRunner: Sendable {
         var samplerConfiguration = Sampler.Configuration(interval: configuration.interval)
         samplerConfiguration.cgroupRoot = configuration.cgroupRoot
         samplerConfiguration.procRoot = configuration.procRoot
+        samplerConfiguration.hostRoot = configuration.hostRoot
         let sampler = Sampler(configuration: samplerConfiguration, docker: docker, inventory: inventory, events: events, spool: spool,
                               sequence: sequence, deadLetters: deadLetters, doorbell: doorbell, logger: logger)
         let dockerVersion = (try? await docker.version()) ?? ""

@@ -25,6 +25,17 @@ func requireServices(file: StaticString = #filePath, line: UInt = #line) throws 
     throw XCTSkip("end-to-end tests skipped, missing: \(reason)")
 }
 
+/// Base image of the deployment tests, built by `deploy/build-base-image.sh` (debootstrap, systemd, curl).
+let baseImage = "crowsnest-base:bookworm"
+
+/// Fails under CI=true, skips elsewhere, when the base image is missing.
+func requireBaseImage(file: StaticString = #filePath, line: UInt = #line) throws {
+    guard Shell.run("/usr/bin/env", ["docker", "image", "inspect", baseImage]).status != 0 else { return }
+    let reason = "the base image \(baseImage) is missing (run deploy/build-base-image.sh)"
+    if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail(reason, file: file, line: line) }
+    throw XCTSkip(reason)
+}
+
 /// Where the built executables are: next to the test bundle, or `CROWSNEST_BIN_DIR`.
 enum Binaries {
     static let directory: String = {
@@ -39,6 +50,15 @@ enum Binaries {
     }()
     static var server: String { directory + "/crowsnest-server" }
     static var agent: String { directory + "/crowsnest-agent" }
+
+    /// The directory holding the Swift runtime a debug binary links (from `ldd`): mounted read-only at the same
+    /// path into a container that runs the binary (it is where the binary's RUNPATH points).
+    static func swiftRuntimeDirectory(of binary: String) throws -> String {
+        let ldd = Shell.run("/usr/bin/env", ["ldd", binary]).output
+        let line = try XCTUnwrap(ldd.split(separator: "\n").first { $0.contains("libswiftCore.so") }, "no libswiftCore in: \(ldd)")
+        let path = try XCTUnwrap(line.split(separator: " ").first { $0.hasPrefix("/") }.map(String.init))
+        return URL(fileURLWithPath: path).deletingLastPathComponent().path
+    }
 }
 
 /// Runs short commands to completion.
@@ -359,4 +379,37 @@ final class Deployment: @unchecked Sendable {
 struct DeploymentError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// A test with a deployment and one container from the base image, both removed at the end; on failure the
+/// container's `diagnostics` and the deployment's logs are printed.
+class BaseImageContainerTestCase: XCTestCase {
+    var deployment: Deployment!
+    var container: String?
+
+    override func setUpWithError() throws {
+        try requireServices()
+        try requireBaseImage()
+        deployment = try Deployment()
+    }
+
+    /// What to print about the container when the test failed (its log by default).
+    func diagnostics(of container: String) -> String {
+        Shell.docker("logs", "--tail", "40", container).error
+    }
+
+    /// Removes the container (after printing its diagnostics when the test failed).
+    func removeContainer() {
+        guard let container else { return }
+        if testRun?.hasSucceeded == false { print(diagnostics(of: container)) }
+        Shell.docker("rm", "-f", container)
+        self.container = nil
+    }
+
+    override func tearDown() {
+        removeContainer()
+        if testRun?.hasSucceeded == false { print(deployment?.logs ?? "") }
+        deployment?.tearDown()
+        super.tearDown()
+    }
 }

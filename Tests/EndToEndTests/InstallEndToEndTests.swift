@@ -1,37 +1,14 @@
 import Foundation
 import XCTest
 
-/// Base image of every deployment test, built by `deploy/build-base-image.sh` (debootstrap, systemd, curl).
-let baseImage = "crowsnest-base:bookworm"
-
 /// The one-line install, run the way an operator runs it: the line `token create` prints, pasted as root into a
 /// fresh Debian machine (the debootstrap base booted with systemd as PID 1, the host's Docker socket shared in)
 /// against a real server serving `install.sh` and the agent binary (the debug build, with the Swift runtime
 /// mounted read-only where its RUNPATH points: CI builds no release binaries for the suite).
-final class InstallEndToEndTests: XCTestCase {
-    private var deployment: Deployment!
-    private var container: String?
-
-    override func setUpWithError() throws {
-        try requireServices()
-        if Shell.run("/usr/bin/env", ["docker", "image", "inspect", baseImage]).status != 0 {
-            let reason = "the base image \(baseImage) is missing (run deploy/build-base-image.sh)"
-            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail(reason) }
-            throw XCTSkip(reason)
-        }
-        deployment = try Deployment()
-    }
-
-    override func tearDown() {
-        if let container {
-            if testRun?.hasSucceeded == false {
-                let journal = Shell.docker("exec", container, "journalctl", "--no-pager", "-n", "60", "-u", "crowsnest-agent")
-                print("agent journal in the test machine:\n\(journal.output)\(journal.error)")
-            }
-            Shell.docker("rm", "-f", container)
-        }
-        if testRun?.hasSucceeded == false { print(deployment?.logs ?? "") }
-        deployment?.tearDown()
+final class InstallEndToEndTests: BaseImageContainerTestCase {
+    override func diagnostics(of container: String) -> String {
+        let journal = Shell.docker("exec", container, "journalctl", "--no-pager", "-n", "60", "-u", "crowsnest-agent")
+        return "agent journal in the test machine:\n\(journal.output)\(journal.error)"
     }
 
     /// Runs a shell command as root in the test machine.
@@ -68,7 +45,7 @@ final class InstallEndToEndTests: XCTestCase {
         XCTAssertFalse(line.contains("--token"), line)
 
         // A fresh machine: systemd as PID 1, the host's Docker socket, the Swift runtime the debug agent links.
-        let swiftRuntime = try swiftRuntimeDirectory(of: Binaries.agent)
+        let swiftRuntime = try Binaries.swiftRuntimeDirectory(of: Binaries.agent)
         let hostname = "cn-vps-" + String(UUID().uuidString.prefix(6)).lowercased()
         // Every capability but CAP_SYS_RESOURCE rather than --privileged: this engine itself runs without that one,
         // so a privileged container cannot start here.
@@ -141,13 +118,5 @@ final class InstallEndToEndTests: XCTestCase {
         }
         XCTAssertNotEqual(inMachine("id crowsnest-agent").status, 0, "the user is left after uninstall")
         XCTAssertNotEqual(inMachine("pgrep -x crowsnest-agent").status, 0, "the agent still runs after uninstall")
-    }
-
-    /// The directory holding the Swift runtime a debug binary links (from `ldd`).
-    private func swiftRuntimeDirectory(of binary: String) throws -> String {
-        let ldd = Shell.run("/usr/bin/env", ["ldd", binary]).output
-        let line = try XCTUnwrap(ldd.split(separator: "\n").first { $0.contains("libswiftCore.so") }, "no libswiftCore in: \(ldd)")
-        let path = try XCTUnwrap(line.split(separator: " ").first { $0.hasPrefix("/") }.map(String.init))
-        return URL(fileURLWithPath: path).deletingLastPathComponent().path
     }
 }

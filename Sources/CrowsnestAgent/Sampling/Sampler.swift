@@ -28,6 +28,8 @@ public final class Sampler: Service, Sendable {
         public var interval: Duration
         public var cgroupRoot: String = "/sys/fs/cgroup"
         public var procRoot: String = "/proc"
+        /// Where the host's root filesystem is mounted (`/host` in a container); empty on the host.
+        public var hostRoot: String = ""
         public init(interval: Duration) { self.interval = interval }
     }
 
@@ -57,7 +59,7 @@ public final class Sampler: Service, Sendable {
         self.sequence = sequence
         self.deadLetters = deadLetters
         self.doorbell = doorbell
-        self.hostReader = HostReader(procRoot: configuration.procRoot)
+        self.hostReader = HostReader(procRoot: configuration.procRoot, rootfsPrefix: configuration.hostRoot)
         self.counterReader = ContainerCounterReader(cgroupRoot: configuration.cgroupRoot, procRoot: configuration.procRoot)
         self.logger = logger
     }

@@ -95,7 +95,7 @@ public final class AlertDelivery: Service, Sendable {
         do {
             guard let channel = try await AlertChannelStore(client: client, logger: logger)
                 .settings(tenantID: notification.tenantID, id: notification.channelID, secretKey: secretKey) else {
-                try await store.markFailed(notification.id, error: "the alert channel was deleted")
+                try await store.markFailed(tenantID: notification.tenantID, id: notification.id, error: "the alert channel was deleted")
                 return
             }
             let allowed = try await TenantStore(client: client, logger: logger).allowedNetworks(tenantID: notification.tenantID)
@@ -104,20 +104,20 @@ public final class AlertDelivery: Service, Sendable {
             switch attempt {
             case .delivered:
                 delivered.increment()
-                try await store.markDelivered(notification.id)
+                try await store.markDelivered(tenantID: notification.tenantID, id: notification.id)
                 logger.info("alert notification delivered", metadata: metadata.merging(["alert_channel.type": "\(channel.kind.rawValue)"]) { $1 })
             case .refused(let error):
                 givenUp.increment()
-                try await store.markFailed(notification.id, error: error)
+                try await store.markFailed(tenantID: notification.tenantID, id: notification.id, error: error)
                 logger.error("alert notification refused by its receiver; given up", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             case .failed(let error) where notification.attempts >= configuration.maximumAttempts:
                 givenUp.increment()
-                try await store.markFailed(notification.id, error: error)
+                try await store.markFailed(tenantID: notification.tenantID, id: notification.id, error: error)
                 logger.error("alert notification given up after \(notification.attempts) attempts",
                              metadata: metadata.merging(["error": "\(error)"]) { $1 })
             case .failed(let error):
                 retried.increment()
-                try await store.retry(notification.id, after: Self.backoff(attempts: notification.attempts), error: error)
+                try await store.retry(tenantID: notification.tenantID, id: notification.id, after: Self.backoff(attempts: notification.attempts), error: error)
                 logger.warning("alert notification not delivered; trying again", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             }
         } catch {
@@ -125,7 +125,7 @@ public final class AlertDelivery: Service, Sendable {
             // settings this server cannot open (another secret key) will not get better.
             let permanent = error is SecretKeyError || (error as? StoreError)?.code == .invalid
             if permanent || notification.attempts >= configuration.maximumAttempts {
-                try? await store.markFailed(notification.id, error: "\(error)")
+                try? await store.markFailed(tenantID: notification.tenantID, id: notification.id, error: "\(error)")
                 logger.error("alert notification given up", metadata: metadata.merging(["error": "\(String(reflecting: error))"]) { $1 })
             } else {
                 logger.error("alert notification could not be handled; it will be tried again",

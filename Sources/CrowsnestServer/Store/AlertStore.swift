@@ -170,7 +170,7 @@ public struct AlertStore: Sendable {
         let rows = try await client.query("""
             UPDATE alert_notifications n
             SET claimed_until = now() + \(seconds) * interval '1 second', attempts = n.attempts + 1
-            FROM (SELECT d.id FROM alert_notifications d
+            FROM (SELECT d.tenant_id, d.id FROM alert_notifications d
                   WHERE d.delivered_at IS NULL AND d.failed_at IS NULL AND d.next_attempt_at <= now()
                     AND (d.claimed_until IS NULL OR d.claimed_until < now())
                     -- In order per channel, rule and target: a recovery never overtakes its firing in a retry.
@@ -179,7 +179,7 @@ public struct AlertStore: Sendable {
                                       AND o.target_id = d.target_id AND o.delivered_at IS NULL AND o.failed_at IS NULL
                                       AND (o.created_at, o.id) < (d.created_at, d.id))
                   ORDER BY d.next_attempt_at LIMIT \(limit) FOR UPDATE OF d SKIP LOCKED) due
-            WHERE n.id = due.id
+            WHERE n.tenant_id = due.tenant_id AND n.id = due.id
             RETURNING n.id, n.tenant_id, n.channel_id, n.payload::text, n.attempts
             """, logger: logger)
         var claimed: [ClaimedAlertNotification] = []
@@ -189,26 +189,28 @@ public struct AlertStore: Sendable {
         return claimed
     }
 
-    public func markDelivered(_ id: UUID) async throws {
+    public func markDelivered(tenantID: UUID, id: UUID) async throws {
         try await client.query("""
-            UPDATE alert_notifications SET delivered_at = now(), claimed_until = NULL, last_error = '' WHERE id = \(id)
+            UPDATE alert_notifications SET delivered_at = now(), claimed_until = NULL, last_error = ''
+            WHERE tenant_id = \(tenantID) AND id = \(id)
             """, logger: logger)
     }
 
     /// Gives up on a notification (the receiver refused it, or it is out of attempts).
-    public func markFailed(_ id: UUID, error: String) async throws {
+    public func markFailed(tenantID: UUID, id: UUID, error: String) async throws {
         try await client.query("""
-            UPDATE alert_notifications SET failed_at = now(), claimed_until = NULL, last_error = \(String(error.prefix(1000))) WHERE id = \(id)
+            UPDATE alert_notifications SET failed_at = now(), claimed_until = NULL, last_error = \(String(error.prefix(1000)))
+            WHERE tenant_id = \(tenantID) AND id = \(id)
             """, logger: logger)
     }
 
     /// Schedules another attempt after `delay`.
-    public func retry(_ id: UUID, after delay: Duration, error: String) async throws {
+    public func retry(tenantID: UUID, id: UUID, after delay: Duration, error: String) async throws {
         let seconds = Double(delay.components.seconds)
         try await client.query("""
             UPDATE alert_notifications SET next_attempt_at = now() + \(seconds) * interval '1 second', claimed_until = NULL,
                 last_error = \(String(error.prefix(1000)))
-            WHERE id = \(id)
+            WHERE tenant_id = \(tenantID) AND id = \(id)
             """, logger: logger)
     }
 

@@ -231,13 +231,13 @@ final class AlertDeliveryTests: XCTestCase {
             }
             let store = AlertStore(client: client, logger: APITestHarness.logger)
             // The firing failed once and waits for its backoff.
-            try await store.retry(firing.id, after: .seconds(60), error: "HTTP 500")
+            try await store.retry(tenantID: tenant, id: firing.id, after: .seconds(60), error: "HTTP 500")
             let claimed = try await store.claimDue(limit: 10, hold: .seconds(60))
             XCTAssertEqual(claimed.map(\.id), [elsewhere.id], "the recovery waits behind its firing; another target's goes")
             try await client.query("UPDATE alert_notifications SET next_attempt_at = now() WHERE id = \(firing.id)", logger: APITestHarness.logger)
             let next = try await store.claimDue(limit: 10, hold: .seconds(60))
             XCTAssertEqual(next.map(\.id), [firing.id])
-            try await store.markDelivered(firing.id)
+            try await store.markDelivered(tenantID: tenant, id: firing.id)
             let last = try await store.claimDue(limit: 10, hold: .seconds(60))
             XCTAssertEqual(last.map(\.id), [resolved.id], "then the recovery")
         }

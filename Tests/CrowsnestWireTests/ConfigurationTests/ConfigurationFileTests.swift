@@ -141,7 +141,7 @@ final class ConfigurationFileTests: XCTestCase {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent()
         for (file, expected) in [("agent/agent.yaml", ["state_dir", "interval", "servers", "docker_host", "spool_max_mib",
-                                                        "cgroup_root", "proc_root", "log_level", "labels"]),
+                                                        "cgroup_root", "proc_root", "host_root", "log_level", "labels"]),
                                  ("server/server.yaml", ["data_dir", "secret_key_file", "database_url", "agent_listen",
                                                           "http_listen", "server_names", "postgres_user",
                                                           "trusted_proxies", "enrollments_per_minute", "check_lease_ttl_seconds",
