@@ -1,35 +1,64 @@
 #!/usr/bin/env bash
-# Builds release binaries with the Swift standard library linked in, stages them
-# in server/dist and agent/dist, and builds the crowsnest-server and
-# crowsnest-agent images from server/Dockerfile and agent/Dockerfile.
-#   deploy/build-images.sh [TAG]        (default tag: latest)
-# Needs the Swift toolchain and Docker with BuildKit (Docker 23 or newer).
-# Build on Debian 12 (or older): the images' glibc is Debian 12's.
+# Builds the Crowsnest images on crowsnest-base:bookworm (deploy/build-base-image.sh, made once with debootstrap;
+# no registry is needed): crowsnest-server (with the agent downloads for the one-line install),
+# crowsnest-agent, and for the compose stacks crowsnest-postgres (PostgreSQL 15) and crowsnest-haproxy.
+#   deploy/build-images.sh [--debug] [TAG]        (default tag: latest)
+# Release (default): the server built with --static-swift-stdlib and the agent with scripts/build-agent.sh; build
+# on Debian 12 or older (the images' glibc is Debian 12's).
+# --debug: the debug binaries of .build/debug (swift build), with the Swift runtime they link copied into the
+# images where their RUNPATH points. Quick to make, large and slow: for tests, never for production.
 set -euo pipefail
 die() { echo "build-images.sh: $*" >&2; exit 1; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+DEBUG=0
+if [ "${1:-}" = --debug ]; then DEBUG=1; shift; fi
 TAG="${1:-latest}"
 command -v swift >/dev/null || die "the Swift toolchain is missing (swift not on PATH)"
 command -v docker >/dev/null || die "docker is missing"
-
-FLAGS=(-c release --static-swift-stdlib)
-echo "building crowsnest-server (release)..."
-swift build "${FLAGS[@]}" --product crowsnest-server >/dev/null || die "swift build of crowsnest-server failed; run 'swift build ${FLAGS[*]} --product crowsnest-server' to see why"
-BIN="$(swift build "${FLAGS[@]}" --show-bin-path)"
-echo "building crowsnest-agent (scripts/build-agent.sh)..."
-AGENT="$(scripts/build-agent.sh 2>/dev/null)" || die "the agent build failed; run scripts/build-agent.sh to see why"
-for binary in "$BIN/crowsnest-server" "$AGENT"; do
-  if ldd "$binary" | grep -q 'libswiftCore'; then
-    die "$binary links the Swift runtime dynamically; it would not run in the image"
-  fi
-done
-[ -d "$BIN/crowsnest_CrowsnestServer.resources" ] || die "$BIN/crowsnest_CrowsnestServer.resources (the server's migrations) is missing"
+deploy/build-base-image.sh || die "the base image could not be built"
 
 rm -rf server/dist agent/dist
-mkdir -p server/dist agent/dist
-cp -R "$BIN/crowsnest-server" "$BIN/crowsnest_CrowsnestServer.resources" server/dist/
-cp "$AGENT" agent/dist/
+mkdir -p server/dist/swift-runtime server/dist/agent-downloads agent/dist/swift-runtime
+RUNTIME_DIR=/opt/swift/usr/lib/swift/linux
+if [ "$DEBUG" -eq 1 ]; then
+  swift build --product crowsnest-server >/dev/null || die "swift build failed; run 'swift build' to see why"
+  swift build --product crowsnest-agent >/dev/null || die "swift build failed; run 'swift build' to see why"
+  BIN="$(swift build --show-bin-path)"
+  SERVER="$BIN/crowsnest-server"
+  AGENT="$BIN/crowsnest-agent"
+  # The runtime libraries the binaries load from the toolchain, at the path their RUNPATH names.
+  RUNTIME_DIR="$(readelf -d "$SERVER" | sed -n 's/.*R\(UN\)\{0,1\}PATH.*\[\([^:]*\).*/\2/p' | head -n 1)"
+  [ -d "$RUNTIME_DIR" ] || die "cannot find the Swift runtime the debug binaries link ($RUNTIME_DIR)"
+  for binary in "$SERVER" "$AGENT"; do
+    ldd "$binary" | awk -v dir="$RUNTIME_DIR/" 'index($3, dir) == 1 { print $3 }'
+  done | sort -u | while read -r library; do cp -L "$library" server/dist/swift-runtime/; done
+  cp server/dist/swift-runtime/* agent/dist/swift-runtime/ 2>/dev/null || true
+else
+  FLAGS=(-c release --static-swift-stdlib)
+  echo "building crowsnest-server (release)..."
+  swift build "${FLAGS[@]}" --product crowsnest-server >/dev/null || die "swift build of crowsnest-server failed; run 'swift build ${FLAGS[*]} --product crowsnest-server' to see why"
+  BIN="$(swift build "${FLAGS[@]}" --show-bin-path)"
+  SERVER="$BIN/crowsnest-server"
+  echo "building crowsnest-agent (scripts/build-agent.sh)..."
+  AGENT="$(scripts/build-agent.sh 2>/dev/null)" || die "the agent build failed; run scripts/build-agent.sh to see why"
+  for binary in "$SERVER" "$AGENT"; do
+    if ldd "$binary" | grep -q 'libswiftCore'; then
+      die "$binary links the Swift runtime dynamically; it would not run in the image"
+    fi
+  done
+fi
+[ -d "$BIN/crowsnest_CrowsnestServer.resources" ] || die "$BIN/crowsnest_CrowsnestServer.resources (the server's migrations) is missing"
+cp -R "$SERVER" "$BIN/crowsnest_CrowsnestServer.resources" server/dist/
+cp "$AGENT" agent/dist/crowsnest-agent
+cp "$AGENT" server/dist/agent-downloads/crowsnest-agent
+cp agent/install.sh agent/crowsnest-agent.service agent/agent.yaml server/dist/agent-downloads/
 
-docker build -t "crowsnest-server:$TAG" server || die "docker build of crowsnest-server failed"
-docker build -t "crowsnest-agent:$TAG" agent || die "docker build of crowsnest-agent failed"
-echo "built crowsnest-server:$TAG and crowsnest-agent:$TAG"
+build() {  # NAME CONTEXT
+  docker build -q --build-arg "SWIFT_RUNTIME_DIR=$RUNTIME_DIR" -t "$1:$TAG" "$2" >/dev/null \
+    || die "docker build of $1 failed; run 'docker build -t $1:$TAG $2' to see why"
+  echo "built $1:$TAG"
+}
+build crowsnest-server server
+build crowsnest-agent agent
+build crowsnest-postgres deploy/postgres
+build crowsnest-haproxy deploy/haproxy

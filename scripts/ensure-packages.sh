@@ -23,6 +23,10 @@ command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v promtool >/dev/null || missing+=(prometheus)
 # The deployment tests build their base image (Debian with systemd) with debootstrap (deploy/build-base-image.sh).
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+# The compose stack's test runs deploy/compose-replicas.yaml with Debian's docker-compose.
+[ -x /usr/bin/docker-compose ] || missing+=(docker-compose)
+# The agent-as-a-container test measures a loop-mounted ext4 disk.
+command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
 # The API conformance check installs schemathesis from PyPI into a virtual environment.
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
