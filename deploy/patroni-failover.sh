@@ -26,7 +26,7 @@ cleanup() {
 trap cleanup EXIT
 
 deploy/build-images.sh --debug >/dev/null || die "deploy/build-images.sh --debug failed"
-docker build -q -t crowsnest-patroni:latest deploy/patroni >/dev/null 2>&1 || die "docker build deploy/patroni failed"
+docker build -q -t crowsnest-patroni:latest deploy/patroni >/dev/null 2>&1 || die "docker build deploy/patroni failed (it builds on crowsnest-postgres)"
 mkdir -p "$work/deploy/patroni"
 cp deploy/compose-patroni.yaml deploy/haproxy.cfg "$work/deploy/"
 cp deploy/patroni/haproxy-primary.cfg "$work/deploy/patroni/"

@@ -106,9 +106,10 @@ public struct ServerRunner: Sendable {
             alertConfiguration.replicaID = replicaID
             let alerts = AlertJob(configuration: alertConfiguration, client: client, logger: logger)
             let alertDelivery = AlertDelivery(client: client, secretKey: secretKey, logger: logger)
+            let poolMonitor = DatabasePoolMonitor(client: pools.api, pools: pools.settings, logger: logger)
             // Started together; stopped in reverse order: jobs, coordinator, renewal, HTTP, gateway, then the pools.
             let group = ServiceGroup(configuration: .init(services: [pools.ingest, pools.api, gateway, http, renewal, coordinator,
-                                                                     housekeeping, alerts, alertDelivery],
+                                                                     housekeeping, alerts, alertDelivery, poolMonitor],
                                                           gracefulShutdownSignals: signals,
                                                           logger: logger))
             try await group.run()

@@ -1,7 +1,8 @@
 import Foundation
 import XCTest
 
-/// deploy/compose-replicas.yaml as shipped, started with Debian's docker-compose on images built here
+/// deploy/compose.yaml (one server on its embedded PostgreSQL) and deploy/compose-replicas.yaml as shipped, started
+/// with Debian's docker-compose on images built here
 /// (`deploy/build-images.sh --debug`: the base from debootstrap, no registry): two server replicas, PostgreSQL and
 /// HAProxy. An agent on this host ships through the balancer; the replica holding its session is killed, then
 /// both replicas are upgraded one after the other (SIGTERM, start). Every one-second tick is stored, exactly once.
@@ -9,6 +10,7 @@ final class ComposeEndToEndTests: XCTestCase {
     private var deployment: Deployment!
     private var directory = ""
     private var project = ""
+    private var composeFile = "compose-replicas.yaml"
     private let agentPort = freePort(), httpPort = freePort()
     private static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
@@ -23,9 +25,12 @@ final class ComposeEndToEndTests: XCTestCase {
         continueAfterFailure = false
         deployment = try Deployment()
         project = "cn" + String(UUID().uuidString.prefix(8)).lowercased()
-        directory = deployment.root + "/compose"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        for file in ["compose-replicas.yaml", "haproxy.cfg"] {
+        // deploy/ beside server/ and agent/, as in the repository (compose.yaml names ../server as its build context).
+        directory = deployment.root + "/compose/deploy"
+        for folder in [directory, deployment.root + "/compose/server", deployment.root + "/compose/agent"] {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
+        for file in ["compose-replicas.yaml", "compose.yaml", "haproxy.cfg"] {
             try FileManager.default.copyItem(atPath: Self.repository + "/deploy/" + file, toPath: directory + "/" + file)
         }
         try """
@@ -52,7 +57,7 @@ final class ComposeEndToEndTests: XCTestCase {
 
     @discardableResult
     private func compose(_ arguments: [String]) -> Shell.Result {
-        Shell.run("/usr/bin/docker-compose", ["-f", "compose-replicas.yaml", "-p", project] + arguments, currentDirectory: directory)
+        Shell.run("/usr/bin/docker-compose", ["-f", composeFile, "-p", project] + arguments, currentDirectory: directory)
     }
 
     private func sql(_ statement: String) throws -> String {
@@ -61,8 +66,8 @@ final class ComposeEndToEndTests: XCTestCase {
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    private func admin(_ arguments: [String]) throws -> [String: String] {
-        let result = compose(["exec", "-T", "replica-1", "crowsnest-server"] + arguments + ["--json"])
+    private func admin(_ arguments: [String], in service: String = "replica-1") throws -> [String: String] {
+        let result = compose(["exec", "-T", service, "crowsnest-server"] + arguments + ["--json"])
         guard result.status == 0 else { throw DeploymentError("crowsnest-server \(arguments.joined(separator: " ")): \(result.error)") }
         return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: String])
     }
@@ -107,9 +112,44 @@ final class ComposeEndToEndTests: XCTestCase {
         return counts.first { $0.1 > (lastSessionCounts[$0.0] ?? 1) }?.0
     }
 
-    func testTwoReplicasBehindHAProxyLoseNoTickWhenOneDiesOrBothAreUpgradedInTurn() throws {
+    private func buildImages() {
         let build = Shell.run(Self.repository + "/deploy/build-images.sh", ["--debug"])
         XCTAssertEqual(build.status, 0, "deploy/build-images.sh --debug: \(build.output.suffix(2000))\(build.error.suffix(2000))")
+    }
+
+    func testOneServerOnItsEmbeddedPostgreSQLKeepsItsDataAcrossARecreatedContainer() throws {
+        buildImages()
+        composeFile = "compose.yaml"
+        let up = compose(["up", "-d", "server"])
+        XCTAssertEqual(up.status, 0, up.output + up.error)
+        _ = try eventually(timeout: 120, "the server's API") { readyThroughTheBalancer() ? true : nil }
+        _ = try admin(["tenant", "create", "e2e"], in: "server")
+        deployment.apiKey = try XCTUnwrap(try admin(["apikey", "create", "--tenant", "e2e", "--role", "read"], in: "server")["key"])
+        let token = try admin(["token", "create", "--tenant", "e2e"], in: "server")
+        let enroll = Shell.run(Binaries.agent, ["enroll", "--server", "127.0.0.1:\(agentPort)", "--token", token["token"]!,
+                                                "--ca-pin", token["ca_pin"]!, "--state-dir", deployment.stateDir])
+        XCTAssertEqual(enroll.status, 0, enroll.error)
+        try deployment.startAgent(interval: 1)
+        let hosts = { () throws -> [[String: Any]] in
+            let result = Shell.run("/usr/bin/env", ["curl", "-fsS", "-m", "5", "-H", "Authorization: Bearer \(self.deployment.apiKey)",
+                                                    "http://127.0.0.1:\(self.httpPort)/api/v1/infrastructure"])
+            return (try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any])?["hosts"] as? [[String: Any]] ?? []
+        }
+        let host = try eventually(timeout: 60, "the agent's host up") { () -> String? in
+            try hosts().first { $0["state"] as? String == "up" }?["id"] as? String
+        }
+        // The container goes and a new one comes on the same volume: the database, the CA and the agent's host stay.
+        XCTAssertEqual(compose(["rm", "-s", "-f", "server"]).status, 0)
+        XCTAssertEqual(compose(["up", "-d", "server"]).status, 0)
+        _ = try eventually(timeout: 120, "the recreated server's API") { readyThroughTheBalancer() ? true : nil }
+        _ = try eventually(timeout: 60, "the same host up again, through the same CA") { () -> Bool? in
+            try hosts().contains { $0["id"] as? String == host && $0["state"] as? String == "up" } ? true : nil
+        }
+        XCTAssertEqual(try hosts().count, 1)
+    }
+
+    func testTwoReplicasBehindHAProxyLoseNoTickWhenOneDiesOrBothAreUpgradedInTurn() throws {
+        buildImages()
         let up = compose(["up", "-d"])
         XCTAssertEqual(up.status, 0, up.output + up.error)
         _ = try eventually(timeout: 120, "the API through HAProxy") { readyThroughTheBalancer() ? true : nil }

@@ -23,6 +23,14 @@ public enum ServerDatabase {
         public static let admin = PoolSettings(name: "crowsnest-admin", maximumConnections: 2,
                                                statementTimeout: .zero, lockTimeout: .seconds(60))
 
+        /// The same settings, with the replica's tag in the application name (`crowsnest-ingest:3f2a9c1d`), so this
+        /// replica's connections can be told from the others' in `pg_stat_activity`.
+        func tagged(_ replicaTag: String) -> PoolSettings {
+            var settings = self
+            settings.name = "\(name):\(replicaTag)"
+            return settings
+        }
+
         func apply(to configuration: PostgresClient.Configuration) -> PostgresClient.Configuration {
             var configuration = configuration
             configuration.options.maximumConnections = maximumConnections
@@ -44,6 +52,8 @@ public enum ServerDatabase {
     public struct Pools: Sendable {
         public let ingest: PostgresClient
         public let api: PostgresClient
+        /// Each pool's settings as applied (its application name carries this replica's tag), by pool name.
+        public var settings: [String: PoolSettings] = [:]
     }
 
     /// Runs `body` with a migrated database (one client, administrative settings); an embedded cluster this call
@@ -62,8 +72,11 @@ public enum ServerDatabase {
                                               _ body: @Sendable (_ admin: PostgresClient, _ pools: Pools) async throws -> T) async throws -> T {
         // The administrative client (no short statement timeout) runs the migrations.
         try await withClients(configuration, settings: [.admin], logger: logger) { clients, base in
-            let pools = Pools(ingest: PostgresClient(configuration: PoolSettings.ingest.apply(to: base), backgroundLogger: logger),
-                              api: PostgresClient(configuration: PoolSettings.api.apply(to: base), backgroundLogger: logger))
+            let tag = String(UUID().uuidString.prefix(8)).lowercased()
+            let ingest = PoolSettings.ingest.tagged(tag), api = PoolSettings.api.tagged(tag)
+            let pools = Pools(ingest: PostgresClient(configuration: ingest.apply(to: base), backgroundLogger: logger),
+                              api: PostgresClient(configuration: api.apply(to: base), backgroundLogger: logger),
+                              settings: ["ingest": ingest, "api": api])
             return try await body(clients[0], pools)
         }
     }

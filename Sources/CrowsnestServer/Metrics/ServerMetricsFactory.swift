@@ -109,6 +109,10 @@ public enum ServerMetricNames {
                                                                 help: "Check coordinator rounds that failed (the database was unreachable, a lease was lost)."),
         "crowsnest_job_lease_held": Known(name: "crowsnest_job_lease_held", unit: "",
                                           help: "1 while this replica holds the singleton job's lease (job:housekeeping, job:alerts), else 0."),
+        "crowsnest_database_pool_connections": Known(name: "crowsnest_database_pool_connections", unit: "",
+                                                     help: "Connections of this replica's database pools, by pool and state, as pg_stat_activity shows them."),
+        "crowsnest_database_pool_connections_max": Known(name: "crowsnest_database_pool_connections_max", unit: "",
+                                                         help: "The most connections each of this replica's database pools opens."),
         "crowsnest_alert_notifications_total": Known(name: "crowsnest_alert_notifications", unit: "total",
                                                      help: "Alert notifications this replica handled, by outcome: delivered, retried, given_up."),
         // Hummingbird's MetricsMiddleware.

@@ -30,4 +30,23 @@ final class PoolSettingsTests: XCTestCase {
             }
         }
     }
+
+    func testThePoolMonitorCountsThisReplicasConnectionsByPoolAndState() async throws {
+        try await TestPostgres.withTestDatabaseConfiguration { _, configuration in
+            let mine = ServerDatabase.PoolSettings.api.tagged("replica1"), other = ServerDatabase.PoolSettings.api.tagged("replica2")
+            XCTAssertEqual(mine.name, "crowsnest-api:replica1")
+            try await TestPostgres.withRunningClient(other.apply(to: configuration)) { otherReplica in
+                _ = try await otherReplica.query("SELECT 1").collect()  // another replica's connection, idle now
+                try await TestPostgres.withRunningClient(mine.apply(to: configuration)) { api in
+                    let counts = try await DatabasePoolMonitor.connections(client: api, applicationNames: ["api": mine.name],
+                                                                           logger: TestPostgres.logger)
+                    XCTAssertEqual(counts["api"]?["active"], 1, "the monitor's own query: \(counts)")
+                    XCTAssertEqual(counts["api"]?.values.reduce(0, +), 1, "the other replica's connection is not counted: \(counts)")
+                    let both = try await DatabasePoolMonitor.connections(client: api, applicationNames: ["api": mine.name, "other": other.name],
+                                                                         logger: TestPostgres.logger)
+                    XCTAssertEqual(both["other"]?["idle"], 1, "\(both)")
+                }
+            }
+        }
+    }
 }
