@@ -2,7 +2,7 @@
 # Installs, upgrades or removes the Crowsnest agent on a systemd host with Docker. Run as root.
 #
 #   install.sh [install] [--binary PATH] [--server HOST:PORT[,HOST:PORT...]] [--ca-pin sha256:HEX]
-#              [--as-root] [--no-start]
+#              [--as-root | --as-user] [--no-start]
 #   install.sh uninstall
 #
 # The usual way in is the line 'crowsnest-server token create --tenant NAME' prints: it downloads this script
@@ -20,7 +20,8 @@
 # this script) and the agent.yaml and crowsnest-agent.service next to it are installed; --server and --ca-pin
 # enroll (the token again from CROWSNEST_ENROLLMENT_TOKEN, never from the command line).
 #   --as-root    run the agent as root with only CAP_DAC_READ_SEARCH instead of the crowsnest-agent user (see
-#                the unit file for the trade-off).
+#                the unit file for the trade-off); --as-user the other way. Without either, a host keeps the way
+#                it runs now (a new install: the crowsnest-agent user).
 #   --no-start   install and enable, but do not start or restart.
 # Needs only POSIX sh, curl or wget, sha256sum, useradd and systemctl.
 set -eu
@@ -50,7 +51,7 @@ placeholder() { case "$1" in @@*@@) return 0 ;; *) return 1 ;; esac; }
 
 ACTION=install
 BINARY=""
-AS_ROOT=0
+MODE=""
 START=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -60,9 +61,10 @@ while [ $# -gt 0 ]; do
       case "$1" in --binary) BINARY=$2 ;; --server) AGENT_SERVERS=$2 ;; --ca-pin) CA_PIN=$2 ;; esac
       shift 2 ;;
     --token|--token=*) die "the enrollment token is read from CROWSNEST_ENROLLMENT_TOKEN, never from the command line (where every user of the host can read it)" ;;
-    --as-root) AS_ROOT=1; shift ;;
+    --as-root) MODE=root; shift ;;
+    --as-user) MODE=user; shift ;;
     --no-start) START=0; shift ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (try --help)" ;;
   esac
 done
@@ -71,12 +73,11 @@ placeholder "$AGENT_SERVERS" && AGENT_SERVERS=""
 placeholder "$CA_PIN" && CA_PIN=""
 
 [ "$(id -u)" -eq 0 ] || die "run as root (e.g. with sudo -E, so that CROWSNEST_ENROLLMENT_TOKEN is kept)"
-if [ ! -d /run/systemd/system ] || ! command -v systemctl >/dev/null 2>&1; then
-  die "systemd is not running on this host; run the agent as a container instead (see deploy/README.md)"
-fi
+SYSTEMD=0
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then SYSTEMD=1; fi
 
 uninstall() {
-  if systemctl list-unit-files "$UNIT_NAME" >/dev/null 2>&1 && [ -f "$UNIT" ]; then
+  if [ "$SYSTEMD" -eq 1 ] && [ -f "$UNIT" ]; then
     systemctl disable --now --quiet "$UNIT_NAME" 2>/dev/null || true
   fi
   removed=""
@@ -84,25 +85,34 @@ uninstall() {
     if [ -e "$path" ]; then rm -rf "$path" && removed="$removed $path"; fi
   done
   rmdir /etc/crowsnest 2>/dev/null || true
-  systemctl daemon-reload 2>/dev/null || true
-  systemctl reset-failed "$UNIT_NAME" >/dev/null 2>&1 || true
+  if [ "$SYSTEMD" -eq 1 ]; then
+    systemctl daemon-reload 2>/dev/null || true
+    systemctl reset-failed "$UNIT_NAME" >/dev/null 2>&1 || true
+  fi
   if id -u "$SERVICE_USER" >/dev/null 2>&1; then
     userdel "$SERVICE_USER" >/dev/null 2>&1 || die "cannot remove the user $SERVICE_USER (userdel failed)"
     removed="$removed user:$SERVICE_USER"
+  fi
+  if getent group crowsnest-docker >/dev/null 2>&1; then
+    groupdel crowsnest-docker >/dev/null 2>&1 && removed="$removed group:crowsnest-docker"
   fi
   if [ -n "$removed" ]; then note "removed$removed"; else note "the agent is not installed here; nothing to remove"; fi
   note "the host stays listed on the server; revoke its agent there to refuse its certificate"
 }
 if [ "$ACTION" = uninstall ]; then uninstall; exit 0; fi
+[ "$SYSTEMD" -eq 1 ] || die "systemd is not running on this host; run the agent as a container instead (see deploy/README.md)"
 
 [ -S "$DOCKER_SOCKET" ] || die "no Docker socket at $DOCKER_SOCKET: install and start Docker first (the agent monitors its containers)"
-WORK=$(mktemp -d /tmp/crowsnest-install.XXXXXX) || die "cannot create a temporary directory under /tmp"
-trap 'rm -rf "$WORK"' EXIT
+# Staged under /var/lib, not /tmp: the downloaded binary is run once (--version) and /tmp is often noexec.
+mkdir -p /var/lib/crowsnest-install && chmod 0700 /var/lib/crowsnest-install \
+  || die "cannot create /var/lib/crowsnest-install"
+WORK=$(mktemp -d /var/lib/crowsnest-install/run.XXXXXX) || die "cannot create a directory under /var/lib/crowsnest-install"
+trap 'rm -rf "$WORK"; rmdir /var/lib/crowsnest-install 2>/dev/null || true' EXIT
 
 # Where the files come from: the server this script was downloaded from, or the script's own directory.
 fetch() {  # URL FILE
   if command -v curl >/dev/null 2>&1; then
-    curl -fsS --retry 2 --connect-timeout 10 -o "$2" "$1" 2>"$WORK/fetch.err" \
+    curl -fsSL --retry 2 --connect-timeout 10 -o "$2" "$1" 2>"$WORK/fetch.err" \
       || die "cannot download $1 (no route to the server, or it refused): $(tail -n 1 "$WORK/fetch.err")"
   elif command -v wget >/dev/null 2>&1; then
     wget -q -T 10 -t 2 -O "$2" "$1" 2>"$WORK/fetch.err" \
@@ -145,6 +155,17 @@ fi
 VERSION=$("$SOURCE/crowsnest-agent" --version 2>&1) \
   || die "the agent binary does not run on this host (another architecture, or built without --static-swift-stdlib): $(echo "$VERSION" | head -n 1)"
 
+# How the agent runs: as asked, else as it runs now (a unit without the drop-in: root), else (new) as its user.
+if [ -z "$MODE" ]; then
+  if [ -f "$UNIT" ] && [ ! -f "$DROPIN" ]; then MODE=root; else MODE=user; fi
+fi
+# Everything that can refuse is checked before any file changes.
+if [ "$MODE" = user ]; then
+  SOCKET_GID=$(stat -c %g "$DOCKER_SOCKET") || die "cannot read the owner of $DOCKER_SOCKET"
+  [ "$SOCKET_GID" != 0 ] || die "$DOCKER_SOCKET belongs to group root, so only root can use it; run this again with --as-root, or give the socket a docker group"
+  command -v useradd >/dev/null 2>&1 || die "useradd is missing (install the passwd package)"
+fi
+
 CHANGED=0
 UNIT_CHANGED=0
 put() {  # SOURCE TARGET MODE: replaces TARGET through a rename unless identical; returns 1 when unchanged
@@ -163,9 +184,7 @@ if put "$SOURCE/$UNIT_NAME" "$UNIT" 0644; then UNIT_CHANGED=1; note "installed $
 
 # The service user, in the group that owns the Docker socket (which gives it Docker access: that is
 # root-equivalent on any host, see the unit file).
-if [ "$AS_ROOT" -eq 0 ]; then
-  SOCKET_GID=$(stat -c %g "$DOCKER_SOCKET") || die "cannot read the owner of $DOCKER_SOCKET"
-  [ "$SOCKET_GID" != 0 ] || die "$DOCKER_SOCKET belongs to group root, so only root can use it; run this again with --as-root, or give the socket a docker group"
+if [ "$MODE" = user ]; then
   SOCKET_GROUP=$(getent group "$SOCKET_GID" | cut -d: -f1)
   if [ -z "$SOCKET_GROUP" ]; then
     # The socket's group has no name here (e.g. a socket shared into a container): name it.
@@ -179,7 +198,7 @@ if [ "$AS_ROOT" -eq 0 ]; then
   fi
   cat >"$WORK/dropin" <<EOF
 # Written by install.sh: the agent runs as $SERVICE_USER with Docker access through the group $SOCKET_GROUP.
-# Delete this file (then systemctl daemon-reload) to run it as root with CAP_DAC_READ_SEARCH instead.
+# Delete this file (then systemctl daemon-reload), or run install.sh --as-root, to run it as root instead.
 [Service]
 User=$SERVICE_USER
 Group=$SERVICE_USER
@@ -210,7 +229,7 @@ else
   note "$(tail -n 1 "$WORK/enroll.out")"
   CHANGED=1
 fi
-if [ "$AS_ROOT" -eq 0 ]; then
+if [ "$MODE" = user ]; then
   chown -R "$SERVICE_USER:$SERVICE_USER" "$STATE_DIR" || die "cannot hand $STATE_DIR to $SERVICE_USER"
 fi
 

@@ -14,6 +14,8 @@ repo=$(pwd)
 work=$(mktemp -d /tmp/cn-patroni-XXXXXX)
 chmod 755 "$work"
 project="cnha$$"
+# Images under a tag of this run only: debug builds must never replace the release images tagged latest.
+tag="failover-$$"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 agent_port=$(port); http_port=$(port)
 compose() { (cd "$work/deploy" && docker-compose -f compose-patroni.yaml -p "$project" "$@"); }
@@ -21,12 +23,15 @@ agent_pid=""
 cleanup() {
   [ -n "$agent_pid" ] && kill -9 "$agent_pid" 2>/dev/null
   compose down -v -t 5 >/dev/null 2>&1 || true
+  docker rmi "crowsnest-server:$tag" "crowsnest-agent:$tag" "crowsnest-postgres:$tag" "crowsnest-haproxy:$tag" \
+    "crowsnest-patroni:$tag" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-deploy/build-images.sh --debug >/dev/null || die "deploy/build-images.sh --debug failed"
-docker build -q -t crowsnest-patroni:latest deploy/patroni >/dev/null 2>&1 || die "docker build deploy/patroni failed (it builds on crowsnest-postgres)"
+deploy/build-images.sh --debug "$tag" >/dev/null || die "deploy/build-images.sh --debug failed"
+docker build -q --build-arg "POSTGRES_IMAGE=crowsnest-postgres:$tag" -t "crowsnest-patroni:$tag" deploy/patroni >/dev/null 2>&1 \
+  || die "docker build deploy/patroni failed (it builds on crowsnest-postgres)"
 mkdir -p "$work/deploy/patroni"
 cp deploy/compose-patroni.yaml deploy/haproxy.cfg "$work/deploy/"
 cp deploy/patroni/haproxy-primary.cfg "$work/deploy/patroni/"
@@ -38,6 +43,7 @@ CROWSNEST_SERVER_NAMES=localhost,127.0.0.1
 CROWSNEST_AGENT_PUBLISH=127.0.0.1:$agent_port
 CROWSNEST_HTTP_PUBLISH=127.0.0.1:$http_port
 CROWSNEST_AGENT_ADDRESS=127.0.0.1:$agent_port
+CROWSNEST_TAG=$tag
 ENV
 (umask 077; openssl rand -hex 32 >"$work/deploy/secret.key"); chown 10001:10001 "$work/deploy/secret.key"
 compose up -d >/dev/null 2>&1 || die "docker-compose up failed: $(compose up -d 2>&1 | tail -3)"

@@ -12,6 +12,8 @@ final class ComposeEndToEndTests: XCTestCase {
     private var project = ""
     private var composeFile = "compose-replicas.yaml"
     private let agentPort = freePort(), httpPort = freePort()
+    /// The debug images go under their own tag, never over the release images tagged latest.
+    private static let imageTag = "e2e-debug"
     private static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
 
@@ -39,6 +41,7 @@ final class ComposeEndToEndTests: XCTestCase {
             CROWSNEST_AGENT_PUBLISH=127.0.0.1:\(agentPort)
             CROWSNEST_HTTP_PUBLISH=127.0.0.1:\(httpPort)
             CROWSNEST_AGENT_ADDRESS=127.0.0.1:\(agentPort)
+            CROWSNEST_TAG=\(Self.imageTag)
 
             """.write(toFile: directory + "/.env", atomically: true, encoding: .utf8)
         let key = Shell.run("/usr/bin/env", ["sh", "-c", "umask 077; openssl rand -hex 32 > secret.key && chown 10001:10001 secret.key"],
@@ -113,7 +116,7 @@ final class ComposeEndToEndTests: XCTestCase {
     }
 
     private func buildImages() {
-        let build = Shell.run(Self.repository + "/deploy/build-images.sh", ["--debug"])
+        let build = Shell.run(Self.repository + "/deploy/build-images.sh", ["--debug", Self.imageTag])
         XCTAssertEqual(build.status, 0, "deploy/build-images.sh --debug: \(build.output.suffix(2000))\(build.error.suffix(2000))")
     }
 

@@ -65,6 +65,8 @@ final class InstallEndToEndTests: BaseImageContainerTestCase {
         let first = inMachine(line)
         XCTAssertEqual(first.status, 0, "install failed:\n\(first.output)\(first.error)")
         XCTAssertTrue(first.output.contains("started crowsnest-agent.service"), first.output)
+        XCTAssertEqual(inMachine("ls /tmp/tmp.* 2>/dev/null | wc -l").output.trimmingCharacters(in: .whitespacesAndNewlines), "0",
+                       "the downloaded script is removed")
         let host = try eventually(timeout: 60, "the new host in the inventory") { () -> [String: Any]? in
             let hosts = try deployment.http("/api/v1/infrastructure").json["hosts"] as? [[String: Any]] ?? []
             return hosts.first { $0["hostname"] as? String == hostname && $0["state"] as? String == "up" }

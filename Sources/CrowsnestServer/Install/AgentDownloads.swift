@@ -102,15 +102,15 @@ public struct AgentDownloads: Sendable {
 }
 
 /// The line `token create` prints for a new host: download `install.sh` (curl, else wget) into a private
-/// temporary file, check its SHA-256, and run it with the enrollment token in the environment (never on a
-/// command line, where every user of the host could read it).
+/// temporary file, check its SHA-256, run it with the enrollment token in the environment (never on a
+/// command line, where every user of the host could read it), remove the file, and end with the script's status.
 public enum InstallLine {
     public static func line(publicURL: String, scriptSHA256: String, token: String) -> String {
         let base = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
         let url = "'" + base.replacingOccurrences(of: "'", with: "") + "/install.sh'"
         return "f=$(mktemp) && { curl -fsSL \(url) || wget -qO- \(url); } > \"$f\" && "
             + "echo '\(scriptSHA256)  '\"$f\" | sha256sum -c --quiet - && "
-            + "CROWSNEST_ENROLLMENT_TOKEN='\(token)' sh \"$f\""
+            + "CROWSNEST_ENROLLMENT_TOKEN='\(token)' sh \"$f\"; s=$?; rm -f \"$f\"; [ $s -eq 0 ]"
     }
 }
 

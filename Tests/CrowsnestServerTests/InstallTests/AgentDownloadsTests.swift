@@ -63,6 +63,7 @@ final class AgentDownloadsTests: XCTestCase {
     func testTheLineChecksTheScriptBeforeRunningItAndKeepsTheTokenOffTheCommandLine() {
         let line = InstallLine.line(publicURL: "https://m.example.com/", scriptSHA256: "ab12", token: "cne_0123")
         XCTAssertEqual(line, "f=$(mktemp) && { curl -fsSL 'https://m.example.com/install.sh' || wget -qO- 'https://m.example.com/install.sh'; }"
-            + " > \"$f\" && echo 'ab12  '\"$f\" | sha256sum -c --quiet - && CROWSNEST_ENROLLMENT_TOKEN='cne_0123' sh \"$f\"")
+            + " > \"$f\" && echo 'ab12  '\"$f\" | sha256sum -c --quiet - && CROWSNEST_ENROLLMENT_TOKEN='cne_0123' sh \"$f\";"
+            + " s=$?; rm -f \"$f\"; [ $s -eq 0 ]")
     }
 }
