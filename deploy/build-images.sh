@@ -21,9 +21,12 @@ rm -rf server/dist agent/dist
 mkdir -p server/dist/swift-runtime server/dist/agent-downloads agent/dist/swift-runtime
 RUNTIME_DIR=/opt/swift/usr/lib/swift/linux
 if [ "$DEBUG" -eq 1 ]; then
-  swift build --product crowsnest-server >/dev/null || die "swift build failed; run 'swift build' to see why"
-  swift build --product crowsnest-agent >/dev/null || die "swift build failed; run 'swift build' to see why"
-  BIN="$(swift build --show-bin-path)"
+  # The debug binaries as they are (swift build, or swift build --build-tests): building here with other flags
+  # than the test build's would rebuild everything and replace the binaries the tests are running.
+  BIN="${CROWSNEST_BIN_DIR:-.build/debug}"
+  for binary in crowsnest-server crowsnest-agent; do
+    [ -x "$BIN/$binary" ] || die "$BIN/$binary is missing: run 'swift build' first (or set CROWSNEST_BIN_DIR)"
+  done
   SERVER="$BIN/crowsnest-server"
   AGENT="$BIN/crowsnest-agent"
   # The runtime libraries the binaries load from the toolchain, at the path their RUNPATH names.
