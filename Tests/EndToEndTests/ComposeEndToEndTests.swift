@@ -14,8 +14,7 @@ final class ComposeEndToEndTests: XCTestCase {
     private let agentPort = freePort(), httpPort = freePort()
     /// The debug images go under their own tag, never over the release images tagged latest.
     private static let imageTag = "e2e-debug"
-    private static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
+    private static let repository = repositoryRoot
 
     override func setUpWithError() throws {
         try requireServices()

@@ -4,8 +4,7 @@ import XCTest
 /// deploy/kubernetes validated with kubernetes-validate (PyPI) through scripts/validate-kubernetes.sh, strictly,
 /// and a broken copy refused, so the check is known to look.
 final class DeploymentManifestTests: XCTestCase {
-    private static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
+    private static let repository = repositoryRoot
 
     private func validate(_ directory: String) -> Shell.Result {
         Shell.run(Self.repository + "/scripts/validate-kubernetes.sh", [directory])

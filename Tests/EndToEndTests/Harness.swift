@@ -25,6 +25,10 @@ func requireServices(file: StaticString = #filePath, line: UInt = #line) throws 
     throw XCTSkip("end-to-end tests skipped, missing: \(reason)")
 }
 
+/// The repository's root (scripts, deploy/, agent/), from this file's place in it.
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
 /// Base image of the deployment tests, built by `deploy/build-base-image.sh` (debootstrap, systemd, curl).
 let baseImage = "crowsnest-base:bookworm"
 
@@ -279,9 +283,7 @@ final class Deployment: @unchecked Sendable {
     /// server), with one secret key file for all of them. Call before `startServer`.
     func useStandaloneDatabase() throws {
         let directory = root + "/database", port = freePort()
-        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().path
-        let started = Shell.run(repository + "/scripts/start-postgres-peer.sh", ["start", directory, "\(port)"])
+        let started = Shell.run(repositoryRoot + "/scripts/start-postgres-peer.sh", ["start", directory, "\(port)"])
         guard started.status == 0 else { throw DeploymentError("standalone PostgreSQL: \(started.error)") }
         standaloneDatabase = (directory, port)
         let keyFile = root + "/secret.key"
@@ -359,9 +361,7 @@ final class Deployment: @unchecked Sendable {
             for _ in 0..<100 where kill(pid, 0) == 0 { usleep(100_000) }
         }
         if let (directory, _) = standaloneDatabase {
-            let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().path
-            Shell.run(repository + "/scripts/start-postgres-peer.sh", ["stop", directory])
+            Shell.run(repositoryRoot + "/scripts/start-postgres-peer.sh", ["stop", directory])
         }
         if ProcessInfo.processInfo.environment["CROWSNEST_KEEP_E2E"] == nil {
             try? FileManager.default.removeItem(atPath: root)

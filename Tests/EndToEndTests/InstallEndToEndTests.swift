@@ -23,10 +23,8 @@ final class InstallEndToEndTests: BaseImageContainerTestCase {
         XCTAssertFalse(gateway.isEmpty, "no gateway address for Docker's bridge network")
         let downloads = deployment.root + "/agent-downloads"
         try FileManager.default.createDirectory(atPath: downloads, withIntermediateDirectories: true)
-        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().path
         for file in ["install.sh", "crowsnest-agent.service", "agent.yaml"] {
-            try FileManager.default.copyItem(atPath: repository + "/agent/" + file, toPath: downloads + "/" + file)
+            try FileManager.default.copyItem(atPath: repositoryRoot + "/agent/" + file, toPath: downloads + "/" + file)
         }
         try FileManager.default.copyItem(atPath: Binaries.agent, toPath: downloads + "/crowsnest-agent")
         let publicURL = "http://\(gateway):\(deployment.httpPort)"

@@ -303,22 +303,20 @@ final class GatewayTests: XCTestCase {
     }
 
     func testAtGracefulShutdownWhatArrivedIsStoredAndAcknowledgedThenTheAgentIsToldToMoveOn() async throws {
-        do {
-            try await withGateway { gateway in
-                let tenantID = try await gateway.createTenant()
-                let agent = try await gateway.enrolledAgent(tenantID: tenantID)
-                try await gateway.connect(tls: agent.tls) { wire in
-                    guard try await establish(&wire) != nil else { return }
-                    try await wire.send(batch(seq: 1))
-                    try await wire.send(batch(seq: 2, tsMillis: 1_710_072_001_000))
-                    // Both batches are on the server's side of the connection when the shutdown begins.
-                    try await Task.sleep(for: .milliseconds(300))
-                    gateway.shutdown.triggerGracefulShutdown()
-                    let frames = await framesUntilTheEnd(&wire)
-                    XCTAssertEqual(frames, ["ack 1", "ack 2", "goodbye shuttingDown: this server is shutting down; connect to another one"])
-                    let committed = try await count(gateway.client, "SELECT committed_seq FROM agents WHERE id = \(agent.agentID)")
-                    XCTAssertEqual(committed, 2, "every acknowledged batch is stored")
-                }
+        try await withGateway { gateway in
+            let tenantID = try await gateway.createTenant()
+            let agent = try await gateway.enrolledAgent(tenantID: tenantID)
+            try await gateway.connect(tls: agent.tls) { wire in
+                guard try await establish(&wire) != nil else { return }
+                try await wire.send(batch(seq: 1))
+                try await wire.send(batch(seq: 2, tsMillis: 1_710_072_001_000))
+                // Both batches are on the server's side of the connection when the shutdown begins.
+                try await Task.sleep(for: .milliseconds(300))
+                gateway.shutdown.triggerGracefulShutdown()
+                let frames = await framesUntilTheEnd(&wire)
+                XCTAssertEqual(frames, ["ack 1", "ack 2", "goodbye shuttingDown: this server is shutting down; connect to another one"])
+                let committed = try await count(gateway.client, "SELECT committed_seq FROM agents WHERE id = \(agent.agentID)")
+                XCTAssertEqual(committed, 2, "every acknowledged batch is stored")
             }
         }
     }
