@@ -1,3 +1,4 @@
+import CrowsnestAgent
 import CrowsnestProbes
 import CrowsnestWire
 import Foundation
@@ -15,14 +16,17 @@ struct ProbeBenchmark {
         let prober = Prober()
         let guardAgent = AddressGuard(runner: .agent)
         let failures = Failures()
+        // As the agent's CheckRunner does: the pacing and every run on one of the prober's event loops, its
+        // timers those of the loop (EventLoopClock), so no other thread is woken per probe.
+        let executor = prober.makeExecutor()
         func fire(for seconds: Double) async -> Int {
             let count = Int(seconds * rate)
             let start = ContinuousClock.now
             await withTaskGroup(of: Void.self) { group in
                 for index in 0..<count {
                     let due = start + .milliseconds(Int64(Double(index) * 1000 / rate))
-                    try? await Task.sleep(until: due, clock: .continuous)
-                    group.addTask {
+                    try? await EventLoopClock().sleep(until: due)
+                    group.addTask(executorPreference: executor) {
                         let outcome = await prober.run(type: type, target: target, options: [:], timeout: .seconds(5),
                                                        addressGuard: guardAgent)
                         if !outcome.ok, type == "http" { await failures.add(outcome.error) }
@@ -31,10 +35,12 @@ struct ProbeBenchmark {
             }
             return count
         }
-        _ = await fire(for: warmup)
-        let before = Self.cpuSeconds()
-        let probes = await fire(for: duration)
-        let cpu = Self.cpuSeconds() - before
+        let (probes, cpu) = await withTaskExecutorPreference(executor) {
+            _ = await fire(for: warmup)
+            let before = Self.cpuSeconds()
+            let probes = await fire(for: duration)
+            return (probes, Self.cpuSeconds() - before)
+        }
         let failed = await failures.count
         print(String(format: "\(type) probes: %d at %.0f/s, %d failed; CPU %.3f s = %.3f s per 1,000 probes",
                      probes, rate, failed, cpu, cpu / Double(probes) * 1000))

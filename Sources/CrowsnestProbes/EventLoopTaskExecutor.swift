@@ -10,6 +10,7 @@ final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
+        // From the loop's own thread this queues without waking anything.
         eventLoop.execute {
             job.runSynchronously(on: self.asUnownedTaskExecutor())
         }

@@ -22,20 +22,19 @@ public struct GuardedResolver: Sendable {
     /// The checked addresses of `host` at `port`, in the resolver's order; throws `ProbeFailure` with the reason
     /// when the name does not resolve or an address is refused.
     public func resolve(host: String, port: Int) async throws -> [SocketAddress] {
-        let addresses: [SocketAddress]
-        if IPAddress(host) != nil {
-            addresses = [try SocketAddress(ipAddress: host, port: port)]
-        } else {
-            addresses = try await Self.lookUp(host: host, port: port)
+        if let literal = IPAddress(host) {
+            // An address, not a name: judged as written, no lookup.
+            if let refusal = addressGuard.refusal(for: literal) { throw ProbeFailure(refusal) }
+            return [try SocketAddress(ipAddress: host, port: port)]
         }
+        let addresses = try await Self.lookUp(host: host, port: port)
         guard !addresses.isEmpty else { throw ProbeFailure("\(host) resolves to no address") }
         for address in addresses {
             guard let bytes = IPNetwork.bytes(of: address), let ip = IPAddress(bytes: bytes) else {
                 throw ProbeFailure("\(host) resolves to \(address), which is not an IP address")
             }
             if let refusal = addressGuard.refusal(for: ip) {
-                let name = IPAddress(host) == nil ? "\(host) resolves to \(ip.text): " : ""
-                throw ProbeFailure(name + refusal)
+                throw ProbeFailure("\(host) resolves to \(ip.text): " + refusal)
             }
         }
         return addresses

@@ -122,19 +122,21 @@ struct HTTPProber: Sendable {
         let context = url.isTLS ? try (verifyTLS ? tls.verifyingContext() : tls.inspectingContext()) : nil
         let recorder = url.isTLS && !verifyTLS ? PeerChainRecorder() : nil
         let serverName = IPAddress(url.host) == nil ? url.host : nil
-        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: url.pathAndQuery)
-        head.headers.add(name: "Host", value: url.hostHeader)
-        head.headers.add(name: "User-Agent", value: Self.userAgent)
-        head.headers.add(name: "Connection", value: "close")
+        var requestHeaders: [(String, String)] = [("Host", url.hostHeader), ("User-Agent", Self.userAgent), ("Connection", "close")]
         if let userInfo = url.userInfo {
-            head.headers.add(name: "Authorization", value: "Basic " + Data(Self.percentDecoded(userInfo).utf8).base64EncodedString())
+            requestHeaders.append(("Authorization", "Basic " + Data(Self.percentDecoded(userInfo).utf8).base64EncodedString()))
         }
-        for (name, value) in headers { head.headers.replaceOrAdd(name: name, value: value) }
-        if let body { head.headers.replaceOrAdd(name: "Content-Length", value: "\(body.utf8.count)") }
-        var request: [HTTPClientRequestPart] = [.head(head)]
-        if let body { request.append(.body(.byteBuffer(ByteBuffer(string: body)))) }
-        request.append(.end(nil))
-        let parts = request
+        // The check's own headers replace the defaults of the same name (case-insensitively).
+        for (name, value) in headers {
+            requestHeaders.removeAll { $0.0.lowercased() == name.lowercased() }
+            requestHeaders.append((name, value))
+        }
+        if let body {
+            requestHeaders.removeAll { $0.0.lowercased() == "content-length" }
+            requestHeaders.append(("Content-Length", "\(body.utf8.count)"))
+        }
+        let request = try HTTPRequestBytes.make(method: method, pathAndQuery: url.pathAndQuery, headers: requestHeaders, body: body)
+        let isHEAD = method == "HEAD"
         // A plain handler, not an async channel: the request goes out when the connection is up and the response
         // completes one future, with no per-part hops between the event loop and the task (probes are frequent).
         let ((channel, answer), _) = try await dialer.connect(to: addresses, deadline: deadline) { channel in
@@ -143,8 +145,7 @@ struct HTTPProber: Sendable {
                     try channel.pipeline.syncOperations.addHandler(
                         ProbeTLS.clientHandler(context: context, serverName: serverName, recorder: recorder))
                 }
-                try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                let collector = HTTPExchangeHandler(request: parts, isHEAD: method == "HEAD", maximumBodyBytes: Self.maximumBodyBytes,
+                let collector = HTTPExchangeHandler(request: request, isHEAD: isHEAD, maximumBodyBytes: Self.maximumBodyBytes,
                                                     promise: channel.eventLoop.makePromise())
                 try channel.pipeline.syncOperations.addHandler(collector)
                 return (channel, collector.response)
@@ -177,12 +178,12 @@ struct HTTPProber: Sendable {
     }
 }
 
-/// Sends one HTTP request when the connection is up and collects the response: the final head (1xx answers
-/// skipped), the body up to a limit. Completes when the response ends, the limit is reached, or the connection
-/// closes (status 0 when no answer came); fails on a connection error.
+/// Sends one HTTP request when the connection is up and reads the response with `HTTPResponseParser`: the final
+/// head (1xx answers skipped), the body up to a limit. Completes when the response ends, the limit is reached, or
+/// the connection closes (status 0 when no answer came); fails on a connection error or a malformed response.
 final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     struct Collected: Sendable {
         var status = 0
@@ -190,47 +191,44 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
         var body: [UInt8] = []
     }
 
-    private let request: [HTTPClientRequestPart]
-    private let isHEAD: Bool
-    private let maximumBodyBytes: Int
+    private let request: ByteBuffer
+    private var parser: HTTPResponseParser
     private let promise: EventLoopPromise<Collected>
-    private var collected = Collected()
     private var done = false
 
-    init(request: [HTTPClientRequestPart], isHEAD: Bool, maximumBodyBytes: Int, promise: EventLoopPromise<Collected>) {
+    init(request: ByteBuffer, isHEAD: Bool, maximumBodyBytes: Int, promise: EventLoopPromise<Collected>) {
         self.request = request
-        self.isHEAD = isHEAD
-        self.maximumBodyBytes = maximumBodyBytes
+        self.parser = HTTPResponseParser(isHEAD: isHEAD, maximumBodyBytes: maximumBodyBytes)
         self.promise = promise
     }
 
     var response: EventLoopFuture<Collected> { promise.futureResult }
 
     func channelActive(context: ChannelHandlerContext) {
-        for part in request { context.write(wrapOutboundOut(part), promise: nil) }
-        context.flush()
+        context.writeAndFlush(wrapOutboundOut(request), promise: nil)
         context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !done else { return }
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            // 1xx answers (100 Continue) come before the real one.
-            if head.status.code < 200 && head.status.code != 101 { return }
-            collected.status = Int(head.status.code)
-            collected.headers = head.headers
-            if isHEAD { finish(context) }
-        case .body(let buffer):
-            collected.body += buffer.readableBytesView.prefix(maximumBodyBytes - collected.body.count)
-            if collected.body.count >= maximumBodyBytes { finish(context) }
-        case .end:
-            finish(context)
+        let buffer = unwrapInboundIn(data)
+        do {
+            let complete = try buffer.withUnsafeReadableBytes { try parser.feed($0) }
+            if complete { finish(context) }
+        } catch {
+            fail(context, error)
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        finish(context)
+        if !done {
+            do {
+                _ = try parser.finishAtClose()
+                finish(context)
+            } catch {
+                fail(context, error)
+            }
+        }
         context.fireChannelInactive()
     }
 
@@ -240,6 +238,10 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(context, error)
+    }
+
+    private func fail(_ context: ChannelHandlerContext, _ error: any Error) {
         if !done {
             done = true
             promise.fail(error)
@@ -250,6 +252,6 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
     private func finish(_ context: ChannelHandlerContext) {
         guard !done else { return }
         done = true
-        promise.succeed(collected)
+        promise.succeed(Collected(status: parser.status, headers: parser.headers, body: parser.body))
     }
 }

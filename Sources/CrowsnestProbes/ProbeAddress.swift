@@ -5,27 +5,32 @@ public struct ProbeHostPort: Sendable, Equatable, CustomStringConvertible {
 
     /// `defaultPort` applies when the text has none; without one the port is required.
     public init(_ text: String, defaultPort: Int? = nil) throws {
-        let host: String
+        // Scanned as UTF-8 bytes (every delimiter is ASCII, so each index found is a character boundary): check
+        // runs parse their target every time, and character-wise scanning was a visible part of a probe's CPU.
+        let bytes = text.utf8
+        let host: Substring
         let portText: Substring?
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]") else { throw ProbeFailure("target \"\(text)\" has an unclosed [") }
-            host = String(text[text.index(after: text.startIndex)..<close])
-            let rest = text[text.index(after: close)...]
+        if bytes.first == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { throw ProbeFailure("target \"\(text)\" has an unclosed [") }
+            host = text[bytes.index(after: bytes.startIndex)..<close]
+            let rest = bytes[bytes.index(after: close)...]
             if rest.isEmpty {
                 portText = nil
             } else {
-                guard rest.hasPrefix(":") else { throw ProbeFailure("target \"\(text)\" must be [address]:port") }
-                portText = rest.dropFirst()
+                guard rest.first == UInt8(ascii: ":") else { throw ProbeFailure("target \"\(text)\" must be [address]:port") }
+                portText = text[rest.index(after: rest.startIndex)...]
             }
-        } else if text.filter({ $0 == ":" }).count > 1 {
-            // A bare IPv6 address (a resolver, say): no port.
-            host = text
-            portText = nil
-        } else if let colon = text.lastIndex(of: ":") {
-            host = String(text[..<colon])
-            portText = text[text.index(after: colon)...]
+        } else if let colon = bytes.lastIndex(of: UInt8(ascii: ":")) {
+            if bytes[..<colon].contains(UInt8(ascii: ":")) {
+                // A bare IPv6 address (a resolver, say): no port.
+                host = text[...]
+                portText = nil
+            } else {
+                host = text[..<colon]
+                portText = text[bytes.index(after: colon)...]
+            }
         } else {
-            host = text
+            host = text[...]
             portText = nil
         }
         guard !host.isEmpty else { throw ProbeFailure("target \"\(text)\" names no host") }
@@ -39,7 +44,7 @@ public struct ProbeHostPort: Sendable, Equatable, CustomStringConvertible {
         } else {
             throw ProbeFailure("target \"\(text)\" has no port (host:port)")
         }
-        self.host = host
+        self.host = String(host)
     }
 
     public init(host: String, port: Int) {
@@ -64,18 +69,22 @@ public struct ProbeURL: Sendable, Equatable, CustomStringConvertible {
     public var isTLS: Bool { scheme == "https" }
 
     public init(_ text: String) throws {
-        guard let schemeEnd = text.firstRange(of: "://") else { throw ProbeFailure("URL \"\(text)\" is not absolute (scheme://host/...)") }
-        let scheme = text[..<schemeEnd.lowerBound].lowercased()
+        // Scanned as UTF-8 bytes, like ProbeHostPort: every delimiter is ASCII.
+        let bytes = text.utf8
+        guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")), bytes[colon...].starts(with: "://".utf8) else {
+            throw ProbeFailure("URL \"\(text)\" is not absolute (scheme://host/...)")
+        }
+        let scheme = text[..<colon].lowercased()
         guard scheme == "http" || scheme == "https" else { throw ProbeFailure("URL \"\(text)\" is not http or https") }
-        var rest = text[schemeEnd.upperBound...]
-        if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
-        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
-        var authority = rest[..<authorityEnd]
-        var path = String(rest[authorityEnd...])
-        if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
-        if let at = authority.lastIndex(of: "@") {
+        var rest = bytes[bytes.index(colon, offsetBy: 3)...]
+        if let hash = rest.firstIndex(of: UInt8(ascii: "#")) { rest = rest[..<hash] }
+        let authorityEnd = rest.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? rest.endIndex
+        var authority = text[rest.startIndex..<authorityEnd]
+        var path = String(text[authorityEnd..<rest.endIndex])
+        if path.isEmpty || path.utf8.first == UInt8(ascii: "?") { path = "/" + path }
+        if let at = authority.utf8.lastIndex(of: UInt8(ascii: "@")) {
             userInfo = String(authority[..<at])
-            authority = authority[authority.index(after: at)...]
+            authority = authority[authority.utf8.index(after: at)...]
         }
         let defaultPort = scheme == "https" ? 443 : 80
         let hostPort = try ProbeHostPort(String(authority), defaultPort: defaultPort)

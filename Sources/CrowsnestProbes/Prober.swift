@@ -22,11 +22,20 @@ public struct Prober: Sendable {
         self.group = group
     }
 
+    /// An executor on one of the prober's event loops (the next in turn). A caller that starts its runs on it
+    /// (`Task(executorPreference:)`, `addTask(executorPreference:)`) keeps each run on that loop's thread from
+    /// start to result: no wake-up of another thread per run, which is most of a probe's CPU cost otherwise.
+    @available(macOS 15.0, *)
+    public func makeExecutor() -> any TaskExecutor {
+        EventLoopTaskExecutor(group.next())
+    }
+
     public func run(type: String, target: String, options: [String: String], timeout: Duration,
                     addressGuard: AddressGuard) async -> ProbeOutcome {
         // The whole run on one event loop (see EventLoopTaskExecutor), its deadline a timer of that loop: no
-        // thread wake-ups between the loop and the global executor, no timer thread.
-        let loop = group.next()
+        // thread wake-ups between the loop and the global executor, no timer thread. A caller already on one of
+        // the group's loops (started on `makeExecutor()`) keeps its loop.
+        let loop = group.any()
         let start = ContinuousClock.now
         let attempt: Task<ProbeOutcome, Never>
         if #available(macOS 15.0, *) {

@@ -21,6 +21,23 @@ final class ProbeAddressTests: XCTestCase {
         XCTAssertThrowsError(try ProbeURL("example.com/path"))
         XCTAssertThrowsError(try ProbeURL("http://example.com:99999/"))
         XCTAssertThrowsError(try ProbeURL("http:///path"))
+        XCTAssertThrowsError(try ProbeURL("http:/example.com/"))
+        XCTAssertThrowsError(try ProbeURL("http://[::1/"))
+    }
+
+    func testURLsWithNonASCIIPartsSplitAtTheirDelimiters() throws {
+        // Scanned as bytes: a multi-byte character next to a delimiter must not shift where the parts end.
+        let url = try ProbeURL("http://bücher.example:8080/ä/ö?q=é#ü")
+        XCTAssertEqual(url.host, "bücher.example")
+        XCTAssertEqual(url.port, 8080)
+        XCTAssertEqual(url.pathAndQuery, "/ä/ö?q=é")
+        let withUser = try ProbeURL("https://ü:é@[2001:db8::1]")
+        XCTAssertEqual(withUser.userInfo, "ü:é")
+        XCTAssertEqual(withUser.host, "2001:db8::1")
+        XCTAssertEqual(withUser.port, 443)
+        XCTAssertEqual(withUser.pathAndQuery, "/")
+        XCTAssertEqual(try ProbeHostPort("ü.example:53"), ProbeHostPort(host: "ü.example", port: 53))
+        XCTAssertThrowsError(try ProbeHostPort("[::1]x"))
     }
 
     func testRedirectLocationsResolveAgainstTheURL() throws {

@@ -91,7 +91,12 @@ public final class CheckRunner: Service, Sendable {
                     }
                     state.withLock { $0.queued -= 1 }
                     running += 1
-                    runs.addTask { await self.execute(assign) }
+                    // Each run on one of the prober's event loops from start to result (see Prober.makeExecutor).
+                    if #available(macOS 15.0, *) {
+                        runs.addTask(executorPreference: prober.makeExecutor()) { await self.execute(assign) }
+                    } else {
+                        runs.addTask { await self.execute(assign) }
+                    }
                 }
             }
             queueInput.finish()

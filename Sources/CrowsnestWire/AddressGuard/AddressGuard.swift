@@ -53,9 +53,10 @@ public struct AddressGuard: Sendable {
             return nil
         }
         let addressClass = Self.classify(effective)
-        let runs = runner == .server ? "checks the server runs" : "checks an agent runs"
-        let shown = effective.bytes == address.bytes ? address.text : "\(address.text) (\(effective.text))"
-        let allow = "allow it with `crowsnest-server tenant allow-network TENANT \(effective.text)/\(effective.bytes.count * 8)`"
+        // The words are built only for a refusal: every run of every check asks about the address it dials.
+        var runs: String { runner == .server ? "checks the server runs" : "checks an agent runs" }
+        var shown: String { effective.bytes == address.bytes ? address.text : "\(address.text) (\(effective.text))" }
+        var allow: String { "allow it with `crowsnest-server tenant allow-network TENANT \(effective.text)/\(effective.bytes.count * 8)`" }
         switch addressClass {
         case .unspecified, .multicastOrBroadcast:
             return "address \(shown) is \(addressClass.rawValue): there is nothing to probe there"
