@@ -84,29 +84,37 @@ public struct RollupStore: Sendable {
         try await connection.query("""
             INSERT INTO rollup_dirty (tenant_id, agent_id, hour)
             SELECT \(tenantID), \(agentID), to_timestamp(h / 1000.0) FROM unnest(\(hours)::int8[]) AS h
-            ON CONFLICT DO NOTHING
+            ON CONFLICT (tenant_id, agent_id, hour) DO UPDATE SET version = rollup_dirty.version + 1
             """, logger: logger)
     }
 
     /// Rolls again every dirty hour (both steps), oldest first, at most `limit` of them; returns how many.
+    ///
+    /// The marks are read without locking them and each hour is rolled in its own transaction, which removes the
+    /// hour's mark at its end only if the mark still has the version read: ingest marking the same hour meanwhile
+    /// (`markLate` raises the version) neither waits for the roll nor loses its mark, and the hour is rolled again
+    /// next time with what it stored. `beforeRolling` runs between reading the marks and rolling (tests).
     @discardableResult
-    public func rollDirty(limit: Int = 100) async throws -> Int {
-        try await client.withTransaction(logger: logger) { connection in
-            let rows = try await connection.query("""
-                DELETE FROM rollup_dirty WHERE (tenant_id, agent_id, hour) IN (
-                    SELECT tenant_id, agent_id, hour FROM rollup_dirty ORDER BY hour LIMIT \(limit) FOR UPDATE SKIP LOCKED)
-                RETURNING tenant_id, agent_id, hour
-                """, logger: logger)
-            var dirty: [(UUID, UUID, Date)] = []
-            for try await row in rows.decode((UUID, UUID, Date).self) { dirty.append(row) }
-            for (tenantID, agentID, hour) in dirty {
+    public func rollDirty(limit: Int = 100, beforeRolling: (@Sendable () async throws -> Void)? = nil) async throws -> Int {
+        let rows = try await client.query("""
+            SELECT tenant_id, agent_id, hour, version FROM rollup_dirty ORDER BY hour LIMIT \(limit)
+            """, logger: logger)
+        var marks: [(UUID, UUID, Date, Int64)] = []
+        for try await row in rows.decode((UUID, UUID, Date, Int64).self) { marks.append(row) }
+        try await beforeRolling?()
+        for (tenantID, agentID, hour, version) in marks {
+            try await client.withTransaction(logger: logger) { connection in
                 for step in Self.steps {
                     try await Self.roll(step: step, from: hour, to: hour.addingTimeInterval(3600), agent: (tenantID, agentID),
                                         on: connection, logger: logger)
                 }
+                try await connection.query("""
+                    DELETE FROM rollup_dirty
+                    WHERE tenant_id = \(tenantID) AND agent_id = \(agentID) AND hour = \(hour) AND version = \(version)
+                    """, logger: logger)
             }
-            return dirty.count
         }
+        return marks.count
     }
 
     /// Removes buckets older than `days`; returns how many went.

@@ -114,6 +114,37 @@ final class RollupStoreTests: XCTestCase {
             XCTAssertEqual(maximum, 1000)
             let again = try await rollups.rollDirty()
             XCTAssertEqual(again, 0, "a dirty hour is rolled once")
+
+            // Another late sample of that hour stored while the hour is being rolled again (an agent replaying its
+            // spool): its mark neither waits for the roll (a lock wait over 5 s fails the insert) nor is lost.
+            let lateMillis = Int64(start.timeIntervalSince1970 * 1000) + 45_000
+            try await client.withConnection { connection in
+                try await RollupStore.markLate(tenantID: tenantID, agentID: agentID, timestampsMillis: [lateMillis],
+                                               on: connection, logger: self.logger)
+            }
+            let logger = self.logger
+            let raced = try await rollups.rollDirty(beforeRolling: {
+                try await client.withTransaction(logger: logger) { connection in
+                    try await connection.query("SET LOCAL lock_timeout = '5s'", logger: logger)
+                    try await connection.query("""
+                        INSERT INTO host_samples (tenant_id, agent_id, ts, cpu_percent) VALUES
+                            (\(tenantID), \(agentID), date_trunc('hour', now()) - interval '3 hours' + interval '45 seconds', 2000)
+                        """, logger: logger)
+                    try await RollupStore.markLate(tenantID: tenantID, agentID: agentID, timestampsMillis: [lateMillis],
+                                                   on: connection, logger: logger)
+                }
+            })
+            XCTAssertEqual(raced, 1)
+            let version = try await value(client, "SELECT version::float8 FROM rollup_dirty WHERE agent_id = '\(agentID)'")
+            XCTAssertEqual(version, 1, "the mark made during the roll is kept, with its new version")
+            let rolledAgain = try await rollups.rollDirty()
+            XCTAssertEqual(rolledAgain, 1, "the hour is rolled again for the sample stored during the roll")
+            let newest = try await value(client, """
+                SELECT cpu_max FROM metric_rollups WHERE target_id = '\(hostTarget)' AND step_seconds = 300 ORDER BY bucket LIMIT 1
+                """)
+            XCTAssertEqual(newest, 2000)
+            let none = try await rollups.rollDirty()
+            XCTAssertEqual(none, 0)
         }
     }
 
