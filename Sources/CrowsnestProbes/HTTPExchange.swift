@@ -165,6 +165,9 @@ struct HTTPResponseParser {
             if headBytes + partialLine.count > Self.maximumHeadBytes {
                 throw ProbeFailure("the response head is larger than \(Self.maximumHeadBytes / 1024) KiB")
             }
+        case .chunkDataEnd:
+            // Only CR LF may follow a chunk's data.
+            if partialLine.count > 1 { throw ProbeFailure("the response has a chunk longer than its size") }
         default:
             if partialLine.count > Self.maximumChunkLineBytes {
                 throw ProbeFailure("a chunk-size line of the response is longer than \(Self.maximumChunkLineBytes) bytes")
@@ -197,7 +200,9 @@ struct HTTPResponseParser {
                 throw ProbeFailure("a chunk-size line of the response is longer than \(Self.maximumChunkLineBytes) bytes")
             }
             let digits = Self.trimmed(line.prefix { $0 != UInt8(ascii: ";") })
-            guard !digits.isEmpty, digits.count <= 15, let size = Int(String(decoding: digits, as: UTF8.self), radix: 16) else {
+            // Hex digits only (`Int(_:radix:)` alone would take a sign: a negative size must not get through).
+            guard !digits.isEmpty, digits.count <= 15, digits.allSatisfy(Self.isHexDigit),
+                  let size = Int(String(decoding: digits, as: UTF8.self), radix: 16) else {
                 throw ProbeFailure("the response has a malformed chunk size")
             }
             state = size == 0 ? .trailers : .chunkData(remaining: size)
@@ -217,6 +222,7 @@ struct HTTPResponseParser {
     /// How the body is framed, from the final head; a 1xx (but 101) head is skipped and the next one read.
     private mutating func endOfHead() throws {
         if status < 200 && status != 101 {
+            // The head limit keeps counting across interim answers: an endless stream of them ends at 64 KiB.
             status = 0
             sawStatusLine = false
             headers = HTTPHeaders()
@@ -233,7 +239,8 @@ struct HTTPResponseParser {
         }
         let lengths = Set(headers[canonicalForm: "content-length"].map { String($0) })
         if let text = lengths.first {
-            guard lengths.count == 1, let length = Int(text), length >= 0 else {
+            guard lengths.count == 1, !text.isEmpty, text.utf8.count <= 18, text.utf8.allSatisfy(Self.isDigit),
+                  let length = Int(text) else {
                 throw ProbeFailure("the response has an invalid Content-Length")
             }
             state = length == 0 ? .done : .fixed(remaining: length)
@@ -251,13 +258,19 @@ struct HTTPResponseParser {
     /// `HTTP/1.x NNN reason` → NNN.
     static func statusCode(_ line: [UInt8]) throws -> Int {
         let prefix = Array("HTTP/1.".utf8)
-        guard line.count >= 12, line.starts(with: prefix), line[8] == UInt8(ascii: " "),
-              line[9...11].allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+        guard line.count >= 12, line.starts(with: prefix), isDigit(line[7]), line[8] == UInt8(ascii: " "),
+              line[9...11].allSatisfy(isDigit),
               line.count == 12 || line[12] == UInt8(ascii: " ") else {
             let shown = String(decoding: line.prefix(40), as: UTF8.self)
             throw ProbeFailure("the answer is not HTTP/1.x (it began \"\(shown.unicodeScalars.map { $0.isASCII && $0.value >= 0x20 ? String($0) : "?" }.joined())\")")
         }
         return line[9...11].reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+    }
+
+    static func isDigit(_ byte: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) }
+
+    static func isHexDigit(_ byte: UInt8) -> Bool {
+        isDigit(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
     }
 
     private static func trimmed<C: BidirectionalCollection>(_ bytes: C) -> C.SubSequence where C.Element == UInt8 {

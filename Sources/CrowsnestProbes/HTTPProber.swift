@@ -131,9 +131,14 @@ struct HTTPProber: Sendable {
             requestHeaders.removeAll { $0.0.lowercased() == name.lowercased() }
             requestHeaders.append((name, value))
         }
+        // The body is framed here, never by the check's headers: a Transfer-Encoding or Content-Length of theirs
+        // would announce a body other than the one sent, and the server would wait for it until the deadline.
+        requestHeaders.removeAll { ["content-length", "transfer-encoding"].contains($0.0.lowercased()) }
         if let body {
-            requestHeaders.removeAll { $0.0.lowercased() == "content-length" }
             requestHeaders.append(("Content-Length", "\(body.utf8.count)"))
+        } else if ["POST", "PUT", "PATCH"].contains(method) {
+            // Some servers answer 411 to a body-less POST without a length.
+            requestHeaders.append(("Content-Length", "0"))
         }
         let request = try HTTPRequestBytes.make(method: method, pathAndQuery: url.pathAndQuery, headers: requestHeaders, body: body)
         let isHEAD = method == "HEAD"

@@ -66,6 +66,18 @@ final class HTTPProberTests: XCTestCase {
         XCTAssertTrue(methodAndBody.ok, methodAndBody.error)
         let userAgent = await run("\(http.base)/echo", ["keyword": #""user-agent=crowsnest-probe""#])
         XCTAssertTrue(userAgent.ok, userAgent.error)
+        // The prober frames the body itself: a check's own Transfer-Encoding or Content-Length is not sent (the
+        // server would wait for a body that never comes), and a body-less POST says Content-Length: 0.
+        let framed = await run("\(http.base)/echo", [
+            "method": #""POST""#, "headers": #"{"Transfer-Encoding":"chunked","Content-Length":"99"}"#,
+            "regex": #""content-length=0""#,
+        ])
+        XCTAssertTrue(framed.ok, framed.error)
+        let noTransferEncoding = await run("\(http.base)/echo", [
+            "method": #""POST""#, "headers": #"{"Transfer-Encoding":"chunked"}"#, "keyword": #""transfer-encoding""#,
+            "keyword_absent": "true",
+        ])
+        XCTAssertTrue(noTransferEncoding.ok, noTransferEncoding.error)
         // 3 MiB body: only the first MiB is read, so a keyword at its end is not seen.
         let big = await run("\(http.base)/big", ["keyword": #""needle""#])
         XCTAssertEqual(big.figures["body_bytes"], Double(1 << 20))

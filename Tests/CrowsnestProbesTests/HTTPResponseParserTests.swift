@@ -81,6 +81,14 @@ final class HTTPResponseParserTests: XCTestCase {
         XCTAssertEqual(reason("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"), "the response has an invalid Content-Length")
         XCTAssertEqual(reason("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"), "the response has an invalid Content-Length")
         XCTAssertEqual(reason("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"), "the response has a malformed chunk size")
+        // A signed size would be taken by Int(_:radix:); a negative one must fail, not trap.
+        XCTAssertEqual(reason("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nx"), "the response has a malformed chunk size")
+        XCTAssertEqual(reason("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+1\r\nx"), "the response has a malformed chunk size")
+        XCTAssertEqual(reason("HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello"), "the response has an invalid Content-Length")
+        XCTAssertEqual(reason("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n"), "the response has an invalid Content-Length")
+        XCTAssertEqual(reason("HTTP/1.X 200 OK\r\n\r\n"), #"the answer is not HTTP/1.x (it began "HTTP/1.X 200 OK")"#)
+        let junkAfterChunk = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab" + String(repeating: "x", count: 5000)
+        XCTAssertEqual(reason(junkAfterChunk, step: 100), "the response has a chunk longer than its size")
         XCTAssertEqual(reason("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n"), "the response has a chunk longer than its size")
         // Limits at their edge: a head of exactly 64 KiB is read, one byte more is refused, whole or byte by byte.
         let prefix = "HTTP/1.1 200 OK\r\nX-Fill: "
