@@ -104,7 +104,12 @@ public enum ContainerStatus {
         // must not rewrite the open span from its start.
         if let sample, tickMicros >= (currentSince ?? .min) {
             let implied = Self.state(dockerState: sample.state, health: sample.health)
-            if implied != state {
+            if implied != state, let last = result.last, Self.isStale(sample, implying: implied, against: last, tickMicros: tickMicros) {
+                // The sample was read before this batch's events happened (a sweep's inventory lags Docker's events
+                // by an inspect): it must not undo them. Left alone, a "running" sample taken just before a die
+                // placed "up" at the die's own microsecond, which replaced the down span — no outage, no alert,
+                // until the next sweep.
+            } else if implied != state {
                 var at = tickMicros
                 if implied == .down, sample.finishedAtUnixMs > 0 { at = sample.finishedAtUnixMs * 1000 }
                 if implied == .up, sample.health != "healthy", sample.startedAtUnixMs > 0 { at = sample.startedAtUnixMs * 1000 }
@@ -115,6 +120,20 @@ public enum ContainerStatus {
             }
         }
         return result
+    }
+
+    /// Whether `sample` predates `last`, a transition this batch's events made: a running (or unhealthy) sample
+    /// that started before a die, an exited one that finished before a start, or any other taken before the event.
+    static func isStale(_ sample: Crowsnest_V1_ContainerSample, implying implied: SpanState, against last: StateTransition,
+                        tickMicros: Int64) -> Bool {
+        switch (implied, last.state) {
+        case (.up, .down), (.degraded, .down):
+            return sample.startedAtUnixMs * 1000 <= last.atMicros
+        case (.down, .up):
+            return sample.finishedAtUnixMs * 1000 <= last.atMicros
+        default:
+            return tickMicros < last.atMicros
+        }
     }
 }
 

@@ -92,6 +92,36 @@ final class ContainerStatusTests: XCTestCase {
         ])
     }
 
+    func testASweepsRunningSampleReadBeforeADieInTheSameBatchDoesNotUndoIt() {
+        // The sweep read the container as running (its inventory lags Docker's events by an inspect) and the die
+        // came with the same batch, just after or just before the tick: down from the die, not replaced by "up".
+        for dieAt in [tick + 50_000, tick - 100_000] {
+            let transitions = ContainerStatus.transitions(
+                current: .up, currentSince: openedAt, events: [event("kill", atMicros: dieAt - 10), event("die", atMicros: dieAt, exitCode: 137)],
+                sample: sample(state: "running", startedAtMillis: openedAt / 1000), tickMicros: tick)
+            XCTAssertEqual(transitions, [StateTransition(state: .down, atMicros: dieAt, cause: "exited with code 137")], "die at \(dieAt)")
+            let unhealthy = ContainerStatus.transitions(
+                current: .up, currentSince: openedAt, events: [event("die", atMicros: dieAt, exitCode: 1)],
+                sample: sample(state: "running", health: "unhealthy", startedAtMillis: openedAt / 1000), tickMicros: tick)
+            XCTAssertEqual(unhealthy.map(\.state), [.down], "die at \(dieAt)")
+        }
+        // Started again after the die (its start event still to come): the sample is newer and counts.
+        let dieAt = tick - 3_000_000
+        let restarted = ContainerStatus.transitions(
+            current: .up, currentSince: openedAt, events: [event("die", atMicros: dieAt, exitCode: 1)],
+            sample: sample(state: "running", startedAtMillis: (dieAt + 1_000_000) / 1000), tickMicros: tick)
+        XCTAssertEqual(restarted.map(\.state), [.down, .up])
+        XCTAssertEqual(restarted.last?.atMicros, dieAt + 1_000_000)
+    }
+
+    func testAnExitedSampleReadBeforeAStartInTheSameBatchDoesNotUndoIt() {
+        let startAt = tick + 20_000
+        let transitions = ContainerStatus.transitions(
+            current: .down, currentSince: openedAt, events: [event("start", atMicros: startAt)],
+            sample: sample(state: "exited", exitCode: 1, finishedAtMillis: openedAt / 1000), tickMicros: tick)
+        XCTAssertEqual(transitions, [StateTransition(state: .up, atMicros: startAt, cause: "started")])
+    }
+
     func testAnUnhealthyHealthStatusMakesTheContainerDegraded() {
         let at = tick - 3_000_000
         let transitions = ContainerStatus.transitions(
