@@ -98,6 +98,42 @@ public struct AgentCredentials: Sendable, Hashable {
         self.certificateNotValidBefore = certificate.notValidBefore
     }
 
+    /// Credentials taken from an identity record whose fingerprint matches the files: the full checks of
+    /// ``init(privateKeyPEM:certificatePEM:caCertificatePEM:serverAddresses:)`` were done when it was written.
+    private init(privateKeyPEM: String, certificatePEM: String, caCertificatePEM: String, serverAddresses: [String],
+                 identity: AgentCertificateIdentity, verified: VerifiedRecord) throws(AgentCredentialsError) {
+        guard let caPin = try? CAPin.parse(verified.caPin) else {
+            throw .invalid("the identity record's CA pin \(verified.caPin) is not a pin")
+        }
+        self.privateKeyPEM = privateKeyPEM
+        self.certificatePEM = certificatePEM
+        self.caCertificatePEM = caCertificatePEM
+        self.serverAddresses = serverAddresses
+        self.identity = identity
+        self.caPin = caPin
+        self.certificateNotValidBefore = Date(timeIntervalSince1970: TimeInterval(verified.notValidBefore))
+        self.certificateNotValidAfter = Date(timeIntervalSince1970: TimeInterval(verified.notValidAfter))
+    }
+
+    /// SHA-256 over the three PEM files and what the full checks read from them (identity, CA pin, validity), each
+    /// preceded by its length: what an identity record's `verified` block vouches for. A record edited by hand, or
+    /// files replaced behind it, no longer match, and the next start checks in full.
+    static func fingerprint(privateKeyPEM: String, certificatePEM: String, caCertificatePEM: String,
+                            identity: AgentCertificateIdentity, caPin: String,
+                            notValidBefore: Int64, notValidAfter: Int64) -> String {
+        var hasher = SHA256()
+        let facts = "\(identity.agentID.uuidString.lowercased()) \(identity.tenantID.uuidString.lowercased()) \(caPin) \(notValidBefore) \(notValidAfter)"
+        for text in [privateKeyPEM, certificatePEM, caCertificatePEM, facts] {
+            let bytes = Array(text.utf8)
+            withUnsafeBytes(of: UInt64(bytes.count).bigEndian) { hasher.update(bufferPointer: $0) }
+            hasher.update(data: bytes)
+        }
+        return hasher.finalize().map { byte in
+            let hex = Array("0123456789abcdef".utf8)
+            return String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 0x0f)]], as: UTF8.self)
+        }.joined()
+    }
+
     /// Creates a fresh P-256 key and a certificate signing request for it.
     ///
     /// The request's subject is `CN=<hostname>` for the operator's benefit only: the server sets the real subject.
@@ -135,14 +171,29 @@ public struct AgentCredentials: Sendable, Hashable {
         let credentials: AgentCredentials
         do {
             try finishInterruptedRenewal(stateDirectory: stateDirectory)
-            credentials = try AgentCredentials(
-                privateKeyPEM: try CredentialFile.readRequired(CredentialFile.join(stateDirectory, privateKeyFileName)),
-                certificatePEM: try CredentialFile.readRequired(CredentialFile.join(stateDirectory, certificateFileName)),
-                caCertificatePEM: try CredentialFile.readRequired(
-                    CredentialFile.join(stateDirectory, caCertificateFileName)
-                ),
-                serverAddresses: record.servers
-            )
+            let keyPEM = try CredentialFile.readRequired(CredentialFile.join(stateDirectory, privateKeyFileName))
+            let certificatePEM = try CredentialFile.readRequired(CredentialFile.join(stateDirectory, certificateFileName))
+            let caPEM = try CredentialFile.readRequired(CredentialFile.join(stateDirectory, caCertificateFileName))
+            let recordIdentity = AgentCertificateIdentity(agentID: record.agentID, tenantID: record.tenantID)
+            if let verified = record.verified,
+               verified.fingerprint == fingerprint(privateKeyPEM: keyPEM, certificatePEM: certificatePEM, caCertificatePEM: caPEM,
+                                                   identity: recordIdentity, caPin: verified.caPin,
+                                                   notValidBefore: verified.notValidBefore, notValidAfter: verified.notValidAfter) {
+                // The files are the ones checked when the record was written: no certificate parsing at every start
+                // (it would keep swift-certificates' code resident in every agent; the TLS handshake still checks
+                // key, certificate and CA with BoringSSL).
+                credentials = try AgentCredentials(
+                    privateKeyPEM: keyPEM, certificatePEM: certificatePEM, caCertificatePEM: caPEM,
+                    serverAddresses: record.servers, identity: recordIdentity, verified: verified)
+            } else {
+                credentials = try AgentCredentials(privateKeyPEM: keyPEM, certificatePEM: certificatePEM,
+                                                   caCertificatePEM: caPEM, serverAddresses: record.servers)
+                // Written by an older agent, or after a renewal a crash interrupted: checked in full above; the
+                // record vouches for these files from now on (if it cannot be written, the next start checks again).
+                if record.agentID == credentials.identity.agentID, record.tenantID == credentials.identity.tenantID {
+                    try? credentials.saveServerAddresses(stateDirectory: stateDirectory)
+                }
+            }
         } catch let error as CredentialFileError {
             throw .file(error)
         } catch let error as AgentCredentialsError {
@@ -177,6 +228,9 @@ public struct AgentCredentials: Sendable, Hashable {
             try CredentialFile.writeAtomically(caCertificatePEM, to: CredentialFile.join(stateDirectory, Self.caCertificateFileName), mode: 0o644)
             try CredentialFile.writeAtomically(certificatePEM, to: CredentialFile.join(stateDirectory, Self.certificateFileName), mode: 0o644)
             try Self.finishInterruptedRenewal(stateDirectory: stateDirectory)
+            // Last: the record vouches for the new files (until then it matches none, and a start checks in full).
+            try CredentialFile.writeAtomically(try identityJSON(), to: CredentialFile.join(stateDirectory, Self.identityFileName),
+                                               mode: 0o644)
         } catch let error as CredentialFileError {
             throw .file(error)
         } catch {
@@ -241,7 +295,16 @@ public struct AgentCredentials: Sendable, Hashable {
     }
 
     private func identityJSON() throws(AgentCredentialsError) -> String {
-        let record = IdentityRecord(agentID: identity.agentID, tenantID: identity.tenantID, servers: serverAddresses)
+        let notValidBefore = Int64(certificateNotValidBefore.timeIntervalSince1970.rounded(.down))
+        let notValidAfter = Int64(certificateNotValidAfter.timeIntervalSince1970.rounded(.down))
+        let verified = VerifiedRecord(
+            fingerprint: Self.fingerprint(privateKeyPEM: privateKeyPEM, certificatePEM: certificatePEM,
+                                          caCertificatePEM: caCertificatePEM, identity: identity,
+                                          caPin: caPin.description, notValidBefore: notValidBefore,
+                                          notValidAfter: notValidAfter),
+            caPin: caPin.description, notValidBefore: notValidBefore, notValidAfter: notValidAfter)
+        let record = IdentityRecord(agentID: identity.agentID, tenantID: identity.tenantID, servers: serverAddresses,
+                                    verified: verified)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do {
@@ -254,8 +317,9 @@ public struct AgentCredentials: Sendable, Hashable {
     /// The TLS configuration for normal operation: presents the client certificate, trusts only the pinned CA,
     /// TLS 1.2 minimum (1.3 preferred).
     ///
-    /// The shipper creates its handlers through `SessionTLS`, whose verification callback replaces BoringSSL's
-    /// checks (chain to the pinned CA and the server's name, validity times only warned about).
+    /// BoringSSL checks the server with it (chain to the pinned CA, the server's name or address, validity); after
+    /// a refusal the shipper checks with `SessionTLS`'s careful handler instead, which says why and tolerates a
+    /// wrong clock.
     public func makeClientTLSConfiguration() throws -> TLSConfiguration {
         let certificate = try NIOSSLCertificate(bytes: Array(certificatePEM.utf8), format: .pem)
         let ca = try NIOSSLCertificate(bytes: Array(caCertificatePEM.utf8), format: .pem)
@@ -295,11 +359,29 @@ public struct AgentCredentials: Sendable, Hashable {
         var agentID: UUID
         var tenantID: UUID
         var servers: [String]
+        /// What the full checks found for the files of `fingerprint` (absent in records of older agents).
+        var verified: VerifiedRecord?
 
         enum CodingKeys: String, CodingKey {
             case agentID = "agent_id"
             case tenantID = "tenant_id"
             case servers
+            case verified
+        }
+    }
+
+    /// The result of checking key, certificate and CA together, kept so a start need not parse them again.
+    private struct VerifiedRecord: Codable {
+        var fingerprint: String
+        var caPin: String
+        var notValidBefore: Int64
+        var notValidAfter: Int64
+
+        enum CodingKeys: String, CodingKey {
+            case fingerprint = "sha256"
+            case caPin = "ca_pin"
+            case notValidBefore = "not_valid_before"
+            case notValidAfter = "not_valid_after"
         }
     }
 }

@@ -48,8 +48,8 @@ public struct Enroller: Sendable {
             let tls = try EnrollmentTLS(pin: pin)
             do {
                 var response: Crowsnest_V1_EnrollResponse?
-                try await ServerConnection.connect(host: server.host, port: server.port, makeTLSHandler: {
-                    try tls.makeHandler(serverHost: server.host)
+                try await ServerConnection.connect(host: server.host, port: server.port, makeTLSHandlers: {
+                    [try tls.makeHandler(serverHost: server.host)]
                 }) { inbound, outbound in
                     var channel = FrameChannel(inbound: inbound, outbound: outbound)
                     try await channel.send(.with(.enrollRequest(request)))

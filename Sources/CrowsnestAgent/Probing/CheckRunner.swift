@@ -84,19 +84,27 @@ public final class CheckRunner: Service, Sendable {
             group.addTask { await self.flushLoop() }
             var running = 0
             await withTaskGroup(of: Void.self) { runs in
-                for await assign in queue.cancelOnGracefulShutdown() {
-                    if running >= configuration.concurrency {
-                        await runs.next()
-                        running -= 1
+                // A graceful shutdown ends the queue; what is still queued then is not started. (Not
+                // `cancelOnGracefulShutdown()` on the queue, which merges two sequences for every assignment and
+                // keeps that code resident.)
+                await withGracefulShutdownHandler {
+                    for await assign in queue {
+                        if Task.isShuttingDownGracefully { break }
+                        if running >= configuration.concurrency {
+                            await runs.next()
+                            running -= 1
+                        }
+                        state.withLock { $0.queued -= 1 }
+                        running += 1
+                        // Each run on one of the prober's event loops from start to result (see Prober.makeExecutor).
+                        if #available(macOS 15.0, *) {
+                            runs.addTask(executorPreference: prober.makeExecutor()) { await self.execute(assign) }
+                        } else {
+                            runs.addTask { await self.execute(assign) }
+                        }
                     }
-                    state.withLock { $0.queued -= 1 }
-                    running += 1
-                    // Each run on one of the prober's event loops from start to result (see Prober.makeExecutor).
-                    if #available(macOS 15.0, *) {
-                        runs.addTask(executorPreference: prober.makeExecutor()) { await self.execute(assign) }
-                    } else {
-                        runs.addTask { await self.execute(assign) }
-                    }
+                } onGracefulShutdown: {
+                    self.queueInput.finish()
                 }
             }
             queueInput.finish()

@@ -1,5 +1,6 @@
 import CrowsnestWire
 import Logging
+import NIOConcurrencyHelpers
 import ServiceLifecycle
 import Synchronization
 
@@ -62,18 +63,29 @@ public final class DockerEventWatcher: Service, Sendable {
         var reportedFailure = false
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let since = state.withLock { $0.lastNano.map { $0 + 1 } }
+            // Whether this attempt received an event: the stream is back, so the backoff starts over.
+            let receivedAny = NIOLockedValueBox(false)
             do {
-                for try await received in docker.events(since: since).cancelOnGracefulShutdown() {
-                    var event = received
-                    // An event too long to keep (huge labels) arrives without attributes: name it from the inventory.
-                    if event.name.isEmpty, let name = inventory?.name(of: event.id) { event.name = name }
-                    if reportedFailure {
-                        logger.info("docker event stream restored")
-                        reportedFailure = false
+                // Cancelled when a graceful shutdown begins (the stream then ends). Not the stream's own
+                // `cancelOnGracefulShutdown()`: that merges two sequences for every event, and its code would stay
+                // resident in every agent for nothing.
+                try await cancelWhenGracefulShutdown { [self, reportedFailure] in
+                    for try await received in docker.events(since: since) {
+                        var event = received
+                        // An event too long to keep (huge labels) arrives without attributes: name it from the inventory.
+                        if event.name.isEmpty, let name = inventory?.name(of: event.id) { event.name = name }
+                        let first = receivedAny.withLockedValue { value in
+                            defer { value = true }
+                            return !value
+                        }
+                        if first && reportedFailure { logger.info("docker event stream restored") }
+                        inventory?.note(event)
+                        record(Crowsnest_V1_ContainerEvent(event))
                     }
+                }
+                if receivedAny.withLockedValue({ $0 }) {
                     backoff.reset()
-                    inventory?.note(event)
-                    record(Crowsnest_V1_ContainerEvent(event))
+                    reportedFailure = false
                 }
                 if Task.isShuttingDownGracefully { return }
                 // The stream ended: events may be missed until it is back, so the inventory lists again.
@@ -81,6 +93,10 @@ public final class DockerEventWatcher: Service, Sendable {
             } catch is CancellationError {
                 return
             } catch {
+                if receivedAny.withLockedValue({ $0 }) {
+                    backoff.reset()
+                    reportedFailure = false
+                }
                 inventory?.noteEventStreamInterrupted()
                 if !reportedFailure {
                     logger.warning("docker event stream unavailable; exact stop times fall back to inspect data until it returns",

@@ -43,15 +43,22 @@ public final class EventBatchSender: Service, Sendable {
             events.urgent.attach(nil)
             continuation.finish()
         }
-        for await _ in rings.cancelOnGracefulShutdown() {
-            do { try await EventLoopClock().sleep(for: coalescing) } catch { return }
-            guard serverAccepts() else { continue }
-            do {
-                try send()
-            } catch {
-                // The events stay lost to this path only: a spool that refuses writes fails the sweeps too.
-                logger.error("cannot spool an event-only batch", metadata: ["error": "\(error)"])
+        // A graceful shutdown ends the stream (not `cancelOnGracefulShutdown()` on it, which merges two sequences
+        // for every ring and keeps that code resident).
+        await withGracefulShutdownHandler {
+            for await _ in rings {
+                if Task.isShuttingDownGracefully { return }
+                do { try await EventLoopClock().sleep(for: coalescing) } catch { return }
+                guard serverAccepts() else { continue }
+                do {
+                    try send()
+                } catch {
+                    // The events stay lost to this path only: a spool that refuses writes fails the sweeps too.
+                    logger.error("cannot spool an event-only batch", metadata: ["error": "\(error)"])
+                }
             }
+        } onGracefulShutdown: {
+            continuation.finish()
         }
     }
 

@@ -9,16 +9,17 @@ public struct ServerConnection: Sendable {
     /// How long a TCP connect may take before the next server is tried.
     public static let connectTimeout: TimeAmount = .seconds(10)
 
-    /// Opens a TLS connection to `host:port`; `makeTLSHandler` builds the client handler on the channel's loop.
+    /// Opens a TLS connection to `host:port`; `makeTLSHandlers` builds the client handler (and any handler that
+    /// watches it) on the channel's loop.
     public static func connect<Result: Sendable>(host: String, port: Int,
-                               makeTLSHandler: @escaping @Sendable () throws -> NIOSSLClientHandler,
+                               makeTLSHandlers: @escaping @Sendable () throws -> [any ChannelHandler],
                                body: (NIOAsyncChannelInboundStream<ByteBuffer>, NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws -> Result) async throws -> Result {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(try makeTLSHandler())
+                    try channel.pipeline.syncOperations.addHandlers(try makeTLSHandlers())
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }

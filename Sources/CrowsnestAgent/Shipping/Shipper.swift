@@ -57,6 +57,8 @@ public final class Shipper: Service, Sendable {
     private let doorbell: Doorbell
     /// Whether the "server certificate not valid at this host's clock" warning was logged in this run.
     private let clockWarned = Mutex(false)
+    /// Set once BoringSSL refused a server's certificate: from then on swift-certificates checks it (SessionTLS).
+    private let carefulTLS = Mutex(false)
     private let makeHello: @Sendable () -> Crowsnest_V1_Hello
     private let logger: Logger
     private let connectedState = Mutex<Bool>(false)
@@ -276,8 +278,16 @@ public final class Shipper: Service, Sendable {
     private func session(with server: ServerAddress, report: SessionReport) async throws -> SessionEnd {
         let (sslContext, caPin) = identity.withLock { ($0.context, $0.credentials.caPin) }
         let logger = self.logger
-        return try await ServerConnection.connect(host: server.host, port: server.port, makeTLSHandler: {
-            try SessionTLS.makeHandler(context: sslContext, caPin: caPin, serverHost: server.host) { [self] outcome in
+        let careful = carefulTLS.withLock { $0 }
+        return try await ServerConnection.connect(host: server.host, port: server.port, makeTLSHandlers: {
+            guard careful else {
+                return try SessionTLS.makeHandlers(context: sslContext, serverHost: server.host) { [self] in
+                    guard !self.carefulTLS.withLock({ let was = $0; $0 = true; return was }) else { return }
+                    logger.notice("the server's certificate did not pass the TLS library's check against the pinned CA; the next attempt checks it in detail and says why",
+                                  metadata: ["server": "\(server)"])
+                }
+            }
+            return [try SessionTLS.makeCarefulHandler(context: sslContext, caPin: caPin, serverHost: server.host) { [self] outcome in
                 switch outcome {
                 case .verified:
                     break
@@ -289,7 +299,7 @@ public final class Shipper: Service, Sendable {
                 case .refused(let reason):
                     logger.warning("refusing the server's certificate", metadata: ["server": "\(server)", "tls.reason": "\(reason)"])
                 }
-            }
+            }]
         }) { inbound, outbound in
             let (events, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
             return try await withThrowingTaskGroup(of: Void.self) { group in

@@ -192,4 +192,90 @@ final class AgentCredentialsTests: XCTestCase {
         )
         XCTAssertNotNil(result.clientError)
     }
+    // MARK: - The identity record: a start takes what the full checks found from `identity.json` while the files
+    // are the ones they checked (no certificate parsing at every start), and checks in full when anything differs.
+
+    private var recordPath: String { directory + "/identity.json" }
+    /// The record's inode: a start that checked in full rewrites the record (a new file), one that trusted it does not.
+    private func recordInode() throws -> UInt64 {
+        try XCTUnwrap((try FileManager.default.attributesOfItem(atPath: recordPath)[.systemFileNumber] as? NSNumber)?.uint64Value)
+    }
+    private func record() throws -> [String: Any] {
+        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: recordPath))) as? [String: Any])
+    }
+
+    func testTheRecordVouchesForTheFilesItWasWrittenForAndIsTrustedWithoutRewriting() throws {
+        let ca = try TestCA()
+        let credentials = try enroll(with: ca)
+        try credentials.save(stateDirectory: directory)
+        let verified = try XCTUnwrap(try record()["verified"] as? [String: Any])
+        XCTAssertEqual((verified["sha256"] as? String)?.count, 64)
+        XCTAssertEqual(verified["ca_pin"] as? String, try ca.pin.description)
+        XCTAssertEqual(verified["not_valid_after"] as? Int,
+                       Int(credentials.certificateNotValidAfter.timeIntervalSince1970.rounded(.down)))
+        let inode = try recordInode()
+        let loaded = try XCTUnwrap(try AgentCredentials.load(stateDirectory: directory))
+        XCTAssertEqual(loaded, credentials, "identity, pin and validity as the full checks found them")
+        XCTAssertEqual(loaded.certificateNotValidBefore, credentials.certificateNotValidBefore)
+        XCTAssertEqual(try recordInode(), inode, "trusted as written: not checked and rewritten")
+    }
+
+    func testARecordOfAnOlderAgentIsCheckedInFullAndThenCompleted() throws {
+        let credentials = try enroll(with: try TestCA())
+        try credentials.save(stateDirectory: directory)
+        var old = try record()
+        old["verified"] = nil
+        try JSONSerialization.data(withJSONObject: old).write(to: URL(fileURLWithPath: recordPath))
+        XCTAssertEqual(try AgentCredentials.load(stateDirectory: directory), credentials)
+        XCTAssertNotNil(try record()["verified"], "the record vouches for the files from now on")
+        let inode = try recordInode()
+        XCTAssertEqual(try AgentCredentials.load(stateDirectory: directory), credentials)
+        XCTAssertEqual(try recordInode(), inode)
+    }
+
+    func testFilesReplacedBehindTheRecordOrARecordEditedByHandAreCheckedInFull() throws {
+        let ca = try TestCA()
+        let agentID = UUID()
+        let tenantID = UUID()
+        let credentials = try enroll(with: ca, agentID: agentID, tenantID: tenantID)
+        try credentials.save(stateDirectory: directory)
+        let saved = try String(contentsOfFile: recordPath, encoding: .utf8)
+
+        // The record edited to name another agent: its fingerprint no longer matches, and the certificate disagrees.
+        try saved.replacingOccurrences(of: agentID.uuidString, with: UUID().uuidString)
+            .write(toFile: recordPath, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try AgentCredentials.load(stateDirectory: directory)) { error in
+            XCTAssertTrue(String(describing: error).contains("but the certificate is for"), "\(error)")
+        }
+
+        // Another key put beside the certificate: refused as before, not trusted from the record.
+        try saved.write(toFile: recordPath, atomically: true, encoding: .utf8)
+        let (strangerKeyPEM, _) = try AgentCredentials.generateKeyAndCSR(hostname: "x")
+        try strangerKeyPEM.write(toFile: directory + "/agent-key.pem", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try AgentCredentials.load(stateDirectory: directory)) { error in
+            XCTAssertTrue(String(describing: error).contains("does not belong to the client certificate"), "\(error)")
+        }
+
+        // A certificate of another CA: refused.
+        try credentials.privateKeyPEM.write(toFile: directory + "/agent-key.pem", atomically: true, encoding: .utf8)
+        try TestCA(name: "Other CA").pem.write(toFile: directory + "/ca.pem", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try AgentCredentials.load(stateDirectory: directory)) { error in
+            XCTAssertTrue(String(describing: error).contains("not issued by the CA"), "\(error)")
+        }
+    }
+
+    func testARenewalRewritesTheRecordForTheNewFiles() throws {
+        let ca = try TestCA()
+        let agentID = UUID()
+        let tenantID = UUID()
+        try enroll(with: ca, agentID: agentID, tenantID: tenantID).save(stateDirectory: directory)
+        let before = try XCTUnwrap(try record()["verified"] as? [String: Any])["sha256"] as? String
+        let renewed = try enroll(with: ca, agentID: agentID, tenantID: tenantID)
+        try renewed.saveRenewal(stateDirectory: directory)
+        let after = try XCTUnwrap(try record()["verified"] as? [String: Any])["sha256"] as? String
+        XCTAssertNotEqual(before, after)
+        let inode = try recordInode()
+        XCTAssertEqual(try AgentCredentials.load(stateDirectory: directory), renewed)
+        XCTAssertEqual(try recordInode(), inode, "the renewed files are vouched for: no full check at the next start")
+    }
 }

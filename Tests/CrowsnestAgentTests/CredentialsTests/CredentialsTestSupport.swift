@@ -47,7 +47,9 @@ struct TestCA {
     /// A serving certificate (serverAuth) for `localhost` and 127.0.0.1, with its key.
     func issueServingCertificate(
         dnsNames: [String] = ["localhost"],
-        ipAddresses: [[UInt8]] = [[127, 0, 0, 1]]
+        ipAddresses: [[UInt8]] = [[127, 0, 0, 1]],
+        notValidBefore: Date = Date() - 3600,
+        notValidAfter: Date = Date() + 86_400
     ) throws -> (certificate: Certificate, key: P256.Signing.PrivateKey) {
         let serverKey = P256.Signing.PrivateKey()
         let names = dnsNames.map { GeneralName.dnsName($0) }
@@ -56,8 +58,8 @@ struct TestCA {
             version: .v3,
             serialNumber: Certificate.SerialNumber(),
             publicKey: Certificate.PublicKey(serverKey.publicKey),
-            notValidBefore: Date() - 3600,
-            notValidAfter: Date() + 86_400,
+            notValidBefore: notValidBefore,
+            notValidAfter: notValidAfter,
             issuer: certificate.subject,
             subject: try DistinguishedName { CommonName("server") },
             signatureAlgorithm: .ecdsaWithSHA256,
@@ -124,9 +126,17 @@ enum LoopbackTLS {
         serverConfiguration: TLSConfiguration,
         makeClientHandler: @escaping @Sendable () throws -> NIOSSLClientHandler
     ) async throws -> (server: ServerOutcome, clientError: String?) {
+        try await run(serverConfiguration: serverConfiguration, makeClientHandlers: { [try makeClientHandler()] })
+    }
+
+    /// The same with the client's TLS handler followed by handlers of its own.
+    static func run(
+        serverConfiguration: TLSConfiguration,
+        makeClientHandlers: @escaping @Sendable () throws -> [any ChannelHandler]
+    ) async throws -> (server: ServerOutcome, clientError: String?) {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
-            let result = try await runOnce(group: group, serverConfiguration: serverConfiguration, makeClientHandler: makeClientHandler)
+            let result = try await runOnce(group: group, serverConfiguration: serverConfiguration, makeClientHandlers: makeClientHandlers)
             try await group.shutdownGracefully()
             return result
         } catch {
@@ -138,7 +148,7 @@ enum LoopbackTLS {
     private static func runOnce(
         group: MultiThreadedEventLoopGroup,
         serverConfiguration: TLSConfiguration,
-        makeClientHandler: @escaping @Sendable () throws -> NIOSSLClientHandler
+        makeClientHandlers: @escaping @Sendable () throws -> [any ChannelHandler]
     ) async throws -> (server: ServerOutcome, clientError: String?) {
         let serverContext = try NIOSSLContext(configuration: serverConfiguration)
         let serverOutcome = group.next().makePromise(of: ServerOutcome.self)
@@ -156,7 +166,7 @@ enum LoopbackTLS {
         let client = try await ClientBootstrap(group: group)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(try makeClientHandler())
+                    try channel.pipeline.syncOperations.addHandlers(try makeClientHandlers())
                     try channel.pipeline.syncOperations.addHandler(Observer(client: clientDone))
                 }
             }
