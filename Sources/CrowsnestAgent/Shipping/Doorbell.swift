@@ -1,19 +1,16 @@
-import Synchronization
-
 /// Wakes the shipper when the sampler has spooled a new batch.
 public final class Doorbell: Sendable {
-    private let wake = Mutex<(@Sendable () -> Void)?>(nil)
+    private let wake = CallbackSlot<Void>()
 
     public init() {}
 
     /// Signals that there is something new to send.
     public func ring() {
-        let action = wake.withLock { $0 }
-        action?()
+        wake.call(())
     }
 
     /// Installs what `ring()` does (the current session's wake-up), or nil between sessions.
     func attach(_ action: (@Sendable () -> Void)?) {
-        wake.withLock { $0 = action }
+        wake.set(action.map { action in { @Sendable _ in action() } })
     }
 }

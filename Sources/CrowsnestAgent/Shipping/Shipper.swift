@@ -68,11 +68,11 @@ public final class Shipper: Service, Sendable {
     /// The servers this shipper tries in turn, now.
     public var currentServers: [ServerAddress] { servers.withLock { $0 } }
     /// Where check runs the server assigns go (the check runner); nil drops them.
-    private let assignments = Mutex<(@Sendable (Crowsnest_V1_Assign) -> Void)?>(nil)
+    private let assignments = CallbackSlot<Crowsnest_V1_Assign>()
 
     /// Sets where the check runs the server assigns go.
     public func onAssign(_ handler: @escaping @Sendable (Crowsnest_V1_Assign) -> Void) {
-        assignments.withLock { $0 = handler }
+        assignments.set(handler)
     }
 
     public init(configuration: Configuration, credentials: AgentCredentials, spool: Spool, sequence: SequenceStore,
@@ -420,7 +420,7 @@ public final class Shipper: Service, Sendable {
                     try await outbound.write(try FrameCodec.encode(.with(.heartbeat(heartbeat))))
                     try await requestRenewalIfDue()
                 case .runCheck(let assign):
-                    if let handler = assignments.withLock({ $0 }) { handler(assign) }
+                    assignments.call(assign)
                 case .end(let end):
                     return end
                 }
