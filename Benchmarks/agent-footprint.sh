@@ -154,6 +154,23 @@ for variant in $VARIANTS; do
     awk '/^[0-9a-f]+-[0-9a-f]+ / { name = ($6 == "" ? "[anon]" : $6) } /^Rss:/ { rss[name] += $2 }
          END { for (n in rss) if (rss[n] >= 256) printf "%8.1f MiB  %s\n", rss[n] / 1024, n }' "/proc/$agent_pid/smaps" \
       | sort -rn | head -12 >"$work/smaps-$variant-$run.txt"
+    # The private (anonymous) mappings one by one: heap arenas reserve 64 MiB, thread stacks 8 MiB, so the size
+    # says what each resident figure is.
+    python3 - "/proc/$agent_pid/smaps" >"$work/anon-$variant-$run.txt" <<'PY'
+import re, sys
+rows, name, size, keep = [], "", 0, False
+for line in open(sys.argv[1]):
+    m = re.match(r"([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)", line)
+    if m:
+        size = (int(m.group(2), 16) - int(m.group(1), 16)) // 1024
+        name = m.group(3).strip() or "[anon]"
+        keep = name.startswith("[")
+    elif keep and line.startswith("Rss:") and int(line.split()[1]) >= 64:
+        rows.append((int(line.split()[1]), size, name))
+for rss, size, name in sorted(rows, reverse=True):
+    print(f"{rss:8d} KiB resident of {size:8d} KiB  {name}")
+PY
+    python3 "$root/Benchmarks/thread-stacks.py" "$agent_pid" >>"$work/anon-$variant-$run.txt" 2>&1 || true
     # And the executable's resident pages by section and by module (Benchmarks/resident-pages.py).
     python3 "$root/Benchmarks/resident-pages.py" "$agent_pid" "$binary" >"$work/pages-$variant-$run.txt" 2>&1 || true
     kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_pid=""
@@ -183,6 +200,8 @@ done
 for variant in $VARIANTS; do
   echo; echo "largest resident mappings, $variant, last run:"; cat "$work/smaps-$variant-$RUNS.txt"
   echo; echo "the executable's resident pages, $variant, last run:"; cat "$work/pages-$variant-$RUNS.txt"
+  echo; echo "private mappings of 64 KiB or more resident, then each thread's stack, $variant, last run:"
+  cat "$work/anon-$variant-$RUNS.txt"
 done
 echo
 echo "per run:"

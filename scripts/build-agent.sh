@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds crowsnest-agent the way it is installed on hosts, and prints the path of the binary.
 #
-#   --static-swift-stdlib      the Swift runtime and FoundationEssentials inside the binary: the host needs only
-#                              glibc and libstdc++ (any Debian 11+/Ubuntu 20.04+ VPS)
+#   --static-swift-stdlib      the Swift runtime and FoundationEssentials inside the binary; with libstdc++ linked
+#                              in as well (below) the host needs only glibc and libgcc_s (any Debian 11+/Ubuntu
+#                              20.04+ VPS)
 #   -Xlinker --no-export-dynamic
 #                              no dynamic symbol table for the agent's own code (nothing loads plugins into it)
 #   -no-pie                    a fixed-address executable: no 82,000 start-up relocations and no relocated copies
@@ -16,7 +17,7 @@
 #                              of most of .text. scripts/generate-text-order.sh regenerates the list;
 #                              TEXT_ORDER=none builds without it.
 #
-# Together they keep about 6 MiB of relocation, symbol-table, dirtied metadata and code pages out of the agent's
+# Together they keep about 7 MiB of relocation, symbol-table, dirtied metadata and code pages out of the agent's
 # resident memory (docs/BENCHMARKS.md, section 1). Built in its own scratch directory so these flags do not force
 # rebuilds of the default debug/release builds. Set PIE=1 for a position-independent build.
 set -euo pipefail
@@ -25,6 +26,13 @@ flags=(-c release --scratch-path .build-agent --product crowsnest-agent --static
        -Xlinker --no-export-dynamic)
 [ "${PIE:-0}" = 1 ] || flags+=(-Xswiftc -Xclang-linker -Xswiftc -no-pie)
 flags+=(-Xswiftc -Osize -Xcc -ffunction-sections -Xswiftc -use-ld=lld)
+if [ "${STATIC_CXX:-1}" = 1 ]; then
+  # The toolchain links with -lstdc++: a directory holding only libstdc++.a, searched before the compiler's,
+  # answers it with the static library.
+  mkdir -p .build-agent/static-libstdc++
+  ln -sf "$(clang -print-file-name=libstdc++.a)" .build-agent/static-libstdc++/libstdc++.a
+  flags+=(-Xlinker -L"$(pwd)/.build-agent/static-libstdc++")
+fi
 order="$(pwd)/agent/text-order.txt"
 if [ "${TEXT_ORDER:-}" != none ] && [ -f "$order" ]; then
   flags+=(-Xlinker "--symbol-ordering-file=$order" -Xlinker --no-warn-symbol-ordering)
