@@ -29,9 +29,15 @@ flags+=(-Xswiftc -Osize -Xcc -ffunction-sections -Xswiftc -use-ld=lld)
 if [ "${STATIC_CXX:-1}" = 1 ]; then
   # The toolchain links with -lstdc++: a directory holding only libstdc++.a, searched before the compiler's,
   # answers it with the static library.
-  mkdir -p .build-agent/static-libstdc++
-  ln -sf "$(clang -print-file-name=libstdc++.a)" .build-agent/static-libstdc++/libstdc++.a
-  flags+=(-Xlinker -L"$(pwd)/.build-agent/static-libstdc++")
+  archive=$(clang -print-file-name=libstdc++.a)
+  if [ -f "$archive" ]; then
+    mkdir -p .build-agent/static-libstdc++
+    ln -sf "$archive" .build-agent/static-libstdc++/libstdc++.a
+    flags+=(-Xlinker -L"$(pwd)/.build-agent/static-libstdc++")
+  else
+    echo "build-agent: libstdc++.a not found (Debian: libstdc++-12-dev); linking libstdc++ dynamically" >&2
+    rm -f .build-agent/static-libstdc++/libstdc++.a
+  fi
 fi
 order="$(pwd)/agent/text-order.txt"
 if [ "${TEXT_ORDER:-}" != none ] && [ -f "$order" ]; then
