@@ -29,13 +29,15 @@ flags+=(-Xswiftc -Osize -Xcc -ffunction-sections -Xswiftc -use-ld=lld)
 if [ "${STATIC_CXX:-1}" = 1 ]; then
   # The toolchain links with -lstdc++: a directory holding only libstdc++.a, searched before the compiler's,
   # answers it with the static library.
-  archive=$(clang -print-file-name=libstdc++.a)
+  # The toolchain's own clang, beside swift, asked which libstdc++.a its links use.
+  toolchain_clang="$(dirname "$(readlink -f "$(command -v swift)")")/clang"
+  archive=$("$toolchain_clang" -print-file-name=libstdc++.a 2>/dev/null || true)
   if [ -f "$archive" ]; then
     mkdir -p .build-agent/static-libstdc++
     ln -sf "$archive" .build-agent/static-libstdc++/libstdc++.a
     flags+=(-Xlinker -L"$(pwd)/.build-agent/static-libstdc++")
   else
-    echo "build-agent: libstdc++.a not found (Debian: libstdc++-12-dev); linking libstdc++ dynamically" >&2
+    echo "build-agent: libstdc++.a not found (Debian: libstdc++-12-dev); linking libstdc++ dynamically, so hosts need libstdc++ too (the release smoke test refuses such a binary)" >&2
     rm -f .build-agent/static-libstdc++/libstdc++.a
   fi
 fi

@@ -20,8 +20,10 @@ export AGENT_BIN
 source scripts/lib/local-deployment.sh
 fail() { echo "smoke-release-agent: FAILED: $*" >&2; tail -20 "$root/agent.log" >&2 || true; exit 1; }
 
-# What a bare VPS must provide: glibc (with libm) and libgcc_s, nothing else (libstdc++ is linked in).
-needed=$(ldd "$AGENT_BIN" | awk '{ print $1 }' | grep -vE '^(linux-vdso\.so\.1|/lib64/ld-linux-x86-64\.so\.2|libc\.so\.6|libm\.so\.6|libgcc_s\.so\.1)$' || true)
+# What a bare VPS must provide: glibc's libraries (split into several before glibc 2.34) and libgcc_s, nothing
+# else (libstdc++ is linked in).
+needed=$(ldd "$AGENT_BIN" | awk '{ print $1 }' \
+  | grep -vE '^(linux-vdso\.so\.1|linux-gate\.so\.1|(/.*/)?ld-linux[-a-z0-9_.]*\.so\.[0-9]+|lib(c|m|pthread|dl|rt|util)\.so\.[0-9]+|libgcc_s\.so\.1)$' || true)
 [ -z "$needed" ] || { echo "smoke-release-agent: FAILED: the release agent needs shared libraries beyond glibc and libgcc_s: $needed" >&2; exit 1; }
 
 for i in 1 2 3 4 5; do docker run -d --name "$prefix-$i" "$image" sleep 600 >/dev/null; done

@@ -101,10 +101,7 @@ public struct AgentCredentials: Sendable, Hashable {
     /// Credentials taken from an identity record whose fingerprint matches the files: the full checks of
     /// ``init(privateKeyPEM:certificatePEM:caCertificatePEM:serverAddresses:)`` were done when it was written.
     private init(privateKeyPEM: String, certificatePEM: String, caCertificatePEM: String, serverAddresses: [String],
-                 identity: AgentCertificateIdentity, verified: VerifiedRecord) throws(AgentCredentialsError) {
-        guard let caPin = try? CAPin.parse(verified.caPin) else {
-            throw .invalid("the identity record's CA pin \(verified.caPin) is not a pin")
-        }
+                 identity: AgentCertificateIdentity, caPin: CAPin, verified: VerifiedRecord) {
         self.privateKeyPEM = privateKeyPEM
         self.certificatePEM = certificatePEM
         self.caCertificatePEM = caCertificatePEM
@@ -117,7 +114,8 @@ public struct AgentCredentials: Sendable, Hashable {
 
     /// SHA-256 over the three PEM files and what the full checks read from them (identity, CA pin, validity), each
     /// preceded by its length: what an identity record's `verified` block vouches for. A record edited by hand, or
-    /// files replaced behind it, no longer match, and the next start checks in full.
+    /// files replaced behind it, no longer match, and the next start checks in full. It catches accidents, not
+    /// tampering: whoever can rewrite the record can rewrite `ca.pem` too.
     static func fingerprint(privateKeyPEM: String, certificatePEM: String, caCertificatePEM: String,
                             identity: AgentCertificateIdentity, caPin: String,
                             notValidBefore: Int64, notValidAfter: Int64) -> String {
@@ -132,6 +130,20 @@ public struct AgentCredentials: Sendable, Hashable {
             let hex = Array("0123456789abcdef".utf8)
             return String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 0x0f)]], as: UTF8.self)
         }.joined()
+    }
+
+    /// The DER bytes of the first PEM block in `pem` (base64 between its BEGIN and END lines); nil when there is none.
+    static func pemBody(_ pem: String) -> [UInt8]? {
+        var body = ""
+        var inside = false
+        for line in pem.split(whereSeparator: \.isNewline) {
+            let text = String(line).trimmingWhitespace()
+            if text.hasPrefix("-----BEGIN ") { inside = true; continue }
+            if text.hasPrefix("-----END ") { break }
+            if inside { body += text }
+        }
+        guard inside, !body.isEmpty, let data = Data(base64Encoded: body) else { return nil }
+        return Array(data)
     }
 
     /// Creates a fresh P-256 key and a certificate signing request for it.
@@ -175,16 +187,18 @@ public struct AgentCredentials: Sendable, Hashable {
             let certificatePEM = try CredentialFile.readRequired(CredentialFile.join(stateDirectory, certificateFileName))
             let caPEM = try CredentialFile.readRequired(CredentialFile.join(stateDirectory, caCertificateFileName))
             let recordIdentity = AgentCertificateIdentity(agentID: record.agentID, tenantID: record.tenantID)
-            if let verified = record.verified,
+            // The pin always comes from ca.pem itself (the CA BoringSSL trusts), never from the record.
+            let caPin = pemBody(caPEM).map { CAPin.compute(derBytes: $0) }
+            if let verified = record.verified, let caPin, verified.caPin == caPin.description,
                verified.fingerprint == fingerprint(privateKeyPEM: keyPEM, certificatePEM: certificatePEM, caCertificatePEM: caPEM,
                                                    identity: recordIdentity, caPin: verified.caPin,
                                                    notValidBefore: verified.notValidBefore, notValidAfter: verified.notValidAfter) {
                 // The files are the ones checked when the record was written: no certificate parsing at every start
-                // (it would keep swift-certificates' code resident in every agent; the TLS handshake still checks
-                // key, certificate and CA with BoringSSL).
-                credentials = try AgentCredentials(
+                // (it would keep swift-certificates' code resident in every agent). BoringSSL still checks the
+                // server against ca.pem in every handshake, and the server checks the agent's certificate.
+                credentials = AgentCredentials(
                     privateKeyPEM: keyPEM, certificatePEM: certificatePEM, caCertificatePEM: caPEM,
-                    serverAddresses: record.servers, identity: recordIdentity, verified: verified)
+                    serverAddresses: record.servers, identity: recordIdentity, caPin: caPin, verified: verified)
             } else {
                 credentials = try AgentCredentials(privateKeyPEM: keyPEM, certificatePEM: certificatePEM,
                                                    caCertificatePEM: caPEM, serverAddresses: record.servers)

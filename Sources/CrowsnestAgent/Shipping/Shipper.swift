@@ -57,7 +57,8 @@ public final class Shipper: Service, Sendable {
     private let doorbell: Doorbell
     /// Whether the "server certificate not valid at this host's clock" warning was logged in this run.
     private let clockWarned = Mutex(false)
-    /// Set once BoringSSL refused a server's certificate: from then on swift-certificates checks it (SessionTLS).
+    /// Set when BoringSSL refused a server's certificate: swift-certificates checks the next attempts (SessionTLS)
+    /// for as long as a server verifies only despite this host's clock.
     private let carefulTLS = Mutex(false)
     private let makeHello: @Sendable () -> Crowsnest_V1_Hello
     private let logger: Logger
@@ -104,6 +105,7 @@ public final class Shipper: Service, Sendable {
             index += 1
             let report = SessionReport()
             var end: SessionEnd
+            let wasCareful = carefulTLS.withLock { $0 }
             do {
                 end = try await cancelWhenGracefulShutdown {
                     try await self.session(with: server, report: report)
@@ -115,6 +117,12 @@ public final class Shipper: Service, Sendable {
             }
             connectedState.withLock { $0 = false }
             doorbell.attach(nil)
+            if !wasCareful, carefulTLS.withLock({ $0 }), case .retry = end, !Task.isShuttingDownGracefully {
+                // BoringSSL refused this server's certificate (the notice said so): the careful check looks at
+                // the same server again at once, and says why or connects despite a wrong clock.
+                index -= 1
+                continue
+            }
             let (receivedAck, length) = report.summary
             switch end {
             case .permanent(let reason):
@@ -283,20 +291,23 @@ public final class Shipper: Service, Sendable {
             guard careful else {
                 return try SessionTLS.makeHandlers(context: sslContext, serverHost: server.host) { [self] in
                     guard !self.carefulTLS.withLock({ let was = $0; $0 = true; return was }) else { return }
-                    logger.notice("the server's certificate did not pass the TLS library's check against the pinned CA; the next attempt checks it in detail and says why",
+                    logger.notice("the server's certificate did not pass the TLS library's check against the pinned CA; checking it again in detail",
                                   metadata: ["server": "\(server)"])
                 }
             }
             return [try SessionTLS.makeCarefulHandler(context: sslContext, caPin: caPin, serverHost: server.host) { [self] outcome in
+                // Careful only while it is needed: a server that verifies again, or one refused either way, goes back
+                // to BoringSSL's check (which alone refuses a certificate outside its validity).
                 switch outcome {
                 case .verified:
-                    break
+                    self.carefulTLS.withLock { $0 = false }
                 case .verifiedDespiteClock(let reason):
                     // Once per run: the clock stays wrong until someone fixes it, and every reconnect would repeat it.
                     guard !self.clockWarned.withLock({ let was = $0; $0 = true; return was }) else { return }
                     logger.warning("the server's certificate is signed by the pinned CA but not valid at this host's clock; connecting anyway: this host's clock is wrong (check NTP/chrony)",
                                    metadata: ["server": "\(server)", "tls.reason": "\(reason)"])
                 case .refused(let reason):
+                    self.carefulTLS.withLock { $0 = false }
                     logger.warning("refusing the server's certificate", metadata: ["server": "\(server)", "tls.reason": "\(reason)"])
                 }
             }]

@@ -1,4 +1,4 @@
-import CrowsnestAgent
+@testable import CrowsnestAgent
 import CrowsnestWire
 import Crypto
 import Foundation
@@ -218,6 +218,23 @@ final class AgentCredentialsTests: XCTestCase {
         XCTAssertEqual(loaded, credentials, "identity, pin and validity as the full checks found them")
         XCTAssertEqual(loaded.certificateNotValidBefore, credentials.certificateNotValidBefore)
         XCTAssertEqual(try recordInode(), inode, "trusted as written: not checked and rewritten")
+    }
+
+    func testTheCAPinComesFromTheCAFileNotFromTheRecord() throws {
+        let ca = try TestCA()
+        XCTAssertEqual(AgentCredentials.pemBody(try ca.pem).map { CAPin.compute(derBytes: $0) }, try ca.pin)
+        XCTAssertNil(AgentCredentials.pemBody("no PEM here"))
+        let credentials = try enroll(with: ca)
+        try credentials.save(stateDirectory: directory)
+        // A record naming another pin (its fingerprint recomputed would be needed to match; here it does not):
+        // checked in full, and the pin is the CA file's.
+        let saved = try String(contentsOfFile: recordPath, encoding: .utf8)
+        try saved.replacingOccurrences(of: try ca.pin.description, with: try TestCA(name: "Other").pin.description)
+            .write(toFile: recordPath, atomically: true, encoding: .utf8)
+        let loaded = try XCTUnwrap(try AgentCredentials.load(stateDirectory: directory))
+        XCTAssertEqual(loaded.caPin, try ca.pin)
+        XCTAssertTrue(try String(contentsOfFile: recordPath, encoding: .utf8).contains(try ca.pin.description),
+                      "the record rewritten after the full check")
     }
 
     func testARecordOfAnOlderAgentIsCheckedInFullAndThenCompleted() throws {

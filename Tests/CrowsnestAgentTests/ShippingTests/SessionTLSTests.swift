@@ -63,6 +63,22 @@ final class SessionTLSTests: XCTestCase {
         }
     }
 
+    func testAServerRefusingTheAgentsCertificateIsNotReportedAsARefusalOfTheServers() async throws {
+        let ca = try TestCA()
+        let credentials = try enroll(with: ca)
+        let context = try NIOSSLContext(configuration: try credentials.makeClientTLSConfiguration())
+        let serving = try ca.issueServingCertificate()
+        var server = try LoopbackTLS.serverConfiguration(
+            chain: [serving.certificate, ca.certificate], key: serving.key, clientCA: try TestCA(name: "Other agents' CA").certificate)
+        server.certificateVerification = .noHostnameVerification  // a client certificate is required, and this one refused
+        let refused = Mutex(false)
+        let result = try await LoopbackTLS.run(serverConfiguration: server, makeClientHandlers: {
+            try SessionTLS.makeHandlers(context: context, serverHost: "localhost") { refused.withLock { $0 = true } }
+        })
+        if case .completed = result.server { XCTFail("the server accepted an agent certificate of another CA") }
+        XCTAssertFalse(refused.withLock { $0 }, "the server's own certificate was fine: \(result.clientError ?? "")")
+    }
+
     func testOnlyACertificateRefusalCountsAsOne() {
         XCTAssertTrue(SessionTLS.isCertificateRefusal(NIOSSLExtraError.failedToValidateHostname))
         XCTAssertFalse(SessionTLS.isCertificateRefusal(NIOSSLError.uncleanShutdown))
