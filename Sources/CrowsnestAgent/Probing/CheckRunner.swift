@@ -39,11 +39,32 @@ public final class CheckRunner: Service, Sendable {
 
     private struct State {
         var queued = 0
-        /// (check, slot, token) of recent assignments, oldest first, to run each once.
-        var seen: [String] = []
-        var seenSet = Set<String>()
+        /// Assignments whose slot has not ended, in arrival order with the end of their slot, so a resent frame
+        /// runs once. Only these are kept: an assignment arriving after its slot ended is skipped anyway, and
+        /// remembering every assignment (a string each) grew the agent's heap by megabytes over its first half hour
+        /// with 100 checks.
+        var seen: [(key: AssignmentKey, slotEndMs: Int64)] = []
+        var seenSet = Set<AssignmentKey>()
         var results: [Crowsnest_V1_CheckResult] = []
+
+        /// Forgets the assignments at the front whose slot ended before `nowMs`.
+        mutating func forgetEnded(before nowMs: Int64) {
+            let ended = seen.prefix { $0.slotEndMs < nowMs }.count
+            guard ended > 0 else { return }
+            for entry in seen[..<ended] { seenSet.remove(entry.key) }
+            seen.removeFirst(ended)
+        }
     }
+
+    /// What makes an assignment the same one again: its check, slot and fencing token.
+    struct AssignmentKey: Hashable {
+        let checkID: String
+        let slotUnixMs: Int64
+        let fencingToken: UInt64
+    }
+
+    /// How many assignments are remembered to run each once (those of slots not yet ended); for tests.
+    var rememberedAssignments: Int { state.withLock { $0.seen.count } }
 
     /// `interval` is the agent's sampling interval (every batch carries it).
     public init(configuration: Configuration = .init(), prober: Prober = Prober(), spool: Spool, sequence: SequenceStore,
@@ -59,13 +80,16 @@ public final class CheckRunner: Service, Sendable {
     }
 
     /// Takes an assignment from the server (called from the shipper's session; returns at once).
-    public func accept(_ assign: Crowsnest_V1_Assign) {
-        let key = "\(assign.checkID)@\(assign.slotUnixMs)#\(assign.fencingToken)"
+    public func accept(_ assign: Crowsnest_V1_Assign, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) {
+        let key = AssignmentKey(checkID: assign.checkID, slotUnixMs: assign.slotUnixMs, fencingToken: assign.fencingToken)
+        let slotEnd = assign.slotUnixMs + Int64(assign.intervalSeconds) * 1000
         let admitted: Bool = state.withLock { state in
+            state.forgetEnded(before: nowMs)
             guard state.seenSet.insert(key).inserted else { return false }
-            state.seen.append(key)
+            state.seen.append((key, slotEnd))
             if state.seen.count > 4 * configuration.queueLimit {
-                state.seenSet.subtract(state.seen.prefix(configuration.queueLimit))
+                // Slots far longer than the rest kept entries behind them: the oldest go regardless.
+                for entry in state.seen.prefix(configuration.queueLimit) { state.seenSet.remove(entry.key) }
                 state.seen.removeFirst(configuration.queueLimit)
             }
             guard state.queued < configuration.queueLimit else { return false }

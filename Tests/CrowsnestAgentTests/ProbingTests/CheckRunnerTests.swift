@@ -27,6 +27,26 @@ final class CheckRunnerTests: XCTestCase {
         return assign
     }
 
+    func testRemembersOnlyTheAssignmentsOfSlotsNotYetEndedAndStillRunsARepeatOnce() throws {
+        let state = try scratchDirectory("check-runner-memory")
+        let runner = CheckRunner(spool: try Spool(directory: state + "/spool", logger: logger),
+                                 sequence: try SequenceStore(stateDirectory: state), doorbell: Doorbell(),
+                                 interval: .seconds(30), logger: logger)
+        // Two hours of a 5 s check, each slot assigned (and resent once) while it runs: what is remembered stays at
+        // the slots not yet ended, instead of growing with every assignment.
+        let start: Int64 = 1_800_000_000_000
+        var most = 0
+        for slot in 0..<1_440 {
+            var next = assign("every-5s", target: "127.0.0.1:9", slot: start + Int64(slot) * 5_000)
+            next.intervalSeconds = 5
+            runner.accept(next, nowMs: next.slotUnixMs + 100)
+            runner.accept(next, nowMs: next.slotUnixMs + 200)  // resent: not queued again
+            most = max(most, runner.rememberedAssignments)
+        }
+        XCTAssertLessThanOrEqual(most, 2, "only the running slot (and the one before, just ended) is remembered")
+        XCTAssertGreaterThanOrEqual(runner.rememberedAssignments, 1)
+    }
+
     func testRunsEachAssignmentOnceAndSpoolsTheResultsInOneEventOnlyBatch() async throws {
         let state = try scratchDirectory("check-runner")
         let spool = try Spool(directory: state + "/spool", logger: logger)
