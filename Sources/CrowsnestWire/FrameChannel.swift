@@ -55,6 +55,18 @@ public struct FrameSender: Sendable {
         try await outbound.write(try FrameCodec.encode(frame))
     }
 
+    /// Sends several frames in one write: one TLS record and one system call instead of one each (the
+    /// acknowledgements of a group of batches stored in one transaction).
+    public func send(_ frames: [Crowsnest_V1_Frame]) async throws {
+        guard frames.count > 1 else {
+            if let frame = frames.first { try await send(frame) }
+            return
+        }
+        var buffer = ByteBuffer()
+        for frame in frames { try FrameCodec.encode(frame, into: &buffer) }
+        try await outbound.write(buffer)
+    }
+
     /// Sends an already serialized `Frame` (as kept in the spool), adding the length prefix.
     public func send(serializedFrame bytes: [UInt8]) async throws {
         try await outbound.write(FrameCodec.frame(serialized: bytes))

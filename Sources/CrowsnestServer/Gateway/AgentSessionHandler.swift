@@ -422,6 +422,8 @@ public struct AgentSessionHandler: Sendable {
                                  metadata: ["batch.seq": "\(seqs)", "error": "\(String(reflecting: error))"])
                     throw SessionEnd(reason: "server could not store batch \(seqs); retry later", code: .retryLater)
                 }
+                var acks: [Crowsnest_V1_Frame] = []
+                acks.reserveCapacity(batches.count)
                 for (batch, outcome) in zip(batches, outcomes) {
                     switch outcome {
                     case .committed(let samples):
@@ -440,8 +442,9 @@ public struct AgentSessionHandler: Sendable {
                     }
                     var ack = Crowsnest_V1_Ack()
                     ack.seq = batch.seq
-                    try await sender.send(.with(.ack(ack)))
+                    acks.append(.with(.ack(ack)))
                 }
+                try await sender.send(acks)
                 ackDuration.recordInterval(since: taken)
             }
             switch end {

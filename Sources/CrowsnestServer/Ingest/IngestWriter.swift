@@ -397,11 +397,27 @@ public struct IngestWriter: Sendable {
         }
         let loaded = memory.loaded
         let written = memory.written
-        let current = Dictionary(batch.containers.filter { !$0.name.isEmpty }.map { ($0.name, ContainerRowFields($0)) },
-                                 uniquingKeysWith: { _, last in last })
-        // First batch of a session: write everything (the table may hold anything). Afterwards only changes.
-        let changed = batch.containers.filter { !$0.name.isEmpty && (!loaded || written[$0.name] != current[$0.name]) }
-        let membershipChanged = !loaded || Set(written.keys) != Set(current.keys)
+        var current: [String: ContainerRowFields] = [:]
+        current.reserveCapacity(batch.containers.count)
+        for sample in batch.containers where !sample.name.isEmpty { current[sample.name] = ContainerRowFields(sample) }
+        // First batch of a session: write everything (the table may hold anything). Afterwards only changes, found
+        // in one pass (one lookup per container; the names are the same set as before when each is known and the
+        // counts match).
+        var changedNames: Set<String> = []
+        var allKnown = true
+        if loaded {
+            for (name, fields) in current {
+                guard let before = written[name] else {
+                    allKnown = false
+                    changedNames.insert(name)
+                    continue
+                }
+                if before != fields { changedNames.insert(name) }
+            }
+        }
+        let changed = !loaded ? batch.containers.filter { !$0.name.isEmpty }
+            : changedNames.isEmpty ? [] : batch.containers.filter { changedNames.contains($0.name) }
+        let membershipChanged = !loaded || !allKnown || written.count != current.count
         let missing = Set(batch.missing.map(\.name).filter { !$0.isEmpty })
         // Which names exist, when this batch completes a sweep that says so: nil when it cannot tell (Docker was
         // unreachable, or parts of the sweep are still to come).
@@ -440,7 +456,7 @@ public struct IngestWriter: Sendable {
         }
         // A container whose state did not change and that had no events cannot change span.
         try await part.run(.spans, &rejections) {
-            try await recordTransitions(batch, only: loaded ? Set(changed.map(\.name)) : nil,
+            try await recordTransitions(batch, only: loaded ? changedNames : nil,
                                         tenantID: tenantID, agentID: agentID, on: connection)
         }
         guard containersStored else {
@@ -519,6 +535,8 @@ public struct IngestWriter: Sendable {
     /// events), nil means all of them.
     private func recordTransitions(_ batch: Crowsnest_V1_SampleBatch, only: Set<String>?, tenantID: UUID, agentID: UUID,
                                    on connection: PostgresConnection) async throws {
+        // The common steady-state batch: nothing changed and no events, so no container can change span.
+        if let only, only.isEmpty, batch.events.isEmpty { return }
         var eventsByName: [String: [Crowsnest_V1_ContainerEvent]] = [:]
         for event in batch.events where !event.name.isEmpty { eventsByName[event.name, default: []].append(event) }
         var samplesByName: [String: Crowsnest_V1_ContainerSample] = [:]

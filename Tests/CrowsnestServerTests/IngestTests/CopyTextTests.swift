@@ -6,9 +6,8 @@ import XCTest
 /// Rows in PostgreSQL's COPY text format.
 final class CopyTextTests: XCTestCase {
     private func row(_ build: (inout CopyTextRow) -> Void) -> String {
-        var row = CopyTextRow(into: ByteBuffer())
-        build(&row)
-        var buffer = row.endRow()
+        var buffer = ByteBuffer()
+        CopyTextRow.append(to: &buffer, build)
         return buffer.readString(length: buffer.readableBytes)!
     }
 
@@ -57,12 +56,38 @@ final class CopyTextTests: XCTestCase {
     }
 
     func testRowsAppendToTheSameBuffer() {
-        var first = CopyTextRow(into: ByteBuffer())
-        first.text("one")
-        var second = CopyTextRow(into: first.endRow())
-        second.timestamp(millis: 1_000)
-        second.integer(2)
-        var buffer = second.endRow()
-        XCTAssertEqual(buffer.readString(length: buffer.readableBytes), "one\n1970-01-01 00:00:01.000+00\t2\n")
+        var buffer = ByteBuffer(string: "before\n")
+        CopyTextRow.append(to: &buffer) { $0.text("one") }
+        CopyTextRow.append(to: &buffer) { $0.timestamp(millis: 1_000); $0.integer(2) }
+        XCTAssertEqual(buffer.readString(length: buffer.readableBytes), "before\none\n1970-01-01 00:00:01.000+00\t2\n")
+    }
+
+    /// What COPY's text format makes of `text`, written the slow obvious way.
+    private func escaped(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\t", with: "\\t")
+            .replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
+    }
+
+    func testTextsLongerThanTheStagingAreaKeepEveryByteAndEveryEscape() {
+        // Escapes on both sides of the staging area's edge, a run longer than the whole area, and multi-byte
+        // characters: each row must equal the obvious escaping of its texts.
+        let edge = CopyTextRow.stagingBytes
+        for length in [edge - 2, edge - 1, edge, edge + 1, 3 * edge + 5] {
+            for escapeAt in [0, edge - 3, edge - 2, edge - 1, edge, length - 1] where escapeAt >= 0 && escapeAt < length {
+                var bytes = Array(repeating: UInt8(ascii: "a"), count: length)
+                bytes[escapeAt] = UInt8(ascii: "\t")
+                if escapeAt + 1 < length { bytes[escapeAt + 1] = UInt8(ascii: "\\") }
+                let text = String(decoding: bytes, as: UTF8.self) + "größe 🐳\r\n"
+                XCTAssertEqual(row { $0.integer(7); $0.text(text); $0.text("x") }, "7\t" + escaped(text) + "\tx\n",
+                               "text of \(length) bytes with an escape at \(escapeAt)")
+            }
+        }
+    }
+
+    func testRowsWithMoreFieldsThanTheStagingAreaHolds() {
+        // 300 numbers of 20 characters: about 6 KiB, several times the staging area.
+        let values = (0..<300).map { Int64.max - Int64($0) }
+        XCTAssertEqual(row { row in values.forEach { row.integer($0) }; row.double(0.25); row.null() },
+                       values.map(String.init).joined(separator: "\t") + "\t0.25\t\\N\n")
     }
 }
