@@ -8,6 +8,7 @@ import NIOCore
 import PostgresNIO
 import Prometheus
 import Synchronization
+import UnixSignals
 
 /// Server ingest benchmark: container samples per second end to end (mTLS, frame decode, ingest transaction,
 /// COMMIT, ack) from simulated agents on loopback, beside the same number of rows written with plain COPY
@@ -87,7 +88,10 @@ struct IngestBenchmark: AsyncParsableCommand {
         }
 
         var runner = ServerRunner(configuration: configuration, logger: logger, metricsRegistry: PrometheusCollectorRegistry())
-        runner.shutdownSignals = []
+        // Stopped at the end as SIGTERM stops a real server (graceful shutdown, then its embedded PostgreSQL): a
+        // cancelled server task could take minutes to return and left its cluster running, whose autovacuum then
+        // shared the machine with the next benchmark. SIGUSR2, so that SIGTERM and ^C still end the process at once.
+        runner.shutdownSignals = [.sigusr2]
         let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
         let httpPort = LockedBox(0)
         runner.onReady = { address, http in
@@ -132,8 +136,18 @@ struct IngestBenchmark: AsyncParsableCommand {
                 try await options.measure(client: client, port: port, directory: directory, copySizes: copySizes, logger: logger)
             }
         }
-        server.cancel()
-        _ = try? await server.value
+        kill(getpid(), SIGUSR2)
+        let stopped = LockedBox(false)
+        Task { [server] in
+            _ = try? await server.value
+            stopped.lock.withLock { $0 = true }
+        }
+        let giveUp = ContinuousClock.now + .seconds(60)
+        while !stopped.lock.withLock({ $0 }) && ContinuousClock.now < giveUp { try await Task.sleep(for: .milliseconds(100)) }
+        if !stopped.lock.withLock({ $0 }) && databaseURL == nil {
+            print("the server did not stop within 60 s; stopping its embedded PostgreSQL")
+            try? await EmbeddedPostgres(dataDirectory: directory, logger: logger).stop()
+        }
     }
 
     struct Round {
