@@ -6,7 +6,9 @@ import NIOCore
 /// A row is assembled in a small stack buffer and goes into the `ByteBuffer` with one write (more only when a long
 /// text fills the stack buffer): a `ByteBuffer` write per field and separator, about 60 per sample row, was most of
 /// the cost of formatting rows (each pays the buffer's capacity and exclusivity checks).
-struct CopyTextRow {
+///
+/// Not copyable: it points into stack memory that lives only while `append` builds the row.
+struct CopyTextRow: ~Copyable {
     /// Bytes assembled on the stack before they go into the buffer; a field never needs more than this at once
     /// (the longest fixed-size field is a number of 24 characters), a longer text is written in runs.
     static let stagingBytes = 1024
@@ -104,23 +106,28 @@ struct CopyTextRow {
     mutating func integer<I: BinaryInteger>(_ value: I?) {
         guard let value else { return null() }
         separator()
-        // Digits written backwards into 24 bytes on the stack, then staged: no String per number.
+        // Digits staged directly, least significant first, then put in order: no String per number.
+        reserve(20)  // UInt64.max has 20 digits; a negative Int64 at most 19 and its sign
         let negative = value < 0
         var magnitude = UInt64(truncatingIfNeeded: value.magnitude)
-        var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        withUnsafeMutableBytes(of: &scratch) { raw in
-            var start = raw.count
-            repeat {
-                start -= 1
-                raw[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            if negative {
-                start -= 1
-                raw[start] = UInt8(ascii: "-")
-            }
-            put(UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + start, count: raw.count - start))
+        var end = staged
+        if negative {
+            staging[end] = UInt8(ascii: "-")
+            end += 1
         }
+        var low = end
+        repeat {
+            staging[end] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+            magnitude /= 10
+            end += 1
+        } while magnitude > 0
+        var high = end - 1
+        while low < high {
+            staging.swapAt(low, high)
+            low += 1
+            high -= 1
+        }
+        staged = end
     }
 
     mutating func double(_ value: Double?) {

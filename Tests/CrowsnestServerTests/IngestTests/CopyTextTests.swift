@@ -84,6 +84,14 @@ final class CopyTextTests: XCTestCase {
         }
     }
 
+    func testASeparatorOrTheNewlineArrivingAtAFullStagingArea() {
+        let full = String(repeating: "a", count: CopyTextRow.stagingBytes)
+        XCTAssertEqual(row { $0.text(full) }, full + "\n")
+        XCTAssertEqual(row { $0.text(full); $0.text("x") }, full + "\tx\n")
+        XCTAssertEqual(row { $0.text(String(full.dropLast(5))); $0.integer(UInt64.max) },
+                       String(full.dropLast(5)) + "\t18446744073709551615\n")
+    }
+
     func testRowsWithMoreFieldsThanTheStagingAreaHolds() {
         // 300 numbers of 20 characters: about 6 KiB, several times the staging area.
         let values = (0..<300).map { Int64.max - Int64($0) }

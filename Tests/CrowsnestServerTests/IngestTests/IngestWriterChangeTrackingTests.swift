@@ -70,4 +70,38 @@ final class IngestWriterChangeTrackingTests: XCTestCase {
             XCTAssertNotEqual(fifth["db"], third["db"])
         }
     }
+
+    func testAContainerReplacedByAnotherInOneSweepIsRemovedAndTheNewOneWritten() async throws {
+        // The same number of containers before and after, so only the names tell that the fleet changed; and a
+        // name sent twice in one batch (the last one counts).
+        try await TestPostgres.withTestDatabase { client in
+            let (tenantID, agentID) = try await IngestFixtures.seedAgent(client)
+            let writer = IngestWriter(client: client, partitions: PartitionStore(client: client, logger: logger), logger: logger,
+                                      timeWindow: IngestFixtures.timeWindow)
+            var memory = CounterMemory()
+            let web = IngestFixtures.container("web", cpuNanos: 1_000)
+            let old = IngestFixtures.container("old", cpuNanos: 2_000)
+            _ = try await writer.write(IngestFixtures.batch(seq: 1, tsMillis: t0, containers: [web, old]),
+                                       tenantID: tenantID, agentID: agentID, memory: &memory)
+            let first = try await rowVersions(client)
+
+            var stale = IngestFixtures.container("new", cpuNanos: 3_000)
+            stale.state = "created"
+            let new = IngestFixtures.container("new", cpuNanos: 3_500)
+            _ = try await writer.write(IngestFixtures.batch(seq: 2, tsMillis: t0 + 30_000, containers: [web, stale, new]),
+                                       tenantID: tenantID, agentID: agentID, memory: &memory)
+            let second = try await rowVersions(client)
+            XCTAssertEqual(second["web"], first["web"], "web did not change")
+            XCTAssertNotNil(second["new"], "the new container has a row")
+            let removed = try await IngestFixtures.integer(
+                client, "SELECT count(*) FROM containers WHERE name = 'old' AND removed_at IS NOT NULL")
+            XCTAssertEqual(removed, 1, "the replaced container is marked removed")
+            let newState = try await IngestFixtures.integer(
+                client, "SELECT count(*) FROM containers WHERE name = 'new' AND state = 'running' AND removed_at IS NULL")
+            XCTAssertEqual(newState, 1, "the last sample of a name sent twice counts")
+            let newSpans = try await IngestFixtures.integer(
+                client, "SELECT count(*) FROM status_spans WHERE target_id LIKE '%new' AND state = 'up' AND ended_at IS NULL")
+            XCTAssertEqual(newSpans, 1, "the new container's span is opened")
+        }
+    }
 }
