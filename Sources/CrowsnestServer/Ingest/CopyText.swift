@@ -10,7 +10,7 @@ import NIOCore
 /// Not copyable: it points into stack memory that lives only while `append` builds the row.
 struct CopyTextRow: ~Copyable {
     /// Bytes assembled on the stack before they go into the buffer; a field never needs more than this at once
-    /// (the longest fixed-size field is a number of 24 characters), a longer text is written in runs.
+    /// (a number takes at most 24 characters), a longer text is written in runs.
     static let stagingBytes = 1024
 
     private var buffer: ByteBuffer
@@ -69,6 +69,11 @@ struct CopyTextRow: ~Copyable {
 
     private mutating func put(_ text: StaticString) {
         text.withUTF8Buffer { put($0) }
+    }
+
+    private mutating func put(_ text: String) {
+        var text = text
+        text.withUTF8 { put($0) }
     }
 
     private mutating func separator() {
@@ -133,15 +138,13 @@ struct CopyTextRow: ~Copyable {
     mutating func double(_ value: Double?) {
         guard let value, value.isFinite else { return null() }
         separator()
-        var text = value.description
-        text.withUTF8 { put($0) }
+        put(value.description)
     }
 
     /// A timestamp from unix milliseconds, as `YYYY-MM-DD HH:MM:SS.mmm+00`.
     mutating func timestamp(millis: Int64) {
         separator()
-        var text = Self.format(millis: millis)
-        text.withUTF8 { put($0) }
+        put(Self.format(millis: millis))
     }
 
     static func format(millis: Int64) -> String {

@@ -18,11 +18,21 @@ final class IngestWriterChangeTrackingTests: XCTestCase {
         return result
     }
 
-    func testUnchangedContainersAreNotRewrittenAndChangedOnesAre() async throws {
+    /// A test database with one registered agent, and a writer for its batches.
+    private func withRegisteredAgent(
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (PostgresClient, IngestWriter, UUID, UUID) async throws -> Void
+    ) async throws {
         try await TestPostgres.withTestDatabase { client in
             let (tenantID, agentID) = try await IngestFixtures.seedAgent(client)
             let writer = IngestWriter(client: client, partitions: PartitionStore(client: client, logger: logger), logger: logger,
                                       timeWindow: IngestFixtures.timeWindow)
+            try await body(client, writer, tenantID, agentID)
+        }
+    }
+
+    func testUnchangedContainersAreNotRewrittenAndChangedOnesAre() async throws {
+        try await withRegisteredAgent { client, writer, tenantID, agentID in
             var memory = CounterMemory()
             let web = IngestFixtures.container("web", cpuNanos: 1_000)
             let db = IngestFixtures.container("db", cpuNanos: 2_000)
@@ -74,10 +84,7 @@ final class IngestWriterChangeTrackingTests: XCTestCase {
     func testAContainerReplacedByAnotherInOneSweepIsRemovedAndTheNewOneWritten() async throws {
         // The same number of containers before and after, so only the names tell that the fleet changed; and a
         // name sent twice in one batch (the last one counts).
-        try await TestPostgres.withTestDatabase { client in
-            let (tenantID, agentID) = try await IngestFixtures.seedAgent(client)
-            let writer = IngestWriter(client: client, partitions: PartitionStore(client: client, logger: logger), logger: logger,
-                                      timeWindow: IngestFixtures.timeWindow)
+        try await withRegisteredAgent { client, writer, tenantID, agentID in
             var memory = CounterMemory()
             let web = IngestFixtures.container("web", cpuNanos: 1_000)
             let old = IngestFixtures.container("old", cpuNanos: 2_000)
