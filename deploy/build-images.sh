@@ -51,9 +51,19 @@ else
   done
 fi
 [ -d "$BIN/crowsnest_CrowsnestServer.resources" ] || die "$BIN/crowsnest_CrowsnestServer.resources (the server's migrations) is missing"
-cp -R "$SERVER" "$BIN/crowsnest_CrowsnestServer.resources" server/dist/
-cp "$AGENT" agent/dist/crowsnest-agent
-cp "$AGENT" server/dist/agent-downloads/crowsnest-agent
+cp -R "$BIN/crowsnest_CrowsnestServer.resources" server/dist/
+if [ "$DEBUG" -eq 1 ]; then
+  # Debug binaries without their DWARF sections (function names stay, for backtraces): a third smaller, about
+  # 120 MB less per build across the two images (measured: server 154 -> 105 MB, agent 108 -> 72 MB); the
+  # disks of CI machines are shared and have run full during this build.
+  command -v strip >/dev/null || die "strip (binutils) is missing"
+  strip --strip-debug -o server/dist/crowsnest-server "$SERVER"
+  strip --strip-debug -o agent/dist/crowsnest-agent "$AGENT"
+else
+  cp "$SERVER" server/dist/crowsnest-server
+  cp "$AGENT" agent/dist/crowsnest-agent
+fi
+cp agent/dist/crowsnest-agent server/dist/agent-downloads/crowsnest-agent
 cp agent/install.sh agent/crowsnest-agent.service agent/agent.yaml server/dist/agent-downloads/
 
 build() {  # NAME CONTEXT

@@ -97,6 +97,32 @@ enum Shell {
     static func docker(_ arguments: String...) -> Result {
         run("/usr/bin/env", ["docker"] + arguments)
     }
+
+    /// Where a container on Docker's default bridge reaches this host: the bridge network's gateway, or — when
+    /// the daemon found its bridge interface already addressed and recorded no gateway (seen on fresh CI
+    /// machines) — that interface's own IPv4 address. Empty when neither is known.
+    static func dockerBridgeGateway() -> String {
+        let gateway = docker("network", "inspect", "bridge", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}")
+            .output.trimmingCharacters(in: .whitespacesAndNewlines)
+        if !gateway.isEmpty { return gateway }
+        var name = docker("network", "inspect", "bridge", "-f", #"{{index .Options "com.docker.network.bridge.name"}}"#)
+            .output.trimmingCharacters(in: .whitespacesAndNewlines)
+        if name.isEmpty || name == "<no value>" { name = "docker0" }
+        var interfaces: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&interfaces) == 0 else { return "" }
+        defer { freeifaddrs(interfaces) }
+        var entry = interfaces
+        while let current = entry?.pointee {
+            defer { entry = current.ifa_next }
+            guard String(cString: current.ifa_name) == name, let address = current.ifa_addr,
+                  address.pointee.sa_family == sa_family_t(AF_INET) else { continue }
+            var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+            var ipv4 = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+            guard inet_ntop(AF_INET, &ipv4, &text, socklen_t(text.count)) != nil else { continue }
+            return String(cString: text)
+        }
+        return ""
+    }
 }
 
 /// A long-running child process with its output in a log file.

@@ -18,9 +18,8 @@ final class InstallEndToEndTests: BaseImageContainerTestCase {
 
     func testThePrintedLineInstallsEnrollsUpgradesInPlaceRefusesATamperedScriptAndUninstalls() throws {
         // Where the machine reaches the server: the Docker bridge's gateway, which the server listens on.
-        let gateway = Shell.docker("network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}")
-            .output.trimmingCharacters(in: .whitespacesAndNewlines)
-        XCTAssertFalse(gateway.isEmpty, "no gateway address for Docker's bridge network")
+        let gateway = Shell.dockerBridgeGateway()
+        guard !gateway.isEmpty else { return XCTFail("no gateway address for Docker's bridge network (IPAM or docker0)") }
         let downloads = deployment.root + "/agent-downloads"
         try FileManager.default.createDirectory(atPath: downloads, withIntermediateDirectories: true)
         for file in ["install.sh", "crowsnest-agent.service", "agent.yaml"] {
