@@ -39,10 +39,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // sys/epoll.h for Swift: the probes' socket poller (Glibc's module leaves it out).
+        .target(name: "CEpoll"),
         .target(
             name: "CrowsnestProbes",
             dependencies: [
-                "CrowsnestWire",
+                "CrowsnestWire", "CEpoll",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CPU seconds per 1,000 HTTP probes: crowsnest's prober (crowsnest-bench --probe-target, release build) beside
 # Prometheus' blackbox_exporter (Debian's prometheus-blackbox-exporter, module http_2xx), both probing the same
-# local nginx over plain HTTP with a new connection per probe, at the same rate, in the same run.
+# local nginx over plain HTTP with a new connection per probe, at the same rate, in the same run; and beside
+# them the floor: a C program making the same probes with nothing else (Benchmarks/probe-floor/probe-floor.c).
 # Usage: [RATE=50] [DURATION=40] [SKIP_BUILD=1] Benchmarks/probe-cpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,4 +44,9 @@ done
 wait $(jobs -p | grep -v "^$bb\$") 2>/dev/null || true
 after=$(cpu $bb)
 awk -v b="$before" -v a="$after" -v n="$count" -v r="$RATE" 'BEGIN { printf "blackbox_exporter: %d probes at %s/s; CPU %.3f s = %.3f s per 1,000 probes\n", n, r, a - b, (a - b) / n * 1000 }'
+if command -v cc >/dev/null; then
+  cc -O2 -o "$work/probe-floor" Benchmarks/probe-floor/probe-floor.c && "$work/probe-floor" 18181 "$count" "$RATE" || true
+else
+  echo "C floor: skipped (no C compiler)"
+fi
 .build/release/crowsnest-bench --probe-target http://127.0.0.1:18181/ --probe-rate "$RATE" --duration "$DURATION" --warmup 3

@@ -142,6 +142,18 @@ struct HTTPProber: Sendable {
         }
         let request = try HTTPRequestBytes.make(method: method, pathAndQuery: url.pathAndQuery, headers: requestHeaders, body: body)
         let isHEAD = method == "HEAD"
+        #if os(Linux)
+        if context == nil, let sockets = dialer.sockets {
+            // Plain HTTP: a raw socket of the process's poller, no channel (most of a probe's cost otherwise).
+            let (ended, _) = try await dialer.exchange(
+                with: addresses, sending: request, through: sockets, deadline: deadline,
+                conversation: HTTPResponseConversation(parser: HTTPResponseParser(isHEAD: isHEAD, maximumBodyBytes: Self.maximumBodyBytes)))
+            try Task.checkCancellation()
+            let parser = ended.parser
+            guard parser.status != 0 else { throw ProbeFailure("\(url.hostHeader) closed the connection without an HTTP answer") }
+            return Response(status: parser.status, headers: parser.headers, body: parser.body, certificateNotAfter: nil)
+        }
+        #endif
         // A plain handler, not an async channel: the request goes out when the connection is up and the response
         // completes one future, with no per-part hops between the event loop and the task (probes are frequent).
         let ((channel, answer), _) = try await dialer.connect(to: addresses, deadline: deadline) { channel in
@@ -182,6 +194,24 @@ struct HTTPProber: Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 }
+
+#if os(Linux)
+/// An HTTP response read from a `SocketExchangePoller` connection by `HTTPResponseParser`: complete when the
+/// response ends or its body limit is reached; a close before any byte leaves status 0 (no answer).
+struct HTTPResponseConversation: SocketConversation {
+    var parser: HTTPResponseParser
+
+    mutating func connected() -> Bool { false }
+
+    mutating func received(_ bytes: UnsafeRawBufferPointer) throws -> Bool {
+        try parser.feed(bytes)
+    }
+
+    mutating func peerClosed() throws {
+        _ = try parser.finishAtClose()
+    }
+}
+#endif
 
 /// Sends one HTTP request when the connection is up and reads the response with `HTTPResponseParser`: the final
 /// head (1xx answers skipped), the body up to a limit. Completes when the response ends, the limit is reached, or

@@ -1,0 +1,252 @@
+#if os(Linux)
+import Foundation
+import NIOCore
+import NIOPosix
+import Synchronization
+import XCTest
+
+@testable import CrowsnestProbes
+
+/// The raw-socket exchanges plain HTTP and TCP probes run on, against real TCP peers on loopback that answer in
+/// pieces, cut answers short, never answer, or read a large request before answering.
+final class SocketExchangePollerTests: XCTestCase {
+    private var sockets: SocketExchangePoller {
+        get throws { try XCTUnwrap(SocketExchangePoller.shared, "the poller could not start") }
+    }
+
+    private static func http() -> ByteBuffer { ExchangeParts.request() }
+
+    private static func conversation() -> HTTPResponseConversation { ExchangeParts.conversation() }
+
+    func testAnAnswerArrivingInPiecesIsReadUntilItIsCompleteWithoutWaitingForAClose() async throws {
+        let peer = try await ScriptedTCPPeer.start(answer: [
+            "HTTP/1.1 200 OK\r\nContent-Le", "ngth: 5\r\nX-Test: yes\r\n\r\nhel", "lo",
+        ], pause: .milliseconds(30), thenClose: false)
+        defer { Task { try? await peer.stop() } }
+        let ended = try await sockets.exchange(to: peer.address, sending: Self.http(), conversation: Self.conversation())
+        XCTAssertEqual(ended.parser.status, 200)
+        XCTAssertEqual(ended.parser.headers.first(name: "x-test"), "yes")
+        XCTAssertEqual(String(decoding: ended.parser.body, as: UTF8.self), "hello")
+        XCTAssertEqual(peer.requestBytes, Self.http().readableBytes, "the whole request was sent")
+        try await peer.waitForClosedConnections(1)  // closed by us once the answer was complete
+    }
+
+    func testAnAnswerCutShortByACloseIsAnErrorAndNoAnswerAtAllLeavesStatusZero() async throws {
+        let cut = try await ScriptedTCPPeer.start(answer: ["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"], thenClose: true)
+        defer { Task { try? await cut.stop() } }
+        do {
+            _ = try await sockets.exchange(to: cut.address, sending: Self.http(), conversation: Self.conversation())
+            XCTFail("a body cut short must not pass")
+        } catch let failure as ProbeFailure {
+            XCTAssertEqual(failure.reason, "the connection closed in the middle of the response body")
+        }
+        let silent = try await ScriptedTCPPeer.start(answer: [], thenClose: true)
+        defer { Task { try? await silent.stop() } }
+        let ended = try await sockets.exchange(to: silent.address, sending: Self.http(), conversation: Self.conversation())
+        XCTAssertEqual(ended.parser.status, 0)
+    }
+
+    func testARefusedConnectionFailsAtTheConnectStageWithItsReason() async throws {
+        let peer = try await ScriptedTCPPeer.start(answer: [], thenClose: true)
+        let address = peer.address
+        try await peer.stop()
+        do {
+            _ = try await sockets.exchange(to: address, sending: Self.http(), conversation: Self.conversation())
+            XCTFail("nothing listens there")
+        } catch let error as SocketExchangeError {
+            XCTAssertEqual(error.stage, .connect)
+            XCTAssertEqual(error.reason, "connection refused")
+        }
+        do {
+            _ = try await sockets.exchange(to: address, sending: ByteBuffer(), conversation: ConnectionOnly())
+            XCTFail("nothing listens there")
+        } catch let error as SocketExchangeError {
+            XCTAssertEqual(error.stage, .connect)
+        }
+    }
+
+    func testARequestLargerThanTheSocketBuffersIsSentWhole() async throws {
+        let size = 8 << 20
+        let peer = try await ScriptedTCPPeer.start(answer: ["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+                                                   thenClose: false, afterReading: size)
+        defer { Task { try? await peer.stop() } }
+        var request = ByteBuffer()
+        request.writeRepeatingByte(UInt8(ascii: "x"), count: size)
+        let ended = try await sockets.exchange(to: peer.address, sending: request, conversation: Self.conversation())
+        XCTAssertEqual(ended.parser.status, 200)
+        XCTAssertEqual(peer.requestBytes, size)
+    }
+
+    func testAConnectOnlyConversationEndsWhenTheConnectionIsUp() async throws {
+        let peer = try await ScriptedTCPPeer.start(answer: [], thenClose: false)
+        defer { Task { try? await peer.stop() } }
+        _ = try await sockets.exchange(to: peer.address, sending: ByteBuffer(), conversation: ConnectionOnly())
+        try await peer.waitForClosedConnections(1)
+        XCTAssertEqual(peer.requestBytes, 0)
+    }
+
+    func testCancellingAnExchangeClosesItsSocketAtOnceAndNoDescriptorIsLeft() async throws {
+        let peer = try await ScriptedTCPPeer.start(answer: [], thenClose: false)  // never answers
+        defer { Task { try? await peer.stop() } }
+        let sockets = try self.sockets
+        let address = peer.address
+        // Warm up whatever opens descriptors once (the poller, NIO's loops), then count.
+        _ = try await sockets.exchange(to: address, sending: ByteBuffer(), conversation: ConnectionOnly())
+        let before = try Self.openDescriptors()
+        let rounds = 40
+        for _ in 0..<rounds {
+            let exchange = Task { () async throws -> HTTPResponseConversation in
+                try await sockets.exchange(to: address, sending: ExchangeParts.request(), conversation: ExchangeParts.conversation())
+            }
+            try await Task.sleep(for: .milliseconds(10))
+            exchange.cancel()
+            do {
+                _ = try await exchange.value
+                XCTFail("the peer never answers: only cancellation ends the exchange")
+            } catch {
+                XCTAssertTrue(error is CancellationError, "\(error)")
+            }
+        }
+        // Cancelled before it started: fails at once, leaves nothing behind.
+        let early = Task { () async throws -> HTTPResponseConversation in
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await sockets.exchange(to: address, sending: ExchangeParts.request(), conversation: ExchangeParts.conversation())
+        }
+        do {
+            _ = try await early.value
+            XCTFail("a cancelled task must not exchange")
+        } catch {
+            XCTAssertTrue(error is CancellationError, "\(error)")
+        }
+        for _ in 0..<200 {
+            _ = try await sockets.exchange(to: address, sending: ByteBuffer(), conversation: ConnectionOnly())
+        }
+        try await peer.waitForClosedConnections(1 + rounds + 200)  // the early one never connected
+        XCTAssertLessThanOrEqual(try Self.openDescriptors(), before, "every exchange closed its socket")
+    }
+
+    func testIPv6LoopbackWorksWhenTheMachineHasIt() async throws {
+        guard let peer = try? await ScriptedTCPPeer.start(answer: ["HTTP/1.1 204 No Content\r\n\r\n"], thenClose: false, host: "::1") else {
+            throw XCTSkip("no IPv6 loopback on this machine")
+        }
+        defer { Task { try? await peer.stop() } }
+        let ended = try await sockets.exchange(to: peer.address, sending: Self.http(), conversation: Self.conversation())
+        XCTAssertEqual(ended.parser.status, 204)
+    }
+
+    private static func openDescriptors() throws -> Int {
+        try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+    }
+}
+
+/// The request and the answer's reader the tests use.
+enum ExchangeParts {
+    static func request() -> ByteBuffer { ByteBuffer(string: "GET / HTTP/1.1\r\nHost: test\r\n\r\n") }
+
+    static func conversation() -> HTTPResponseConversation {
+        HTTPResponseConversation(parser: HTTPResponseParser(isHEAD: false, maximumBodyBytes: 1 << 20))
+    }
+}
+
+/// A TCP server on loopback that answers each connection, once it has read `afterReading` bytes (at least one;
+/// zero: at once), with `answer`'s parts a pause apart, then closes or keeps the connection open. Counts the bytes
+/// it read and the connections that closed.
+final class ScriptedTCPPeer: Sendable {
+    private let channel: any Channel
+    private let counters: Counters
+    let address: SocketAddress
+
+    final class Counters: Sendable {
+        let requestBytes = Atomic<Int>(0)
+        let closed = Atomic<Int>(0)
+    }
+
+    static func start(answer: [String], pause: Duration = .zero, thenClose: Bool, afterReading: Int = 1,
+                      host: String = "127.0.0.1") async throws -> ScriptedTCPPeer {
+        let counters = Counters()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        Answerer(answer: answer, pause: pause, thenClose: thenClose, afterReading: afterReading, counters: counters))
+                }
+            }
+            .bind(host: host, port: 0).get()
+        return ScriptedTCPPeer(channel: channel, counters: counters, address: channel.localAddress!)
+    }
+
+    private init(channel: any Channel, counters: Counters, address: SocketAddress) {
+        self.channel = channel
+        self.counters = counters
+        self.address = address
+    }
+
+    var requestBytes: Int { counters.requestBytes.load(ordering: .relaxed) }
+
+    func stop() async throws { try await channel.close() }
+
+    /// Waits (up to 5 s) until `count` connections have closed.
+    func waitForClosedConnections(_ count: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while counters.closed.load(ordering: .relaxed) < count {
+            guard ContinuousClock.now < deadline else {
+                XCTFail("\(counters.closed.load(ordering: .relaxed)) of \(count) connections closed within 5 s")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    private final class Answerer: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        let answer: [String]
+        let pause: Duration
+        let thenClose: Bool
+        let afterReading: Int
+        let counters: Counters
+        private var read = 0
+        private var answering = false
+
+        init(answer: [String], pause: Duration, thenClose: Bool, afterReading: Int, counters: Counters) {
+            (self.answer, self.pause, self.thenClose, self.afterReading, self.counters) = (answer, pause, thenClose, afterReading, counters)
+        }
+
+        func channelActive(context: ChannelHandlerContext) {
+            if afterReading == 0 { startAnswering(context) }
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let bytes = unwrapInboundIn(data).readableBytes
+            read += bytes
+            counters.requestBytes.add(bytes, ordering: .relaxed)
+            if read >= afterReading { startAnswering(context) }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            counters.closed.add(1, ordering: .relaxed)
+        }
+
+        private func startAnswering(_ context: ChannelHandlerContext) {
+            guard !answering else { return }
+            answering = true
+            send(0, context)
+        }
+
+        private func send(_ index: Int, _ context: ChannelHandlerContext) {
+            guard index < answer.count else {
+                if thenClose { context.close(promise: nil) }
+                return
+            }
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: answer[index])), promise: nil)
+            let nanoseconds = pause.components.seconds * 1_000_000_000 + pause.components.attoseconds / 1_000_000_000
+            if nanoseconds == 0 {
+                send(index + 1, context)
+            } else {
+                context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) { self.send(index + 1, context) }
+            }
+        }
+    }
+}
+#endif
