@@ -158,9 +158,16 @@ final class ComposeEndToEndTests: XCTestCase {
 
         _ = try admin(["tenant", "create", "e2e"])
         let token = try admin(["token", "create", "--tenant", "e2e"])
-        let enroll = Shell.run(Binaries.agent, ["enroll", "--server", "127.0.0.1:\(agentPort)", "--token", token["token"]!,
-                                                "--ca-pin", token["ca_pin"]!, "--state-dir", deployment.stateDir])
-        XCTAssertEqual(enroll.status, 0, enroll.error)
+        // HAProxy passes agents on once its TCP check has seen a gateway up, which can be a moment after the API
+        // answers through it (its HTTP check is another); until then it closes the connection during the handshake,
+        // before the token is shown, so trying again with the same token is safe.
+        struct EnrollFailed: Error, CustomStringConvertible { let description: String }
+        _ = try eventually(timeout: 60, "the agent enrolled through HAProxy") { () throws -> Bool? in
+            let enroll = Shell.run(Binaries.agent, ["enroll", "--server", "127.0.0.1:\(agentPort)", "--token", token["token"]!,
+                                                    "--ca-pin", token["ca_pin"]!, "--state-dir", deployment.stateDir])
+            guard enroll.status == 0 else { throw EnrollFailed(description: enroll.error) }
+            return true
+        }
         try deployment.startAgent(interval: 1)
         let started = Int(Date().timeIntervalSince1970) + 2
         var holder = try sessionHolder()
