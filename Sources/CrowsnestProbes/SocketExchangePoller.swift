@@ -134,7 +134,8 @@ final class SocketExchangePoller: Sendable {
         let connectCode: Int32 = address.withSockAddr { pointer, size in
             connect(fd, pointer, socklen_t(size)) == 0 ? 0 : errno
         }
-        guard connectCode == 0 || connectCode == EINPROGRESS else {
+        // EINTR: a signal came first; the connection goes on being made, as with EINPROGRESS.
+        guard connectCode == 0 || connectCode == EINPROGRESS || connectCode == EINTR else {
             close(fd)
             throw SocketExchangeError(stage: .connect, code: connectCode)
         }
