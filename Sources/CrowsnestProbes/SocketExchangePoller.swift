@@ -64,7 +64,8 @@ struct SocketExchangeError: Error, CustomStringConvertible, Sendable {
 /// PostgreSQL and DNS probes stay on NIO.
 ///
 /// The caller's task waits on a continuation; the poller thread resumes it when the conversation is satisfied,
-/// the peer closes, or the connection fails. Cancelling the task (a run's deadline) closes the socket at once.
+/// the peer closes, or the connection fails. Cancelling the task (a run's deadline) takes the connection out of the
+/// table under the lock and closes its socket at once.
 /// Every connection is known by a number that is never reused, so an event of a closed socket whose descriptor
 /// was reused is never taken for the new one's.
 final class SocketExchangePoller: Sendable {
@@ -176,8 +177,9 @@ final class SocketExchangePoller: Sendable {
                     event.events = interest
                     event.data.u64 = id
                     guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else {
+                        let code = errno  // before anything is freed, which may change errno
                         connections[id] = nil
-                        return SocketExchangeError(stage: .transfer, code: errno)
+                        return SocketExchangeError(stage: .transfer, code: code)
                     }
                     return nil
                 }
@@ -238,12 +240,14 @@ final class SocketExchangePoller: Sendable {
             connection.isConnected = true
             if connection.conversation.connected() { return .finished(.success(connection.conversation)) }
         }
-        while connection.output.readableBytes > 0 {
+        sending: while connection.output.readableBytes > 0 {
             let sent = connection.output.withUnsafeReadableBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if sent >= 0 {
                 connection.output.moveReaderIndex(forwardBy: sent)
             } else if errno == EAGAIN || errno == EWOULDBLOCK {
-                return .waiting  // the next EPOLLOUT edge continues
+                // The next EPOLLOUT edge goes on sending. What has arrived is read now all the same: a server may
+                // answer early (413, 401) and stop reading, and this edge would not be reported again.
+                break sending
             } else if errno != EINTR {
                 return .finished(.failure(SocketExchangeError(stage: .transfer, code: errno)))
             }

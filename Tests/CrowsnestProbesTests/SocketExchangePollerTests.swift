@@ -77,6 +77,31 @@ final class SocketExchangePollerTests: XCTestCase {
         XCTAssertEqual(peer.requestBytes, size)
     }
 
+    func testAnEarlyAnswerIsReadWhileTheRequestCannotBeSentWhole() async throws {
+        // The peer answers after the first bytes and reads no more: the rest of an 8 MiB request can never leave,
+        // and the answer must be read all the same (edge-triggered: its event is not reported twice).
+        let peer = try await ScriptedTCPPeer.start(answer: ["HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n"],
+                                                   thenClose: false, stopReadingToAnswer: true)
+        defer { Task { try? await peer.stop() } }
+        var request = ByteBuffer()
+        request.writeRepeatingByte(UInt8(ascii: "x"), count: 8 << 20)
+        let sockets = try self.sockets
+        let exchange = Task { [request] () async throws -> HTTPResponseConversation in
+            try await sockets.exchange(to: peer.address, sending: request, conversation: ExchangeParts.conversation())
+        }
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(5))
+            exchange.cancel()
+        }
+        defer { watchdog.cancel() }
+        do {
+            let ended = try await exchange.value
+            XCTAssertEqual(ended.parser.status, 413)
+        } catch {
+            XCTFail("the early answer was not read (cut at 5 s: \(error))")
+        }
+    }
+
     func testAConnectOnlyConversationEndsWhenTheConnectionIsUp() async throws {
         let peer = try await ScriptedTCPPeer.start(answer: [], thenClose: false)
         defer { Task { try? await peer.stop() } }
@@ -92,13 +117,15 @@ final class SocketExchangePollerTests: XCTestCase {
         let address = peer.address
         // Warm up whatever opens descriptors once (the poller, NIO's loops), then count.
         _ = try await sockets.exchange(to: address, sending: ByteBuffer(), conversation: ConnectionOnly())
+        try await peer.waitForClosedConnections(1)
         let before = try Self.openDescriptors()
         let rounds = 40
-        for _ in 0..<rounds {
+        for round in 1...rounds {
             let exchange = Task { () async throws -> HTTPResponseConversation in
                 try await sockets.exchange(to: address, sending: ExchangeParts.request(), conversation: ExchangeParts.conversation())
             }
-            try await Task.sleep(for: .milliseconds(10))
+            // Cancelled while it waits for the answer: once the peer has the connection.
+            try await peer.waitForAcceptedConnections(1 + round)
             exchange.cancel()
             do {
                 _ = try await exchange.value
@@ -158,18 +185,20 @@ final class ScriptedTCPPeer: Sendable {
 
     final class Counters: Sendable {
         let requestBytes = Atomic<Int>(0)
+        let accepted = Atomic<Int>(0)
         let closed = Atomic<Int>(0)
     }
 
     static func start(answer: [String], pause: Duration = .zero, thenClose: Bool, afterReading: Int = 1,
-                      host: String = "127.0.0.1") async throws -> ScriptedTCPPeer {
+                      stopReadingToAnswer: Bool = false, host: String = "127.0.0.1") async throws -> ScriptedTCPPeer {
         let counters = Counters()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        Answerer(answer: answer, pause: pause, thenClose: thenClose, afterReading: afterReading, counters: counters))
+                        Answerer(answer: answer, pause: pause, thenClose: thenClose, afterReading: afterReading,
+                                 stopReading: stopReadingToAnswer, counters: counters))
                 }
             }
             .bind(host: host, port: 0).get()
@@ -188,13 +217,24 @@ final class ScriptedTCPPeer: Sendable {
 
     /// Waits (up to 5 s) until `count` connections have closed.
     func waitForClosedConnections(_ count: Int) async throws {
+        let counters = self.counters
+        try await waitFor(count, "closed") { counters.closed.load(ordering: .relaxed) }
+    }
+
+    /// Waits (up to 5 s) until `count` connections have been accepted.
+    func waitForAcceptedConnections(_ count: Int) async throws {
+        let counters = self.counters
+        try await waitFor(count, "accepted") { counters.accepted.load(ordering: .relaxed) }
+    }
+
+    private func waitFor(_ count: Int, _ what: String, _ current: () -> Int) async throws {
         let deadline = ContinuousClock.now + .seconds(5)
-        while counters.closed.load(ordering: .relaxed) < count {
+        while current() < count {
             guard ContinuousClock.now < deadline else {
-                XCTFail("\(counters.closed.load(ordering: .relaxed)) of \(count) connections closed within 5 s")
+                XCTFail("\(current()) of \(count) connections \(what) within 5 s")
                 return
             }
-            try await Task.sleep(for: .milliseconds(10))
+            try await Task.sleep(for: .milliseconds(2))
         }
     }
 
@@ -205,15 +245,18 @@ final class ScriptedTCPPeer: Sendable {
         let pause: Duration
         let thenClose: Bool
         let afterReading: Int
+        let stopReading: Bool
         let counters: Counters
         private var read = 0
         private var answering = false
 
-        init(answer: [String], pause: Duration, thenClose: Bool, afterReading: Int, counters: Counters) {
-            (self.answer, self.pause, self.thenClose, self.afterReading, self.counters) = (answer, pause, thenClose, afterReading, counters)
+        init(answer: [String], pause: Duration, thenClose: Bool, afterReading: Int, stopReading: Bool, counters: Counters) {
+            (self.answer, self.pause, self.thenClose, self.afterReading, self.stopReading, self.counters) =
+                (answer, pause, thenClose, afterReading, stopReading, counters)
         }
 
         func channelActive(context: ChannelHandlerContext) {
+            counters.accepted.add(1, ordering: .relaxed)
             if afterReading == 0 { startAnswering(context) }
         }
 
@@ -231,6 +274,8 @@ final class ScriptedTCPPeer: Sendable {
         private func startAnswering(_ context: ChannelHandlerContext) {
             guard !answering else { return }
             answering = true
+            // Like a server refusing a request it will not read (413): the rest of it stays unread.
+            if stopReading { context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in } }
             send(0, context)
         }
 
