@@ -65,7 +65,8 @@ struct SocketExchangeError: Error, CustomStringConvertible, Sendable {
 ///
 /// The caller's task waits on a continuation; the poller thread resumes it when the conversation is satisfied,
 /// the peer closes, or the connection fails. Cancelling the task (a run's deadline) takes the connection out of the
-/// table under the lock and closes its socket at once.
+/// table under the lock and closes its socket at once (or, when the caller is still adding it to epoll, as soon
+/// as that returns).
 /// Every connection is known by a number that is never reused, so an event of a closed socket whose descriptor
 /// was reused is never taken for the new one's.
 final class SocketExchangePoller: Sendable {
@@ -84,6 +85,11 @@ final class SocketExchangePoller: Sendable {
         var output: ByteBuffer
         var conversation: any SocketConversation
         let continuation: CheckedContinuation<any SocketConversation, any Error>
+        /// How many of the two parties are done with the descriptor: the caller once `epoll_ctl` has added it, and
+        /// whoever took the connection out of the table (the poller when it ended, or the cancellation). The
+        /// second closes it, so a descriptor is never closed while it is still being added (its number, reused
+        /// by another socket meanwhile, would be added in its place).
+        private let releases = Atomic<UInt8>(0)
 
         init(fd: Int32, isConnected: Bool, output: ByteBuffer, conversation: any SocketConversation,
              continuation: CheckedContinuation<any SocketConversation, any Error>) {
@@ -92,6 +98,11 @@ final class SocketExchangePoller: Sendable {
             self.output = output
             self.conversation = conversation
             self.continuation = continuation
+        }
+
+        /// One party is done with the descriptor; the second to say so closes it.
+        func release() {
+            if releases.add(1, ordering: .acquiringAndReleasing).newValue == 2 { close(fd) }
         }
     }
 
@@ -167,30 +178,38 @@ final class SocketExchangePoller: Sendable {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).newValue
         let ended = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<any SocketConversation, any Error>) in
-                let refusal: (any Error)? = connections.withLock { connections in
+                let connection = Connection(fd: fd, isConnected: isConnected, output: output,
+                                            conversation: conversation, continuation: continuation)
+                let admitted = connections.withLock { connections in
                     // Checked with the lock held: a cancellation either comes before (and is seen here) or after
                     // the connection is in the table (and finds it there).
-                    if Task.isCancelled { return CancellationError() }
-                    connections[id] = Connection(fd: fd, isConnected: isConnected, output: output,
-                                                 conversation: conversation, continuation: continuation)
-                    var event = epoll_event()
-                    event.events = interest
-                    event.data.u64 = id
-                    guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else {
-                        let code = errno  // before anything is freed, which may change errno
-                        connections[id] = nil
-                        return SocketExchangeError(stage: .transfer, code: code)
-                    }
-                    return nil
+                    if Task.isCancelled { return false }
+                    connections[id] = connection
+                    return true
                 }
-                if let refusal {
+                guard admitted else {
                     close(fd)
-                    continuation.resume(throwing: refusal)
+                    continuation.resume(throwing: CancellationError())
+                    return
                 }
+                // Added outside the lock: on a near peer the answer is often in before this returns, and the
+                // poller, woken at once, would otherwise wait for the lock (a futex sleep and wake per probe).
+                var event = epoll_event()
+                event.events = interest
+                event.data.u64 = id
+                if epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) != 0 {
+                    let failure = SocketExchangeError(stage: .transfer, code: errno)  // before errno can change
+                    // Unless a cancellation took it meanwhile (and resumed the task itself).
+                    if let taken = connections.withLock({ $0.removeValue(forKey: id) }) {
+                        taken.release()
+                        taken.continuation.resume(throwing: failure)
+                    }
+                }
+                connection.release()
             }
         } onCancel: {
             guard let connection = connections.withLock({ $0.removeValue(forKey: id) }) else { return }
-            close(connection.fd)
+            connection.release()
             connection.continuation.resume(throwing: CancellationError())
         }
         return ended as! Conversation
@@ -208,20 +227,22 @@ final class SocketExchangePoller: Sendable {
                 if count < 0 && errno != EINTR { usleep(100_000) }
                 continue
             }
-            var finished: [(CheckedContinuation<any SocketConversation, any Error>, Result<any SocketConversation, any Error>)] = []
+            var finished: [(Connection, Result<any SocketConversation, any Error>)] = []
             connections.withLock { connections in
                 for index in 0..<Int(count) {
                     let id = events[index].data.u64
                     guard let connection = connections[id] else { continue }  // cancelled meanwhile
                     if case .finished(let result) = Self.advance(connection, events: events[index].events, buffer: buffer) {
                         connections[id] = nil
-                        close(connection.fd)
-                        finished.append((connection.continuation, result))
+                        finished.append((connection, result))
                     }
                 }
             }
             // Resumed outside the lock: a resumed task may start its next exchange at once.
-            for (continuation, result) in finished { continuation.resume(with: result) }
+            for (connection, result) in finished {
+                connection.release()  // first: the socket is closed (or closing) by the time the exchange returns
+                connection.continuation.resume(with: result)
+            }
         }
     }
 

@@ -152,6 +152,45 @@ final class SocketExchangePollerTests: XCTestCase {
         XCTAssertLessThanOrEqual(try Self.openDescriptors(), before, "every exchange closed its socket")
     }
 
+    func testCancellationsRacingTheStartOfExchangesLeaveNoDescriptorOpen() async throws {
+        // An answer at once, so a cancellation lands anywhere: before the table, between the table and epoll,
+        // while the poller reads, or after the answer. Whoever is last with the socket closes it, exactly once.
+        let peer = try await ScriptedTCPPeer.start(answer: ["HTTP/1.1 204 No Content\r\n\r\n"], thenClose: false)
+        defer { Task { try? await peer.stop() } }
+        let sockets = try self.sockets
+        let address = peer.address
+        _ = try await sockets.exchange(to: address, sending: ExchangeParts.request(), conversation: ExchangeParts.conversation())
+        try await peer.waitForClosedConnections(1)
+        let before = try Self.openDescriptors()
+        var answered = 0
+        var cancelled = 0
+        for round in 0..<400 {
+            let exchange = Task { () async throws -> HTTPResponseConversation in
+                try await sockets.exchange(to: address, sending: ExchangeParts.request(), conversation: ExchangeParts.conversation())
+            }
+            // Cancelled 0 to 380 µs after the start (spinning: a sleep is coarser), across an exchange's life.
+            let cancelAt = ContinuousClock.now + .microseconds(20 * (round % 20))
+            while ContinuousClock.now < cancelAt {}
+            exchange.cancel()
+            do {
+                let ended = try await exchange.value
+                XCTAssertEqual(ended.parser.status, 204)
+                answered += 1
+            } catch is CancellationError {
+                cancelled += 1
+            }
+        }
+        XCTAssertEqual(answered + cancelled, 400, "every exchange ends answered or cancelled, none with another error")
+        XCTAssertGreaterThan(cancelled, 0, "some cancellations came before the answer")
+        XCTAssertGreaterThan(answered, 0, "some exchanges were answered before their cancellation")
+        // The peer (in this process) still accepts and closes its side of connections from its backlog.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while try Self.openDescriptors() > before, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        XCTAssertLessThanOrEqual(try Self.openDescriptors(), before, "every exchange closed its socket (\(answered) answered, \(cancelled) cancelled)")
+    }
+
     func testIPv6LoopbackWorksWhenTheMachineHasIt() async throws {
         guard let peer = try? await ScriptedTCPPeer.start(answer: ["HTTP/1.1 204 No Content\r\n\r\n"], thenClose: false, host: "::1") else {
             throw XCTSkip("no IPv6 loopback on this machine")
