@@ -49,4 +49,9 @@ if command -v cc >/dev/null; then
 else
   echo "C floor: skipped (no C compiler)"
 fi
+# Paced by a timer of the thread the runs wait on (as the C floor paces itself), then by an event loop's timer (the
+# thread that, in the agent, reads the Assign frames that start runs): the second pays one more thread wake-up per probe.
+echo -n "paced on the prober's thread: "
 .build/release/crowsnest-bench --probe-target http://127.0.0.1:18181/ --probe-rate "$RATE" --duration "$DURATION" --warmup 3
+echo -n "paced on an event loop: "
+.build/release/crowsnest-bench --probe-target http://127.0.0.1:18181/ --probe-pacing loop --probe-rate "$RATE" --duration "$DURATION" --warmup 3

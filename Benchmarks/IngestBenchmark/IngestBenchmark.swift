@@ -38,6 +38,8 @@ struct IngestBenchmark: AsyncParsableCommand {
     @Option(help: "Measure HTTP probes instead: probe this URL (a new connection each) at --probe-rate per second for --duration seconds and report this process's CPU per 1,000 probes.")
     var probeTarget: String?
     @Option(help: "Probes per second for --probe-target.") var probeRate = 50.0
+    @Option(help: "What paces the probes of --probe-target: a timer of the thread the runs wait on (prober), or of an event loop (loop), as the agent's runs are started from the frames its event loop reads.")
+    var probePacing = "prober"
     @Option(help: "Check type for --probe-target (http; a type the prober does not run, such as none, fails at once and measures what the harness and a run's set-up cost without a probe).")
     var probeType = "http"
     @Option(help: "Checks for --coordination (interval 5 s each: checks / 5 runs per second are due).") var checks = 6000
@@ -63,7 +65,11 @@ struct IngestBenchmark: AsyncParsableCommand {
         }
         let logger = Logger(label: "crowsnest-bench")
         if let probeTarget {
-            try await ProbeBenchmark(type: probeType, target: probeTarget, rate: probeRate, duration: duration, warmup: warmup).measure()
+            guard ["prober", "loop"].contains(probePacing) else {
+                throw ValidationError("--probe-pacing is prober or loop, not \(probePacing)")
+            }
+            try await ProbeBenchmark(type: probeType, target: probeTarget, rate: probeRate, duration: duration, warmup: warmup,
+                                     paceOnEventLoop: probePacing == "loop").measure()
             return
         }
         let copySizes = copyRows.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }

@@ -11,14 +11,17 @@ struct ProbeBenchmark {
     var rate: Double
     var duration: Double
     var warmup: Double
+    var paceOnEventLoop = false
 
     func measure() async throws {
         let prober = Prober()
         let guardAgent = AddressGuard(runner: .agent)
         let failures = Failures()
-        // As the agent's CheckRunner does: the pacing and every run on one of the prober's event loops, its
-        // timers those of the loop (EventLoopClock), so no other thread is woken per probe.
-        let executor = prober.makeExecutor()
+        // As the agent's CheckRunner does: every run started on the thread it waits on (`makeExecutor`: the socket
+        // poller for plain HTTP and TCP, an event loop for the rest), here paced by a timer of that same thread
+        // (with `--probe-pacing loop`, of an event loop instead, the thread the agent's Assign frames arrive on).
+        let executor = prober.makeExecutor(type: type, target: target)
+        let pacing: any TaskExecutor = paceOnEventLoop ? prober.makeExecutor(type: "none", target: "") : executor
         func fire(for seconds: Double) async -> Int {
             let count = Int(seconds * rate)
             let start = ContinuousClock.now
@@ -28,7 +31,7 @@ struct ProbeBenchmark {
             await withDiscardingTaskGroup { group in
                 for index in 0..<count {
                     let due = start + .milliseconds(Int64(Double(index) * 1000 / rate))
-                    try? await EventLoopClock().sleep(until: due)
+                    try? await prober.sleep(until: due, on: pacing)
                     group.addTask(executorPreference: executor) {
                         let outcome = await prober.run(type: type, target: target, options: [:], timeout: .seconds(5),
                                                        addressGuard: guardAgent)
@@ -38,7 +41,7 @@ struct ProbeBenchmark {
             }
             return count
         }
-        let (probes, cpu) = await withTaskExecutorPreference(executor) {
+        let (probes, cpu) = await withTaskExecutorPreference(pacing) {
             _ = await fire(for: warmup)
             let before = Self.cpuSeconds()
             let probes = await fire(for: duration)

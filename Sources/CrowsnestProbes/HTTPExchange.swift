@@ -232,14 +232,29 @@ struct HTTPResponseParser {
             state = .done
             return
         }
-        if let coding = headers[canonicalForm: "transfer-encoding"].last {
+        // One pass over the headers, comma-separated values split and trimmed as `canonicalForm` would, without its
+        // arrays and sets (this runs for every probe).
+        var lastCoding: Substring?
+        var length: Substring?
+        var lengthsAgree = true
+        for (name, value) in headers {
+            if Self.equalsIgnoringCase(name, "transfer-encoding") {
+                if let last = value.split(separator: ",", omittingEmptySubsequences: false).last { lastCoding = Self.trimmedSpaces(last) }
+            } else if Self.equalsIgnoringCase(name, "content-length") {
+                for part in value.split(separator: ",", omittingEmptySubsequences: false) {
+                    let text = Self.trimmedSpaces(part)
+                    if let length, length != text { lengthsAgree = false }
+                    length = length ?? text
+                }
+            }
+        }
+        if let lastCoding {
             // Chunked must be the final coding; anything else is read to the end of the connection.
-            state = coding.lowercased() == "chunked" ? .chunkSize : .untilClose
+            state = Self.equalsIgnoringCase(lastCoding, "chunked") ? .chunkSize : .untilClose
             return
         }
-        let lengths = Set(headers[canonicalForm: "content-length"].map { String($0) })
-        if let text = lengths.first {
-            guard lengths.count == 1, !text.isEmpty, text.utf8.count <= 18, text.utf8.allSatisfy(Self.isDigit),
+        if let text = length {
+            guard lengthsAgree, !text.isEmpty, text.utf8.count <= 18, text.utf8.allSatisfy(Self.isDigit),
                   let length = Int(text) else {
                 throw ProbeFailure("the response has an invalid Content-Length")
             }
@@ -265,6 +280,30 @@ struct HTTPResponseParser {
             throw ProbeFailure("the answer is not HTTP/1.x (it began \"\(shown.unicodeScalars.map { $0.isASCII && $0.value >= 0x20 ? String($0) : "?" }.joined())\")")
         }
         return line[9...11].reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+    }
+
+    /// `text` equals `lowercase` (ASCII, lower case) ignoring ASCII case.
+    static func equalsIgnoringCase<S: StringProtocol>(_ text: S, _ lowercase: StaticString) -> Bool {
+        equalsIgnoringCase(bytes: text.utf8, lowercase)
+    }
+
+    /// The UTF-8 `bytes` equal `lowercase` (ASCII, lower case) ignoring ASCII case.
+    static func equalsIgnoringCase<Bytes: Collection<UInt8>>(bytes: Bytes, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        return lowercase.withUTF8Buffer { expected in
+            zip(bytes, expected).allSatisfy { byte, wanted in
+                byte == wanted || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") && byte + 32 == wanted)
+            }
+        }
+    }
+
+    /// `text` without the spaces and tabs around it.
+    static func trimmedSpaces(_ text: Substring) -> Substring {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = text.firstIndex(where: { !isSpace($0) }), let last = text.lastIndex(where: { !isSpace($0) }) else {
+            return text[text.endIndex...]
+        }
+        return text[first...last]
     }
 
     static func isDigit(_ byte: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) }

@@ -22,21 +22,67 @@ public struct Prober: Sendable {
         self.group = group
     }
 
-    /// An executor on one of the prober's event loops (the next in turn). A caller that starts its runs on it
-    /// (`Task(executorPreference:)`, `addTask(executorPreference:)`) keeps each run on that loop's thread from
-    /// start to result: no wake-up of another thread per run, which is most of a probe's CPU cost otherwise.
+    /// Where a run of this check is best started (`Task(executorPreference:)`, `addTask(executorPreference:)`): the
+    /// thread its run waits on from start to result, so no other thread is woken per run (most of a probe's CPU
+    /// cost otherwise). Plain HTTP and TCP checks wait on the socket poller's thread; the others on one of the
+    /// prober's event loops (the next in turn), where their channels live.
     @available(macOS 15.0, *)
-    public func makeExecutor() -> any TaskExecutor {
-        EventLoopTaskExecutor(group.next())
+    public func makeExecutor(type: String, target: String) -> any TaskExecutor {
+        #if os(Linux)
+        if let poller = Self.poller(type: type, target: target) { return poller }
+        #endif
+        return EventLoopTaskExecutor(group.next())
     }
+
+    /// Suspends until `deadline` on a timer of the thread behind `executor` (one from `makeExecutor`), which is then
+    /// the thread that wakes; throws `CancellationError` when the task is cancelled first. For callers that pace
+    /// runs themselves.
+    public func sleep(until deadline: ContinuousClock.Instant, on executor: any TaskExecutor) async throws {
+        #if os(Linux)
+        if let poller = executor as? SocketExchangePoller {
+            try await poller.sleep(until: deadline)
+            return
+        }
+        #endif
+        try await EventLoopClock(on: (executor as? EventLoopTaskExecutor)?.eventLoop ?? group.any()).sleep(until: deadline)
+    }
+
+    #if os(Linux)
+    /// The socket poller, for a check whose run needs nothing but its sockets: TCP, and HTTP to an `http://` URL (a
+    /// redirect to HTTPS still works from there, through a channel).
+    static func poller(type: String, target: String) -> SocketExchangePoller? {
+        guard type == "tcp" || (type == "http" && HTTPResponseParser.equalsIgnoringCase(bytes: target.utf8.prefix(7), "http://"))
+        else { return nil }
+        return SocketExchangePoller.shared
+    }
+    #endif
 
     public func run(type: String, target: String, options: [String: String], timeout: Duration,
                     addressGuard: AddressGuard) async -> ProbeOutcome {
+        let start = ContinuousClock.now
+        #if os(Linux)
+        if let poller = Self.poller(type: type, target: target) {
+            // The run on the poller's thread, its deadline one of the poller's timers: the answer resumes it where it
+            // was read. A caller started on `makeExecutor` is on that thread already.
+            let loop = group.next()
+            let attempt = Task(executorPreference: poller) {
+                await self.attempt(type: type, target: target, options: options, timeout: timeout,
+                                   addressGuard: addressGuard, on: loop, start: start)
+            }
+            let timer = poller.schedule(at: start + timeout) { attempt.cancel() }
+            let outcome = await withTaskCancellationHandler {
+                await attempt.value
+            } onCancel: {
+                attempt.cancel()
+            }
+            poller.cancelTimer(timer)
+            return outcome
+        }
+        #endif
         // The whole run on one event loop (see EventLoopTaskExecutor), its deadline a timer of that loop: no
         // thread wake-ups between the loop and the global executor, no timer thread. A caller already on one of
-        // the group's loops (started on `makeExecutor()`) keeps its loop.
+        // the group's loops (started on `makeExecutor`) keeps its loop.
         let loop = group.any()
-        let start = ContinuousClock.now
         let attempt: Task<ProbeOutcome, Never>
         if #available(macOS 15.0, *) {
             attempt = Task(executorPreference: EventLoopTaskExecutor(loop)) {
@@ -49,8 +95,7 @@ public struct Prober: Sendable {
                                    addressGuard: addressGuard, on: loop, start: start)
             }
         }
-        let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-        let timer = loop.scheduleTask(in: .nanoseconds(max(0, nanoseconds))) { attempt.cancel() }
+        let timer = loop.scheduleTask(in: EventLoopClock.timeAmount(timeout)) { attempt.cancel() }
         let outcome = await withTaskCancellationHandler {
             await attempt.value
         } onCancel: {

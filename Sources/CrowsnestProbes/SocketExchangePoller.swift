@@ -113,20 +113,42 @@ final class SocketExchangePoller: Sendable {
 
     private let epollFD: Int32
     private let connections = Mutex<[UInt64: Connection]>([:])
-    private let nextID = Atomic<UInt64>(0)
+    /// Connection and timer numbers; 0 is the wake-up descriptor's.
+    let nextID = Atomic<UInt64>(0)
+
+    /// An eventfd in the epoll set: written to wake the thread for work handed over from other threads.
+    let wakeFD: Int32
+    /// `pthread_self()` of the poller thread, once it runs: work enqueued from it needs no wake-up.
+    let pollerThread = Atomic<UInt>(0)
+    /// Jobs and timers handed over from other threads.
+    let inbox = Mutex<PollerInbox>(PollerInbox())
+    /// Jobs and timers of the poller thread, touched only by it.
+    let own = PollerThreadState()
 
     private init?() {
         let epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epollFD >= 0 else { return nil }
+        let wakeFD = eventfd(0, Int32(EFD_CLOEXEC) | Int32(EFD_NONBLOCK))
+        var event = epoll_event()
+        event.events = UInt32(EPOLLIN.rawValue)
+        event.data.u64 = 0
+        guard wakeFD >= 0, epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, &event) == 0 else {
+            if wakeFD >= 0 { close(wakeFD) }
+            close(epollFD)
+            return nil
+        }
         self.epollFD = epollFD
+        self.wakeFD = wakeFD
         var thread = pthread_t()
         let started = pthread_create(&thread, nil, { argument in
             let poller = Unmanaged<SocketExchangePoller>.fromOpaque(argument!).takeRetainedValue()
             cepoll_name_this_thread("probe-sockets")
+            poller.pollerThread.store(UInt(pthread_self()), ordering: .releasing)
             poller.run()
             return nil
         }, Unmanaged.passRetained(self).toOpaque())
         guard started == 0 else {
+            close(wakeFD)
             close(epollFD)
             return nil
         }
@@ -215,15 +237,17 @@ final class SocketExchangePoller: Sendable {
         return ended as! Conversation
     }
 
-    /// The poller thread: waits for events and advances their connections; never returns.
+    /// The poller thread: runs the jobs and due timers it was given, waits for events until the next timer, and
+    /// advances the connections they concern; never returns.
     private func run() {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.readBufferSize, alignment: 16)
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: Int(Self.eventsPerWait))
         while true {
-            let count = epoll_wait(epollFD, events, Self.eventsPerWait, -1)
+            let timeout = runJobsAndTimers()
+            let count = epoll_wait(epollFD, events, Self.eventsPerWait, timeout)
             guard count > 0 else {
-                // EINTR: wait again. Anything else means the epoll instance broke, which should never happen;
-                // the runs waiting on it end at their deadlines, and the pause keeps this loop from spinning.
+                // 0: a timer is due. EINTR: wait again. Anything else means the epoll instance broke, which should
+                // never happen; the pause keeps this loop from spinning.
                 if count < 0 && errno != EINTR { usleep(100_000) }
                 continue
             }
@@ -231,6 +255,11 @@ final class SocketExchangePoller: Sendable {
             connections.withLock { connections in
                 for index in 0..<Int(count) {
                     let id = events[index].data.u64
+                    if id == 0 {
+                        var value: UInt64 = 0
+                        _ = read(wakeFD, &value, 8)  // handed-over work is taken at the top of the loop
+                        continue
+                    }
                     guard let connection = connections[id] else { continue }  // cancelled meanwhile
                     if case .finished(let result) = Self.advance(connection, events: events[index].events, buffer: buffer) {
                         connections[id] = nil
@@ -238,7 +267,8 @@ final class SocketExchangePoller: Sendable {
                     }
                 }
             }
-            // Resumed outside the lock: a resumed task may start its next exchange at once.
+            // Resumed outside the lock: a resumed task may start its next exchange at once. A task that runs on this
+            // thread (see `enqueue`) goes on at the top of the loop, no other thread woken.
             for (connection, result) in finished {
                 connection.release()  // first: the socket is closed (or closing) by the time the exchange returns
                 connection.continuation.resume(with: result)

@@ -1,4 +1,5 @@
 #if canImport(FoundationEssentials)
+import CrowsnestProbes
 import FoundationEssentials
 #else
 import Foundation

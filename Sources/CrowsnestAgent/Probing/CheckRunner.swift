@@ -120,9 +120,11 @@ public final class CheckRunner: Service, Sendable {
                         }
                         state.withLock { $0.queued -= 1 }
                         running += 1
-                        // Each run on one of the prober's event loops from start to result (see Prober.makeExecutor).
+                        // Each run on the thread it waits on, from start to result (see Prober.makeExecutor).
                         if #available(macOS 15.0, *) {
-                            runs.addTask(executorPreference: prober.makeExecutor()) { await self.execute(assign) }
+                            runs.addTask(executorPreference: prober.makeExecutor(type: assign.type, target: assign.target)) {
+                                await self.execute(assign)
+                            }
                         } else {
                             runs.addTask { await self.execute(assign) }
                         }

@@ -1,3 +1,4 @@
+import CrowsnestProbes
 import CrowsnestWire
 import Logging
 import ServiceLifecycle

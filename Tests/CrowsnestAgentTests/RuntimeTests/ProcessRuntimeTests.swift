@@ -1,3 +1,4 @@
+@testable import CrowsnestProbes
 @testable import CrowsnestAgent
 import XCTest
 

@@ -11,8 +11,14 @@ public struct EventLoopClock: Clock {
     public typealias Duration = Swift.Duration
     public typealias Instant = ContinuousClock.Instant
 
+    /// The loop whose timers wake the sleeps; nil: the current one, or the next of the process-wide loops.
+    let loop: (any EventLoop)?
+
     /// The clock of the process-wide event loops.
-    public init() {}
+    public init() { loop = nil }
+
+    /// A clock whose sleeps are timers of `loop`, which is then the thread that wakes.
+    public init(on loop: any EventLoop) { self.loop = loop }
 
     public var now: Instant { .now }
     public var minimumResolution: Duration { .microseconds(1) }
@@ -22,7 +28,7 @@ public struct EventLoopClock: Clock {
         try Task.checkCancellation()
         let remaining = Instant.now.duration(to: deadline)
         guard remaining > .zero else { return }
-        let scheduled = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: Self.timeAmount(remaining)) {}
+        let scheduled = (loop ?? MultiThreadedEventLoopGroup.singleton.any()).scheduleTask(in: Self.timeAmount(remaining)) {}
         do {
             try await withTaskCancellationHandler {
                 try await scheduled.futureResult.get()
