@@ -232,16 +232,16 @@ struct HTTPResponseParser {
             state = .done
             return
         }
-        // One pass over the headers, comma-separated values split and trimmed as `canonicalForm` would, without its
-        // arrays and sets (this runs for every probe).
+        // One pass over the headers, comma-separated values split and trimmed as NIO's `canonicalForm` does (empty
+        // elements left out, RFC 9110 section 5.6.1), without its arrays and sets (this runs for every probe).
         var lastCoding: Substring?
         var length: Substring?
         var lengthsAgree = true
         for (name, value) in headers {
             if Self.equalsIgnoringCase(name, "transfer-encoding") {
-                if let last = value.split(separator: ",", omittingEmptySubsequences: false).last { lastCoding = Self.trimmedSpaces(last) }
+                if let last = value.split(separator: ",").last { lastCoding = Self.trimmedSpaces(last) }
             } else if Self.equalsIgnoringCase(name, "content-length") {
-                for part in value.split(separator: ",", omittingEmptySubsequences: false) {
+                for part in value.split(separator: ",") {
                     let text = Self.trimmedSpaces(part)
                     if let length, length != text { lengthsAgree = false }
                     length = length ?? text

@@ -60,7 +60,19 @@ struct HTTPProber: Sendable {
         outcome.certificateNotAfterUnixMs = earliestExpiry.map { $0 * 1000 } ?? 0
         if hops > 0 { outcome.details["final_url"] = url.description }
         outcome.figures["body_bytes"] = Double(response.body.count)
-        if let problem = Self.judge(response, options: options, latencyMs: latency, earliestExpiry: earliestExpiry) {
+        let problem: String?
+        if options.keyword != nil || options.regex != nil || options.jsonPath != nil, #available(macOS 15.0, *) {
+            // A check's own regex over up to 1 MiB of body, or a JSON document that large, can take long. Plain runs
+            // execute on the socket poller's one thread, which serves every other plain probe of the process
+            // (every tenant's, on a server) meanwhile, and TLS runs on an event loop shared with their channels:
+            // the body is examined on the global executor instead.
+            problem = await withTaskExecutorPreference(globalConcurrentExecutor) {
+                Self.judge(response, options: options, latencyMs: latency, earliestExpiry: earliestExpiry)
+            }
+        } else {
+            problem = Self.judge(response, options: options, latencyMs: latency, earliestExpiry: earliestExpiry)
+        }
+        if let problem {
             outcome.ok = false
             outcome.error = problem
         }

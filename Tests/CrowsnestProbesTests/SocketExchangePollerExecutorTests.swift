@@ -48,6 +48,23 @@ final class SocketExchangePollerExecutorTests: XCTestCase {
         }
     }
 
+    func testATimerScheduledFromAnotherThreadCutsShortTheWaitForALaterOne() async throws {
+        let poller = try self.poller
+        let later = poller.schedule(at: .now + .seconds(30)) {}
+        defer { poller.cancelTimer(later) }
+        try await Task.sleep(for: .milliseconds(50))  // the poller now waits for the 30 s timer (or longer)
+        let start = ContinuousClock.now
+        let firedAt = Mutex<ContinuousClock.Instant?>(nil)
+        _ = poller.schedule(at: start + .milliseconds(20)) { firedAt.withLock { $0 = .now } }
+        let deadline = start + .seconds(5)
+        while firedAt.withLock({ $0 }) == nil, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let fired = try XCTUnwrap(firedAt.withLock { $0 }, "the earlier timer never fired: the poller was not woken")
+        XCTAssertGreaterThanOrEqual(fired - start, .milliseconds(20))
+        XCTAssertLessThan(fired - start, .seconds(2), "woken for the earlier timer, not at the later one's deadline")
+    }
+
     func testSleepOnThePollerWakesAfterItsDeadlineAndACancelledSleepEndsAtOnce() async throws {
         let poller = try self.poller
         let start = ContinuousClock.now
