@@ -13,6 +13,12 @@ public struct RollupStore: Sendable {
     /// Ingest marks the hours of samples older than this dirty: they may miss a bucket rolled while they were on
     /// their way (well inside `settleSeconds`, so nothing falls between).
     public static let lateAfterSeconds = 60
+    /// A dirty hour is rolled again once no late sample has marked it for this long: an agent replaying its spool
+    /// marks the same hour with every group it stores, and rolling the whole hour again on every tick of the job
+    /// while that goes on kept a backend busy beside ingest.
+    public static let dirtyQuietSeconds = 20
+    /// …or once its mark is this old, so a replay that keeps marking one hour still has it rolled again this often.
+    public static let dirtyLongestWaitSeconds = settleSeconds
     /// Most of one step rolled in one call, so a long backlog is caught up in bounded statements.
     public static let maximumSpanSeconds = [300: 6 * 3600, 3600: 2 * 86_400]
 
@@ -53,20 +59,30 @@ public struct RollupStore: Sendable {
     public func rollForward(step: Int) async throws -> Date? {
         try await client.withTransaction(logger: logger) { connection in
             // One roller at a time per step; the row lock also serialises replicas that both think they hold the job.
-            try await connection.query("""
-                INSERT INTO rollup_progress (step_seconds, rolled_through)
-                SELECT \(step), coalesce(date_bin(make_interval(secs => \(step)), least(
-                    (SELECT min(ts) FROM host_samples), (SELECT min(ts) FROM container_samples)), 'epoch'), now())
-                ON CONFLICT (step_seconds) DO NOTHING
-                """, logger: logger)
-            let rows = try await connection.query("""
-                SELECT rolled_through,
-                       least(date_bin(make_interval(secs => \(step)), now() - \(Self.settleSeconds) * interval '1 second', 'epoch'),
-                             rolled_through + \(Self.maximumSpanSeconds[step] ?? 86_400) * interval '1 second')
-                FROM rollup_progress WHERE step_seconds = \(step) FOR UPDATE
-                """, logger: logger)
-            var range: (Date, Date)?
-            for try await row in rows.decode((Date, Date).self) { range = row }
+            func progress() async throws -> (Date, Date)? {
+                let rows = try await connection.query("""
+                    SELECT rolled_through,
+                           least(date_bin(make_interval(secs => \(step)), now() - \(Self.settleSeconds) * interval '1 second', 'epoch'),
+                                 rolled_through + \(Self.maximumSpanSeconds[step] ?? 86_400) * interval '1 second')
+                    FROM rollup_progress WHERE step_seconds = \(step) FOR UPDATE
+                    """, logger: logger)
+                var range: (Date, Date)?
+                for try await row in rows.decode((Date, Date).self) { range = row }
+                return range
+            }
+            var range = try await progress()
+            if range == nil {
+                // The first roll of this step starts at the oldest raw sample. Looked up only here: `min(ts)` reads
+                // every partition of both tables (no index leads with `ts`), which on every tick of the job took a
+                // backend away from ingest for seconds once the tables held millions of rows.
+                try await connection.query("""
+                    INSERT INTO rollup_progress (step_seconds, rolled_through)
+                    SELECT \(step), coalesce(date_bin(make_interval(secs => \(step)), least(
+                        (SELECT min(ts) FROM host_samples), (SELECT min(ts) FROM container_samples)), 'epoch'), now())
+                    ON CONFLICT (step_seconds) DO NOTHING
+                    """, logger: logger)
+                range = try await progress()
+            }
             guard let (from, through) = range, through > from else { return nil }
             try await Self.roll(step: step, from: from, to: through, agent: nil, on: connection, logger: logger)
             try await connection.query(
@@ -84,20 +100,27 @@ public struct RollupStore: Sendable {
         try await connection.query("""
             INSERT INTO rollup_dirty (tenant_id, agent_id, hour)
             SELECT \(tenantID), \(agentID), to_timestamp(h / 1000.0) FROM unnest(\(hours)::int8[]) AS h
-            ON CONFLICT (tenant_id, agent_id, hour) DO UPDATE SET version = rollup_dirty.version + 1
+            ON CONFLICT (tenant_id, agent_id, hour) DO UPDATE SET version = rollup_dirty.version + 1, raised_at = now()
             """, logger: logger)
     }
 
-    /// Rolls again every dirty hour (both steps), oldest first, at most `limit` of them; returns how many.
+    /// Rolls again the dirty hours (both steps) that are due, oldest first, at most `limit` of them; returns how
+    /// many. An hour is due when no late sample has marked it for `quietSeconds`, or when it was first marked (or
+    /// last rolled while still being marked) `longestWaitSeconds` ago.
     ///
     /// The marks are read without locking them and each hour is rolled in its own transaction, which removes the
     /// hour's mark at its end only if the mark still has the version read: ingest marking the same hour meanwhile
     /// (`markLate` raises the version) neither waits for the roll nor loses its mark, and the hour is rolled again
-    /// next time with what it stored. `beforeRolling` runs between reading the marks and rolling (tests).
+    /// with what it stored once it is due again. `beforeRolling` runs between reading the marks and rolling (tests).
     @discardableResult
-    public func rollDirty(limit: Int = 100, beforeRolling: (@Sendable () async throws -> Void)? = nil) async throws -> Int {
+    public func rollDirty(limit: Int = 100, quietSeconds: Int = dirtyQuietSeconds,
+                          longestWaitSeconds: Int = dirtyLongestWaitSeconds,
+                          beforeRolling: (@Sendable () async throws -> Void)? = nil) async throws -> Int {
         let rows = try await client.query("""
-            SELECT tenant_id, agent_id, hour, version FROM rollup_dirty ORDER BY hour LIMIT \(limit)
+            SELECT tenant_id, agent_id, hour, version FROM rollup_dirty
+            WHERE raised_at <= now() - \(quietSeconds) * interval '1 second'
+               OR marked_at <= now() - \(longestWaitSeconds) * interval '1 second'
+            ORDER BY hour LIMIT \(limit)
             """, logger: logger)
         var marks: [(UUID, UUID, Date, Int64)] = []
         for try await row in rows.decode((UUID, UUID, Date, Int64).self) { marks.append(row) }
@@ -111,6 +134,11 @@ public struct RollupStore: Sendable {
                 try await connection.query("""
                     DELETE FROM rollup_dirty
                     WHERE tenant_id = \(tenantID) AND agent_id = \(agentID) AND hour = \(hour) AND version = \(version)
+                    """, logger: logger)
+                // Marked again during the roll: the mark stays, and waits its full time again from now.
+                try await connection.query("""
+                    UPDATE rollup_dirty SET marked_at = now()
+                    WHERE tenant_id = \(tenantID) AND agent_id = \(agentID) AND hour = \(hour) AND version <> \(version)
                     """, logger: logger)
             }
         }

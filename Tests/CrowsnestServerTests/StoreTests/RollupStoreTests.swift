@@ -102,8 +102,11 @@ final class RollupStoreTests: XCTestCase {
                                                timestampsMillis: [Int64(start.timeIntervalSince1970 * 1000) + 15_000],
                                                on: connection, logger: self.logger)
             }
+            let waiting = try await rollups.rollDirty()
+            XCTAssertEqual(waiting, 0, "an hour just marked waits until no late sample has marked it for a while")
+            try await client.query("UPDATE rollup_dirty SET raised_at = raised_at - interval '21 seconds'", logger: self.logger)
             let rerolled = try await rollups.rollDirty()
-            XCTAssertEqual(rerolled, 1)
+            XCTAssertEqual(rerolled, 1, "quiet for longer than \(RollupStore.dirtyQuietSeconds) s: rolled again")
             let samples = try await value(client, """
                 SELECT samples::float8 FROM metric_rollups WHERE target_id = '\(hostTarget)' AND step_seconds = 3600 ORDER BY bucket LIMIT 1
                 """)
@@ -112,7 +115,7 @@ final class RollupStoreTests: XCTestCase {
                 SELECT cpu_max FROM metric_rollups WHERE target_id = '\(hostTarget)' AND step_seconds = 300 ORDER BY bucket LIMIT 1
                 """)
             XCTAssertEqual(maximum, 1000)
-            let again = try await rollups.rollDirty()
+            let again = try await rollups.rollDirty(quietSeconds: 0)
             XCTAssertEqual(again, 0, "a dirty hour is rolled once")
 
             // Another late sample of that hour stored while the hour is being rolled again (an agent replaying its
@@ -123,7 +126,7 @@ final class RollupStoreTests: XCTestCase {
                                                on: connection, logger: self.logger)
             }
             let logger = self.logger
-            let raced = try await rollups.rollDirty(beforeRolling: {
+            let raced = try await rollups.rollDirty(quietSeconds: 0, beforeRolling: {
                 try await client.withTransaction(logger: logger) { connection in
                     try await connection.query("SET LOCAL lock_timeout = '5s'", logger: logger)
                     try await connection.query("""
@@ -137,13 +140,23 @@ final class RollupStoreTests: XCTestCase {
             XCTAssertEqual(raced, 1)
             let version = try await value(client, "SELECT version::float8 FROM rollup_dirty WHERE agent_id = '\(agentID)'")
             XCTAssertEqual(version, 1, "the mark made during the roll is kept, with its new version")
-            let rolledAgain = try await rollups.rollDirty()
+            let waitedSince = try await value(client, """
+                SELECT extract(epoch FROM marked_at - raised_at)::float8 FROM rollup_dirty WHERE agent_id = '\(agentID)'
+                """)
+            XCTAssertGreaterThan(try XCTUnwrap(waitedSince), 0, "the kept mark waits its full time again from the roll on")
+            // Still being marked (never quiet): rolled again only once the mark has waited its longest.
+            let notYet = try await rollups.rollDirty(quietSeconds: 3600)
+            XCTAssertEqual(notYet, 0)
+            try await client.query("""
+                UPDATE rollup_dirty SET marked_at = marked_at - \(RollupStore.dirtyLongestWaitSeconds + 1) * interval '1 second'
+                """, logger: self.logger)
+            let rolledAgain = try await rollups.rollDirty(quietSeconds: 3600)
             XCTAssertEqual(rolledAgain, 1, "the hour is rolled again for the sample stored during the roll")
             let newest = try await value(client, """
                 SELECT cpu_max FROM metric_rollups WHERE target_id = '\(hostTarget)' AND step_seconds = 300 ORDER BY bucket LIMIT 1
                 """)
             XCTAssertEqual(newest, 2000)
-            let none = try await rollups.rollDirty()
+            let none = try await rollups.rollDirty(quietSeconds: 0)
             XCTAssertEqual(none, 0)
         }
     }
