@@ -17,6 +17,13 @@ public struct FrameChannel {
         set { reader.maximumFrameLength = newValue }
     }
 
+    /// Whether batches reuse the labels their containers repeat from earlier batches of this connection instead of
+    /// decoding them again (`ContainerLabelMemory`; the server turns it on for agent sessions).
+    public var reusesRepeatedContainerLabels: Bool {
+        get { reader.labelMemory != nil }
+        set { reader.labelMemory = newValue ? (reader.labelMemory ?? ContainerLabelMemory()) : nil }
+    }
+
     /// The payload size of the frame `next()` returned last.
     public var lastFrameBytes: Int { reader.lastFrameBytes }
 
