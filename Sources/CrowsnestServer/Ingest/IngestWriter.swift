@@ -176,7 +176,15 @@ public struct IngestWriter: Sendable {
             forMillis: accepted.map(\.batch.tsUnixMs) + accepted.flatMap { $0.batch.checkResults.map(\.slotUnixMs) }
                 + accepted.flatMap { $0.batch.events.map { $0.timeUnixNano / 1_000_000 } })
         do {
-            return try await writeGroup(prepared, salvage: false, tenantID: tenantID, agentID: agentID, memory: &memory)
+            do {
+                return try await writeGroup(prepared, salvage: false, skippingDuplicates: false, tenantID: tenantID,
+                                            agentID: agentID, memory: &memory)
+            } catch let error where IngestFailure.permanentSQLState(error) == "23505" {
+                // A sample for a container and time already stored (a clock stepped back, a cloned VM, two batches of
+                // the group with the same tick): the group again, with the COPY that skips such rows.
+                return try await writeGroup(prepared, salvage: false, skippingDuplicates: true, tenantID: tenantID,
+                                            agentID: agentID, memory: &memory)
+            }
         } catch {
             guard let state = IngestFailure.permanentSQLState(error) else { throw error }
             logger.warning("PostgreSQL refused a batch's data; storing each batch of the group part by part",
@@ -185,7 +193,8 @@ public struct IngestWriter: Sendable {
         }
         var outcomes: [IngestOutcome] = []
         for batch in prepared {
-            outcomes += try await writeGroup([batch], salvage: true, tenantID: tenantID, agentID: agentID, memory: &memory)
+            outcomes += try await writeGroup([batch], salvage: true, skippingDuplicates: true, tenantID: tenantID,
+                                             agentID: agentID, memory: &memory)
         }
         return outcomes
     }
@@ -200,8 +209,10 @@ public struct IngestWriter: Sendable {
     }
 
     /// One transaction for `batches`. With `salvage`, each part of each batch runs in a savepoint and a part that
-    /// PostgreSQL refuses for its data is rolled back and recorded instead of failing the transaction.
-    private func writeGroup(_ batches: [PreparedBatch], salvage: Bool, tenantID: UUID, agentID: UUID,
+    /// PostgreSQL refuses for its data is rolled back and recorded instead of failing the transaction. Without
+    /// `skippingDuplicates` the samples go in with one plain COPY, and a sample already stored fails the
+    /// transaction (23505); with it, such samples are skipped and counted (`SampleStore.copyContainerSamples`).
+    private func writeGroup(_ batches: [PreparedBatch], salvage: Bool, skippingDuplicates: Bool, tenantID: UUID, agentID: UUID,
                             memory: inout CounterMemory) async throws -> [IngestOutcome] {
         let before = memory
         let logger = self.logger
@@ -279,7 +290,7 @@ public struct IngestWriter: Sendable {
                     rows.clear()
                     rowCount = 0
                     let ok = try await part.run(.samples, &batchRejections) {
-                        let skipped = try await SampleStore.copyContainerSamples(batchRows, rowCount: samples,
+                        let skipped = try await SampleStore.copyContainerSamples(batchRows, rowCount: samples, skippingDuplicates: true,
                                                                                  on: connection, logger: logger)
                         storedSamples -= skipped
                         duplicates += skipped
@@ -292,7 +303,8 @@ public struct IngestWriter: Sendable {
             }
             guard let last = stored.last else { return (outcomes, before, [], 0) }
             try await SampleStore.insertHostSamples(hostRows, tenantID: tenantID, agentID: agentID, on: connection, logger: logger)
-            duplicates += try await SampleStore.copyContainerSamples(rows, rowCount: rowCount, on: connection, logger: logger)
+            duplicates += try await SampleStore.copyContainerSamples(rows, rowCount: rowCount, skippingDuplicates: skippingDuplicates,
+                                                                     on: connection, logger: logger)
             if duplicates > 0 {
                 // Which batch the duplicates belonged to is not known on this path: the outcome counts stay as built.
                 logger.info("skipped samples already stored for the same container and time",

@@ -21,13 +21,20 @@ public enum SampleStore {
     /// and returns how many rows were skipped because a row for the same container and time already existed
     /// (a clock stepped back, a cloned VM, a replay the sequence check could not see).
     ///
-    /// The common path is one plain COPY inside a savepoint. Only when it hits a duplicate does the same data go
-    /// again through a temporary table and `INSERT … ON CONFLICT DO NOTHING`, which is slower but keeps every row
-    /// that is new.
-    public static func copyContainerSamples(_ rows: ByteBuffer, rowCount: Int, on connection: PostgresConnection,
-                                            logger: Logger) async throws -> Int {
+    /// Without `skippingDuplicates` this is one plain COPY, and a duplicate fails it (23505) and with it the
+    /// caller's transaction: ingest's common path, which then writes the group again skipping duplicates. With it,
+    /// the COPY runs inside a savepoint, and only when it hits a duplicate does the same data go again through a
+    /// temporary table and `INSERT … ON CONFLICT DO NOTHING`, which is slower but keeps every row that is new.
+    public static func copyContainerSamples(_ rows: ByteBuffer, rowCount: Int, skippingDuplicates: Bool,
+                                            on connection: PostgresConnection, logger: Logger) async throws -> Int {
         guard rows.readableBytes > 0 else { return 0 }
         let columns = containerSampleColumns
+        guard skippingDuplicates else {
+            try await connection.copyFrom(table: "container_samples", columns: columns, logger: logger) { writer in
+                try await writer.write(rows)
+            }
+            return 0
+        }
         try await connection.query("SAVEPOINT container_samples_copy", logger: logger)
         do {
             try await connection.copyFrom(table: "container_samples", columns: columns, logger: logger) { writer in
