@@ -19,9 +19,10 @@ import Darwin
 public struct ContainerLabelMemory: Sendable {
     /// Positions in a sweep remembered; containers beyond are decoded plainly.
     public static let maximumPositions = 4096
-    /// Label entries longer than this (their encoded bytes) are not remembered: hostile or unusual containers.
+    /// A container whose label entries together take more than this (encoded) is not remembered: hostile or unusual.
     public static let maximumEntryBytes = 16 * 1024
-    /// All remembered label bytes of one session together stay under this.
+    /// All remembered label bytes of one session together stay under this. The dictionaries decoded from them come
+    /// on top (for many tiny labels a few times the bytes); they are the ones the session's batches hold anyway.
     public static let maximumTotalBytes = 1 << 20
 
     private struct Entry: Sendable {

@@ -105,7 +105,9 @@ enum IngestFailure {
 ///
 /// The batch's sequence is recorded on the agent's row in the same transaction as its rows, so a replayed batch is
 /// recognised and skipped whole; samples go in with COPY. Strings are cleaned and bounded (`WireTextCleaner`)
-/// before anything is written. When PostgreSQL refuses a group because of its data, each batch is written again
+/// before anything is written. A sample already stored for its container and time fails the group's plain COPY, and
+/// the group is written again with the COPY that skips such samples (counted on the agent's row). When PostgreSQL
+/// refuses a group for another reason in its data, each batch is written again
 /// alone, part by part (host, containers, events, spans, samples) inside savepoints: what is accepted is stored,
 /// what is refused is recorded in `ingest_rejections`, and the batch counts as committed. The caller acknowledges
 /// only after this returns, i.e. after COMMIT.

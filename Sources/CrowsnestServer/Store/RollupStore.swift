@@ -135,7 +135,9 @@ public struct RollupStore: Sendable {
                     DELETE FROM rollup_dirty
                     WHERE tenant_id = \(tenantID) AND agent_id = \(agentID) AND hour = \(hour) AND version = \(version)
                     """, logger: logger)
-                // Marked again during the roll: the mark stays, and waits its full time again from now.
+                // Marked again during the roll: the mark stays, and waits its full time again from now. This locks
+                // the mark until the roll commits (its last statement): ingest marking the same hour meanwhile waits
+                // that one round trip and COMMIT, not the roll.
                 try await connection.query("""
                     UPDATE rollup_dirty SET marked_at = now()
                     WHERE tenant_id = \(tenantID) AND agent_id = \(agentID) AND hour = \(hour) AND version <> \(version)
