@@ -39,6 +39,8 @@ public struct ContainerLabelMemory: Sendable {
 
     /// Decodes one frame payload as `FrameCodec.decodeFrame` does, reusing remembered labels where the bytes repeat.
     public mutating func decodeFrame(_ payload: ByteBuffer) throws -> Crowsnest_V1_Frame {
+        // Heartbeats, hellos and the rest carry no labels: decoded plainly, without copying the frame first.
+        guard payload.withUnsafeReadableBytes(Self.holdsBatch) else { return try FrameCodec.decodeFrame(payload) }
         let scan = payload.withUnsafeReadableBytes { bytes in rewrite(bytes) }
         guard let scan, !(scan.reused.isEmpty && scan.remember.isEmpty) else { return try FrameCodec.decodeFrame(payload) }
         var frame: Crowsnest_V1_Frame
@@ -73,6 +75,16 @@ public struct ContainerLabelMemory: Sendable {
         var containers = 0
         var reused: [(Int, [String: String])] = []
         var remember: [(Int, [UInt8])] = []
+    }
+
+    /// Whether the frame's top level has a `batch` (field 4, length-delimited); false too when it does not parse.
+    private static func holdsBatch(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var found = false
+        _ = ProtobufFields.forEach(in: bytes, 0..<bytes.count) { field in
+            found = field.number == 4 && field.wireType == 2
+            return !found
+        }
+        return found
     }
 
     /// Copies the frame, leaving out the label entries of each container that repeat the remembered ones; nil when

@@ -28,7 +28,8 @@ public enum FrameCodec {
         return buffer
     }
 
-    /// Decodes one payload (without its length prefix); unknown fields are ignored.
+    /// Decodes one payload (without its length prefix). Fields this version does not know are kept aside by
+    /// SwiftProtobuf (as unknown fields) and never read: a newer peer's additions change nothing here.
     public static func decodeFrame(_ payload: ByteBuffer) throws -> Crowsnest_V1_Frame {
         let frame: Crowsnest_V1_Frame
         do {

@@ -87,6 +87,22 @@ enum IngestFailure {
         return state
     }
 
+    /// Whether `error` is a container sample already stored for its container and time: a unique violation
+    /// (23505) reported by a day partition of `container_samples`, the one refusal that the COPY skipping such
+    /// samples repairs. Any other unique violation (a race on a status span, say) is a refusal of its own part.
+    static func isDuplicateContainerSample(_ error: any Error) -> Bool {
+        guard permanentSQLState(error) == "23505", let table = serverError(error)?.serverInfo?[.tableName] else { return false }
+        return table.hasPrefix("container_samples_") && PartitionStore.dayEnd(ofPartition: table) != nil
+    }
+
+    /// The error PostgreSQL sent, unwrapped from a failed transaction.
+    private static func serverError(_ error: any Error) -> PSQLError? {
+        if let transaction = error as? PostgresTransactionError {
+            return transaction.closureError.flatMap(serverError) ?? transaction.commitError.flatMap(serverError)
+        }
+        return error as? PSQLError
+    }
+
     /// PostgreSQL's own message for a refusal, for the rejection log.
     static func message(_ error: any Error) -> String {
         if let transaction = error as? PostgresTransactionError, let inner = transaction.closureError ?? transaction.commitError {
@@ -181,7 +197,7 @@ public struct IngestWriter: Sendable {
             do {
                 return try await writeGroup(prepared, salvage: false, skippingDuplicates: false, tenantID: tenantID,
                                             agentID: agentID, memory: &memory)
-            } catch let error where IngestFailure.permanentSQLState(error) == "23505" {
+            } catch let error where IngestFailure.isDuplicateContainerSample(error) {
                 // A sample for a container and time already stored (a clock stepped back, a cloned VM, two batches of
                 // the group with the same tick): the group again, with the COPY that skips such rows.
                 return try await writeGroup(prepared, salvage: false, skippingDuplicates: true, tenantID: tenantID,
@@ -201,6 +217,21 @@ public struct IngestWriter: Sendable {
         return outcomes
     }
 
+    /// What one committed group transaction wrote, for the caller to count and log after COMMIT.
+    struct GroupWrite: Sendable {
+        /// Check results of one batch that were not recorded (stale token, never assigned, outside the window).
+        struct RefusedResults: Sendable {
+            var batchSeq: UInt64
+            var refused: Int
+            var recorded: Int
+        }
+        var outcomes: [IngestOutcome]
+        var memory: CounterMemory
+        var rejections: [IngestRejection] = []
+        var duplicates = 0
+        var refusedResults: [RefusedResults] = []
+    }
+
     /// A batch cleaned and checked, ready to write.
     struct PreparedBatch: Sendable {
         var batch: Crowsnest_V1_SampleBatch
@@ -218,7 +249,7 @@ public struct IngestWriter: Sendable {
                             memory: inout CounterMemory) async throws -> [IngestOutcome] {
         let before = memory
         let logger = self.logger
-        let result: ([IngestOutcome], CounterMemory, [IngestRejection], Int)? = try await client.withTransaction(logger: logger) { connection in
+        let result: GroupWrite? = try await client.withTransaction(logger: logger) { connection in
             guard let committed = try await AgentStore.lockCommittedSeq(tenantID: tenantID, agentID: agentID,
                                                                         on: connection, logger: logger)
             else { return nil }
@@ -230,6 +261,7 @@ public struct IngestWriter: Sendable {
             var rows = ByteBufferAllocator().buffer(capacity: batches.reduce(0) { $0 + $1.batch.containers.count } * 400)
             var rowCount = 0
             var duplicates = 0
+            var refusedResults: [GroupWrite.RefusedResults] = []
             var hostRows: [HostSampleRow] = []
             for prepared in batches {
                 let batch = prepared.batch
@@ -274,11 +306,7 @@ public struct IngestWriter: Sendable {
                             batch.checkResults, tenantID: tenantID, agentID: agentID, on: connection, logger: logger)
                         let refused = batch.checkResults.count - recorded + prepared.resultsOutsideWindow
                         if refused > 0 {
-                            // Late (the slot was reassigned or already has its result) or never assigned to this
-                            // agent: acknowledged and dropped, as the fencing promises.
-                            logger.info("check results refused: not the token last issued to this agent for their slot",
-                                        metadata: ["batch.seq": "\(batch.seq)", "results.refused": "\(refused)",
-                                                   "results.recorded": "\(recorded)"])
+                            refusedResults.append(.init(batchSeq: batch.seq, refused: refused, recorded: recorded))
                         }
                     }
                 }
@@ -303,7 +331,7 @@ public struct IngestWriter: Sendable {
                 outcomes.append(batchRejections.isEmpty ? .committed(containerSamples: storedSamples)
                                                         : .partial(containerSamples: storedSamples, rejected: batchRejections))
             }
-            guard let last = stored.last else { return (outcomes, before, [], 0) }
+            guard let last = stored.last else { return GroupWrite(outcomes: outcomes, memory: before) }
             try await SampleStore.insertHostSamples(hostRows, tenantID: tenantID, agentID: agentID, on: connection, logger: logger)
             duplicates += try await SampleStore.copyContainerSamples(rows, rowCount: rowCount, skippingDuplicates: skippingDuplicates,
                                                                      on: connection, logger: logger)
@@ -340,12 +368,21 @@ public struct IngestWriter: Sendable {
                     toleranceMicros: (2 * interval + Int64(HostLiveness.graceSeconds)) * 1_000_000,
                     on: connection, logger: logger)
             }
-            return (outcomes, memory, rejections, duplicates)
+            return GroupWrite(outcomes: outcomes, memory: memory, rejections: rejections, duplicates: duplicates,
+                              refusedResults: refusedResults)
         }
-        guard let (outcomes, after, rejections, duplicates) = result else {
+        guard let result else {
             throw StoreError(.notFound, "agent \(agentID) of tenant \(tenantID) is not registered; its batches cannot be stored")
         }
-        memory = after
+        memory = result.memory
+        let (outcomes, rejections, duplicates) = (result.outcomes, result.rejections, result.duplicates)
+        for refusal in result.refusedResults {
+            // Late (the slot was reassigned or already has its result) or never assigned to this agent: acknowledged
+            // and dropped, as the fencing promises. Logged once committed, so a group written twice logs it once.
+            logger.info("check results refused: not the token last issued to this agent for their slot",
+                        metadata: ["batch.seq": "\(refusal.batchSeq)", "results.refused": "\(refusal.refused)",
+                                   "results.recorded": "\(refusal.recorded)"])
+        }
         if !rejections.isEmpty {
             rejectionsCounter.increment(by: rejections.count)
             for rejection in rejections {

@@ -87,6 +87,64 @@ final class IngestPoisonTests: XCTestCase {
         }
     }
 
+    func testADuplicateSampleIsWrittenAgainWithoutSalvagingAndARefusedResultIsLoggedOnce() async throws {
+        try await IngestFixtures.withWriter { client, plainWriter, tenantID, agentID in
+            let capture = IngestLogCapture()
+            let writer = IngestWriter(client: client, partitions: plainWriter.partitions, logger: capture.logger,
+                                      timeWindow: IngestFixtures.timeWindow)
+            var memory = CounterMemory()
+            _ = try await writer.write(IngestFixtures.batch(seq: 1, tsMillis: t0, containers: [IngestFixtures.container("web")]),
+                                       tenantID: tenantID, agentID: agentID, memory: &memory)
+            // The same tick again, with a result for a check this agent was never given: the group's plain COPY
+            // fails on the stored sample, and the group is written again with the COPY that skips it.
+            var again = IngestFixtures.batch(seq: 2, tsMillis: t0, containers: [IngestFixtures.container("web")])
+            var result = Crowsnest_V1_CheckResult()
+            result.checkID = UUID().uuidString.lowercased()
+            result.slotUnixMs = t0
+            result.tsUnixMs = t0 + 1_000
+            result.fencingToken = 1
+            result.ok = true
+            again.checkResults = [result]
+            var fresh = CounterMemory()
+            let outcome = try await writer.write(again, tenantID: tenantID, agentID: agentID, memory: &fresh)
+            XCTAssertEqual(outcome, .committed(containerSamples: 1))
+            let duplicates = try await IngestFixtures.integer(client, "SELECT duplicate_samples FROM agents WHERE id = \(agentID)")
+            XCTAssertEqual(duplicates, 1)
+            XCTAssertEqual(capture.count(containing: "part by part"), 0, "a duplicate sample is not a refusal to salvage")
+            XCTAssertEqual(capture.count(containing: "check results refused"), 1,
+                           "the refused result is logged once, though its group was written twice")
+        }
+    }
+
+    func testAUniqueViolationOutsideTheSamplesIsSalvagedWithoutAnotherWholeAttempt() async throws {
+        try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
+            // Counts the trigger's calls: a sequence is not rolled back with the attempts that fail.
+            try await client.query("CREATE SEQUENCE clash_calls", logger: logger)
+            try await client.query("""
+                CREATE FUNCTION refuse_clash() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN IF NEW.action = 'clash' THEN
+                    PERFORM nextval('clash_calls');
+                    RAISE EXCEPTION 'clashing event refused by test trigger' USING ERRCODE = '23505';
+                END IF; RETURN NEW; END $$
+                """, logger: logger)
+            try await client.query("""
+                CREATE TRIGGER refuse_clash BEFORE INSERT ON container_events FOR EACH ROW EXECUTE FUNCTION refuse_clash()
+                """, logger: logger)
+            var memory = CounterMemory()
+            let outcome = try await writer.write(
+                IngestFixtures.batch(seq: 1, tsMillis: t0, containers: [IngestFixtures.container("web")],
+                                     events: [IngestFixtures.event("web", "clash", atMicros: t0 * 1000)]),
+                tenantID: tenantID, agentID: agentID, memory: &memory)
+            guard case .partial(let samples, let rejected) = outcome else { return XCTFail("expected partial, got \(outcome)") }
+            XCTAssertEqual(samples, 1)
+            XCTAssertEqual(rejected.map(\.part), [.events])
+            XCTAssertEqual(rejected.first?.sqlState, "23505")
+            // The group once, then the batch part by part: not a third time with the COPY that skips stored samples.
+            let calls = try await IngestFixtures.integer(client, "SELECT last_value FROM clash_calls")
+            XCTAssertEqual(calls, 2)
+        }
+    }
+
     func testABatchFromYearsAheadIsRecordedAndAcknowledgedButNotStoredAndCreatesNoPartition() async throws {
         try await IngestFixtures.withWriter { client, writer, tenantID, agentID in
             var memory = CounterMemory()

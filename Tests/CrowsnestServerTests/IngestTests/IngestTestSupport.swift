@@ -133,3 +133,31 @@ enum IngestFixtures {
         return result
     }
 }
+
+/// Collects the messages an ingest writer logs, so a test can count what an operator would read.
+final class IngestLogCapture: @unchecked Sendable {
+    private let lock = NSLock()
+    private var messages: [String] = []
+
+    /// How many logged messages contain `text`.
+    func count(containing text: String) -> Int { lock.withLock { messages.filter { $0.contains(text) }.count } }
+
+    var logger: Logger {
+        Logger(label: "crowsnest.tests.ingest.capture") { _ in Handler(capture: self) }
+    }
+
+    private struct Handler: LogHandler {
+        let capture: IngestLogCapture
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            capture.lock.withLock { capture.messages.append(event.message.description) }
+        }
+    }
+}
