@@ -25,7 +25,10 @@ public struct AgentSessionHandler: Sendable {
     /// session would hang instead of telling the agent to retry later (its batches stay in its spool).
     public var storageTimeout: Duration = .seconds(20)
     /// Unacknowledged batches an agent may have in flight (told in `Welcome`); also how many a session queues.
-    public var ackWindow: UInt32 = 32
+    /// One and a half groups (`maxBatchesPerTransaction`): the next group fills while one is written, which is all
+    /// the writer needs; a deeper window only makes a replaying agent's batches wait longer for their acks (the
+    /// ingest benchmark: 32 gave the same throughput with ack p99 0.78–0.87 s, 24 gave 0.56–0.67 s).
+    public var ackWindow: UInt32 = 24
     /// At most this many queued batches, and about this many container samples, go into one ingest transaction.
     public var maxBatchesPerTransaction = 16
     /// Caps on unauthenticated connections and enrollment attempts, shared with the gateway's pipeline.

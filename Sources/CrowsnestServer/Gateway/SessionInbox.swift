@@ -6,7 +6,7 @@ import NIOCore
 /// The session's reader pushes what arrives; the writer takes everything that is already waiting and stores it in
 /// one transaction, so an agent with a backlog costs one COMMIT per group rather than per batch. Bounded: when
 /// `capacity` batches, or `maxBytes` of encoded batches, wait, the reader waits too and stops reading from the
-/// socket, so TCP pushes back on the agent (a window of 32 frames of 4 MiB would otherwise be 128 MiB a session).
+/// socket, so TCP pushes back on the agent (a window of 24 frames of 4 MiB would otherwise be 96 MiB a session).
 actor SessionInbox {
     enum Item: Sendable {
         case batch(Crowsnest_V1_SampleBatch)
