@@ -114,8 +114,11 @@ final class ComposeEndToEndTests: XCTestCase {
         return counts.first { $0.1 > (lastSessionCounts[$0.0] ?? 1) }?.0
     }
 
+    /// Both tests use the same images: built by the first that needs them, once per test run.
+    private static let imageBuild = Shell.run(repository + "/deploy/build-images.sh", ["--debug", imageTag])
+
     private func buildImages() {
-        let build = Shell.run(Self.repository + "/deploy/build-images.sh", ["--debug", Self.imageTag])
+        let build = Self.imageBuild
         XCTAssertEqual(build.status, 0, "deploy/build-images.sh --debug: \(build.output.suffix(2000))\(build.error.suffix(2000))")
     }
 
