@@ -17,11 +17,11 @@ public struct FrameChannel {
         set { reader.maximumFrameLength = newValue }
     }
 
-    /// Whether batches reuse the labels their containers repeat from earlier batches of this connection instead of
-    /// decoding them again (`ContainerLabelMemory`; the server turns it on for agent sessions).
-    public var reusesRepeatedContainerLabels: Bool {
-        get { reader.labelMemory != nil }
-        set { reader.labelMemory = newValue ? (reader.labelMemory ?? ContainerLabelMemory()) : nil }
+    /// Whether batches reuse the containers they repeat (all but their counters) from earlier batches of this
+    /// connection instead of decoding them again (`ContainerSampleMemory`; the server turns it on for agent sessions).
+    public var reusesRepeatedContainerSamples: Bool {
+        get { reader.sampleMemory != nil }
+        set { reader.sampleMemory = newValue ? (reader.sampleMemory ?? ContainerSampleMemory()) : nil }
     }
 
     /// The payload size of the frame `next()` returned last.

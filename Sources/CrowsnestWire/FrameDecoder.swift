@@ -80,13 +80,13 @@ public struct FrameReader: Sendable {
     public mutating func next() throws -> Crowsnest_V1_Frame? {
         guard let payload = try nextPayload() else { return nil }
         lastFrameBytes = payload.readableBytes
-        if labelMemory != nil { return try labelMemory!.decodeFrame(payload) }
+        if sampleMemory != nil { return try sampleMemory!.decodeFrame(payload) }
         return try FrameCodec.decodeFrame(payload)
     }
 
-    /// When set, batches are decoded reusing the labels their containers repeat from earlier batches read here
-    /// (the server's agent sessions, where every sweep repeats them).
-    public var labelMemory: ContainerLabelMemory?
+    /// When set, batches are decoded reusing the containers they repeat (all but their counters) from earlier batches
+    /// read here (the server's agent sessions, where every sweep repeats them).
+    public var sampleMemory: ContainerSampleMemory?
 
     /// Call when the peer closed: throws if a partial frame is left over.
     public func finish() throws {

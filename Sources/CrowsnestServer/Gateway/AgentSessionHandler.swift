@@ -100,7 +100,7 @@ public struct AgentSessionHandler: Sendable {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var session = FrameChannel(inbound: inbound, outbound: outbound)
-                session.reusesRepeatedContainerLabels = true  // every sweep repeats its containers' labels
+                session.reusesRepeatedContainerSamples = true  // every sweep repeats its containers' names, images and labels
                 let sender = session.sender
                 do {
                     guard let (sessionID, machine, facts) = try await handshake(&session, connection: connection, logger: &logger),

@@ -3,8 +3,8 @@ import NIOCore
 import SwiftProtobuf
 import XCTest
 
-/// `ContainerLabelMemory` decodes every frame exactly as a plain decode does, and reuses the labels a sweep repeats.
-final class ContainerLabelMemoryTests: XCTestCase {
+/// `ContainerSampleMemory` decodes every frame exactly as a plain decode does, and reuses the containers a sweep repeats.
+final class ContainerSampleMemoryTests: XCTestCase {
     private func container(_ index: Int, labels: [String: String]? = nil) -> Crowsnest_V1_ContainerSample {
         var sample = Crowsnest_V1_ContainerSample()
         sample.dockerID = String(repeating: "\(index % 10)", count: 64)
@@ -16,6 +16,7 @@ final class ContainerLabelMemoryTests: XCTestCase {
         sample.hasStats_p = true
         sample.cpuUsageNs = UInt64(1_000_000 * index)
         sample.memoryUsageBytes = UInt64(4096 * index)
+        sample.statsSource = "cgroup-v2"  // after the counters in the encoding
         return sample
     }
 
@@ -36,41 +37,54 @@ final class ContainerLabelMemoryTests: XCTestCase {
         return batch.containers.map(\.labels)
     }
 
-    func testASweepThatRepeatsItsLabelsReusesThemAndDecodesAsAPlainDecode() throws {
-        var memory = ContainerLabelMemory()
+    func testASweepThatRepeatsItsContainersReusesThemAndDecodesAsAPlainDecode() throws {
+        var memory = ContainerSampleMemory()
         let containers = (0..<50).map { container($0) }
         for seq in 1...3 {
             var sweep = containers
-            for index in sweep.indices { sweep[index].cpuUsageNs += UInt64(seq) * 7 }  // the counters move, the labels do not
+            for index in sweep.indices {  // the counters move, the names, images and labels do not
+                sweep[index].cpuUsageNs += UInt64(seq) * 7
+                sweep[index].netRxBytes = UInt64(seq * 1000 + index)
+                sweep[index].pids = seq == 3 ? 0 : 12  // and one goes back to its default (absent from the bytes)
+            }
             let bytes = try payload(frame(sweep, seq: UInt64(seq)))
             let decoded = try memory.decodeFrame(bytes)
             XCTAssertEqual(decoded, try FrameCodec.decodeFrame(bytes), "sweep \(seq)")
             XCTAssertEqual(decoded, frame(sweep, seq: UInt64(seq)))
         }
-        XCTAssertEqual(memory.reusedLabelSets, 100, "the second and third sweeps reuse all 50 containers' labels")
+        XCTAssertEqual(memory.reusedSamples, 100, "the second and third sweeps reuse all 50 containers")
     }
 
     func testChangedLabelsAndShiftedPositionsAreDecodedAgain() throws {
-        var memory = ContainerLabelMemory()
+        var memory = ContainerSampleMemory()
         let first = (0..<30).map { container($0) }
         _ = try memory.decodeFrame(try payload(frame(first)))
         var second = first
         second[5].labels["version"] = "2"  // re-created with a new label
+        second[7].state = "exited"  // stopped: its identity changed too
+        second[7].hasStats_p = false
+        second[7].cpuUsageNs = 0
+        second[7].memoryUsageBytes = 0
+        second[9].statsSource = ""  // its identity now a strict beginning of the remembered one
         second.insert(container(99), at: 20)  // a new container shifts the ones after it
         let bytes = try payload(frame(second, seq: 2))
         let decoded = try memory.decodeFrame(bytes)
         XCTAssertEqual(decoded, try FrameCodec.decodeFrame(bytes))
         XCTAssertEqual(labels(decoded)[5]["version"], "2")
         XCTAssertEqual(labels(decoded)[20], container(99).labels)
-        XCTAssertEqual(memory.reusedLabelSets, 19, "positions 0–19 except 5 repeat; every one after 20 holds another container")
+        guard case .batch(let batch) = decoded.message else { return XCTFail("not a batch") }
+        XCTAssertEqual(batch.containers[7].state, "exited")
+        XCTAssertEqual(batch.containers[7].cpuUsageNs, 0)
+        XCTAssertEqual(batch.containers[9].statsSource, "")
+        XCTAssertEqual(memory.reusedSamples, 17, "positions 0–19 except 5, 7 and 9 repeat; every one after 20 holds another container")
         // The next sweep repeats the second one: every position is known again.
         let third = try payload(frame(second, seq: 3))
         XCTAssertEqual(try memory.decodeFrame(third), try FrameCodec.decodeFrame(third))
-        XCTAssertEqual(memory.reusedLabelSets, 19 + 31)
+        XCTAssertEqual(memory.reusedSamples, 17 + 31)
     }
 
     func testUnusualLayoutsDecodeAsAPlainDecodeWould() throws {
-        var memory = ContainerLabelMemory()
+        var memory = ContainerSampleMemory()
         let containers = (0..<4).map { container($0) }
         let base = try frame(containers).serializedBytes() as [UInt8]
         _ = try memory.decodeFrame(ByteBuffer(bytes: base))
@@ -105,19 +119,66 @@ final class ContainerLabelMemoryTests: XCTestCase {
         XCTAssertEqual(labels(interleaved), [["a": "1", "b": "2"]])
     }
 
+    /// A frame of one batch whose containers are the given encoded samples, as raw bytes.
+    private func frameBytes(containers: [[UInt8]], seq: UInt64 = 1) -> [UInt8] {
+        var batchBytes: [UInt8] = [0x08]  // SampleBatch.seq (1, varint)
+        ProtobufFields.appendVarint(seq, to: &batchBytes)
+        for sample in containers {
+            batchBytes.append(0x2A)  // SampleBatch.containers (5, length-delimited)
+            ProtobufFields.appendVarint(UInt64(sample.count), to: &batchBytes)
+            batchBytes += sample
+        }
+        var bytes: [UInt8] = [0x22]  // Frame.batch (4, length-delimited)
+        ProtobufFields.appendVarint(UInt64(batchBytes.count), to: &bytes)
+        return bytes + batchBytes
+    }
+
+    func testOddlyEncodedCountersDecodeAsAPlainDecodeWould() throws {
+        let plain = try container(3).serializedBytes() as [UInt8]
+        let cpuTag: [UInt8] = [0x80, 0x01]  // field 16 (cpu_usage_ns), varint
+        let oddities: [(String, [UInt8], UInt64?)] = [
+            ("a counter given twice: the last one counts", plain + cpuTag + [0x2A], 42),
+            ("a counter as a 10-byte varint", plain + cpuTag + [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], UInt64.max),
+            ("a 10-byte varint whose last byte overflows 64 bits", plain + cpuTag + [0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x7F],
+             1 | (1 << 63)),
+            ("a counter with the wrong wire type (kept as an unknown field)", plain + [0x81, 0x01, 1, 2, 3, 4, 5, 6, 7, 8], nil),
+            ("an unknown field inside the container", plain + [0xC0, 0x02, 0x05], nil),
+            ("counters before the identity fields", cpuTag + [0x07] + plain, nil),
+        ]
+        for (name, sample, cpu) in oddities {
+            var memory = ContainerSampleMemory()
+            // Remembered in its ordinary form, then the odd one at the same position, twice (the second time its own
+            // identity is the one remembered).
+            _ = try memory.decodeFrame(ByteBuffer(bytes: frameBytes(containers: [plain, plain])))
+            for seq in 2...3 {
+                let buffer = ByteBuffer(bytes: frameBytes(containers: [sample, plain], seq: UInt64(seq)))
+                let decoded = try memory.decodeFrame(buffer)
+                XCTAssertEqual(decoded, try FrameCodec.decodeFrame(buffer), "\(name), sweep \(seq)")
+                if let cpu, case .batch(let batch) = decoded.message { XCTAssertEqual(batch.containers[0].cpuUsageNs, cpu, name) }
+            }
+            XCTAssertGreaterThanOrEqual(memory.reusedSamples, 2, "\(name): the ordinary container at position 1 is reused")
+        }
+        // An 11-byte varint fails both decodes alike.
+        var memory = ContainerSampleMemory()
+        _ = try memory.decodeFrame(ByteBuffer(bytes: frameBytes(containers: [plain])))
+        let tooLong = ByteBuffer(bytes: frameBytes(containers: [plain + cpuTag + Array(repeating: 0xFF, count: 10) + [0x01]]))
+        XCTAssertThrowsError(try FrameCodec.decodeFrame(tooLong))
+        XCTAssertThrowsError(try memory.decodeFrame(tooLong))
+    }
+
     func testMangledFramesDecodeOrFailExactlyAsAPlainDecode() throws {
         let containers = (0..<6).map { container($0) }
         let original = try frame(containers).serializedBytes() as [UInt8]
         var random = SystemRandomNumberGenerator()  // a failing frame is printed whole in the message
         var agreed = 0, decodedBoth = 0
         for round in 0..<3000 {
-            var memory = ContainerLabelMemory()
-            _ = try memory.decodeFrame(ByteBuffer(bytes: original))  // remembered, so mangled label bytes are compared
+            var memory = ContainerSampleMemory()
+            _ = try memory.decodeFrame(ByteBuffer(bytes: original))  // remembered, so mangled containers are compared with it
             var bytes = original
             switch round % 5 {
             case 4:
                 // One letter changed in place (within a label, a name or an image): the frame still decodes, and a
-                // label changed this way must not be taken for the remembered one.
+                // container changed this way must not be taken for the remembered one.
                 let letters = bytes.indices.filter { bytes[$0] == UInt8(ascii: "s") }
                 bytes[letters[Int(random.next() % UInt64(letters.count))]] = UInt8(ascii: "t")
             case 0:
@@ -142,25 +203,25 @@ final class ContainerLabelMemoryTests: XCTestCase {
         XCTAssertGreaterThan(decodedBoth, 600, "enough mangled frames still decode to compare their contents")
     }
 
-    func testLabelsBeyondTheBoundsAreDecodedEveryTime() throws {
-        var memory = ContainerLabelMemory()
-        let huge = container(0, labels: ["big": String(repeating: "x", count: ContainerLabelMemory.maximumEntryBytes)])
+    func testContainersBeyondTheBoundsAreDecodedEveryTime() throws {
+        var memory = ContainerSampleMemory()
+        let huge = container(0, labels: ["big": String(repeating: "x", count: ContainerSampleMemory.maximumEntryBytes)])
         let containers = [huge, container(1)]
         for seq in 1...2 {
             let bytes = try payload(frame(containers, seq: UInt64(seq)))
             XCTAssertEqual(try memory.decodeFrame(bytes), try FrameCodec.decodeFrame(bytes))
         }
-        XCTAssertEqual(memory.reusedLabelSets, 1, "only the ordinary container's labels are remembered")
+        XCTAssertEqual(memory.reusedSamples, 1, "only the ordinary container is remembered")
 
-        // Many containers: no more label bytes remembered than the session's bound.
-        var many = ContainerLabelMemory()
+        // Many containers: no more identity bytes remembered than the session's bound.
+        var many = ContainerSampleMemory()
         let value = String(repeating: "v", count: 8000)
         let crowd = (0..<300).map { container($0, labels: ["note": value]) }
         for seq in 1...2 {
             let bytes = try payload(frame(crowd, seq: UInt64(seq)))
             XCTAssertEqual(try many.decodeFrame(bytes), try FrameCodec.decodeFrame(bytes))
         }
-        XCTAssertGreaterThan(many.reusedLabelSets, 0)
-        XCTAssertLessThanOrEqual(many.reusedLabelSets * 8000, ContainerLabelMemory.maximumTotalBytes)
+        XCTAssertGreaterThan(many.reusedSamples, 0)
+        XCTAssertLessThanOrEqual(many.reusedSamples * 8000, ContainerSampleMemory.maximumTotalBytes)
     }
 }
