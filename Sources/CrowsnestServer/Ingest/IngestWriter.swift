@@ -529,12 +529,13 @@ public struct IngestWriter: Sendable {
     /// Appends the batch's container samples, with rates against `previous`, as COPY text rows; returns how many.
     static func appendSampleRows(_ batch: Crowsnest_V1_SampleBatch, tenantID: UUID, agentID: UUID,
                                  previous: inout [String: CounterSnapshot], to buffer: inout ByteBuffer) -> Int {
-        let samples = batch.containers.filter { !$0.name.isEmpty }
-        guard !samples.isEmpty else { return 0 }
-        let tenant = tenantID.uuidString
-        let agent = agentID.uuidString
-        let timestamp = CopyTextRow.format(millis: batch.tsUnixMs)
-        for sample in samples {
+        guard batch.containers.contains(where: { !$0.name.isEmpty }) else { return 0 }
+        // What every row of the batch shares, escaped once.
+        let owner = CopyTextRow.escaped([tenantID.uuidString, agentID.uuidString])
+        let timestamp = CopyTextRow.escaped([CopyTextRow.format(millis: batch.tsUnixMs)])
+        var count = 0
+        for sample in batch.containers where !sample.name.isEmpty {
+            count += 1
             var rates = CounterRates.unknown
             if sample.hasStats_p {
                 let snapshot = CounterSnapshot(
@@ -547,10 +548,9 @@ public struct IngestWriter: Sendable {
             let stats = sample.hasStats_p
             func counter(_ value: UInt64) -> Int64? { stats ? Int64(clamping: value) : nil }
             CopyTextRow.append(to: &buffer) { row in
-                row.text(tenant)
-                row.text(agent)
+                row.fields(owner)
                 row.text(sample.name)
-                row.text(timestamp)
+                row.fields(timestamp)
                 row.text(sample.dockerID)
                 row.text(sample.state)
                 row.integer(counter(sample.cpuUsageNs))
@@ -579,7 +579,7 @@ public struct IngestWriter: Sendable {
                 row.double(rates.blockWriteBytesPerSecond)
             }
         }
-        return samples.count
+        return count
     }
 
     /// Applies the span transitions the batch implies; `only` limits the containers looked at (plus those with

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import XCTest
 
@@ -27,6 +28,17 @@ final class CopyTextTests: XCTestCase {
         XCTAssertEqual(row { $0.text("größe 🐳") }, "größe 🐳\n")
     }
 
+    func testFieldsEscapedOnceAreWrittenAsTheTextsWouldBe() {
+        let shared = CopyTextRow.escaped(["a\tb", "c\\d", ""])
+        XCTAssertEqual(row { $0.fields(shared) }, "a\\tb\tc\\\\d\t\n")
+        XCTAssertEqual(row { $0.integer(1); $0.fields(shared); $0.text("x") },
+                       row { $0.integer(1); $0.text("a\tb"); $0.text("c\\d"); $0.text(""); $0.text("x") })
+        // Longer than the staging area: written whole, between staged fields.
+        let long = String(repeating: "y", count: 3 * CopyTextRow.stagingBytes + 1) + "\n"
+        XCTAssertEqual(row { $0.text("x"); $0.fields(CopyTextRow.escaped([long])); $0.integer(2) },
+                       row { $0.text("x"); $0.text(long); $0.integer(2) })
+    }
+
     func testNilAndNonFiniteValuesAreNull() {
         XCTAssertEqual(row { $0.null(); $0.integer(Int64?.none); $0.double(nil); $0.double(.nan); $0.double(.infinity) },
                        "\\N\t\\N\t\\N\t\\N\t\\N\n")
@@ -46,6 +58,23 @@ final class CopyTextTests: XCTestCase {
         XCTAssertEqual(CopyTextRow.format(millis: 1_700_000_000_123), "2023-11-14 22:13:20.123+00")
         XCTAssertEqual(CopyTextRow.format(millis: 1_577_836_800_007), "2020-01-01 00:00:00.007+00")
         XCTAssertEqual(CopyTextRow.format(millis: 951_782_400_000), "2000-02-29 00:00:00.000+00")
+    }
+
+    func testTimestampsAgreeWithPrintfAcrossTheCalendar() {
+        // Every field at its edges, leap days, and years past four digits (an agent may send any number).
+        var random = SystemRandomNumberGenerator()
+        let samples: [Int64] = [0, 59_999, 946_684_799_999, 253_402_300_799_999, 253_402_300_800_000, -62_167_219_200_000,
+                                -62_167_219_200_001, 4_102_444_800_000_000]
+            + (0..<2000).map { _ in Int64.random(in: -70_000_000_000_000...300_000_000_000_000, using: &random) }
+        for millis in samples {
+            var seconds = time_t(millis >= 0 ? millis / 1000 : (millis - 999) / 1000)
+            let fraction = Int(millis - Int64(seconds) * 1000)
+            var parts = tm()
+            gmtime_r(&seconds, &parts)
+            let printf = String(format: "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+                                Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), fraction)
+            XCTAssertEqual(CopyTextRow.format(millis: millis), printf, "\(millis) ms")
+        }
     }
 
     func testTimestampsBefore1970KeepAPositiveFraction() {
