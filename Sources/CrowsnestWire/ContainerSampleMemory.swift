@@ -221,13 +221,17 @@ enum ProtobufFields {
     }
 
     /// Calls `body` for each field in `range`; false when the bytes are not well-formed protobuf fields (groups,
-    /// field number 0, a length past the end, a varint longer than 10 bytes) or `body` returned false.
+    /// field number 0, a tag longer than 5 bytes, a length past the end, a varint longer than 10 bytes) or `body`
+    /// returned false.
     static func forEach(in bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ body: (Field) -> Bool) -> Bool {
         var index = range.lowerBound
         let end = range.upperBound
         while index < end {
             let start = index
-            guard let tag = varint(bytes, &index, end), tag >> 3 != 0, tag >> 3 <= 536_870_911 else { return false }
+            // A tag of at most 5 bytes, as SwiftProtobuf reads them (a longer one, padded with continuation bytes, is
+            // malformed there and must not be accepted here).
+            guard let tag = varint(bytes, &index, end), index - start <= 5, tag >> 3 != 0, tag >> 3 <= 536_870_911
+            else { return false }
             let wireType = UInt8(tag & 7)
             let valueStart = index
             var contentStart = index

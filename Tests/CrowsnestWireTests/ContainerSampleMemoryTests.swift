@@ -166,11 +166,34 @@ final class ContainerSampleMemoryTests: XCTestCase {
         XCTAssertThrowsError(try memory.decodeFrame(tooLong))
     }
 
+    func testTagsPaddedBeyondFiveBytesFailAsInAPlainDecode() throws {
+        // SwiftProtobuf reads a tag in at most 5 bytes; the fast path drops or rewrites the frame's, the containers'
+        // and a reused container's counter tags, so it must refuse such padding itself.
+        let padded: [(String, [UInt8])] = [
+            ("the frame's batch tag", [0xA2, 0x80, 0x80, 0x80, 0x80, 0x00, 0x02, 0x2A, 0x00]),
+            ("a container's tag", [0x22, 0x07, 0xAA, 0x80, 0x80, 0x80, 0x80, 0x00, 0x00]),
+            ("a counter's tag in a reused container", [0x22, 0x09, 0x2A, 0x07, 0x80, 0x81, 0x80, 0x80, 0x80, 0x00, 0x05]),
+        ]
+        for (name, bytes) in padded {
+            var memory = ContainerSampleMemory()
+            _ = try memory.decodeFrame(ByteBuffer(bytes: [0x22, 0x02, 0x2A, 0x00]))  // an empty container at position 0
+            let buffer = ByteBuffer(bytes: bytes)
+            XCTAssertThrowsError(try FrameCodec.decodeFrame(buffer), name)
+            XCTAssertThrowsError(try memory.decodeFrame(buffer), name)
+        }
+        // Padded to exactly 5 bytes is still a tag to both.
+        let five: [UInt8] = [0xA2, 0x80, 0x80, 0x80, 0x00, 0x02, 0x2A, 0x00]
+        var memory = ContainerSampleMemory()
+        XCTAssertEqual(try memory.decodeFrame(ByteBuffer(bytes: five)), try FrameCodec.decodeFrame(ByteBuffer(bytes: five)))
+    }
+
     func testMangledFramesDecodeOrFailExactlyAsAPlainDecode() throws {
         let containers = (0..<6).map { container($0) }
         let original = try frame(containers).serializedBytes() as [UInt8]
         var random = SystemRandomNumberGenerator()  // a failing frame is printed whole in the message
         var agreed = 0, decodedBoth = 0
+        // One memory kept across every round too: what a failed or odd frame leaves behind must not change later results.
+        var kept = ContainerSampleMemory()
         for round in 0..<3000 {
             var memory = ContainerSampleMemory()
             _ = try memory.decodeFrame(ByteBuffer(bytes: original))  // remembered, so mangled containers are compared with it
@@ -196,6 +219,9 @@ final class ContainerSampleMemoryTests: XCTestCase {
             let plain = try? FrameCodec.decodeFrame(buffer)
             let remembered = try? memory.decodeFrame(buffer)
             XCTAssertEqual(plain, remembered, "round \(round): \(bytes)")
+            XCTAssertEqual(plain, try? kept.decodeFrame(buffer), "round \(round), memory kept across rounds: \(bytes)")
+            XCTAssertEqual(try kept.decodeFrame(ByteBuffer(bytes: original)), try FrameCodec.decodeFrame(ByteBuffer(bytes: original)),
+                           "round \(round): the original frame after a mangled one")
             if plain == remembered { agreed += 1 }
             if plain != nil { decodedBoth += 1 }
         }
