@@ -159,25 +159,18 @@ public struct ContainerSampleMemory: Sendable {
     static func split(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>,
                       against remembered: [UInt8]?) -> (counters: Counters, matches: Bool)? {
         var counters = Counters()
-        guard let remembered else {
-            let parsed = ProtobufFields.forEach(in: bytes, range) { field in
-                guard isCounter(field) else { return true }
-                var index = field.valueStart
-                guard let value = ProtobufFields.varint(bytes, &index, field.end) else { return false }
-                counters.values[Int(field.number - counterFields.lowerBound)] = value
-                return true
-            }
-            return parsed ? (counters, false) : nil
-        }
-        var matches = true
+        // Without a remembered identity nothing can match; the counters are read all the same (one walk either way).
+        var matches = remembered != nil
         var offset = 0
-        let parsed = remembered.withUnsafeBytes { stored in
+        let stored = remembered ?? []
+        let parsed = stored.withUnsafeBytes { stored in
             ProtobufFields.forEach(in: bytes, range) { field in
                 if isCounter(field) {
                     var index = field.valueStart
                     guard let value = ProtobufFields.varint(bytes, &index, field.end) else { return false }
                     counters.values[Int(field.number - counterFields.lowerBound)] = value
                 } else if matches {
+                    // A field is at least its one-byte tag, so an empty identity never reaches memcmp.
                     let count = field.end - field.start
                     if stored.count - offset >= count,
                        memcmp(stored.baseAddress! + offset, bytes.baseAddress! + field.start, count) == 0 {
@@ -190,7 +183,7 @@ public struct ContainerSampleMemory: Sendable {
             }
         }
         guard parsed else { return nil }
-        return (counters, matches && offset == remembered.count)
+        return (counters, matches && offset == stored.count)
     }
 
     /// A container's fields other than its counters, their bytes in order; nil when they take more than
