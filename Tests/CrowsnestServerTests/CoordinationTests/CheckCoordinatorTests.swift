@@ -365,8 +365,7 @@ final class CheckCoordinatorTests: XCTestCase {
             let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
             defer { listener.close(promise: nil) }
             let port = listener.localAddress!.port!
-            func serverCheck(_ tenantID: UUID, _ name: String) async throws -> UUID {
-                let id = UUID()
+            func serverCheck(_ tenantID: UUID, _ name: String, id: UUID = UUID()) async throws -> UUID {
                 try await client.query("""
                     INSERT INTO checks (tenant_id, id, name, type, target, interval_seconds, timeout_ms, run_on)
                     VALUES (\(tenantID), \(id), \(name), 'tcp', \("127.0.0.1:\(port)"), 300, 2000, '{"mode":"server"}')
@@ -378,8 +377,16 @@ final class CheckCoordinatorTests: XCTestCase {
             let runners = replicas.map { coordinator in Task { await coordinator.serverRuns.run() } }
             // A first round registers both replicas; then the checks arrive and are shared between them, once each.
             _ = try await Self.run(replicas, for: .milliseconds(100))
+            // Rendezvous hashing places each check: ids drawn so that both replicas get some (seven random ones all
+            // land on one replica once in 64 runs).
+            let replicaNames = Dictionary(uniqueKeysWithValues: replicas.map { ($0.configuration.replicaID, $0.configuration.replicaName) })
+            func placement(_ id: UUID) -> String? {
+                RunnerChoice.pick(checkID: id, among: Array(replicaNames.keys)).flatMap { replicaNames[$0] }
+            }
+            var ids = (0..<6).map { _ in UUID() }
+            while Set(ids.map(placement)).count < 2 { ids = (0..<6).map { _ in UUID() } }
             var allowedChecks: [UUID] = []
-            for index in 0..<6 { allowedChecks.append(try await serverCheck(opened, "allowed-\(index)")) }
+            for (index, id) in ids.enumerated() { allowedChecks.append(try await serverCheck(opened, "allowed-\(index)", id: id)) }
             let refused = try await serverCheck(closed, "refused")
             let reports = try await Self.run(replicas, for: .milliseconds(1500))
             XCTAssertEqual(reports.map(\.startedHere).reduce(0, +), 7, "\(reports)")
@@ -398,6 +405,7 @@ final class CheckCoordinatorTests: XCTestCase {
             XCTAssertEqual(Set(results.keys), Set(allowedChecks + [refused]))
             XCTAssertTrue(results.values.allSatisfy { $0.serverRun && $0.copies == 1 })
             XCTAssertEqual(Set(results.values.map(\.runner)), ["replica-1", "replica-2"], "both replicas take a share")
+            for (id, result) in results { XCTAssertEqual(result.runner, placement(id), "check \(id) ran where rendezvous hashing places it") }
             for id in allowedChecks { XCTAssertEqual(results[id]?.ok, true, results[id]?.error ?? "missing") }
             XCTAssertEqual(results[refused]?.ok, false)
             XCTAssertTrue(results[refused]?.error.contains("127.0.0.1 is loopback, refused for checks the server runs") == true,
