@@ -39,7 +39,8 @@ public struct ContainerSampleMemory: Sendable {
     }
 
     private var entries: [Entry?] = []
-    private var totalBytes = 0
+    /// Identity bytes remembered now, across all positions (at most `maximumTotalBytes`).
+    private(set) var rememberedBytes = 0
     /// How many containers were taken from memory rather than decoded (for tests and figures).
     public private(set) var reusedSamples = 0
 
@@ -117,8 +118,8 @@ public struct ContainerSampleMemory: Sendable {
     private mutating func remember(_ identity: [UInt8], sample: Crowsnest_V1_ContainerSample, at position: Int) {
         if entries.count <= position { entries += Array(repeating: nil, count: position + 1 - entries.count) }
         let replaced = entries[position]?.identity.count ?? 0
-        guard totalBytes - replaced + identity.count <= Self.maximumTotalBytes else { return }
-        totalBytes += identity.count - replaced
+        guard rememberedBytes - replaced + identity.count <= Self.maximumTotalBytes else { return }
+        rememberedBytes += identity.count - replaced
         entries[position] = Entry(identity: identity, sample: sample)
     }
 

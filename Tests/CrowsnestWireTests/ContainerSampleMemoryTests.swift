@@ -1,4 +1,5 @@
 @testable import CrowsnestWire
+import Foundation
 import NIOCore
 import SwiftProtobuf
 import XCTest
@@ -190,7 +191,10 @@ final class ContainerSampleMemoryTests: XCTestCase {
     func testMangledFramesDecodeOrFailExactlyAsAPlainDecode() throws {
         let containers = (0..<6).map { container($0) }
         let original = try frame(containers).serializedBytes() as [UInt8]
-        var random = SystemRandomNumberGenerator()  // a failing frame is printed whole in the message
+        // A failing frame is printed whole; the seed repeats the run, memory kept across rounds included
+        // (CROWSNEST_FUZZ_SEED=N to replay one).
+        let seed = ProcessInfo.processInfo.environment["CROWSNEST_FUZZ_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
+        var random = SplitMix64(seed: seed)
         var agreed = 0, decodedBoth = 0
         // One memory kept across every round too: what a failed or odd frame leaves behind must not change later results.
         var kept = ContainerSampleMemory()
@@ -218,10 +222,10 @@ final class ContainerSampleMemoryTests: XCTestCase {
             let buffer = ByteBuffer(bytes: bytes)
             let plain = try? FrameCodec.decodeFrame(buffer)
             let remembered = try? memory.decodeFrame(buffer)
-            XCTAssertEqual(plain, remembered, "round \(round): \(bytes)")
-            XCTAssertEqual(plain, try? kept.decodeFrame(buffer), "round \(round), memory kept across rounds: \(bytes)")
+            XCTAssertEqual(plain, remembered, "seed \(seed) round \(round): \(bytes)")
+            XCTAssertEqual(plain, try? kept.decodeFrame(buffer), "seed \(seed) round \(round), memory kept across rounds: \(bytes)")
             XCTAssertEqual(try kept.decodeFrame(ByteBuffer(bytes: original)), try FrameCodec.decodeFrame(ByteBuffer(bytes: original)),
-                           "round \(round): the original frame after a mangled one")
+                           "seed \(seed) round \(round): the original frame after a mangled one")
             if plain == remembered { agreed += 1 }
             if plain != nil { decodedBoth += 1 }
         }
@@ -249,5 +253,77 @@ final class ContainerSampleMemoryTests: XCTestCase {
         }
         XCTAssertGreaterThan(many.reusedSamples, 0)
         XCTAssertLessThanOrEqual(many.reusedSamples * 8000, ContainerSampleMemory.maximumTotalBytes)
+    }
+
+    func testRememberedBytesFollowEntriesThatShrinkOrGrowAndNeverPassTheSessionsBound() throws {
+        // A container's identity is its encoding without the counters: with the counters at zero (absent in proto3)
+        // that is its whole encoding.
+        func identityBytes(_ sample: Crowsnest_V1_ContainerSample) throws -> Int {
+            var bare = sample
+            bare.cpuUsageNs = 0
+            bare.memoryUsageBytes = 0
+            return (try bare.serializedBytes() as [UInt8]).count
+        }
+        var memory = ContainerSampleMemory()
+        var sweep = (0..<100).map { container($0, labels: ["note": String(repeating: "v", count: 8000)]) }
+        var seq: UInt64 = 0
+        func ship() throws {
+            seq += 1
+            let bytes = try payload(frame(sweep, seq: seq))
+            XCTAssertEqual(try memory.decodeFrame(bytes), try FrameCodec.decodeFrame(bytes), "sweep \(seq)")
+        }
+        try ship()
+        XCTAssertEqual(memory.rememberedBytes, try sweep.map(identityBytes).reduce(0, +), "all 100 remembered")
+
+        // One position shrinks, another grows: the total follows both.
+        sweep[0].labels = ["note": "small"]
+        sweep[1].labels = ["note": String(repeating: "w", count: 15_000)]
+        try ship()
+        XCTAssertEqual(memory.rememberedBytes, try sweep.map(identityBytes).reduce(0, +), "after a shrink and a growth")
+
+        // Half the positions grow to 15 KB: together past the bound. Taken in position order while they fit; the
+        // others keep their old entry (which no longer matches, so they are decoded every time).
+        var remembered = try sweep.map(identityBytes)
+        for index in stride(from: 2, to: 100, by: 2) { sweep[index].labels = ["note": String(repeating: "g", count: 15_000)] }
+        var expected = remembered.reduce(0, +), refused = 0
+        for index in stride(from: 2, to: 100, by: 2) {
+            let grown = try identityBytes(sweep[index])
+            if expected - remembered[index] + grown <= ContainerSampleMemory.maximumTotalBytes {
+                expected += grown - remembered[index]
+                remembered[index] = grown
+            } else {
+                refused += 1
+            }
+        }
+        XCTAssertGreaterThan(refused, 0, "the test must reach the bound")
+        XCTAssertLessThan(refused, 49, "and take some growth before it")
+        try ship()
+        XCTAssertEqual(memory.rememberedBytes, expected)
+        XCTAssertLessThanOrEqual(memory.rememberedBytes, ContainerSampleMemory.maximumTotalBytes)
+        let reusedBefore = memory.reusedSamples
+        try ship()
+        XCTAssertEqual(memory.reusedSamples - reusedBefore, 100 - refused, "every remembered position reused, the refused ones decoded")
+        XCTAssertEqual(memory.rememberedBytes, expected, "refused again, nothing counted twice")
+
+        // Shrinking them all back makes room: every position is remembered again.
+        for index in stride(from: 2, to: 100, by: 2) { sweep[index].labels = ["note": "back"] }
+        try ship()
+        XCTAssertEqual(memory.rememberedBytes, try sweep.map(identityBytes).reduce(0, +))
+        let reusedAfterShrink = memory.reusedSamples
+        try ship()
+        XCTAssertEqual(memory.reusedSamples - reusedAfterShrink, 100)
+    }
+}
+
+/// SplitMix64: a seeded generator, so a fuzz run that fails can be repeated from its seed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
