@@ -1,3 +1,4 @@
+import CrowsnestWire
 import Foundation
 import NIOCore
 import XCTest
@@ -82,6 +83,54 @@ final class CopyTextTests: XCTestCase {
         XCTAssertEqual(CopyTextRow.format(millis: -1_000), "1969-12-31 23:59:59.000+00")
         XCTAssertEqual(CopyTextRow.format(millis: -1_001), "1969-12-31 23:59:58.999+00")
         XCTAssertEqual(CopyTextRow.format(millis: -86_400_000), "1969-12-31 00:00:00.000+00")
+    }
+
+    /// The container sample rows of two batches, byte for byte: columns in the COPY's order, NULL for the counters
+    /// of a container without figures, unnamed containers left out, rates from the second batch on.
+    func testContainerSampleRowsOfTwoBatchesAreExactlyTheseLines() throws {
+        let tenant = try XCTUnwrap(UUID(uuidString: "00000000-0000-0000-0000-0000000000aa"))
+        let agent = try XCTUnwrap(UUID(uuidString: "00000000-0000-0000-0000-0000000000bb"))
+        var web = Crowsnest_V1_ContainerSample()
+        web.name = "web\tfront"
+        web.dockerID = "abc"
+        web.state = "running"
+        web.hasStats_p = true
+        web.startedAtUnixMs = 1_699_999_000_000  // long before the first batch: no rates from one sample
+        web.cpuUsageNs = 1_000_000_000
+        web.memoryUsageBytes = 4096
+        web.netRxBytes = 100
+        web.pids = 3
+        var stopped = Crowsnest_V1_ContainerSample()
+        stopped.name = "db"
+        stopped.dockerID = "def"
+        stopped.state = "exited"
+        stopped.memoryLimitBytes = 1024  // a limit, but no figures read
+        var first = Crowsnest_V1_SampleBatch()
+        first.tsUnixMs = 1_700_000_000_000
+        first.containers = [web, Crowsnest_V1_ContainerSample(), stopped]
+        var second = first
+        second.tsUnixMs += 2_000
+        web.cpuUsageNs += 1_000_000_000  // one second of CPU in two: 50 %
+        web.netRxBytes += 2_000  // 1,000 bytes/s
+        second.containers = [web]
+
+        var previous: [String: CounterSnapshot] = [:]
+        var buffer = ByteBuffer()
+        XCTAssertEqual(IngestWriter.appendSampleRows(first, tenantID: tenant, agentID: agent, previous: &previous, to: &buffer), 2)
+        XCTAssertEqual(IngestWriter.appendSampleRows(second, tenantID: tenant, agentID: agent, previous: &previous, to: &buffer), 1)
+        let owner = ["00000000-0000-0000-0000-0000000000AA", "00000000-0000-0000-0000-0000000000BB"]
+        let unknownRates = Array(repeating: "\\N", count: 5)
+        let expected = [
+            owner + ["web\\tfront", "2023-11-14 22:13:20.000+00", "abc", "running",
+                     "1000000000", "0", "0", "4096", "0", "\\N", "100", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "3"]
+                + unknownRates,
+            owner + ["db", "2023-11-14 22:13:20.000+00", "def", "exited",
+                     "\\N", "\\N", "\\N", "\\N", "\\N", "1024"] + Array(repeating: "\\N", count: 13) + unknownRates,
+            owner + ["web\\tfront", "2023-11-14 22:13:22.000+00", "abc", "running",
+                     "2000000000", "0", "0", "4096", "0", "\\N", "2100", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "3",
+                     "50.0", "1000.0", "0.0", "0.0", "0.0"],
+        ].map { $0.joined(separator: "\t") + "\n" }.joined()
+        XCTAssertEqual(buffer.readString(length: buffer.readableBytes), expected)
     }
 
     func testRowsAppendToTheSameBuffer() {
