@@ -28,8 +28,16 @@ final class AlertEndToEndTests: XCTestCase {
         super.tearDown()
     }
 
+    /// One webhook request as the receiver logged it.
+    private typealias Hook = (receivedAt: Double, path: String, headers: [String: String], payload: [String: Any])
+
+    /// The id of the target a notification is about.
+    private static func subject(of hook: Hook) -> String? {
+        (hook.payload["target"] as? [String: Any])?["id"] as? String
+    }
+
     /// The webhook requests received so far, oldest first.
-    private func hooks(_ log: String) -> [(receivedAt: Double, path: String, headers: [String: String], payload: [String: Any])] {
+    private func hooks(_ log: String) -> [Hook] {
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         return text.split(separator: "\n").compactMap { line in
             guard let entry = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
@@ -135,14 +143,19 @@ final class AlertEndToEndTests: XCTestCase {
         Thread.sleep(forTimeInterval: 6)  // a round with everything up: nothing to say
         XCTAssertEqual(hooks(hookLog).count, 0, "nothing while everything is up")
 
-        // The outage: stopped for 20 s.
+        // Two outages that overlap: the container stopped for 20 s, and the check's target switched off for 85 s
+        // (while, after the container's recovery, the flapper flaps): the check fires, reminds and escalates a
+        // minute later, then recovers on both channels.
+        checkTarget?.terminate()
+        checkTarget = nil
+        let switchedOff = Date()
         let stoppedAt = Date()
         XCTAssertEqual(Shell.docker("stop", "-t", "2", containerName).status, 0)
         let firing = try eventually(timeout: 40, "the firing notification") { () -> [String: Any]? in
-            hooks(hookLog).first { $0.payload["kind"] as? String == "firing" }?.payload
+            hooks(hookLog).first { Self.subject(of: $0) == target && $0.payload["kind"] as? String == "firing" }?.payload
         }
         let died = try dockerEventTime(containerName, "die", since: stoppedAt)
-        let firingReceived = try XCTUnwrap(hooks(hookLog).first { $0.payload["kind"] as? String == "firing" }?.receivedAt)
+        let firingReceived = try XCTUnwrap(hooks(hookLog).first { Self.subject(of: $0) == target && $0.payload["kind"] as? String == "firing" }?.receivedAt)
         XCTAssertEqual((firing["target"] as? [String: Any])?["id"] as? String, target)
         XCTAssertEqual(firing["state"] as? String, "down")
         let latency = firingReceived - died
@@ -152,17 +165,11 @@ final class AlertEndToEndTests: XCTestCase {
         let startedAt = Date()
         XCTAssertEqual(Shell.docker("start", containerName).status, 0)
         _ = try eventually(timeout: 40, "the recovery notification") { () -> Bool? in
-            hooks(hookLog).contains { $0.payload["kind"] as? String == "resolved" } ? true : nil
+            hooks(hookLog).contains { Self.subject(of: $0) == target && $0.payload["kind"] as? String == "resolved" } ? true : nil
         }
         let started = try dockerEventTime(containerName, "start", since: startedAt)
-        let resolvedReceived = try XCTUnwrap(hooks(hookLog).first { $0.payload["kind"] as? String == "resolved" }?.receivedAt)
+        let resolvedReceived = try XCTUnwrap(hooks(hookLog).first { Self.subject(of: $0) == target && $0.payload["kind"] as? String == "resolved" }?.receivedAt)
         print("alert latency: Docker start event to recovery webhook \(String(format: "%.2f", resolvedReceived - started)) s")
-
-        // The check's target off for 85 s (while the flapper flaps): firing, a reminder and the escalation a minute
-        // later, then the recovery to both channels.
-        checkTarget?.terminate()
-        checkTarget = nil
-        let switchedOff = Date()
 
         // The flapper: stopped and started every ~5 s for 40 s.
         let flapStart = Date()

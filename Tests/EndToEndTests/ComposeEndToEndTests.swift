@@ -62,14 +62,21 @@ final class ComposeEndToEndTests: XCTestCase {
         Shell.run("/usr/bin/docker-compose", ["-f", composeFile, "-p", project] + arguments, currentDirectory: directory)
     }
 
+    /// A command in a service's container, with `docker exec` on the name docker-compose 1.x gives it
+    /// (project_service_1): `docker-compose exec` starts a Python interpreter per call, several times slower, and
+    /// these run in polling loops.
+    private func exec(in service: String, _ arguments: [String]) -> Shell.Result {
+        Shell.run("/usr/bin/env", ["docker", "exec", "\(project)_\(service)_1"] + arguments)
+    }
+
     private func sql(_ statement: String) throws -> String {
-        let result = compose(["exec", "-T", "postgres", "psql", "-X", "-At", "-U", "crowsnest", "-d", "crowsnest", "-c", statement])
+        let result = exec(in: "postgres", ["psql", "-X", "-At", "-U", "crowsnest", "-d", "crowsnest", "-c", statement])
         guard result.status == 0 else { throw DeploymentError("psql in the stack: \(result.error)") }
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     private func admin(_ arguments: [String], in service: String = "replica-1") throws -> [String: String] {
-        let result = compose(["exec", "-T", service, "crowsnest-server"] + arguments + ["--json"])
+        let result = exec(in: service, ["crowsnest-server"] + arguments + ["--json"])
         guard result.status == 0 else { throw DeploymentError("crowsnest-server \(arguments.joined(separator: " ")): \(result.error)") }
         return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: String])
     }
@@ -83,7 +90,7 @@ final class ComposeEndToEndTests: XCTestCase {
     /// Waits until `service` answers its own /readyz (through its container) and HAProxy sees it up again.
     private func waitReady(_ service: String) throws {
         _ = try eventually(timeout: 90, "\(service) ready") { () -> Bool? in
-            compose(["exec", "-T", service, "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/readyz"]).status == 0 ? true : nil
+            exec(in: service, ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/readyz"]).status == 0 ? true : nil
         }
         Thread.sleep(forTimeInterval: 5)  // HAProxy's health check: every 2 s, up after 2 passes
     }
