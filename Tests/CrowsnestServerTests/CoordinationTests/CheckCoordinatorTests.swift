@@ -62,6 +62,14 @@ final class CheckCoordinatorTests: XCTestCase {
         return reports
     }
 
+    /// Returns once the wall clock is at least `margin` seconds before the next multiple of `period`: a test that
+    /// follows one slot for a few seconds would otherwise see the next slot dispatched and count it against the
+    /// first (waits at most `margin` seconds, and only when started that close to the boundary).
+    private static func startClearOfSlotBoundary(period: Double, margin: Double) async throws {
+        let intoSlot = Date().timeIntervalSince1970.truncatingRemainder(dividingBy: period)
+        if intoSlot > period - margin { try await Task.sleep(for: .milliseconds(Int((period - intoSlot + 0.5) * 1000))) }
+    }
+
     private static func coordinator(_ client: PostgresClient, _ sessions: LiveSessions, ttl: Duration = .seconds(10),
                                     name: String = "replica") -> CheckCoordinator {
         var configuration = CheckCoordinator.Configuration()
@@ -94,6 +102,8 @@ final class CheckCoordinatorTests: XCTestCase {
     }
 
     func testTwoReplicasGiveEverySlotOneRunnerOnceWithinThePlacement() async throws {
+        // Three rounds must stay within one slot of the 60 s checks.
+        try await Self.startClearOfSlotBoundary(period: 60, margin: 10)
         try await TestPostgres.withTestDatabase { client in
             let tenants = TenantStore(client: client, logger: Self.logger)
             let tenantID = try await tenants.create(name: "acme")
@@ -170,10 +180,8 @@ final class CheckCoordinatorTests: XCTestCase {
     }
 
     func testADeadRunnersChecksMoveAfterOneTTLAndItsLateResultIsRefused() async throws {
-        // The test follows one 300 s slot for about 8 s: started within 15 s of the slot's end, it would see the
-        // next slot dispatched and count it as a move. Start clear of the boundary instead.
-        let intoSlot = Date().timeIntervalSince1970.truncatingRemainder(dividingBy: 300)
-        if intoSlot > 285 { try await Task.sleep(for: .milliseconds(Int((300 - intoSlot + 0.5) * 1000))) }
+        // The test follows one 300 s slot for about 8 s.
+        try await Self.startClearOfSlotBoundary(period: 300, margin: 15)
         try await TestPostgres.withTestDatabase { client in
             let tenants = TenantStore(client: client, logger: Self.logger)
             let tenantID = try await tenants.create(name: "acme")
@@ -201,10 +209,11 @@ final class CheckCoordinatorTests: XCTestCase {
 
             // Agent a dies (its session ends): after one ttl its checks, whose slot has no result, go to b.
             replica1.unregister(agentID: a.agentID, sessionID: a.sessionID)
-            // Its last renewal was at most one step (300 ms) before it died: a second of ticks is well inside the ttl.
-            let early = try await Self.run(coordinators, for: ttl - .seconds(1))
+            // Its last renewal was at most one step (300 ms) before it died: 600 ms of ticks stay well inside the ttl
+            // (2 s) even with slow ticks; then ticks past its end.
+            let early = try await Self.run(coordinators, for: .milliseconds(600))
             XCTAssertEqual(early.map(\.assigned).reduce(0, +), 0, "nothing moves before the ttl ran out")
-            _ = try await Self.run(coordinators, for: .milliseconds(1500))
+            _ = try await Self.run(coordinators, for: .milliseconds(2500))
             let reassigned = inboxB.take()
             XCTAssertEqual(Set(reassigned.map(\.checkID)), Set(first.map(\.checkID)), "a's checks, and only those, moved to b")
             XCTAssertEqual(reassigned.count, first.count, "each moved once")
@@ -234,6 +243,8 @@ final class CheckCoordinatorTests: XCTestCase {
     }
 
     func testAQuorumCheckRunsOnEveryMatchingAgentOnceEachAndIsDownOnlyWhenTheQuorumReportsDown() async throws {
+        // The test follows one 300 s slot for a few seconds.
+        try await Self.startClearOfSlotBoundary(period: 300, margin: 15)
         try await TestPostgres.withTestDatabase { client in
             let tenantID = try await TenantStore(client: client, logger: Self.logger).create(name: "acme")
             let (a, inboxA) = try await Self.agent(client, tenantID, "host-a", labels: ["env=prod"])
@@ -357,6 +368,8 @@ final class CheckCoordinatorTests: XCTestCase {
     }
 
     func testServerRunChecksRunOnceOnOneReplicaThroughTheServersGuard() async throws {
+        // Each check must start once, in one 300 s slot.
+        try await Self.startClearOfSlotBoundary(period: 300, margin: 15)
         try await TestPostgres.withTestDatabase { client in
             let tenants = TenantStore(client: client, logger: Self.logger)
             let opened = try await tenants.create(name: "opened")

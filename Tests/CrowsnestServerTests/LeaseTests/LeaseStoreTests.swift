@@ -199,13 +199,14 @@ final class LeaseStoreTests: XCTestCase {
         try await TestPostgres.withTestDatabase { client in
             let store = makeStore(client)
             let key = "rate:login:10.0.0.1"
-            let first = try await store.increment(key: key, window: .milliseconds(800))
-            let second = try await store.increment(key: key, window: .milliseconds(800))
+            // A window the three calls stay well inside on a busy machine (each one a commit).
+            let first = try await store.increment(key: key, window: .seconds(2))
+            let second = try await store.increment(key: key, window: .seconds(2))
             let third = try await store.increment(key: key, window: .seconds(60))
             XCTAssertEqual([first.value, second.value, third.value], [1, 2, 3])
             XCTAssertEqual(second.expiresAt, first.expiresAt, "INCR does not move the window's end")
             XCTAssertEqual(third.expiresAt, first.expiresAt, "nor does a later call's different window")
-            try await Task.sleep(for: .milliseconds(1000))
+            try await Task.sleep(for: .milliseconds(2500))
             let restarted = try await store.increment(key: key, window: .milliseconds(800))
             XCTAssertEqual(restarted.value, 1, "a new window counts from 1")
             XCTAssertGreaterThan(restarted.expiresAt, first.expiresAt)
